@@ -1,0 +1,501 @@
+//! The node's configuration file, `NODE_<id>/.cfg` (TOML), parsed into validated types.
+//!
+//! Parse, don't validate: once a [`Config`] exists every field has been checked, so the rest of the node
+//! never re-checks ports or addresses. Every rejection names exactly one field, because the operator's
+//! only question is "which line do I fix?". Relative `data_dir` and `log_dir` are resolved against the
+//! folder that holds the config file, so a node starts the same way whatever the working directory.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Control and data ports live in this range so that they never collide with the services' defaults
+/// (45998, 45999) or with the ephemeral ports of the HTTP side.
+pub const CLUSTER_PORT_RANGE: std::ops::RangeInclusive<u16> = 46000..=65535;
+
+/// A node's identity in the cluster. Zero is reserved: it means "unknown" on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(u64);
+
+impl NodeId {
+    pub fn new(raw: u64) -> Result<Self, String> {
+        if raw == 0 {
+            Err("must be at least 1".into())
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `host:port` of a central service (bootstrap or nameserver). A host name is kept as written and
+/// resolved when connecting, so a config may say `localhost:45999`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAddr {
+    host: String,
+    port: u16,
+}
+
+impl ServiceAddr {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `http://host:port` URI that tonic clients connect to.
+    pub fn grpc_uri(&self) -> String {
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("http://[{v6}]:{}", self.port),
+            _ => format!("http://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl FromStr for ServiceAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(socket) = text.parse::<SocketAddr>() {
+            if socket.port() == 0 {
+                return Err(format!("{text:?} has port 0"));
+            }
+            return Ok(Self {
+                host: socket.ip().to_string(),
+                port: socket.port(),
+            });
+        }
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{text:?} is not host:port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{text:?} does not end in a port number"))?;
+        let host_is_name = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !host_is_name {
+            return Err(format!(
+                "{text:?} does not start with a host name or IP address"
+            ));
+        }
+        if port == 0 {
+            return Err(format!("{text:?} has port 0"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for ServiceAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => write!(f, "[{v6}]:{}", self.port),
+            _ => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub id: NodeId,
+    /// The address this node binds and advertises to its neighbours.
+    pub host: IpAddr,
+    pub control_port: u16,
+    pub data_port: u16,
+    pub http_port: u16,
+    pub admin_port: u16,
+    pub bootstrap: ServiceAddr,
+    pub nameserver: ServiceAddr,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+/// Why a configuration was refused. Each variant renders as a single line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: field `{field}`: {reason}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The field the error is about, when it is about one field.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// The file as written, before validation. Unknown keys are refused so that a typo (`data_prot`) is an
+/// error rather than a silently ignored line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub id: u64,
+    pub host: String,
+    pub control_port: u32,
+    pub data_port: u32,
+    pub http_port: u32,
+    pub admin_port: u32,
+    pub bootstrap: String,
+    pub nameserver: String,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// Parses `text`; `path` is only used in messages and `base` resolves relative directories.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: one_line_toml_error(text, &error),
+        })?;
+        raw.validate(path, base)
+    }
+
+    /// The TOML text that [`Config::parse`] reads back into an equal value (directories as stored).
+    pub fn to_toml(&self) -> String {
+        let raw = RawConfig {
+            id: self.id.get(),
+            host: self.host.to_string(),
+            control_port: self.control_port.into(),
+            data_port: self.data_port.into(),
+            http_port: self.http_port.into(),
+            admin_port: self.admin_port.into(),
+            bootstrap: self.bootstrap.to_string(),
+            nameserver: self.nameserver.to_string(),
+            data_dir: self.data_dir.clone(),
+            log_dir: self.log_dir.clone(),
+        };
+        toml::to_string(&raw).expect("a config of plain scalars always serialises")
+    }
+
+    /// The admin endpoint (`/status`, `/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.admin_port)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            reason,
+        };
+
+        let id = NodeId::new(self.id).map_err(|reason| invalid("id", reason))?;
+        let host = parse_host(&self.host).map_err(|reason| invalid("host", reason))?;
+
+        let control_port =
+            cluster_port(self.control_port).map_err(|r| invalid("control_port", r))?;
+        let data_port = cluster_port(self.data_port).map_err(|r| invalid("data_port", r))?;
+        let http_port = any_port(self.http_port).map_err(|r| invalid("http_port", r))?;
+        let admin_port = any_port(self.admin_port).map_err(|r| invalid("admin_port", r))?;
+
+        // Every port is bound by this one process, so two equal ones can never both work.
+        let ports = [
+            ("control_port", control_port),
+            ("data_port", data_port),
+            ("http_port", http_port),
+            ("admin_port", admin_port),
+        ];
+        for (index, (field, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..index].iter().find(|(_, p)| p == port) {
+                return Err(invalid(
+                    field,
+                    format!("{port} is already used by `{other}`"),
+                ));
+            }
+        }
+
+        let bootstrap = self
+            .bootstrap
+            .parse()
+            .map_err(|reason| invalid("bootstrap", reason))?;
+        let nameserver = self
+            .nameserver
+            .parse()
+            .map_err(|reason| invalid("nameserver", reason))?;
+
+        let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
+        let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
+
+        Ok(Config {
+            id,
+            host,
+            control_port,
+            data_port,
+            http_port,
+            admin_port,
+            bootstrap,
+            nameserver,
+            data_dir,
+            log_dir,
+        })
+    }
+}
+
+fn parse_host(text: &str) -> Result<IpAddr, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    // A name such as `localhost` is accepted when it resolves; the node binds the first address.
+    (text, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|socket| socket.ip())
+        .ok_or_else(|| format!("{text:?} is neither an IP address nor a resolvable host name"))
+}
+
+fn cluster_port(port: u32) -> Result<u16, String> {
+    u16::try_from(port)
+        .ok()
+        .filter(|p| CLUSTER_PORT_RANGE.contains(p))
+        .ok_or_else(|| {
+            format!(
+                "{port} is outside {}–{}",
+                CLUSTER_PORT_RANGE.start(),
+                CLUSTER_PORT_RANGE.end()
+            )
+        })
+}
+
+fn any_port(port: u32) -> Result<u16, String> {
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{port} is outside 1–65535"))
+}
+
+fn directory(dir: &Path, base: &Path) -> Result<PathBuf, String> {
+    if dir.as_os_str().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(if dir.is_relative() {
+        base.join(dir)
+    } else {
+        dir.to_owned()
+    })
+}
+
+/// toml's own rendering spans several lines with a source excerpt; the operator gets one line with the
+/// line number instead.
+fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+id = 3
+host = "127.0.0.1"
+control_port = 46003
+data_port = 47003
+http_port = 8003
+admin_port = 9003
+bootstrap = "127.0.0.1:45999"
+nameserver = "localhost:45998"
+data_dir = "data"
+log_dir = "/var/log/node3"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("NODE_3/.cfg"), Path::new("NODE_3"))
+    }
+
+    fn with(key: &str, value: &str) -> String {
+        VALID
+            .lines()
+            .map(|line| {
+                if line.starts_with(&format!("{key} =")) {
+                    format!("{key} = {value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn without(key: &str) -> String {
+        VALID
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{key} =")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn field_of(text: &str) -> &'static str {
+        parse(text)
+            .expect_err("the config should be refused")
+            .field()
+            .expect("the error should name a field")
+    }
+
+    #[test]
+    fn a_valid_file_is_accepted_with_relative_dirs_under_the_config_folder() {
+        let config = parse(VALID).unwrap();
+        assert_eq!(config.id.get(), 3);
+        assert_eq!(config.control_port, 46003);
+        assert_eq!(config.nameserver.host(), "localhost");
+        assert_eq!(config.data_dir, Path::new("NODE_3/data"));
+        assert_eq!(config.log_dir, Path::new("/var/log/node3"));
+    }
+
+    #[test]
+    fn a_valid_file_round_trips_through_toml() {
+        let config = parse(VALID).unwrap();
+        let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
+        assert_eq!(config, again);
+    }
+
+    #[test]
+    fn id_zero_is_refused() {
+        assert_eq!(field_of(&with("id", "0")), "id");
+    }
+
+    #[test]
+    fn an_empty_or_unresolvable_host_is_refused() {
+        assert_eq!(field_of(&with("host", "\"\"")), "host");
+        assert_eq!(field_of(&with("host", "\"not a host!\"")), "host");
+    }
+
+    #[test]
+    fn control_and_data_ports_must_lie_in_the_cluster_range() {
+        for key in ["control_port", "data_port"] {
+            assert_eq!(field_of(&with(key, "45999")), key);
+            assert_eq!(field_of(&with(key, "65536")), key);
+            assert_eq!(field_of(&with(key, "0")), key);
+        }
+        assert!(parse(&with("control_port", "46000")).is_ok());
+        assert!(parse(&with("data_port", "65535")).is_ok());
+    }
+
+    #[test]
+    fn http_and_admin_ports_must_be_real_ports() {
+        for key in ["http_port", "admin_port"] {
+            assert_eq!(field_of(&with(key, "0")), key);
+            assert_eq!(field_of(&with(key, "70000")), key);
+        }
+    }
+
+    #[test]
+    fn two_equal_ports_are_refused_naming_the_later_field() {
+        let error = parse(&with("admin_port", "8003")).unwrap_err();
+        assert_eq!(error.field(), Some("admin_port"));
+        assert!(error.to_string().contains("http_port"), "{error}");
+        assert_eq!(field_of(&with("data_port", "46003")), "data_port");
+    }
+
+    #[test]
+    fn service_addresses_must_be_host_and_port() {
+        for bad in [
+            "\"nope\"",
+            "\"127.0.0.1\"",
+            "\"host:port\"",
+            "\":45999\"",
+            "\"x:0\"",
+        ] {
+            assert_eq!(field_of(&with("bootstrap", bad)), "bootstrap", "{bad}");
+            assert_eq!(field_of(&with("nameserver", bad)), "nameserver", "{bad}");
+        }
+        let v6 = parse(&with("bootstrap", "\"[::1]:45999\"")).unwrap();
+        assert_eq!(v6.bootstrap.grpc_uri(), "http://[::1]:45999");
+    }
+
+    #[test]
+    fn empty_directories_are_refused() {
+        assert_eq!(field_of(&with("data_dir", "\"\"")), "data_dir");
+        assert_eq!(field_of(&with("log_dir", "\"\"")), "log_dir");
+    }
+
+    #[test]
+    fn a_missing_field_is_a_one_line_error_naming_it() {
+        let error = parse(&without("log_dir")).unwrap_err();
+        let line = error.to_string();
+        assert!(line.contains("log_dir"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let line = parse(&format!("{VALID}\ndata_prot = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(line.contains("data_prot"), "{line}");
+        assert!(line.contains("line 13"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_is_a_one_line_error() {
+        let line = parse(&with("control_port", "\"46003\""))
+            .unwrap_err()
+            .to_string();
+        assert!(line.contains("line 4"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error_naming_the_path() {
+        let error = Config::load(Path::new("/nonexistent/NODE_9/.cfg")).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(error.to_string().contains("/nonexistent/NODE_9/.cfg"));
+    }
+}

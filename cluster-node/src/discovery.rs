@@ -1,0 +1,246 @@
+//! Registration with the bootstrap service: how a starting node learns its neighbours.
+//!
+//! The bootstrap may start after the nodes, or restart while they run, so registration retries with
+//! exponential backoff until it succeeds or the node shuts down. Failures are logged once per
+//! interval with a count, never once per attempt: a node waiting a minute for the bootstrap writes a
+//! handful of lines, not hundreds.
+
+use std::time::Duration;
+
+use chat_proto::bootstrap::bootstrap_client::BootstrapClient;
+use chat_proto::bootstrap::{NodeAddress, RegisterRequest};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use crate::config::{CLUSTER_PORT_RANGE, Config, NodeId};
+use crate::metrics::Metrics;
+
+/// A neighbour as the bootstrap described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub id: NodeId,
+    pub host: String,
+    pub control_port: u16,
+    pub data_port: u16,
+}
+
+/// Why one registration attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("cannot reach the bootstrap: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the bootstrap refused the registration: {}", .0.message())]
+    Refused(#[from] tonic::Status),
+}
+
+/// Retry delays: short at first (the bootstrap is usually just starting), doubling up to a cap.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, cap: Duration) -> Self {
+        Self { next: first, cap }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        delay
+    }
+}
+
+/// Decides which failures are worth a log line: the first one, then one summary per interval.
+#[derive(Debug)]
+pub struct FailureLog {
+    interval: Duration,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl FailureLog {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last_logged: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Records a failure at `now`; answers `Some(failures since the last line)` when a line is due.
+    pub fn record(&mut self, now: Instant) -> Option<u64> {
+        self.suppressed += 1;
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if due {
+            self.last_logged = Some(now);
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            None
+        }
+    }
+}
+
+/// One registration call.
+pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterError> {
+    let channel = Endpoint::from_shared(config.bootstrap.grpc_uri())
+        .map_err(RegisterError::Connect)?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    let mut client = BootstrapClient::new(channel);
+    let request = RegisterRequest {
+        node: Some(NodeAddress {
+            id: config.id.get(),
+            host: config.host.to_string(),
+            control_port: config.control_port.into(),
+            data_port: config.data_port.into(),
+            admin_port: config.admin_port.into(),
+            http_port: config.http_port.into(),
+        }),
+    };
+    let response = client.register(request).await?.into_inner();
+    Ok(response
+        .neighbors
+        .into_iter()
+        .filter_map(|address| match neighbour_from_wire(&address) {
+            Ok(neighbour) => Some(neighbour),
+            Err(reason) => {
+                tracing::warn!(
+                    ?address,
+                    reason,
+                    "ignoring a malformed neighbour from the bootstrap"
+                );
+                None
+            }
+        })
+        .collect())
+}
+
+/// Registers until the bootstrap answers; `None` when `shutdown` fired first.
+#[tracing::instrument(name = "bootstrap_registration", skip_all, fields(bootstrap = %config.bootstrap))]
+pub async fn register_until_accepted(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Option<Vec<Neighbour>> {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut failures = FailureLog::new(Duration::from_secs(10));
+    let mut total_failures = 0u64;
+    loop {
+        metrics.bootstrap_attempts.inc();
+        let attempt = tokio::select! {
+            result = register_once(config) => result,
+            () = shutdown.cancelled() => return None,
+        };
+        match attempt {
+            Ok(neighbours) => {
+                if total_failures > 0 {
+                    tracing::info!(failures = total_failures, "bootstrap reachable again");
+                }
+                return Some(neighbours);
+            }
+            Err(error) => {
+                total_failures += 1;
+                metrics.bootstrap_failures.inc();
+                if let Some(count) = failures.record(Instant::now()) {
+                    tracing::warn!(%error, failed_attempts = count, "registration with the bootstrap failed; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = shutdown.cancelled() => return None,
+        }
+    }
+}
+
+fn neighbour_from_wire(address: &NodeAddress) -> Result<Neighbour, &'static str> {
+    let id = NodeId::new(address.id).map_err(|_| "id 0")?;
+    let cluster_port = |port: u32| {
+        u16::try_from(port)
+            .ok()
+            .filter(|p| CLUSTER_PORT_RANGE.contains(p))
+    };
+    if address.host.is_empty() {
+        return Err("empty host");
+    }
+    Ok(Neighbour {
+        id,
+        host: address.host.clone(),
+        control_port: cluster_port(address.control_port).ok_or("control port out of range")?,
+        data_port: cluster_port(address.data_port).ok_or("data port out of range")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_short_first_step_up_to_its_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(700));
+        let delays: Vec<u128> = (0..6).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 700, 700, 700]);
+    }
+
+    #[test]
+    fn failures_are_logged_first_then_once_per_interval_with_a_count() {
+        let start = Instant::now();
+        let mut log = FailureLog::new(Duration::from_secs(10));
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(log.record(at(0)), Some(1));
+        assert_eq!(log.record(at(100)), None);
+        assert_eq!(log.record(at(5_000)), None);
+        assert_eq!(log.record(at(9_999)), None);
+        assert_eq!(log.record(at(10_000)), Some(4));
+        assert_eq!(log.record(at(10_001)), None);
+    }
+
+    #[test]
+    fn malformed_neighbours_from_the_wire_are_refused() {
+        let good = NodeAddress {
+            id: 2,
+            host: "127.0.0.1".into(),
+            control_port: 46002,
+            data_port: 47002,
+            admin_port: 9002,
+            http_port: 8002,
+        };
+        assert_eq!(neighbour_from_wire(&good).unwrap().id.get(), 2);
+        assert!(
+            neighbour_from_wire(&NodeAddress {
+                id: 0,
+                ..good.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            neighbour_from_wire(&NodeAddress {
+                host: String::new(),
+                ..good.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            neighbour_from_wire(&NodeAddress {
+                control_port: 80,
+                ..good.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            neighbour_from_wire(&NodeAddress {
+                data_port: 70_000,
+                ..good
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! A node of the chat cluster.
+//!
+//! Layers, one module each (more arrive with the control and data planes):
+//! - [`config`]: the validated `NODE_<id>/.cfg`;
+//! - [`discovery`]: registration with the bootstrap service;
+//! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
+//! - [`logging`]: one log file per subsystem;
+//! - [`node`]: the orchestrator that wires them and owns shutdown.
+
+pub mod admin;
+pub mod config;
+pub mod discovery;
+pub mod logging;
+pub mod metrics;
+pub mod node;
+pub mod status;
+
+pub use config::Config;
+pub use node::{Node, NodeError, shutdown_signal};

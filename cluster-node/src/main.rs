@@ -1,0 +1,64 @@
+//! `cluster-node NODE_<id>/.cfg`: parse the config, start logging, run until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use cluster_node::{Config, Node, logging, shutdown_signal};
+use tokio_util::sync::CancellationToken;
+
+/// One node of the chat cluster.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The node's configuration file, e.g. NODE_3/.cfg
+    config: PathBuf,
+}
+
+/// Exit code for a configuration the node refuses to run with.
+const BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("cluster-node: {error}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let _guards = match logging::init(&config.log_dir) {
+        Ok(guards) => guards,
+        Err(error) => {
+            eprintln!(
+                "cluster-node: cannot open logs in {}: {error}",
+                config.log_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cluster-node: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let node = match Node::build(config).await {
+            Ok(node) => node,
+            Err(error) => {
+                tracing::error!(%error, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            trigger.cancel();
+        });
+        node.run_until_stopped(shutdown).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,171 @@
+//! The orchestrator: builds a node from its configuration and runs its tasks until shutdown.
+//!
+//! ```text
+//!            ┌──────────── CancellationToken (SIGINT / SIGTERM) ────────────┐
+//!            ▼                                                               ▼
+//!   discovery (bootstrap) ──neighbours──▶ StatusBoard ◀── admin HTTP (/status, /metrics)
+//! ```
+//!
+//! Binding happens in [`Node::build`], so tests can ask for port 0 and read the real port before the
+//! node runs. Every task is spawned on one `TaskTracker` and watches one `CancellationToken`: shutdown
+//! is cancel, then wait (bounded) for the tracker to drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin;
+use crate::config::Config;
+use crate::discovery;
+use crate::logging::HEADLINE;
+use crate::metrics::Metrics;
+use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
+
+/// How long tasks get to finish after shutdown is requested before the node gives up waiting.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot bind the admin port {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A node whose sockets are bound, ready to run.
+pub struct Node {
+    config: Config,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
+    status: StatusBoard,
+    metrics: Arc<Metrics>,
+}
+
+impl Node {
+    /// Prepares directories and binds the admin port (`admin_port` 0 picks a free one).
+    pub async fn build(config: Config) -> Result<Self, NodeError> {
+        for dir in [&config.data_dir, &config.log_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| NodeError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let addr = config.admin_addr();
+        let admin_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::BindAdmin { addr, source })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| NodeError::BindAdmin { addr, source })?;
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(Self {
+            metrics: Arc::new(Metrics::new(config.id.get(), started)),
+            status: StatusBoard::new(NodeStatus::starting(config.id)),
+            config,
+            admin_listener,
+            admin_addr,
+        })
+    }
+
+    /// Where `/status` and `/metrics` are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// A handle on the node's status, for tests and embedding.
+    pub fn status(&self) -> StatusBoard {
+        self.status.clone()
+    }
+
+    /// Runs every task until `shutdown` is cancelled, then waits for them to stop.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let Node {
+            config,
+            admin_listener,
+            admin_addr,
+            status,
+            metrics,
+        } = self;
+        let tracker = TaskTracker::new();
+        tracing::info!(target: HEADLINE, id = %config.id, admin = %admin_addr, "node started");
+
+        let router = admin::router(status.clone(), metrics.clone());
+        let admin_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(admin_shutdown.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "admin HTTP server failed");
+            }
+        });
+
+        let discovery_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let Some(neighbours) =
+                discovery::register_until_accepted(&config, &metrics, &discovery_shutdown).await
+            else {
+                return;
+            };
+            let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
+            tracing::info!(target: HEADLINE, neighbours = %ids.join(","), "registered with the bootstrap");
+            metrics.neighbours.set(neighbours.len() as i64);
+            status.update(|s| {
+                s.registered = true;
+                s.neighbors = neighbours
+                    .iter()
+                    .map(|n| NeighbourStatus { id: n.id, alive: false })
+                    .collect();
+            });
+        });
+
+        tracker.close();
+        shutdown.cancelled().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "some tasks did not stop in time");
+        }
+        tracing::info!(target: HEADLINE, "node stopped");
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

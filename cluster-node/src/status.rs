@@ -1,0 +1,158 @@
+//! The node's observable state: what `/status` shows, published by the layers that own each part.
+//!
+//! A `watch` channel holds the latest snapshot. Writers (discovery today; the control plane, storage and
+//! web layers later) change only their own fields with `send_modify`; readers take a cheap clone. Nothing
+//! here is authoritative: it is a report of state owned elsewhere.
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::NodeId;
+
+/// What a node does in the cluster; derived from its place in the spanning tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Writer,
+    Persistence,
+    Input,
+    Forwarder,
+}
+
+/// A neighbour as the failure detector sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NeighbourStatus {
+    pub id: NodeId,
+    pub alive: bool,
+}
+
+/// The body of `GET /status` (DESIGN §8). Field names are the contract; extra fields may be added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    /// True once the node knows its leader, its place in the tree and its roles.
+    pub ready: bool,
+    /// `None` while no leader is known.
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub roles: Vec<Role>,
+    /// `None` for the root or while the tree is unknown.
+    pub parent: Option<NodeId>,
+    pub children: Vec<NodeId>,
+    pub neighbors: Vec<NeighbourStatus>,
+    /// Latest root tick seen (tree liveness counter).
+    pub tick: u64,
+    pub data_epoch: u64,
+    /// The node's Lamport clock.
+    pub clock: u64,
+    /// The URL of the HTTP server while the node is an input node.
+    pub http: Option<String>,
+    /// Whether the bootstrap has answered this node's registration.
+    pub registered: bool,
+}
+
+impl NodeStatus {
+    /// The state of a node that has just started: nothing known yet.
+    pub fn starting(id: NodeId) -> Self {
+        Self {
+            id,
+            ready: false,
+            leader: None,
+            term: 0,
+            roles: Vec::new(),
+            parent: None,
+            children: Vec::new(),
+            neighbors: Vec::new(),
+            tick: 0,
+            data_epoch: 0,
+            clock: 0,
+            http: None,
+            registered: false,
+        }
+    }
+}
+
+/// Cloneable handle to the node's status snapshot.
+#[derive(Debug, Clone)]
+pub struct StatusBoard {
+    sender: watch::Sender<NodeStatus>,
+}
+
+impl StatusBoard {
+    pub fn new(initial: NodeStatus) -> Self {
+        Self {
+            sender: watch::Sender::new(initial),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> NodeStatus {
+        self.sender.borrow().clone()
+    }
+
+    /// Applies `change` to the snapshot and wakes subscribers.
+    pub fn update(&self, change: impl FnOnce(&mut NodeStatus)) {
+        self.sender.send_modify(change);
+    }
+
+    /// A receiver that sees every later change.
+    pub fn subscribe(&self) -> watch::Receiver<NodeStatus> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_starting_node_reports_every_documented_field_with_nulls_for_the_unknown() {
+        let status = NodeStatus::starting(NodeId::new(7).unwrap());
+        let json = serde_json::to_value(&status).unwrap();
+        for field in [
+            "id",
+            "ready",
+            "leader",
+            "term",
+            "roles",
+            "parent",
+            "children",
+            "neighbors",
+            "tick",
+            "data_epoch",
+            "clock",
+            "http",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field} in {json}");
+        }
+        assert_eq!(json["id"], 7);
+        assert_eq!(json["ready"], false);
+        assert!(json["leader"].is_null());
+        assert!(json["parent"].is_null());
+        assert!(json["http"].is_null());
+    }
+
+    #[test]
+    fn roles_serialise_in_lowercase() {
+        let json = serde_json::to_string(&[
+            Role::Writer,
+            Role::Persistence,
+            Role::Input,
+            Role::Forwarder,
+        ]);
+        assert_eq!(
+            json.unwrap(),
+            r#"["writer","persistence","input","forwarder"]"#
+        );
+    }
+
+    #[test]
+    fn an_update_is_seen_by_snapshots_and_subscribers() {
+        let board = StatusBoard::new(NodeStatus::starting(NodeId::new(1).unwrap()));
+        let mut receiver = board.subscribe();
+        board.update(|status| status.registered = true);
+        assert!(board.snapshot().registered);
+        assert!(receiver.has_changed().unwrap());
+        assert!(receiver.borrow_and_update().registered);
+    }
+}
