@@ -28,10 +28,25 @@ pub struct Neighbour {
 /// Why one registration attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("cannot reach the bootstrap: {0}")]
+    #[error("cannot reach the bootstrap: {}", error_chain(.0))]
     Connect(#[from] tonic::transport::Error),
     #[error("the bootstrap refused the registration: {}", .0.message())]
     Refused(#[from] tonic::Status),
+}
+
+/// `error: cause: cause` on one line; tonic's transport errors say little without their sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        // Wrapping layers often repeat their inner error's text word for word.
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// Retry delays: short at first (the bootstrap is usually just starting), doubling up to a cap.

@@ -6,6 +6,7 @@
 //! and the few "headline" events (elections, role changes) that say what the node is doing.
 //! The level comes from `CHAT_LOG` (`error` … `trace`, default `info`).
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing::Level;
@@ -98,6 +99,7 @@ pub fn init(log_dir: &Path) -> std::io::Result<LogGuards> {
     layers.push(
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .compact()
             .with_filter(filter_fn(|meta| {

@@ -1,0 +1,63 @@
+# Build, run and test the chat cluster. `make up` starts everything in the background; `make down` stops it.
+# Everything that runs is driven by scripts/cluster.sh (pid files in .pids/, logs in .logs/ and NODE_*/logs/).
+
+N ?= 4
+CARGO ?= cargo
+CLUSTER := scripts/cluster.sh
+
+.PHONY: build run-bootstrap run-nameserver run-nodes stop-nodes kill-node start-node up down test bench clean-state
+
+## build: release binaries (bootstrap, nameserver, cluster-node) in target/release
+build:
+	$(CARGO) build --release --bins
+
+## run-bootstrap: start the bootstrap service in the background
+run-bootstrap:
+	$(CLUSTER) run-bootstrap
+
+## run-nameserver: start the nameserver in the background
+run-nameserver:
+	$(CLUSTER) run-nameserver
+
+## run-nodes: start every node that has a NODE_<id>/.cfg
+run-nodes:
+	$(CLUSTER) run-nodes
+
+## stop-nodes: SIGTERM every node, SIGKILL after 10 s
+stop-nodes:
+	$(CLUSTER) stop-nodes
+
+## kill-node ID=n: SIGKILL one node
+kill-node:
+	$(CLUSTER) kill-node $(ID)
+
+## start-node ID=n: start one node (again)
+start-node:
+	$(CLUSTER) start-node $(ID)
+
+## up [N=4]: build, write N configs if none exist, start everything, wait for every node, print the URL
+up: build
+	$(CLUSTER) up $(N)
+
+## down: stop the nodes, the nameserver and the bootstrap
+down:
+	$(CLUSTER) down
+
+## test: formatting, lints and the whole test suite
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace --bins
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## bench: performance comparisons (not yet)
+bench:
+	@echo "make bench: not yet — the benchmark tool arrives with the performance work"
+
+## clean-state: remove node configs, data, logs, pid files and the bootstrap state (after make down)
+clean-state:
+	rm -rf NODE_* .pids .logs .state

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Writes the configuration of N cluster nodes: NODE_1/.cfg … NODE_N/.cfg.
+#
+# Port scheme (node id i, 1 ≤ i ≤ 500), chosen so that no two ports of any two nodes collide and none
+# collides with the services' defaults (bootstrap 45999, nameserver gRPC 45998, nameserver HTTP 9999):
+#   control_port = 46000 + i     (46001 …)   control plane, ZeroMQ
+#   data_port    = 47000 + i     (47001 …)   data plane, ZeroMQ
+#   http_port    =  8000 + i     ( 8001 …)   chat web server, while the node is an input node
+#   admin_port   =  9000 + i     ( 9001 …)   /status and /metrics, always
+#
+# Usage: ./init.sh N [DIR]   (DIR defaults to the current directory)
+# Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
+#              NAMESERVER (default 127.0.0.1:45998).
+# Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
+set -euo pipefail
+
+readonly MAX_NODES=500
+
+usage() {
+    echo "usage: $0 N [DIR]   (1 ≤ N ≤ $MAX_NODES: writes NODE_1/.cfg … NODE_N/.cfg in DIR)" >&2
+    exit 2
+}
+
+[[ $# -ge 1 && $# -le 2 ]] || usage
+n=$1
+dir=${2:-.}
+[[ $n =~ ^[0-9]+$ ]] || usage
+n=$((10#$n))
+(( n >= 1 && n <= MAX_NODES )) || usage
+
+host=${HOST:-127.0.0.1}
+bootstrap=${BOOTSTRAP:-127.0.0.1:45999}
+nameserver=${NAMESERVER:-127.0.0.1:45998}
+
+mkdir -p "$dir"
+for ((i = 1; i <= n; i++)); do
+    node_dir="$dir/NODE_$i"
+    mkdir -p "$node_dir"
+    cat > "$node_dir/.cfg.tmp" <<CFG
+# Node $i. Relative directories are resolved against this file's folder.
+id = $i
+host = "$host"
+control_port = $((46000 + i))
+data_port = $((47000 + i))
+http_port = $((8000 + i))
+admin_port = $((9000 + i))
+bootstrap = "$bootstrap"
+nameserver = "$nameserver"
+data_dir = "data"
+log_dir = "logs"
+CFG
+    mv "$node_dir/.cfg.tmp" "$node_dir/.cfg"
+done
+
+removed=0
+for cfg in "$dir"/NODE_*/.cfg; do
+    [[ -e $cfg ]] || continue
+    id=${cfg%/.cfg}
+    id=${id##*/NODE_}
+    if [[ $id =~ ^[0-9]+$ ]] && (( 10#$id > n )); then
+        rm -f "$cfg"
+        removed=$((removed + 1))
+    fi
+done
+
+echo "wrote $n node config(s) in $dir: NODE_1 … NODE_$n"
+(( removed == 0 )) || echo "removed $removed config(s) of nodes above $n (their data and logs are kept)"

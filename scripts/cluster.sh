@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Runs a local cluster in the background: the bootstrap, the nameserver and the nodes configured in
+# NODE_*/.cfg. The Makefile targets call this script; it is safe to call any command twice.
+#
+#   scripts/cluster.sh run-bootstrap | run-nameserver | run-nodes | stop-nodes
+#   scripts/cluster.sh start-node ID | kill-node ID
+#   scripts/cluster.sh up [N] | down | wait-ready
+#
+# Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
+# Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
+# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+readonly BIN=${BIN:-target/release}
+readonly BOOTSTRAP_ADDR=${BOOTSTRAP_ADDR:-127.0.0.1:45999}
+readonly NAMESERVER_GRPC=${NAMESERVER_GRPC:-127.0.0.1:45998}
+readonly NAMESERVER_HTTP=${NAMESERVER_HTTP:-127.0.0.1:9999}
+readonly WAIT_SECONDS=${WAIT_SECONDS:-30}
+readonly PIDS=.pids LOGS=.logs
+
+die() { echo "cluster: $*" >&2; exit 1; }
+
+# The pid recorded for NAME if that process is still alive and still runs one of our binaries
+# (a stale pid file whose number was reused by another program does not count).
+live_pid() {
+    local file="$PIDS/$1.pid" pid
+    [[ -f $file ]] || return 1
+    pid=$(<"$file")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE '(bootstrap|nameserver|cluster-node)' || return 1
+    echo "$pid"
+}
+
+need_binary() {
+    [[ -x $BIN/$1 ]] || die "$BIN/$1 is missing: run 'make build' first"
+}
+
+# start NAME LOGFILE COMMAND...: starts COMMAND in the background unless NAME already runs.
+start() {
+    local name=$1 log=$2 pid
+    shift 2
+    if pid=$(live_pid "$name"); then
+        echo "$name already running (pid $pid)"
+        return 0
+    fi
+    mkdir -p "$PIDS" "$(dirname "$log")"
+    nohup "$@" >>"$log" 2>&1 </dev/null &
+    echo $! >"$PIDS/$name.pid"
+    echo "started $name (pid $!, log $log)"
+}
+
+# stop NAME SIGNAL: signals NAME, waits up to 10 s for it to exit, then SIGKILLs it.
+stop() {
+    local name=$1 signal=$2 pid
+    if pid=$(live_pid "$name"); then
+        kill "-$signal" "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            echo "$name did not stop in 10 s: killed"
+        else
+            echo "stopped $name"
+        fi
+    fi
+    rm -f "$PIDS/$name.pid"
+}
+
+node_ids() {
+    local cfg id
+    for cfg in NODE_*/.cfg; do
+        [[ -e $cfg ]] || continue
+        id=${cfg%/.cfg}
+        echo "${id#NODE_}"
+    done | sort -n
+}
+
+cfg_value() { # cfg_value ID KEY
+    sed -nE "s/^$2[[:space:]]*=[[:space:]]*\"?([^\"]*)\"?[[:space:]]*$/\1/p" "NODE_$1/.cfg" | head -n1
+}
+
+valid_id() {
+    [[ ${1:-} =~ ^[0-9]+$ ]] || die "give a node id: ID=n"
+    [[ -f NODE_$1/.cfg ]] || die "NODE_$1/.cfg does not exist (run ./init.sh N)"
+}
+
+start_node() {
+    valid_id "$1"
+    need_binary cluster-node
+    start "NODE_$1" "NODE_$1/logs/stderr.log" "$BIN/cluster-node" "NODE_$1/.cfg"
+}
+
+status_answers() { # status_answers HOST PORT
+    if command -v curl >/dev/null; then
+        curl -fsS --max-time 1 "http://$1:$2/status" >/dev/null 2>&1
+    else
+        (exec 3<>"/dev/tcp/$1/$2" && printf 'GET /status HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200') 2>/dev/null
+    fi
+}
+
+wait_ready() {
+    local deadline=$((SECONDS + WAIT_SECONDS)) id pending
+    while :; do
+        pending=()
+        for id in $(node_ids); do
+            status_answers "$(cfg_value "$id" host)" "$(cfg_value "$id" admin_port)" || pending+=("$id")
+        done
+        ((${#pending[@]} == 0)) && break
+        if ((SECONDS >= deadline)); then
+            die "nodes ${pending[*]} did not answer /status within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
+        fi
+        sleep 0.2
+    done
+    echo "every node answers /status"
+}
+
+command=${1:-}
+shift || true
+case $command in
+    run-bootstrap)
+        need_binary bootstrap
+        mkdir -p .state
+        start bootstrap "$LOGS/bootstrap.log" "$BIN/bootstrap" --listen "$BOOTSTRAP_ADDR" --state .state/bootstrap.json
+        ;;
+    run-nameserver)
+        need_binary nameserver
+        start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP"
+        ;;
+    run-nodes)
+        ids=$(node_ids)
+        [[ -n $ids ]] || die "no NODE_*/.cfg found (run ./init.sh N)"
+        for id in $ids; do start_node "$id"; done
+        ;;
+    start-node) start_node "${1:-}" ;;
+    kill-node)
+        valid_id "${1:-}"
+        if pid=$(live_pid "NODE_$1"); then
+            kill -KILL "$pid"
+            echo "killed NODE_$1 (pid $pid)"
+        else
+            echo "NODE_$1 is not running"
+        fi
+        rm -f "$PIDS/NODE_$1.pid"
+        ;;
+    stop-nodes)
+        for file in "$PIDS"/NODE_*.pid; do
+            [[ -e $file ]] || continue
+            name=${file##*/}
+            stop "${name%.pid}" TERM
+        done
+        ;;
+    wait-ready) wait_ready ;;
+    up)
+        if [[ -z $(node_ids) ]]; then ./init.sh "${1:-4}"; fi
+        "$0" run-bootstrap
+        "$0" run-nameserver
+        "$0" run-nodes
+        wait_ready
+        echo
+        echo "The chat is at http://$NAMESERVER_HTTP/"
+        ;;
+    down)
+        "$0" stop-nodes
+        stop nameserver TERM
+        stop bootstrap TERM
+        ;;
+    *)
+        echo "usage: $0 run-bootstrap|run-nameserver|run-nodes|stop-nodes|start-node ID|kill-node ID|up [N]|down|wait-ready" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,286 @@
+//! Harness for tests that run the real binaries as separate processes on loopback.
+//!
+//! Every process a test starts is owned by a [`Process`] whose `Drop` sends SIGKILL, so a failing or
+//! panicking test never leaves a cluster behind. Ports are picked at random from free ones and every
+//! file lives in a temporary directory. The binaries are those of the current build profile
+//! (`target/debug` under `cargo test`); they are built on first use if missing.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rand::Rng;
+
+/// The loopback address every test process binds. Tests never use any other address.
+pub const LOOPBACK: &str = "127.0.0.1";
+
+/// Path of a workspace binary, building the binaries once per test process if needed.
+pub fn binary(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        // target/<profile>/deps/<this test> → target/<profile>
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binaries live in target/<profile>/deps")
+            .to_owned();
+        let missing = ["bootstrap", "nameserver", "cluster-node"]
+            .iter()
+            .any(|bin| !dir.join(bin).exists());
+        if missing {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args([
+                "build",
+                "--bins",
+                "-p",
+                "bootstrap",
+                "-p",
+                "nameserver",
+                "-p",
+                "cluster-node",
+            ]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .expect("cargo can be run to build the binaries");
+            assert!(status.success(), "building the binaries failed");
+        }
+        dir
+    });
+    dir.join(name)
+}
+
+/// A free TCP port on loopback inside `range` (control and data ports must lie in 46000–65535).
+pub fn free_port_in(range: std::ops::RangeInclusive<u16>) -> u16 {
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(range.clone());
+        if TcpListener::bind((LOOPBACK, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found in {range:?}");
+}
+
+/// A free TCP port on loopback chosen by the kernel.
+pub fn free_port() -> u16 {
+    TcpListener::bind((LOOPBACK, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the kernel hands out a free loopback port")
+}
+
+/// A child process that is SIGKILLed when dropped.
+pub struct Process {
+    name: String,
+    child: Child,
+}
+
+impl Process {
+    /// Starts `program` with `args`, stdout discarded and stderr kept for [`Process::stderr`].
+    pub fn spawn(name: impl Into<String>, program: &Path, args: &[&str]) -> Self {
+        let name = name.into();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name} ({}): {error}", program.display()));
+        Self { name, child }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal)
+            .unwrap_or_else(|error| panic!("cannot send {signal} to {}: {error}", self.name));
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait on our own child") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote on stderr; call after it exited.
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Ports and paths of one node of a test cluster.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub id: u64,
+    pub control_port: u16,
+    pub data_port: u16,
+    pub http_port: u16,
+    pub admin_port: u16,
+    pub config_path: PathBuf,
+}
+
+impl NodeSpec {
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{LOOPBACK}:{}{path}", self.admin_port)
+    }
+}
+
+/// A temporary directory with the bootstrap's and nameserver's addresses chosen.
+pub struct ClusterDir {
+    pub dir: tempfile::TempDir,
+    pub bootstrap: SocketAddr,
+    pub nameserver_grpc: SocketAddr,
+    pub nameserver_http: SocketAddr,
+}
+
+impl ClusterDir {
+    pub fn new() -> Self {
+        let addr = |port| SocketAddr::new(LOOPBACK.parse().expect("loopback parses"), port);
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory can be created"),
+            bootstrap: addr(free_port()),
+            nameserver_grpc: addr(free_port()),
+            nameserver_http: addr(free_port()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn start_bootstrap(&self) -> Process {
+        let state = self.path().join("bootstrap.json");
+        Process::spawn(
+            "bootstrap",
+            &binary("bootstrap"),
+            &[
+                "--listen",
+                &self.bootstrap.to_string(),
+                "--state",
+                state.to_str().expect("temp paths are UTF-8"),
+            ],
+        )
+    }
+
+    pub fn start_nameserver(&self) -> Process {
+        Process::spawn(
+            "nameserver",
+            &binary("nameserver"),
+            &[
+                "--grpc",
+                &self.nameserver_grpc.to_string(),
+                "--http",
+                &self.nameserver_http.to_string(),
+            ],
+        )
+    }
+
+    /// Writes `NODE_<id>/.cfg` with fresh free ports.
+    pub fn write_node_config(&self, id: u64) -> NodeSpec {
+        let control_port = free_port_in(46000..=60999);
+        let mut data_port = free_port_in(46000..=60999);
+        while data_port == control_port {
+            data_port = free_port_in(46000..=60999);
+        }
+        let spec = NodeSpec {
+            id,
+            control_port,
+            data_port,
+            http_port: free_port(),
+            admin_port: free_port(),
+            config_path: self.path().join(format!("NODE_{id}/.cfg")),
+        };
+        let text = format!(
+            "id = {id}\nhost = \"{LOOPBACK}\"\ncontrol_port = {}\ndata_port = {}\nhttp_port = {}\n\
+             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n",
+            spec.control_port,
+            spec.data_port,
+            spec.http_port,
+            spec.admin_port,
+            self.bootstrap,
+            self.nameserver_grpc,
+        );
+        let folder = spec.config_path.parent().expect("config has a folder");
+        std::fs::create_dir_all(folder).expect("node folder can be created");
+        std::fs::write(&spec.config_path, text).expect("config can be written");
+        spec
+    }
+
+    pub fn start_node(&self, spec: &NodeSpec) -> Process {
+        Process::spawn(
+            format!("NODE_{}", spec.id),
+            &binary("cluster-node"),
+            &[spec.config_path.to_str().expect("temp paths are UTF-8")],
+        )
+    }
+}
+
+impl Default for ClusterDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Polls `url` until `accept` holds for its JSON body, or panics after `timeout` with the last answer.
+pub async fn wait_for_json(
+    url: &str,
+    timeout: Duration,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("a plain HTTP client builds");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(response) => match response.json::<serde_json::Value>().await {
+                Ok(json) if accept(&json) => return json,
+                Ok(json) => json.to_string(),
+                Err(error) => error.to_string(),
+            },
+            Err(error) => error.to_string(),
+        };
+        if Instant::now() >= deadline {
+            panic!("{url} did not give the expected answer within {timeout:?}; last: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
