@@ -4,6 +4,7 @@
 //! - [`config`]: the validated `NODE_<id>/.cfg`;
 //! - [`discovery`]: registration with the bootstrap service;
 //! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
+//! - [`transport`]: bytes between neighbours (ZeroMQ, or in memory for tests);
 //! - [`logging`]: one log file per subsystem;
 //! - [`node`]: the orchestrator that wires them and owns shutdown.
 
@@ -14,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod status;
+pub mod transport;
 
 pub use config::Config;
 pub use node::{Node, NodeError, shutdown_signal};
