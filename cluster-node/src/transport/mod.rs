@@ -10,7 +10,9 @@
 //! `send` never blocks and never waits for the peer; a message to an unreachable peer is dropped and
 //! counted. The protocols above retry what matters, so a lost message costs a retry, never a stall.
 
+pub mod fault;
 pub mod memory;
+pub mod queue;
 pub mod zmq;
 
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ pub enum SendError {
     UnknownPeer(NodeId),
     #[error("the queue to node {0} is full")]
     QueueFull(NodeId),
+    #[error("traffic with node {0} is dropped by the fault switch")]
+    FaultInjected(NodeId),
     #[error("the link to node {0} is down")]
     LinkDown(NodeId),
     #[error("the transport is shut down")]

@@ -31,6 +31,8 @@ use zeromq::{
     ZmqMessage,
 };
 
+use super::fault::FaultSwitch;
+use super::queue::DropOldestQueue;
 use super::{Inbound, SendError, Transport, TransportStats, identity_of, node_of_identity};
 use crate::config::NodeId;
 use crate::discovery::Backoff;
@@ -58,8 +60,15 @@ pub enum TransportError {
 
 struct Link {
     addr: SocketAddr,
-    queue: mpsc::Sender<Bytes>,
+    queue: Arc<DropOldestQueue<Bytes>>,
     stop: CancellationToken,
+}
+
+impl Link {
+    fn close(&self) {
+        self.stop.cancel();
+        self.queue.close();
+    }
 }
 
 /// One plane's ZeroMQ sockets: a bound ROUTER and a DEALER per neighbour.
@@ -68,16 +77,19 @@ pub struct ZmqTransport {
     local_addr: SocketAddr,
     links: Mutex<HashMap<NodeId, Link>>,
     stats: Arc<TransportStats>,
+    faults: Arc<FaultSwitch>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl ZmqTransport {
-    /// Binds the ROUTER on `addr` (port 0 picks one) and starts its reader. Every task stops when
-    /// `shutdown` is cancelled; `tasks` lets the owner wait for them.
+    /// Binds the ROUTER on `addr` (port 0 picks one) and starts its reader. Traffic with peers the
+    /// `faults` switch blocks is dropped both ways. Every task stops when `shutdown` is cancelled;
+    /// `tasks` lets the owner wait for them.
     pub async fn bind(
         me: NodeId,
         addr: SocketAddr,
+        faults: Arc<FaultSwitch>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Result<(Self, mpsc::Receiver<Inbound>), TransportError> {
@@ -92,12 +104,19 @@ impl ZmqTransport {
         };
         let stats = Arc::new(TransportStats::default());
         let (inbox, inbound) = mpsc::channel(INBOX);
-        tasks.spawn(read_router(router, inbox, stats.clone(), shutdown.clone()));
+        tasks.spawn(read_router(
+            router,
+            inbox,
+            stats.clone(),
+            faults.clone(),
+            shutdown.clone(),
+        ));
         let transport = Self {
             me,
             local_addr,
             links: Mutex::new(HashMap::new()),
             stats,
+            faults,
             shutdown,
             tasks,
         };
@@ -119,15 +138,19 @@ impl Transport for ZmqTransport {
         if self.shutdown.is_cancelled() {
             return Err(SendError::Closed);
         }
-        let links = self.links();
-        let link = links.get(&to).ok_or(SendError::UnknownPeer(to))?;
-        link.queue.try_send(payload).map_err(|error| {
+        let queue = self
+            .links()
+            .get(&to)
+            .map(|link| link.queue.clone())
+            .ok_or(SendError::UnknownPeer(to))?;
+        if self.faults.blocks(to) {
             TransportStats::count(&self.stats.dropped);
-            match error {
-                mpsc::error::TrySendError::Full(_) => SendError::QueueFull(to),
-                mpsc::error::TrySendError::Closed(_) => SendError::LinkDown(to),
-            }
-        })
+            return Err(SendError::FaultInjected(to));
+        }
+        if queue.push(payload).is_some() {
+            TransportStats::count(&self.stats.dropped);
+        }
+        Ok(())
     }
 
     fn set_peer(&self, peer: NodeId, addr: SocketAddr) {
@@ -136,15 +159,15 @@ impl Transport for ZmqTransport {
             return;
         }
         if let Some(old) = links.remove(&peer) {
-            old.stop.cancel();
+            old.close();
         }
-        let (queue, outbox) = mpsc::channel(LINK_QUEUE);
+        let queue = Arc::new(DropOldestQueue::new(LINK_QUEUE));
         let stop = self.shutdown.child_token();
         self.tasks.spawn(drive_link(
             self.me,
             peer,
             addr,
-            outbox,
+            queue.clone(),
             self.stats.clone(),
             stop.clone(),
         ));
@@ -153,7 +176,7 @@ impl Transport for ZmqTransport {
 
     fn remove_peer(&self, peer: NodeId) {
         if let Some(link) = self.links().remove(&peer) {
-            link.stop.cancel();
+            link.close();
         }
     }
 
@@ -165,7 +188,7 @@ impl Transport for ZmqTransport {
 impl Drop for ZmqTransport {
     fn drop(&mut self) {
         for link in self.links().values() {
-            link.stop.cancel();
+            link.close();
         }
     }
 }
@@ -175,6 +198,7 @@ async fn read_router(
     mut router: RouterSocket,
     inbox: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
+    faults: Arc<FaultSwitch>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -201,6 +225,10 @@ async fn read_router(
             tracing::warn!(identity = ?identity, "dropping a message from an unknown identity");
             continue;
         };
+        if faults.blocks(from) {
+            TransportStats::count(&stats.dropped);
+            continue;
+        }
         TransportStats::count(&stats.received);
         // Waiting here (rather than dropping) pushes back on the peers while our plane catches up.
         if inbox.send(Inbound { from, payload }).await.is_err() {
@@ -216,7 +244,7 @@ async fn drive_link(
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
-    mut outbox: mpsc::Receiver<Bytes>,
+    outbox: Arc<DropOldestQueue<Bytes>>,
     stats: Arc<TransportStats>,
     stop: CancellationToken,
 ) {
@@ -231,7 +259,10 @@ async fn drive_link(
             Ok(connected) => connected,
             Err(error) => {
                 tracing::trace!(%error, "dial failed");
-                drop_queued(&mut outbox, &stats);
+                let stale = outbox.clear() as u64;
+                stats
+                    .dropped
+                    .fetch_add(stale, std::sync::atomic::Ordering::Relaxed);
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => continue,
                     () = stop.cancelled() => return,
@@ -248,7 +279,7 @@ async fn drive_link(
         let (mut sender, mut receiver) = dealer.split();
         loop {
             tokio::select! {
-                next = outbox.recv() => {
+                next = outbox.pop() => {
                     let Some(payload) = next else { return };
                     match tokio::time::timeout(SEND_TIMEOUT, sender.send(ZmqMessage::from(payload))).await {
                         Ok(Ok(())) => TransportStats::count(&stats.sent),
@@ -295,12 +326,6 @@ async fn dial(
     Ok((dealer, events))
 }
 
-fn drop_queued(outbox: &mut mpsc::Receiver<Bytes>, stats: &TransportStats) {
-    while outbox.try_recv().is_ok() {
-        TransportStats::count(&stats.dropped);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,22 +338,42 @@ mod tests {
         "127.0.0.1:0".parse().unwrap()
     }
 
-    async fn bind(
-        raw: u64,
-        addr: SocketAddr,
-    ) -> (
-        ZmqTransport,
-        mpsc::Receiver<Inbound>,
-        CancellationToken,
-        TaskTracker,
-    ) {
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let (transport, inbound) =
-            ZmqTransport::bind(id(raw), addr, shutdown.clone(), tasks.clone())
-                .await
-                .unwrap();
-        (transport, inbound, shutdown, tasks)
+    struct TestNode {
+        transport: ZmqTransport,
+        inbound: mpsc::Receiver<Inbound>,
+        faults: Arc<FaultSwitch>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    }
+
+    impl TestNode {
+        async fn bind(raw: u64, addr: SocketAddr) -> Self {
+            let faults = Arc::new(FaultSwitch::default());
+            let shutdown = CancellationToken::new();
+            let tasks = TaskTracker::new();
+            let (transport, inbound) = ZmqTransport::bind(
+                id(raw),
+                addr,
+                faults.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            )
+            .await
+            .unwrap();
+            Self {
+                transport,
+                inbound,
+                faults,
+                shutdown,
+                tasks,
+            }
+        }
+
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.tasks.close();
+            self.tasks.wait().await;
+        }
     }
 
     /// Sends `payload` every 20 ms until it arrives (the first messages race the dial), up to 10 s.
@@ -357,24 +402,25 @@ mod tests {
 
     #[tokio::test]
     async fn two_nodes_exchange_messages_in_both_directions_with_sender_ids() {
-        let (a, mut a_in, a_stop, _) = bind(1, loopback()).await;
-        let (b, mut b_in, b_stop, _) = bind(2, loopback()).await;
-        a.set_peer(id(2), b.local_addr());
-        b.set_peer(id(1), a.local_addr());
+        let mut a = TestNode::bind(1, loopback()).await;
+        let mut b = TestNode::bind(2, loopback()).await;
+        a.transport.set_peer(id(2), b.transport.local_addr());
+        b.transport.set_peer(id(1), a.transport.local_addr());
 
-        let got = send_until_received(&a, id(2), &mut b_in, b"ping").await;
+        let got = send_until_received(&a.transport, id(2), &mut b.inbound, b"ping").await;
         assert_eq!(got.from, id(1));
-        let got = send_until_received(&b, id(1), &mut a_in, b"pong").await;
+        let got = send_until_received(&b.transport, id(1), &mut a.inbound, b"pong").await;
         assert_eq!(got.from, id(2));
 
         // Once connected, a burst arrives complete and in order.
         for n in 0..100u32 {
-            a.send(id(2), Bytes::from(n.to_be_bytes().to_vec()))
+            a.transport
+                .send(id(2), Bytes::from(n.to_be_bytes().to_vec()))
                 .unwrap();
         }
         let mut seen = Vec::new();
         while seen.len() < 100 {
-            let message = tokio::time::timeout(Duration::from_secs(5), b_in.recv())
+            let message = tokio::time::timeout(Duration::from_secs(5), b.inbound.recv())
                 .await
                 .unwrap()
                 .unwrap();
@@ -383,55 +429,82 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
-        a_stop.cancel();
-        b_stop.cancel();
+        a.stop().await;
+        b.stop().await;
     }
 
     #[tokio::test]
-    async fn sending_to_an_unknown_or_dead_peer_never_blocks() {
-        let (a, _a_in, a_stop, _) = bind(1, loopback()).await;
+    async fn sending_to_an_unknown_or_dead_peer_never_blocks_and_sheds_the_oldest() {
+        let a = TestNode::bind(1, loopback()).await;
         assert_eq!(
-            a.send(id(9), Bytes::new()),
+            a.transport.send(id(9), Bytes::new()),
             Err(SendError::UnknownPeer(id(9)))
         );
-        // Nothing listens on this port: the queue absorbs, then refuses, and the caller never waits.
+        // Nothing listens on this port: the bounded queue sheds old entries, the caller never waits.
         let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        a.set_peer(id(9), dead);
+        a.transport.set_peer(id(9), dead);
         let started = std::time::Instant::now();
-        let mut refused = 0;
         for _ in 0..(LINK_QUEUE * 3) {
-            if a.send(id(9), Bytes::from_static(b"x")).is_err() {
-                refused += 1;
-            }
+            a.transport.send(id(9), Bytes::from_static(b"x")).unwrap();
         }
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "{:?}",
             started.elapsed()
         );
-        assert!(refused > 0);
-        a_stop.cancel();
+        let dropped = TransportStats::get(&a.transport.stats().dropped);
+        assert!(dropped >= (LINK_QUEUE * 2) as u64, "dropped {dropped}");
+        a.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_fault_switch_drops_traffic_both_ways_until_healed() {
+        let mut a = TestNode::bind(1, loopback()).await;
+        let mut b = TestNode::bind(2, loopback()).await;
+        a.transport.set_peer(id(2), b.transport.local_addr());
+        b.transport.set_peer(id(1), a.transport.local_addr());
+        send_until_received(&b.transport, id(1), &mut a.inbound, b"up").await;
+        send_until_received(&a.transport, id(2), &mut b.inbound, b"up").await;
+
+        a.faults.isolate_from([id(2)]);
+        assert_eq!(
+            a.transport.send(id(2), Bytes::from_static(b"out")),
+            Err(SendError::FaultInjected(id(2)))
+        );
+        for _ in 0..20 {
+            b.transport.send(id(1), Bytes::from_static(b"in")).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            a.inbound.try_recv().is_err(),
+            "a blocked peer's message got through"
+        );
+        assert!(
+            b.inbound.try_recv().is_err(),
+            "a message to a blocked peer got through"
+        );
+
+        a.faults.heal();
+        send_until_received(&b.transport, id(1), &mut a.inbound, b"healed").await;
+        a.stop().await;
+        b.stop().await;
     }
 
     #[tokio::test]
     async fn a_link_redials_a_neighbour_that_restarted_on_the_same_port() {
-        let (a, _a_in, a_stop, _) = bind(1, loopback()).await;
-        let (b, mut b_in, b_stop, b_tasks) = bind(2, loopback()).await;
-        let b_addr = b.local_addr();
-        a.set_peer(id(2), b_addr);
-        send_until_received(&a, id(2), &mut b_in, b"before").await;
+        let a = TestNode::bind(1, loopback()).await;
+        let mut b = TestNode::bind(2, loopback()).await;
+        let b_addr = b.transport.local_addr();
+        a.transport.set_peer(id(2), b_addr);
+        send_until_received(&a.transport, id(2), &mut b.inbound, b"before").await;
+        b.stop().await;
 
-        b_stop.cancel();
-        b_tasks.close();
-        b_tasks.wait().await;
-        drop(b);
-        drop(b_in);
-
-        let (_b2, mut b2_in, b2_stop, _) = bind(2, b_addr).await;
-        let got = send_until_received(&a, id(2), &mut b2_in, b"after").await;
+        let mut b = TestNode::bind(2, b_addr).await;
+        let got = send_until_received(&a.transport, id(2), &mut b.inbound, b"after").await;
         assert_eq!(got.from, id(1));
-        a_stop.cancel();
-        b2_stop.cancel();
+        assert!(TransportStats::get(&a.transport.stats().reconnects) >= 1);
+        a.stop().await;
+        b.stop().await;
     }
 
     fn free_port() -> u16 {
