@@ -1,4 +1,5 @@
-//! The admin HTTP endpoint every node serves, whatever its role: `GET /status` and `GET /metrics`.
+//! The admin HTTP endpoint every node serves, whatever its role: `GET /status`, `GET /metrics`, and
+//! the fault switch (`GET`/`POST`/`DELETE /fault`) when the node was started with `--allow-faults`.
 //!
 //! It is separate from the chat HTTP server (which only input nodes run) so that operators, tests and
 //! the nameserver's cluster view can always see a node, even one that is electing or changing role.
@@ -6,26 +7,108 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 
+use crate::config::NodeId;
 use crate::metrics::{self, Metrics};
 use crate::status::StatusBoard;
+use crate::transport::fault::FaultSwitch;
 
 #[derive(Clone)]
 struct AdminState {
     status: StatusBoard,
     metrics: Arc<Metrics>,
+    /// `None` unless fault injection was allowed at startup.
+    faults: Option<Arc<FaultSwitch>>,
 }
 
 /// The admin router; served on the admin port by the node.
-pub fn router(status: StatusBoard, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    status: StatusBoard,
+    metrics: Arc<Metrics>,
+    faults: Option<Arc<FaultSwitch>>,
+) -> Router {
     Router::new()
         .route("/status", get(status_handler))
         .route("/metrics", get(metrics_handler))
-        .with_state(AdminState { status, metrics })
+        .route(
+            "/fault",
+            get(fault_state).post(fault_isolate).delete(fault_heal),
+        )
+        .with_state(AdminState {
+            status,
+            metrics,
+            faults,
+        })
+}
+
+/// `POST /fault` body: the peers to drop all traffic with, replacing any earlier set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    drop: Vec<NodeId>,
+}
+
+#[derive(Debug, Serialize)]
+struct FaultState {
+    enabled: bool,
+    dropping: Vec<NodeId>,
+}
+
+fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn fault_disabled() -> Response {
+    admin_error(
+        StatusCode::FORBIDDEN,
+        "fault injection is disabled; start the node with --allow-faults",
+    )
+}
+
+async fn fault_state(State(state): State<AdminState>) -> Json<FaultState> {
+    Json(FaultState {
+        enabled: state.faults.is_some(),
+        dropping: state.faults.map(|f| f.blocked()).unwrap_or_default(),
+    })
+}
+
+async fn fault_isolate(
+    State(state): State<AdminState>,
+    body: Result<Json<FaultRequest>, JsonRejection>,
+) -> Response {
+    let Some(faults) = state.faults else {
+        return fault_disabled();
+    };
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return admin_error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    faults.isolate_from(request.drop);
+    tracing::warn!(dropping = ?faults.blocked(), "fault switch: dropping traffic");
+    Json(FaultState {
+        enabled: true,
+        dropping: faults.blocked(),
+    })
+    .into_response()
+}
+
+async fn fault_heal(State(state): State<AdminState>) -> Response {
+    let Some(faults) = state.faults else {
+        return fault_disabled();
+    };
+    faults.heal();
+    tracing::warn!("fault switch: healed");
+    Json(FaultState {
+        enabled: true,
+        dropping: Vec::new(),
+    })
+    .into_response()
 }
 
 async fn status_handler(State(state): State<AdminState>) -> impl IntoResponse {
@@ -45,23 +128,23 @@ async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NodeId;
     use crate::status::NodeStatus;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::Request;
     use tower::ServiceExt;
 
     fn app() -> (Router, StatusBoard) {
         let board = StatusBoard::new(NodeStatus::starting(NodeId::new(5).unwrap()));
         let metrics = Arc::new(Metrics::new(5, 0));
-        (router(board.clone(), metrics), board)
+        (router(board.clone(), metrics, None), board)
     }
 
     async fn get_body(router: Router, path: &str) -> (StatusCode, String, String) {
-        let response = router
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        call(router, Request::get(path).body(Body::empty()).unwrap()).await
+    }
+
+    async fn call(router: Router, request: Request<Body>) -> (StatusCode, String, String) {
+        let response = router.oneshot(request).await.unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -104,5 +187,63 @@ mod tests {
         let (router, _) = app();
         let (code, _, _) = get_body(router, "/nope").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+
+    fn post_fault(body: &str) -> Request<Body> {
+        Request::post("/fault")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_fault_switch_is_refused_unless_allowed() {
+        let (router, _) = app();
+        let (code, _, body) = call(router.clone(), post_fault(r#"{"drop":[2]}"#)).await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        assert!(body.contains("--allow-faults"), "{body}");
+        let (code, _, _) = call(
+            router.clone(),
+            Request::delete("/fault").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let (code, _, body) = get_body(router, "/fault").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains(r#""enabled":false"#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_fault_switch_isolates_and_heals() {
+        let board = StatusBoard::new(NodeStatus::starting(NodeId::new(5).unwrap()));
+        let faults = Arc::new(FaultSwitch::default());
+        let router = router(board, Arc::new(Metrics::new(5, 0)), Some(faults.clone()));
+
+        let (code, _, body) = call(router.clone(), post_fault(r#"{"drop":[2,3]}"#)).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(
+            faults.blocked(),
+            vec![NodeId::new(2).unwrap(), NodeId::new(3).unwrap()]
+        );
+
+        for bad in [
+            r#"{"drop":[0]}"#,
+            r#"{"drop":"x"}"#,
+            "not json",
+            r#"{"dorp":[1]}"#,
+        ] {
+            let (code, _, body) = call(router.clone(), post_fault(bad)).await;
+            assert!(code.is_client_error(), "{bad}: {code}");
+            assert!(body.contains("error"), "{bad}: {body}");
+        }
+        assert_eq!(faults.blocked().len(), 2, "a bad request changes nothing");
+
+        let (code, _, _) = call(
+            router,
+            Request::delete("/fault").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(faults.blocked().is_empty());
     }
 }

@@ -18,8 +18,22 @@ pub const CLUSTER_PORT_RANGE: std::ops::RangeInclusive<u16> = 46000..=65535;
 
 /// A node's identity in the cluster. Zero is reserved: it means "unknown" on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct NodeId(u64);
+
+impl TryFrom<u64> for NodeId {
+    type Error = String;
+
+    fn try_from(raw: u64) -> Result<Self, Self::Error> {
+        Self::new(raw).map_err(|reason| format!("node id {reason}"))
+    }
+}
+
+impl From<NodeId> for u64 {
+    fn from(id: NodeId) -> u64 {
+        id.0
+    }
+}
 
 impl NodeId {
     pub fn new(raw: u64) -> Result<Self, String> {
@@ -128,6 +142,8 @@ pub struct Config {
     pub nameserver: ServiceAddr,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// Enables the admin fault switch (`POST /fault`), for partition tests. Off unless asked for.
+    pub allow_faults: bool,
 }
 
 /// Why a configuration was refused. Each variant renders as a single line.
@@ -173,6 +189,8 @@ pub struct RawConfig {
     pub nameserver: String,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_faults: bool,
 }
 
 impl Config {
@@ -208,6 +226,7 @@ impl Config {
             nameserver: self.nameserver.to_string(),
             data_dir: self.data_dir.clone(),
             log_dir: self.log_dir.clone(),
+            allow_faults: self.allow_faults,
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -274,6 +293,7 @@ impl RawConfig {
             nameserver,
             data_dir,
             log_dir,
+            allow_faults: self.allow_faults,
         })
     }
 }
@@ -396,11 +416,18 @@ log_dir = "/var/log/node3"
         assert_eq!(config.nameserver.host(), "localhost");
         assert_eq!(config.data_dir, Path::new("NODE_3/data"));
         assert_eq!(config.log_dir, Path::new("/var/log/node3"));
+        assert!(
+            !config.allow_faults,
+            "the fault switch is off unless asked for"
+        );
     }
 
     #[test]
     fn a_valid_file_round_trips_through_toml() {
-        let config = parse(VALID).unwrap();
+        let mut config = parse(VALID).unwrap();
+        let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
+        assert_eq!(config, again);
+        config.allow_faults = true;
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
     }

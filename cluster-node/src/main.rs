@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     /// The node's configuration file, e.g. NODE_3/.cfg
     config: PathBuf,
+    /// Enable the admin fault switch (POST/DELETE /fault) used by partition tests.
+    #[arg(long)]
+    allow_faults: bool,
 }
 
 /// Exit code for a configuration the node refuses to run with.
@@ -20,13 +23,14 @@ const BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args.config) {
+    let mut config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("cluster-node: {error}");
             return ExitCode::from(BAD_CONFIG);
         }
     };
+    config.allow_faults |= args.allow_faults;
     let _guards = match logging::init(&config.log_dir) {
         Ok(guards) => guards,
         Err(error) => {

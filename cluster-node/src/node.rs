@@ -24,6 +24,7 @@ use crate::discovery;
 use crate::logging::HEADLINE;
 use crate::metrics::Metrics;
 use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
+use crate::transport::fault::FaultSwitch;
 
 /// How long tasks get to finish after shutdown is requested before the node gives up waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -102,7 +103,13 @@ impl Node {
         let tracker = TaskTracker::new();
         tracing::info!(target: HEADLINE, id = %config.id, admin = %admin_addr, "node started");
 
-        let router = admin::router(status.clone(), metrics.clone());
+        let faults = config
+            .allow_faults
+            .then(|| Arc::new(FaultSwitch::default()));
+        if faults.is_some() {
+            tracing::warn!(target: HEADLINE, "fault injection is enabled (POST /fault on the admin port)");
+        }
+        let router = admin::router(status.clone(), metrics.clone(), faults);
         let admin_shutdown = shutdown.clone();
         tracker.spawn(async move {
             let served = axum::serve(admin_listener, router)
