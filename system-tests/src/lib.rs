@@ -5,6 +5,9 @@
 //! file lives in a temporary directory. The binaries are those of the current build profile
 //! (`target/debug` under `cargo test`); they are built on first use if missing.
 
+pub mod cluster;
+pub mod tree;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

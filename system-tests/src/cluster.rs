@@ -1,0 +1,162 @@
+//! A whole cluster of real processes for one test: bootstrap, nameserver and N nodes, with the
+//! operations scenario tests need (kill, restart, pause, partition) and a wait for a valid tree.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::tree::{TreeView, check_tree};
+use crate::{ClusterDir, NodeSpec, Process, binary};
+
+pub struct Cluster {
+    pub dir: ClusterDir,
+    _bootstrap: Process,
+    _nameserver: Process,
+    nodes: BTreeMap<u64, (NodeSpec, Option<Process>)>,
+    allow_faults: bool,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts the services and nodes `1..=n`, each node allowed to use the fault switch.
+    pub fn start(n: u64) -> Self {
+        let dir = ClusterDir::new();
+        let bootstrap = dir.start_bootstrap();
+        let nameserver = dir.start_nameserver();
+        let mut cluster = Self {
+            _bootstrap: bootstrap,
+            _nameserver: nameserver,
+            nodes: BTreeMap::new(),
+            allow_faults: true,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .expect("a plain HTTP client builds"),
+            dir,
+        };
+        for id in 1..=n {
+            let spec = cluster.dir.write_node_config(id);
+            cluster.nodes.insert(id, (spec, None));
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    pub fn spec(&self, id: u64) -> &NodeSpec {
+        &self.nodes[&id].0
+    }
+
+    /// Ids of the nodes whose process is running (paused ones included).
+    pub fn live_ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, (_, process))| process.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// SIGKILLs node `id`, as a crash would.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut process) = self.nodes.get_mut(&id).and_then(|(_, p)| p.take()) {
+            process.signal(Signal::SIGKILL);
+            process.wait_exit(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts node `id` again with the same config (and data).
+    pub fn restart(&mut self, id: u64) {
+        self.kill(id);
+        let (spec, process) = self.nodes.get_mut(&id).expect("a configured node");
+        let config = spec.config_path.to_str().expect("temp paths are UTF-8");
+        let mut args = vec![config];
+        if self.allow_faults {
+            args.push("--allow-faults");
+        }
+        *process = Some(Process::spawn(
+            format!("NODE_{id}"),
+            &binary("cluster-node"),
+            &args,
+        ));
+    }
+
+    pub fn signal(&self, id: u64, signal: Signal) {
+        if let Some((_, Some(process))) = self.nodes.get(&id) {
+            process.signal(signal);
+        }
+    }
+
+    /// The `/status` of a node, or `None` when it does not answer.
+    pub async fn status(&self, id: u64) -> Option<Value> {
+        let response = self
+            .http
+            .get(self.spec(id).admin_url("/status"))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// Waits until the nodes in `ids` form one valid tree; answers its leader.
+    pub async fn wait_for_tree(&self, ids: &[u64], timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut views = Vec::new();
+            let mut problem = None;
+            for &id in ids {
+                match self
+                    .status(id)
+                    .await
+                    .as_ref()
+                    .and_then(TreeView::from_status)
+                {
+                    Some(view) => views.push(view),
+                    None => problem = Some(format!("node {id} does not answer /status")),
+                }
+            }
+            let outcome = match problem {
+                Some(problem) => Err(problem),
+                None => check_tree(&views),
+            };
+            match outcome {
+                Ok(leader) => return leader,
+                Err(problem) if Instant::now() >= deadline => {
+                    panic!("no valid tree over {ids:?} within {timeout:?}: {problem}\n{views:#?}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Makes node `id` drop all traffic with `peers` (both planes, both directions).
+    pub async fn isolate(&self, id: u64, peers: &[u64]) {
+        let response = self
+            .http
+            .post(self.spec(id).admin_url("/fault"))
+            .json(&serde_json::json!({ "drop": peers }))
+            .send()
+            .await
+            .expect("the admin port answers");
+        assert!(
+            response.status().is_success(),
+            "POST /fault on {id}: {}",
+            response.status()
+        );
+    }
+
+    /// Lifts every fault on node `id`.
+    pub async fn heal(&self, id: u64) {
+        let response = self
+            .http
+            .delete(self.spec(id).admin_url("/fault"))
+            .send()
+            .await
+            .expect("the admin port answers");
+        assert!(
+            response.status().is_success(),
+            "DELETE /fault on {id}: {}",
+            response.status()
+        );
+    }
+}
