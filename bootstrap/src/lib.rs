@@ -1,0 +1,112 @@
+//! The bootstrap service: the one place a starting node learns who its neighbours are.
+//!
+//! ```text
+//! cluster-node ──gRPC Register/ListNodes──► service ──► store ──► registry (pure: the neighbour pattern)
+//!                                                         └─────► state file (JSON, replaced atomically)
+//! ```
+//!
+//! `Application::build` loads the state and binds the listener, so tests can pass port 0 and read the
+//! port back before serving.
+
+mod address;
+mod registry;
+mod service;
+mod store;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chat_proto::bootstrap::bootstrap_server::BootstrapServer;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use store::StoreError;
+
+/// Where the service listens and keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The JSON state file; its parent directories are created if missing.
+    pub state_path: PathBuf,
+}
+
+impl Config {
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45999));
+    pub const DEFAULT_STATE_PATH: &str = ".state/bootstrap.json";
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: Self::DEFAULT_LISTEN,
+            state_path: PathBuf::from(Self::DEFAULT_STATE_PATH),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    State(#[from] StoreError),
+    #[error("could not listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the bootstrap gRPC server failed")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// A bootstrap service with its state loaded and its port bound, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    service: service::BootstrapService,
+}
+
+impl Application {
+    /// Loads the state file (a corrupt one is an error, a missing one an empty registry), then binds.
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        let store = store::Store::open(config.state_path).await?;
+        let bind_error = |source| Error::Bind {
+            address: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            listener,
+            local_addr,
+            service: service::BootstrapService::new(Arc::new(store)),
+        })
+    }
+
+    /// The bound address (with the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish (and their saves land).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        tracing::info!(address = %self.local_addr, "bootstrap listening");
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        Server::builder()
+            .add_service(BootstrapServer::new(self.service))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(Error::Serve)?;
+        tracing::info!("bootstrap stopped");
+        Ok(())
+    }
+}

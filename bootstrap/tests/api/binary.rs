@@ -1,0 +1,56 @@
+//! The real executable: it serves, and SIGINT or SIGTERM make it stop gracefully with exit code 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::tempdir;
+
+fn exits_zero_after(signal: Signal) {
+    let directory = tempdir().expect("temporary directory");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["--listen", "127.0.0.1:0", "--state"])
+        .arg(directory.path().join("nested/state.json"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bootstrap binary starts");
+
+    // Wait until it is serving, so the signal exercises the graceful path and not start-up.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("bootstrap listening"));
+    assert!(listening, "the bootstrap never said it was listening");
+
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"));
+    kill(pid, signal).expect("signal delivered");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the bootstrap did not stop within 10 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit status after {signal}");
+}
+
+#[test]
+fn the_binary_exits_zero_on_sigterm() {
+    exits_zero_after(Signal::SIGTERM);
+}
+
+#[test]
+fn the_binary_exits_zero_on_sigint() {
+    exits_zero_after(Signal::SIGINT);
+}

@@ -1,0 +1,163 @@
+//! The HTTP side browsers see first: `GET /` sends them to a live input node (307, round-robin) or
+//! shows a self-refreshing "no server" page (503); `GET /api/endpoints` lists the live input nodes.
+//!
+//! Every answer carries `Cache-Control: no-store`: a cached redirect would pin a browser to a node that
+//! may be gone. The cluster view (`/cluster`) will be merged into `router` as its own routes.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::directory::Directory;
+
+/// Shown when no input node is live; it refreshes itself, so the browser lands on the chat once one is.
+const NO_SERVER_PAGE: &str = include_str!("unavailable.html");
+
+/// Seconds a browser or client should wait before asking again; matches the page's refresh.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+pub fn router(directory: Directory) -> Router {
+    Router::new()
+        .route("/", get(redirect_to_input_node))
+        .route("/api/endpoints", get(list_endpoints))
+        .layer(axum::middleware::map_response(never_cache))
+        .with_state(directory)
+}
+
+async fn never_cache(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[tracing::instrument(name = "http.redirect", skip_all)]
+async fn redirect_to_input_node(State(directory): State<Directory>) -> Response {
+    let Some(endpoint) = directory.next_redirect() else {
+        tracing::debug!("no input node is live");
+        return no_server_available();
+    };
+    let target = endpoint.url.root();
+    match HeaderValue::try_from(target.as_str()) {
+        Ok(location) => {
+            tracing::debug!(node_id = endpoint.id.get(), location = %target, "redirecting");
+            (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response()
+        }
+        // Unreachable for URLs that passed `BaseUrl::parse`; answered instead of panicking all the same.
+        Err(error) => {
+            tracing::error!(%error, location = %target, "registered URL is not a valid header value");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn no_server_available() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS))],
+        Html(NO_SERVER_PAGE),
+    )
+        .into_response()
+}
+
+/// One live input node as `/api/endpoints` shows it.
+#[derive(Debug, Serialize)]
+struct EndpointBody {
+    id: u64,
+    url: String,
+}
+
+#[tracing::instrument(name = "http.endpoints", skip_all)]
+async fn list_endpoints(State(directory): State<Directory>) -> Json<Vec<EndpointBody>> {
+    let endpoints = directory
+        .live()
+        .into_iter()
+        .map(|endpoint| EndpointBody {
+            id: endpoint.id.get(),
+            url: endpoint.url.as_str().to_owned(),
+        })
+        .collect();
+    Json(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::leases::{BaseUrl, NodeId};
+
+    fn directory_with(nodes: &[(u64, &str)]) -> Directory {
+        let directory = Directory::new(Duration::from_secs(60));
+        for &(id, url) in nodes {
+            let id = NodeId::parse(id).expect("non-zero");
+            directory.register(id, BaseUrl::parse(url).expect("valid URL"));
+        }
+        directory
+    }
+
+    async fn get(router: &Router, path: &str) -> Response {
+        let request = Request::get(path)
+            .body(Body::empty())
+            .expect("valid request");
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible router")
+    }
+
+    fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
+        response.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn the_root_redirects_to_the_front_page_of_a_live_node() {
+        let router = router(directory_with(&[(4, "http://127.0.0.1:8084")]));
+
+        let response = get(&router, "/").await;
+
+        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            header(&response, "location"),
+            Some("http://127.0.0.1:8084/")
+        );
+        assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    }
+
+    #[tokio::test]
+    async fn the_no_server_page_explains_refreshes_and_links_to_the_cluster_view() {
+        let router = router(directory_with(&[]));
+
+        let response = get(&router, "/").await;
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&response, "retry-after"), Some("2"));
+        assert_eq!(header(&response, "cache-control"), Some("no-store"));
+        let content_type = header(&response, "content-type")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        let body = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let page = String::from_utf8(body.to_vec()).expect("UTF-8 page");
+        assert!(page.contains("No chat server is available right now"));
+        assert!(page.contains(r#"<meta http-equiv="refresh" content="2">"#));
+        assert!(page.contains(r#"href="/cluster""#));
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_not_found() {
+        let router = router(directory_with(&[(1, "http://127.0.0.1:8081")]));
+        assert_eq!(get(&router, "/nope").await.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,167 @@
+//! The nameserver: the address users open. Input nodes keep a lease here over gRPC; browsers that hit
+//! the HTTP side are redirected to one of the live ones.
+//!
+//! ```text
+//! input node ──gRPC Register/Renew/Deregister──► grpc ──┐
+//!                                                      ├──► directory (clock + lock) ──► leases (pure)
+//! browser ─────HTTP GET / , /api/endpoints──────► http ──┘
+//! ```
+//!
+//! `Application::build` binds both listeners, so tests can pass port 0 for each and read the ports back.
+
+mod directory;
+mod grpc;
+mod http;
+mod leases;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use chat_proto::nameserver::nameserver_server::NameserverServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::directory::Directory;
+
+/// Where the two sides listen and how long a lease lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    /// How long a registration lives without a renewal; nodes renew about every second.
+    pub lease: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_GRPC: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45998));
+    pub const DEFAULT_HTTP: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9999));
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc: Self::DEFAULT_GRPC,
+            http: Self::DEFAULT_HTTP,
+            lease: Self::DEFAULT_LEASE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the lease duration must be positive")]
+    ZeroLease,
+    #[error("could not listen for {side} on {address}")]
+    Bind {
+        side: &'static str,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the nameserver gRPC server failed")]
+    Grpc(#[source] tonic::transport::Error),
+    #[error("the nameserver HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
+
+/// A nameserver with both ports bound, ready to serve.
+pub struct Application {
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    directory: Directory,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        if config.lease.is_zero() {
+            return Err(Error::ZeroLease);
+        }
+        let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc).await?;
+        let (http_listener, http_addr) = bind("HTTP", config.http).await?;
+        Ok(Self {
+            grpc_listener,
+            http_listener,
+            grpc_addr,
+            http_addr,
+            directory: Directory::new(config.lease),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_addr.port()
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_addr.port()
+    }
+
+    /// Serves both sides until `shutdown` completes (or one side fails, which stops the other too), then
+    /// lets requests in flight finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "nameserver listening");
+        let stop = CancellationToken::new();
+
+        let grpc = Server::builder()
+            .add_service(NameserverServer::new(grpc::NameserverService::new(
+                self.directory.clone(),
+            )))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            );
+        let http = axum::serve(self.http_listener, http::router(self.directory))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+        let (grpc, http, ()) = tokio::join!(
+            async {
+                let result = grpc.await;
+                stop.cancel();
+                result
+            },
+            async {
+                let result = http.await;
+                stop.cancel();
+                result
+            },
+            async {
+                tokio::select! {
+                    () = shutdown => stop.cancel(),
+                    () = stop.cancelled() => {}
+                }
+            },
+        );
+        grpc.map_err(Error::Grpc)?;
+        http.map_err(Error::Http)?;
+        tracing::info!("nameserver stopped");
+        Ok(())
+    }
+}
+
+async fn bind(side: &'static str, address: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let error = |source| Error::Bind {
+        side,
+        address,
+        source,
+    };
+    let listener = TcpListener::bind(address).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}

@@ -1,0 +1,84 @@
+//! `nameserver`: parse flags, start logging, serve gRPC and HTTP until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use nameserver::{Application, Config};
+use tracing_subscriber::EnvFilter;
+
+/// Keeps the leases of live input nodes and redirects browsers to one of them.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address of the gRPC service input nodes register with.
+    #[arg(long, default_value_t = Config::DEFAULT_GRPC)]
+    grpc: SocketAddr,
+    /// Address of the HTTP redirector browsers open.
+    #[arg(long, default_value_t = Config::DEFAULT_HTTP)]
+    http: SocketAddr,
+    /// Lease duration in milliseconds; a node that does not renew within it is no longer handed out.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole cause chain, e.g. which file is corrupt and why.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
+    let config = Config {
+        grpc: args.grpc,
+        http: args.http,
+        lease: Duration::from_millis(args.lease_ms),
+    };
+    let application = Application::build(config)
+        .await
+        .context("the nameserver could not start")?;
+    application
+        .run_until_stopped(shutdown)
+        .await
+        .context("the nameserver stopped with an error")
+}
+
+/// Installs the SIGINT and SIGTERM handlers at once (before the service starts, so an early signal is
+/// never the default "terminate"), and returns a future that completes on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("interrupt received, shutting down");
+        }
+    })
+}

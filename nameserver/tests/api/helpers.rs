@@ -1,0 +1,142 @@
+//! Starting and stopping an in-process nameserver, and small clients for both sides.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chat_proto::nameserver::nameserver_client::NameserverClient;
+use chat_proto::nameserver::{
+    DeregisterRequest, Endpoint, ListRequest, RegisterRequest, RenewRequest,
+};
+use nameserver::{Application, Config};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Logs are off unless `TEST_LOG` is set (then `RUST_LOG` picks the level, default `debug`).
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .init();
+    }
+});
+
+pub struct TestApp {
+    /// Base URL of the HTTP side, e.g. `http://127.0.0.1:41234`.
+    pub http_url: String,
+    pub grpc: NameserverClient<Channel>,
+    /// Follows no redirects, so tests see the 307 itself.
+    pub http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), nameserver::Error>>,
+}
+
+/// A nameserver with the default lease of 3 s: long enough that nothing expires during a test.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_lease(Config::DEFAULT_LEASE).await
+}
+
+pub async fn spawn_app_with_lease(lease: Duration) -> TestApp {
+    LazyLock::force(&TRACING);
+    let config = Config {
+        grpc: "127.0.0.1:0".parse().expect("literal address"),
+        http: "127.0.0.1:0".parse().expect("literal address"),
+        lease,
+    };
+    let application = Application::build(config).await.expect("nameserver builds");
+    let grpc_addr = application.grpc_addr();
+    let http_url = format!("http://{}", application.http_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let grpc = NameserverClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("gRPC client connects");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client builds");
+    TestApp {
+        http_url,
+        grpc,
+        http,
+        stop,
+        server,
+    }
+}
+
+impl TestApp {
+    /// Triggers the graceful shutdown and waits for both servers to finish cleanly.
+    pub async fn stop(self) {
+        drop(self.grpc);
+        drop(self.http);
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .expect("server task did not panic")
+            .expect("server stopped cleanly");
+    }
+
+    pub async fn register(&mut self, id: u64, url: &str) -> Result<u64, tonic::Status> {
+        let request = RegisterRequest {
+            id,
+            url: url.to_owned(),
+        };
+        self.grpc
+            .register(request)
+            .await
+            .map(|lease| lease.into_inner().ttl_ms)
+    }
+
+    pub async fn renew(&mut self, id: u64) -> Result<u64, tonic::Status> {
+        self.grpc
+            .renew(RenewRequest { id })
+            .await
+            .map(|lease| lease.into_inner().ttl_ms)
+    }
+
+    pub async fn deregister(&mut self, id: u64) -> Result<(), tonic::Status> {
+        self.grpc
+            .deregister(DeregisterRequest { id })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn list(&mut self) -> Vec<Endpoint> {
+        self.grpc
+            .list(ListRequest {})
+            .await
+            .expect("list answers")
+            .into_inner()
+            .endpoints
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.http_url))
+            .send()
+            .await
+            .expect("HTTP request answered")
+    }
+
+    /// Where `GET /` sends a browser right now, or `None` when it answers anything but a redirect.
+    pub async fn redirect_target(&self) -> Option<String> {
+        let response = self.get("/").await;
+        if response.status() != reqwest::StatusCode::TEMPORARY_REDIRECT {
+            return None;
+        }
+        let location = response.headers().get("location")?;
+        location.to_str().ok().map(str::to_owned)
+    }
+}
+
+pub fn endpoint(id: u64, url: &str) -> Endpoint {
+    Endpoint {
+        id,
+        url: url.to_owned(),
+    }
+}
