@@ -89,6 +89,9 @@ async fn fault_isolate(
         Ok(body) => body,
         Err(rejection) => return admin_error(StatusCode::BAD_REQUEST, rejection.body_text()),
     };
+    if request.drop.contains(&NodeId(0)) {
+        return admin_error(StatusCode::BAD_REQUEST, "node ids start at 1");
+    }
     faults.isolate_from(request.drop);
     tracing::warn!(dropping = ?faults.blocked(), "fault switch: dropping traffic");
     Json(FaultState {
@@ -134,7 +137,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> (Router, StatusBoard) {
-        let board = StatusBoard::new(NodeStatus::starting(NodeId::new(5).unwrap()));
+        let board = StatusBoard::new(NodeStatus::starting(NodeId(5)));
         let metrics = Arc::new(Metrics::new(5, 0));
         (router(board.clone(), metrics, None), board)
     }
@@ -215,7 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_allowed_fault_switch_isolates_and_heals() {
-        let board = StatusBoard::new(NodeStatus::starting(NodeId::new(5).unwrap()));
+        let board = StatusBoard::new(NodeStatus::starting(NodeId(5)));
         let faults = Arc::new(FaultSwitch::default());
         let router = router(board, Arc::new(Metrics::new(5, 0)), Some(faults.clone()));
 
@@ -223,7 +226,7 @@ mod tests {
         assert_eq!(code, StatusCode::OK, "{body}");
         assert_eq!(
             faults.blocked(),
-            vec![NodeId::new(2).unwrap(), NodeId::new(3).unwrap()]
+            vec![NodeId(2), NodeId(3)]
         );
 
         for bad in [

@@ -16,42 +16,15 @@ use serde::{Deserialize, Serialize};
 /// (45998, 45999) or with the ephemeral ports of the HTTP side.
 pub const CLUSTER_PORT_RANGE: std::ops::RangeInclusive<u16> = 46000..=65535;
 
-/// A node's identity in the cluster. Zero is reserved: it means "unknown" on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
-pub struct NodeId(u64);
+/// A node's identity in the cluster, shared with the control-plane algorithms.
+pub use overlay::NodeId;
 
-impl TryFrom<u64> for NodeId {
-    type Error = String;
-
-    fn try_from(raw: u64) -> Result<Self, Self::Error> {
-        Self::new(raw).map_err(|reason| format!("node id {reason}"))
-    }
-}
-
-impl From<NodeId> for u64 {
-    fn from(id: NodeId) -> u64 {
-        id.0
-    }
-}
-
-impl NodeId {
-    pub fn new(raw: u64) -> Result<Self, String> {
-        if raw == 0 {
-            Err("must be at least 1".into())
-        } else {
-            Ok(Self(raw))
-        }
-    }
-
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+/// Zero is reserved (it means "unknown" on the wire), so a configured or received id must be at least 1.
+pub fn parse_node_id(raw: u64) -> Result<NodeId, String> {
+    if raw == 0 {
+        Err("must be at least 1".into())
+    } else {
+        Ok(NodeId(raw))
     }
 }
 
@@ -216,7 +189,7 @@ impl Config {
     /// The TOML text that [`Config::parse`] reads back into an equal value (directories as stored).
     pub fn to_toml(&self) -> String {
         let raw = RawConfig {
-            id: self.id.get(),
+            id: self.id.0,
             host: self.host.to_string(),
             control_port: self.control_port.into(),
             data_port: self.data_port.into(),
@@ -245,7 +218,7 @@ impl RawConfig {
             reason,
         };
 
-        let id = NodeId::new(self.id).map_err(|reason| invalid("id", reason))?;
+        let id = parse_node_id(self.id).map_err(|reason| invalid("id", reason))?;
         let host = parse_host(&self.host).map_err(|reason| invalid("host", reason))?;
 
         let control_port =
@@ -411,7 +384,7 @@ log_dir = "/var/log/node3"
     #[test]
     fn a_valid_file_is_accepted_with_relative_dirs_under_the_config_folder() {
         let config = parse(VALID).unwrap();
-        assert_eq!(config.id.get(), 3);
+        assert_eq!(config.id, NodeId(3));
         assert_eq!(config.control_port, 46003);
         assert_eq!(config.nameserver.host(), "localhost");
         assert_eq!(config.data_dir, Path::new("NODE_3/data"));

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-use crate::config::{CLUSTER_PORT_RANGE, Config, NodeId};
+use crate::config::{CLUSTER_PORT_RANGE, Config, NodeId, parse_node_id};
 use crate::metrics::Metrics;
 
 /// A neighbour as the bootstrap described it.
@@ -112,7 +112,7 @@ pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterEr
     let mut client = BootstrapClient::new(channel);
     let request = RegisterRequest {
         node: Some(NodeAddress {
-            id: config.id.get(),
+            id: config.id.0,
             host: config.host.to_string(),
             control_port: config.control_port.into(),
             data_port: config.data_port.into(),
@@ -177,7 +177,7 @@ pub async fn register_until_accepted(
 }
 
 fn neighbour_from_wire(address: &NodeAddress) -> Result<Neighbour, &'static str> {
-    let id = NodeId::new(address.id).map_err(|_| "id 0")?;
+    let id = parse_node_id(address.id).map_err(|_| "id 0")?;
     let cluster_port = |port: u32| {
         u16::try_from(port)
             .ok()
@@ -228,7 +228,7 @@ mod tests {
             admin_port: 9002,
             http_port: 8002,
         };
-        assert_eq!(neighbour_from_wire(&good).unwrap().id.get(), 2);
+        assert_eq!(neighbour_from_wire(&good).unwrap().id.0, 2);
         assert!(
             neighbour_from_wire(&NodeAddress {
                 id: 0,

@@ -73,7 +73,7 @@ impl Node {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         Ok(Self {
-            metrics: Arc::new(Metrics::new(config.id.get(), started)),
+            metrics: Arc::new(Metrics::new(config.id.0, started)),
             status: StatusBoard::new(NodeStatus::starting(config.id)),
             config,
             admin_listener,

@@ -9,15 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::NodeId;
 
-/// What a node does in the cluster; derived from its place in the spanning tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Writer,
-    Persistence,
-    Input,
-    Forwarder,
-}
+pub use overlay::Role;
 
 /// A neighbour as the failure detector sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_starting_node_reports_every_documented_field_with_nulls_for_the_unknown() {
-        let status = NodeStatus::starting(NodeId::new(7).unwrap());
+        let status = NodeStatus::starting(NodeId(7));
         let json = serde_json::to_value(&status).unwrap();
         for field in [
             "id",
@@ -148,7 +140,7 @@ mod tests {
 
     #[test]
     fn an_update_is_seen_by_snapshots_and_subscribers() {
-        let board = StatusBoard::new(NodeStatus::starting(NodeId::new(1).unwrap()));
+        let board = StatusBoard::new(NodeStatus::starting(NodeId(1)));
         let mut receiver = board.subscribe();
         board.update(|status| status.registered = true);
         assert!(board.snapshot().registered);

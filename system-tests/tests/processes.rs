@@ -155,7 +155,7 @@ fn init_writes_64_valid_configs_whose_ports_never_collide() {
     for id in 1..=64u64 {
         let config = cluster_node::Config::load(&dir.path().join(format!("NODE_{id}/.cfg")))
             .unwrap_or_else(|error| panic!("NODE_{id}: {error}"));
-        assert_eq!(config.id.get(), id);
+        assert_eq!(config.id.0, id);
         assert_eq!(config.log_dir, dir.path().join(format!("NODE_{id}/logs")));
         for port in [
             config.control_port,

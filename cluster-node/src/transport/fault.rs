@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn isolating_replaces_the_set_and_healing_clears_it() {
-        let id = |raw| NodeId::new(raw).unwrap();
+        let id = |raw| NodeId(raw);
         let switch = FaultSwitch::default();
         assert!(!switch.blocks(id(2)));
         switch.isolate_from([id(2), id(3)]);

@@ -90,7 +90,7 @@ pub fn node_of_identity(frame: &[u8]) -> Option<NodeId> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    NodeId::new(digits.parse().ok()?).ok()
+    crate::config::parse_node_id(digits.parse().ok()?).ok()
 }
 
 #[cfg(test)]
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn identities_round_trip_and_foreign_frames_are_refused() {
-        let id = NodeId::new(42).unwrap();
+        let id = NodeId(42);
         assert_eq!(node_of_identity(identity_of(id).as_bytes()), Some(id));
         for bad in [
             &b"node-"[..],
