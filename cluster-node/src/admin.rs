@@ -224,10 +224,7 @@ mod tests {
 
         let (code, _, body) = call(router.clone(), post_fault(r#"{"drop":[2,3]}"#)).await;
         assert_eq!(code, StatusCode::OK, "{body}");
-        assert_eq!(
-            faults.blocked(),
-            vec![NodeId(2), NodeId(3)]
-        );
+        assert_eq!(faults.blocked(), vec![NodeId(2), NodeId(3)]);
 
         for bad in [
             r#"{"drop":[0]}"#,

@@ -3,6 +3,7 @@
 //! Layers, one module each (more arrive with the control and data planes):
 //! - [`config`]: the validated `NODE_<id>/.cfg`;
 //! - [`discovery`]: registration with the bootstrap service;
+//! - [`control`]: the control plane at run time (the algorithms live in the `overlay` crate);
 //! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
 //! - [`transport`]: bytes between neighbours (ZeroMQ, or in memory for tests);
 //! - [`logging`]: one log file per subsystem;
@@ -10,6 +11,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod discovery;
 pub mod logging;
 pub mod metrics;

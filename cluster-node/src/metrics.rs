@@ -3,10 +3,18 @@
 //! One `Metrics` value per node, shared by reference; each layer records into the series it owns.
 //! Names follow Prometheus conventions: a `chat_node_` prefix, `_total` on counters, base units.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+/// Label of the control-plane message counters: the scope a message belongs to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    pub scope: &'static str,
+}
 
 /// The content type of what [`Metrics::render`] produces.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -18,6 +26,18 @@ pub struct Metrics {
     pub neighbours: Gauge,
     pub bootstrap_attempts: Counter,
     pub bootstrap_failures: Counter,
+    pub control_sent: Family<ScopeLabel, Counter>,
+    pub control_received: Family<ScopeLabel, Counter>,
+    pub control_undecodable: Counter,
+    pub control_send_failures: Counter,
+    pub control_transport_dropped: Counter,
+    pub elections_started: Counter,
+    pub elections_won: Counter,
+    pub leaders_lost: Counter,
+    pub heals: Counter,
+    pub term: Gauge,
+    pub tick: Gauge,
+    pub live_neighbours: Gauge,
 }
 
 impl Metrics {
@@ -50,6 +70,74 @@ impl Metrics {
             "Registration calls to the bootstrap that failed",
             bootstrap_failures.clone(),
         );
+        let control_sent = Family::<ScopeLabel, Counter>::default();
+        registry.register(
+            "control_messages_sent",
+            "Control-plane messages handed to the transport, by scope",
+            control_sent.clone(),
+        );
+        let control_received = Family::<ScopeLabel, Counter>::default();
+        registry.register(
+            "control_messages_received",
+            "Control-plane messages received and decoded, by scope",
+            control_received.clone(),
+        );
+        let control_undecodable = Counter::default();
+        registry.register(
+            "control_messages_undecodable",
+            "Control-plane messages dropped because they did not decode",
+            control_undecodable.clone(),
+        );
+        let control_send_failures = Counter::default();
+        registry.register(
+            "control_send_failures",
+            "Control-plane messages the transport refused (unknown peer, fault switch)",
+            control_send_failures.clone(),
+        );
+        let control_transport_dropped = Counter::default();
+        registry.register(
+            "control_transport_dropped",
+            "Control-plane messages the transport dropped (full queue, link down, fault switch)",
+            control_transport_dropped.clone(),
+        );
+        let elections_started = Counter::default();
+        registry.register(
+            "elections_started",
+            "Elections this node initiated",
+            elections_started.clone(),
+        );
+        let elections_won = Counter::default();
+        registry.register(
+            "elections_won",
+            "Elections that made this node the leader",
+            elections_won.clone(),
+        );
+        let leaders_lost = Counter::default();
+        registry.register(
+            "leaders_lost",
+            "Times this node declared its leader lost",
+            leaders_lost.clone(),
+        );
+        let heals = Counter::default();
+        registry.register(
+            "heals",
+            "Times this node, orphaned, was adopted back into the tree",
+            heals.clone(),
+        );
+        let term = Gauge::default();
+        registry.register(
+            "term",
+            "The term of the leader this node follows",
+            term.clone(),
+        );
+        let tick = Gauge::default();
+        registry.register("tick", "Latest root tick seen", tick.clone());
+        let live_neighbours = Gauge::default();
+        registry.register(
+            "live_neighbours",
+            "Neighbours joined and heard from recently",
+            live_neighbours.clone(),
+        );
         let start_time: Gauge = Gauge::default();
         start_time.set(start_unix_seconds);
         registry.register(
@@ -63,6 +151,18 @@ impl Metrics {
             neighbours,
             bootstrap_attempts,
             bootstrap_failures,
+            control_sent,
+            control_received,
+            control_undecodable,
+            control_send_failures,
+            control_transport_dropped,
+            elections_started,
+            elections_won,
+            leaders_lost,
+            heals,
+            term,
+            tick,
+            live_neighbours,
         }
     }
 
@@ -84,12 +184,22 @@ mod tests {
         metrics.bootstrap_attempts.inc();
         metrics.bootstrap_attempts.inc();
         metrics.ready.set(1);
+        metrics
+            .control_sent
+            .get_or_create(&ScopeLabel { scope: "election" })
+            .inc();
         let text = metrics.render();
         assert!(
             text.contains(r#"chat_node_bootstrap_registration_attempts_total{node_id="4"} 2"#),
             "{text}"
         );
         assert!(text.contains(r#"chat_node_ready{node_id="4"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"chat_node_control_messages_sent_total{node_id="4",scope="election"} 1"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"chat_node_start_time_seconds{node_id="4"} 1700000000"#),
             "{text}"

@@ -1,13 +1,16 @@
 //! The orchestrator: builds a node from its configuration and runs its tasks until shutdown.
 //!
 //! ```text
-//!            ┌──────────── CancellationToken (SIGINT / SIGTERM) ────────────┐
-//!            ▼                                                               ▼
-//!   discovery (bootstrap) ──neighbours──▶ StatusBoard ◀── admin HTTP (/status, /metrics)
+//!                 ┌────────── CancellationToken (SIGINT / SIGTERM) ──────────┐
+//!                 ▼                                                           ▼
+//!   discovery (bootstrap) ──neighbours──▶ control plane ──▶ StatusBoard ◀── admin HTTP
+//!                                          ▲   │ (overlay)                    (/status, /metrics, /fault)
+//!                                          │   ▼
+//!                                    control transport (ZeroMQ, control_port) ◀── FaultSwitch
 //! ```
 //!
-//! Binding happens in [`Node::build`], so tests can ask for port 0 and read the real port before the
-//! node runs. Every task is spawned on one `TaskTracker` and watches one `CancellationToken`: shutdown
+//! Binding happens in [`Node::build`], so a port conflict stops the node at once and tests can ask for
+//! port 0 and read the real port before the node runs. Every task is spawned on one `TaskTracker` and watches one `CancellationToken`: shutdown
 //! is cancel, then wait (bounded) for the tracker to drain.
 
 use std::net::SocketAddr;
@@ -15,16 +18,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::Config;
+use crate::control::ControlPlane;
 use crate::discovery;
 use crate::logging::HEADLINE;
 use crate::metrics::Metrics;
 use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
+use crate::transport::Inbound;
 use crate::transport::fault::FaultSwitch;
+use crate::transport::zmq::{TransportError, ZmqTransport};
 
 /// How long tasks get to finish after shutdown is requested before the node gives up waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -36,6 +43,8 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot bind the control port: {0}")]
+    BindControl(#[source] TransportError),
     #[error("cannot create {path}: {source}")]
     CreateDir {
         path: std::path::PathBuf,
@@ -48,12 +57,18 @@ pub struct Node {
     config: Config,
     admin_listener: TcpListener,
     admin_addr: SocketAddr,
+    control_transport: Arc<ZmqTransport>,
+    control_inbound: mpsc::Receiver<Inbound>,
+    faults: Arc<FaultSwitch>,
     status: StatusBoard,
     metrics: Arc<Metrics>,
+    /// Stops every task of this node; cancelled when the caller's shutdown token is.
+    stop: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl Node {
-    /// Prepares directories and binds the admin port (`admin_port` 0 picks a free one).
+    /// Prepares directories and binds the admin and control ports (port 0 picks a free one).
     pub async fn build(config: Config) -> Result<Self, NodeError> {
         for dir in [&config.data_dir, &config.log_dir] {
             std::fs::create_dir_all(dir).map_err(|source| NodeError::CreateDir {
@@ -68,6 +83,18 @@ impl Node {
         let admin_addr = admin_listener
             .local_addr()
             .map_err(|source| NodeError::BindAdmin { addr, source })?;
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let faults = Arc::new(FaultSwitch::default());
+        let (control_transport, control_inbound) = ZmqTransport::bind(
+            config.id,
+            SocketAddr::new(config.host, config.control_port),
+            faults.clone(),
+            stop.clone(),
+            tasks.clone(),
+        )
+        .await
+        .map_err(NodeError::BindControl)?;
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -78,7 +105,17 @@ impl Node {
             config,
             admin_listener,
             admin_addr,
+            control_transport: Arc::new(control_transport),
+            control_inbound,
+            faults,
+            stop,
+            tasks,
         })
+    }
+
+    /// Where the control plane's ROUTER listens.
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_transport.local_addr()
     }
 
     /// Where `/status` and `/metrics` are served.
@@ -97,39 +134,40 @@ impl Node {
             config,
             admin_listener,
             admin_addr,
+            control_transport,
+            control_inbound,
+            faults,
             status,
             metrics,
+            stop,
+            tasks,
         } = self;
-        let tracker = TaskTracker::new();
         tracing::info!(target: HEADLINE, id = %config.id, admin = %admin_addr, "node started");
 
-        let faults = config
-            .allow_faults
-            .then(|| Arc::new(FaultSwitch::default()));
-        if faults.is_some() {
+        let admin_faults = config.allow_faults.then_some(faults);
+        if admin_faults.is_some() {
             tracing::warn!(target: HEADLINE, "fault injection is enabled (POST /fault on the admin port)");
         }
-        let router = admin::router(status.clone(), metrics.clone(), faults);
-        let admin_shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        let router = admin::router(status.clone(), metrics.clone(), admin_faults);
+        let admin_stop = stop.clone();
+        tasks.spawn(async move {
             let served = axum::serve(admin_listener, router)
-                .with_graceful_shutdown(admin_shutdown.cancelled_owned())
+                .with_graceful_shutdown(admin_stop.cancelled_owned())
                 .await;
             if let Err(error) = served {
                 tracing::error!(%error, "admin HTTP server failed");
             }
         });
 
-        let discovery_shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        let plane_stop = stop.clone();
+        tasks.spawn(async move {
             let Some(neighbours) =
-                discovery::register_until_accepted(&config, &metrics, &discovery_shutdown).await
+                discovery::register_until_accepted(&config, &metrics, &plane_stop).await
             else {
                 return;
             };
             let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
             tracing::info!(target: HEADLINE, neighbours = %ids.join(","), "registered with the bootstrap");
-            metrics.neighbours.set(neighbours.len() as i64);
             status.update(|s| {
                 s.registered = true;
                 s.neighbors = neighbours
@@ -137,11 +175,23 @@ impl Node {
                     .map(|n| NeighbourStatus { id: n.id, alive: false })
                     .collect();
             });
+            let control = ControlPlane::new(
+                config,
+                &neighbours,
+                control_transport,
+                control_inbound,
+                status,
+                metrics,
+            );
+            control.run(plane_stop).await;
         });
 
-        tracker.close();
-        shutdown.cancelled().await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        tokio::select! {
+            () = shutdown.cancelled() => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
             .await
             .is_err()
         {

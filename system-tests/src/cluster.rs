@@ -20,7 +20,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the services and nodes `1..=n`, each node allowed to use the fault switch.
+    /// Starts the services and nodes `1..=n` one after the other, each once the previous one has
+    /// registered, so the neighbour graph is the bootstrap's documented pattern for ids in order.
+    pub async fn start_in_order(n: u64) -> Self {
+        let mut cluster = Self::start(0);
+        for id in 1..=n {
+            let spec = cluster.dir.write_node_config(id);
+            cluster.nodes.insert(id, (spec, None));
+            cluster.restart(id);
+            let url = cluster.spec(id).admin_url("/status");
+            crate::wait_for_json(&url, Duration::from_secs(20), |s| s["registered"] == true).await;
+        }
+        cluster
+    }
+
+    /// Starts the services and nodes `1..=n` all at once, each node allowed to use the fault switch.
     pub fn start(n: u64) -> Self {
         let dir = ClusterDir::new();
         let bootstrap = dir.start_bootstrap();
@@ -85,6 +99,20 @@ impl Cluster {
         if let Some((_, Some(process))) = self.nodes.get(&id) {
             process.signal(signal);
         }
+    }
+
+    /// The neighbour ids each node in `ids` reports (from `/status`).
+    pub async fn neighbour_graph(&self, ids: &[u64]) -> BTreeMap<u64, Vec<u64>> {
+        let mut graph = BTreeMap::new();
+        for &id in ids {
+            let status = self.status(id).await.expect("a live node answers /status");
+            let neighbours = status["neighbors"]
+                .as_array()
+                .map(|list| list.iter().filter_map(|n| n["id"].as_u64()).collect())
+                .unwrap_or_default();
+            graph.insert(id, neighbours);
+        }
+        graph
     }
 
     /// The `/status` of a node, or `None` when it does not answer.
@@ -159,4 +187,21 @@ impl Cluster {
             response.status()
         );
     }
+}
+
+/// Whether `nodes` stay connected in `graph` (edges to nodes outside `nodes` are ignored).
+pub fn connected(graph: &BTreeMap<u64, Vec<u64>>, nodes: &[u64]) -> bool {
+    let Some(&first) = nodes.first() else {
+        return true;
+    };
+    let mut reached = std::collections::BTreeSet::from([first]);
+    let mut frontier = vec![first];
+    while let Some(id) = frontier.pop() {
+        for next in graph.get(&id).into_iter().flatten() {
+            if nodes.contains(next) && reached.insert(*next) {
+                frontier.push(*next);
+            }
+        }
+    }
+    reached.len() == nodes.len()
 }

@@ -36,12 +36,13 @@ async fn three_nodes_register_answer_status_and_exit_zero_on_sigint() {
     for spec in &specs {
         let status =
             wait_for_json(&spec.admin_url("/status"), STARTUP, registered_as(spec.id)).await;
-        assert_eq!(status["ready"], false, "no control plane yet: {status}");
-        assert!(status["leader"].is_null(), "{status}");
         edges_seen += status["neighbors"].as_array().map_or(0, Vec::len);
     }
     // Whatever the registration order, each node after the first was given at least one neighbour.
-    assert!(edges_seen >= 2, "only {edges_seen} neighbour entries across 3 nodes");
+    assert!(
+        edges_seen >= 2,
+        "only {edges_seen} neighbour entries across 3 nodes"
+    );
     let metrics = reqwest::get(specs[0].admin_url("/metrics")).await.unwrap();
     assert!(metrics.status().is_success());
     let text = metrics.text().await.unwrap();

@@ -1,0 +1,364 @@
+//! The control plane at run time: drives the pure [`overlay::Overlay`] with a monotonic clock, a
+//! ticker and the control transport, and reports what it decides.
+//!
+//! ```text
+//!   transport inbound ──bytes──▶ ┌──────────────┐ ──envelopes──▶ transport.send (fire and forget)
+//!   ticker (25 ms) ─────now────▶ │   Overlay    │ ──events─────▶ logs, metrics
+//!   bootstrap refresh ─ids─────▶ └──────────────┘ ──accessors──▶ StatusBoard (/status), ControlView
+//! ```
+//!
+//! One task owns the overlay, so its state needs no lock. Everything the algorithms decide is in the
+//! overlay crate; this module only moves bytes, keeps time and publishes. A message from a node the
+//! bootstrap has not told us about (a neighbour that registered after us) triggers a re-registration,
+//! which answers our current neighbour set with addresses.
+
+mod view;
+
+pub use view::ControlView;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use overlay::{Event, Millis, Overlay, Timing};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::discovery::{self, Neighbour};
+use crate::logging::HEADLINE;
+use crate::metrics::{Metrics, ScopeLabel};
+use crate::status::{NeighbourStatus, StatusBoard};
+use crate::transport::{Inbound, SendError, Transport, TransportStats};
+
+/// How often the overlay's timers are driven. Its own intervals (heartbeat 100 ms, failure timeout
+/// 700 ms, …) are multiples of this, so a finer step only makes them more punctual.
+pub const TICK: Duration = Duration::from_millis(25);
+
+/// Messages handled per wake-up before the status is republished: bounds publication cost under a
+/// burst without delaying ticks.
+const BATCH: usize = 256;
+
+/// At most one bootstrap refresh in flight, and none more often than this.
+const REFRESH_SPACING: Duration = Duration::from_millis(300);
+
+/// The running control plane of one node.
+pub struct ControlPlane<T: Transport> {
+    overlay: Overlay,
+    transport: Arc<T>,
+    inbound: mpsc::Receiver<Inbound>,
+    origin: Instant,
+    config: Config,
+    status: StatusBoard,
+    view: watch::Sender<ControlView>,
+    metrics: Arc<Metrics>,
+    refresh: Refresh,
+    transport_seen: TransportSeen,
+}
+
+impl<T: Transport> ControlPlane<T> {
+    /// A control plane for `config.id` with the neighbours the bootstrap answered.
+    pub fn new(
+        config: Config,
+        neighbours: &[Neighbour],
+        transport: Arc<T>,
+        inbound: mpsc::Receiver<Inbound>,
+        status: StatusBoard,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let origin = Instant::now();
+        for neighbour in neighbours {
+            if let Some(addr) = control_addr(neighbour) {
+                transport.set_peer(neighbour.id, addr);
+            }
+        }
+        // The start time tells neighbours that this is a new incarnation of the node, so one that
+        // restarted without its memory is recognised at once instead of after a timeout.
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let overlay = Overlay::new(
+            config.id,
+            neighbours.iter().map(|n| n.id),
+            Timing::default(),
+            Millis(0),
+        )
+        .with_incarnation(incarnation);
+        let (view, _) = watch::channel(ControlView::from_overlay(&overlay));
+        Self {
+            overlay,
+            transport,
+            inbound,
+            origin,
+            config,
+            status,
+            view,
+            metrics,
+            refresh: Refresh::default(),
+            transport_seen: TransportSeen::default(),
+        }
+    }
+
+    /// A receiver of the tree view (leader, parent, children, roles, routes) for the data plane.
+    pub fn subscribe(&self) -> watch::Receiver<ControlView> {
+        self.view.subscribe()
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    #[tracing::instrument(name = "control", skip_all, fields(node = %self.config.id))]
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (refreshed_tx, mut refreshed) = mpsc::channel::<Vec<Neighbour>>(4);
+        self.publish();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(neighbours) = refreshed.recv() => {
+                    self.refresh.in_flight = false;
+                    self.adopt_neighbours(neighbours);
+                }
+                received = self.inbound.recv() => {
+                    let Some(first) = received else { break };
+                    self.receive(first);
+                    for _ in 1..BATCH {
+                        match self.inbound.try_recv() {
+                            Ok(next) => self.receive(next),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    let output = self.overlay.on_tick(self.now());
+                    self.apply(output);
+                }
+            }
+            if self.refresh.wanted && self.refresh.may_start() {
+                self.refresh.start();
+                let config = self.config.clone();
+                let sender = refreshed_tx.clone();
+                tokio::spawn(async move {
+                    let neighbours = match discovery::register_once(&config).await {
+                        Ok(neighbours) => neighbours,
+                        Err(error) => {
+                            tracing::debug!(%error, "neighbour refresh failed");
+                            Vec::new()
+                        }
+                    };
+                    let _ = sender.send(neighbours).await;
+                });
+            }
+            self.publish();
+        }
+        tracing::debug!("control plane stopped");
+    }
+
+    fn now(&self) -> Millis {
+        Millis(self.origin.elapsed().as_millis() as u64)
+    }
+
+    fn receive(&mut self, inbound: Inbound) {
+        let envelope = match overlay::decode(&inbound.payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                self.metrics.control_undecodable.inc();
+                tracing::debug!(from = %inbound.from, %error, "dropping an undecodable control message");
+                return;
+            }
+        };
+        self.metrics
+            .control_received
+            .get_or_create(&ScopeLabel {
+                scope: scope_name(envelope.header.scope),
+            })
+            .inc();
+        let output = self.overlay.on_message(self.now(), inbound.from, envelope);
+        self.apply(output);
+    }
+
+    fn apply(&mut self, output: overlay::Output) {
+        for (to, envelope) in output.messages {
+            let scope = scope_name(envelope.header.scope);
+            match self
+                .transport
+                .send(to, Bytes::from(overlay::encode(&envelope)))
+            {
+                Ok(()) => {
+                    self.metrics
+                        .control_sent
+                        .get_or_create(&ScopeLabel { scope })
+                        .inc();
+                }
+                Err(error) => {
+                    self.metrics.control_send_failures.inc();
+                    if matches!(error, SendError::UnknownPeer(_)) {
+                        self.refresh.wanted = true;
+                    }
+                    tracing::trace!(%to, %error, "control message not sent");
+                }
+            }
+        }
+        for event in output.events {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let me = self.config.id;
+        match event {
+            Event::UnknownPeer { peer } => {
+                tracing::info!(%peer, "message from a node that is not a known neighbour; asking the bootstrap");
+                self.refresh.wanted = true;
+            }
+            Event::NeighbourUp { neighbour } => tracing::info!(%neighbour, "neighbour up"),
+            Event::NeighbourDown { neighbour } => tracing::info!(%neighbour, "neighbour down"),
+            Event::ElectionStarted { election } => {
+                self.metrics.elections_started.inc();
+                tracing::info!(?election, "started an election");
+            }
+            Event::LeaderElected { leader, term } => {
+                if leader == me {
+                    self.metrics.elections_won.inc();
+                    tracing::info!(target: HEADLINE, %term, "elected leader");
+                } else {
+                    tracing::info!(target: HEADLINE, %leader, %term, "following leader");
+                }
+            }
+            Event::LeaderLost { leader, term } => {
+                self.metrics.leaders_lost.inc();
+                tracing::warn!(target: HEADLINE, %leader, %term, "leader lost; electing again");
+            }
+            Event::Orphaned { lost_parent } => {
+                tracing::info!(target: HEADLINE, %lost_parent, "parent lost; asking neighbours to adopt");
+            }
+            Event::Adopted { parent } => {
+                self.metrics.heals.inc();
+                tracing::info!(target: HEADLINE, %parent, "healed: adopted into the tree");
+            }
+            Event::RolesChanged { roles } => {
+                let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+                tracing::info!(target: HEADLINE, roles = %names.join(","), "roles changed");
+            }
+            Event::TreeReady { leader, term } => tracing::info!(%leader, %term, "tree ready"),
+            Event::ParentChanged { parent } => tracing::debug!(?parent, "parent changed"),
+            Event::ChildrenChanged { children } => tracing::debug!(?children, "children changed"),
+            Event::RoutesChanged => {
+                tracing::debug!(routes = ?self.overlay.routes(), "routes changed")
+            }
+        }
+    }
+
+    fn adopt_neighbours(&mut self, neighbours: Vec<Neighbour>) {
+        for neighbour in neighbours {
+            let Some(addr) = control_addr(&neighbour) else {
+                continue;
+            };
+            self.transport.set_peer(neighbour.id, addr);
+            let output = self.overlay.add_neighbour(self.now(), neighbour.id);
+            self.apply(output);
+        }
+    }
+
+    /// Copies the overlay's state to `/status`, the data plane's view and the gauges.
+    fn publish(&mut self) {
+        let view = ControlView::from_overlay(&self.overlay);
+        self.view.send_if_modified(|current| {
+            if *current == view {
+                false
+            } else {
+                *current = view.clone();
+                true
+            }
+        });
+        let neighbours = self.overlay.neighbours();
+        self.status.update(|status| {
+            status.ready = view.ready;
+            status.leader = view.leader;
+            status.term = view.term;
+            status.roles = view.roles.clone();
+            status.parent = view.parent;
+            status.children = view.children.clone();
+            status.neighbors = neighbours
+                .iter()
+                .map(|n| NeighbourStatus {
+                    id: n.id,
+                    alive: n.alive,
+                })
+                .collect();
+            status.tick = self.overlay.tick();
+            status.clock = self.overlay.clock().0;
+        });
+        self.metrics.ready.set(i64::from(view.ready));
+        self.metrics.term.set(view.term as i64);
+        self.metrics.tick.set(self.overlay.tick() as i64);
+        self.metrics
+            .live_neighbours
+            .set(self.overlay.live_neighbours().len() as i64);
+        self.metrics.neighbours.set(neighbours.len() as i64);
+        self.transport_seen
+            .export(self.transport.stats(), &self.metrics);
+    }
+}
+
+/// Rate limit for re-registering with the bootstrap to learn new neighbours.
+#[derive(Debug, Default)]
+struct Refresh {
+    wanted: bool,
+    in_flight: bool,
+    last: Option<Instant>,
+}
+
+impl Refresh {
+    fn may_start(&self) -> bool {
+        !self.in_flight
+            && self
+                .last
+                .is_none_or(|last| last.elapsed() >= REFRESH_SPACING)
+    }
+
+    fn start(&mut self) {
+        self.wanted = false;
+        self.in_flight = true;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// Transport counters already exported, so `/metrics` counters advance by the difference.
+#[derive(Debug, Default)]
+struct TransportSeen {
+    dropped: u64,
+}
+
+impl TransportSeen {
+    fn export(&mut self, stats: &TransportStats, metrics: &Metrics) {
+        let dropped = TransportStats::get(&stats.dropped);
+        metrics
+            .control_transport_dropped
+            .inc_by(dropped.saturating_sub(self.dropped));
+        self.dropped = dropped;
+    }
+}
+
+fn control_addr(neighbour: &Neighbour) -> Option<SocketAddr> {
+    match neighbour.host.parse() {
+        Ok(ip) => Some(SocketAddr::new(ip, neighbour.control_port)),
+        Err(_) => {
+            tracing::warn!(id = %neighbour.id, host = %neighbour.host, "neighbour host is not an IP address; skipping it");
+            None
+        }
+    }
+}
+
+fn scope_name(scope: overlay::Scope) -> &'static str {
+    match scope {
+        overlay::Scope::Topology => "topology",
+        overlay::Scope::Heartbeat => "heartbeat",
+        overlay::Scope::Election => "election",
+        overlay::Scope::Tree => "tree",
+        overlay::Scope::Data => "data",
+    }
+}
