@@ -94,28 +94,35 @@ start_node() {
     start "NODE_$1" "NODE_$1/logs/stderr.log" "$BIN/cluster-node" "NODE_$1/.cfg"
 }
 
-status_answers() { # status_answers HOST PORT
+status_of() { # status_of HOST PORT: prints the node's /status JSON, fails if it does not answer
     if command -v curl >/dev/null; then
-        curl -fsS --max-time 1 "http://$1:$2/status" >/dev/null 2>&1
+        curl -fsS --max-time 1 "http://$1:$2/status" 2>/dev/null
     else
-        (exec 3<>"/dev/tcp/$1/$2" && printf 'GET /status HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200') 2>/dev/null
+        (exec 3<>"/dev/tcp/$1/$2" && printf 'GET /status HTTP/1.0\r\nConnection: close\r\n\r\n' >&3 \
+            && sed '1,/^\r$/d' <&3) 2>/dev/null
     fi
 }
 
+# Waits until every configured node answers /status with "ready":true, all naming the same leader.
 wait_ready() {
-    local deadline=$((SECONDS + WAIT_SECONDS)) id pending
+    local deadline=$((SECONDS + WAIT_SECONDS)) started=$SECONDS id status pending leaders
     while :; do
         pending=()
+        leaders=()
         for id in $(node_ids); do
-            status_answers "$(cfg_value "$id" host)" "$(cfg_value "$id" admin_port)" || pending+=("$id")
+            status=$(status_of "$(cfg_value "$id" host)" "$(cfg_value "$id" admin_port)") || { pending+=("$id"); continue; }
+            [[ $status == *'"ready":true'* ]] || { pending+=("$id"); continue; }
+            leaders+=("$(sed -nE 's/.*"leader":([0-9]+).*/\1/p' <<<"$status")")
         done
-        ((${#pending[@]} == 0)) && break
-        if ((SECONDS >= deadline)); then
-            die "nodes ${pending[*]} did not answer /status within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
+        if ((${#pending[@]} == 0)) && [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) == 1 ]]; then
+            break
         fi
-        sleep 0.2
+        if ((SECONDS >= deadline)); then
+            die "nodes ${pending[*]:-} not ready with one leader within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
+        fi
+        sleep 0.1
     done
-    echo "every node answers /status"
+    echo "every node is ready; leader: node ${leaders[0]} (after $((SECONDS - started)) s)"
 }
 
 command=${1:-}

@@ -26,13 +26,12 @@ pub const LOOPBACK: &str = "127.0.0.1";
 pub fn binary(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        // target/<profile>/deps/<this test> → target/<profile>
-        let exe = std::env::current_exe().expect("the test binary knows its path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binaries live in target/<profile>/deps")
-            .to_owned();
+        // Tests live in target/<profile>/deps, tools in target/<profile>: either way, the profile dir.
+        let exe = std::env::current_exe().expect("the running binary knows its path");
+        let mut dir = exe.parent().expect("a binary lives in a folder").to_owned();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
         let missing = ["bootstrap", "nameserver", "cluster-node"]
             .iter()
             .any(|bin| !dir.join(bin).exists());
