@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-use crate::config::{CLUSTER_PORT_RANGE, Config, NodeId, parse_node_id};
+use crate::config::{Config, NodeId, parse_node_id};
 use crate::metrics::Metrics;
 
 /// A neighbour as the bootstrap described it.
@@ -178,19 +178,17 @@ pub async fn register_until_accepted(
 
 fn neighbour_from_wire(address: &NodeAddress) -> Result<Neighbour, &'static str> {
     let id = parse_node_id(address.id).map_err(|_| "id 0")?;
-    let cluster_port = |port: u32| {
-        u16::try_from(port)
-            .ok()
-            .filter(|p| CLUSTER_PORT_RANGE.contains(p))
-    };
+    // The 46000–65535 range is a rule for configuration files; on the wire any real port is
+    // accepted, so nodes embedded with kernel-chosen ports can still be neighbours.
+    let port = |port: u32| u16::try_from(port).ok().filter(|p| *p != 0);
     if address.host.is_empty() {
         return Err("empty host");
     }
     Ok(Neighbour {
         id,
         host: address.host.clone(),
-        control_port: cluster_port(address.control_port).ok_or("control port out of range")?,
-        data_port: cluster_port(address.data_port).ok_or("data port out of range")?,
+        control_port: port(address.control_port).ok_or("control port out of range")?,
+        data_port: port(address.data_port).ok_or("data port out of range")?,
     })
 }
 
@@ -245,7 +243,7 @@ mod tests {
         );
         assert!(
             neighbour_from_wire(&NodeAddress {
-                control_port: 80,
+                control_port: 0,
                 ..good.clone()
             })
             .is_err()

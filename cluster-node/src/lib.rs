@@ -7,6 +7,8 @@
 //! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
 //! - [`transport`]: bytes between neighbours (ZeroMQ, or in memory for tests);
 //! - [`logging`]: one log file per subsystem;
+//! - [`storage`]: the SQLite database (schema, repositories, deterministic mutations, replica apply);
+//! - [`service`]: the chat's business operations over storage, with the single group-committing writer;
 //! - [`node`]: the orchestrator that wires them and owns shutdown.
 
 pub mod admin;
@@ -16,7 +18,9 @@ pub mod discovery;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod service;
 pub mod status;
+pub mod storage;
 pub mod transport;
 
 pub use config::Config;

@@ -45,6 +45,8 @@ pub enum NodeError {
     },
     #[error("cannot bind the control port: {0}")]
     BindControl(#[source] TransportError),
+    #[error("cannot bind the data port: {0}")]
+    BindData(#[source] TransportError),
     #[error("cannot create {path}: {source}")]
     CreateDir {
         path: std::path::PathBuf,
@@ -59,6 +61,10 @@ pub struct Node {
     admin_addr: SocketAddr,
     control_transport: Arc<ZmqTransport>,
     control_inbound: mpsc::Receiver<Inbound>,
+    /// The data plane's own sockets, on their own port, so bulk transfers never delay a heartbeat.
+    /// Bound now so a port conflict is reported at start; the data plane takes them over.
+    data_transport: Arc<ZmqTransport>,
+    data_inbound: mpsc::Receiver<Inbound>,
     faults: Arc<FaultSwitch>,
     status: StatusBoard,
     metrics: Arc<Metrics>,
@@ -95,6 +101,21 @@ impl Node {
         )
         .await
         .map_err(NodeError::BindControl)?;
+        let (data_transport, data_inbound) = ZmqTransport::bind(
+            config.id,
+            SocketAddr::new(config.host, config.data_port),
+            faults.clone(),
+            stop.clone(),
+            tasks.clone(),
+        )
+        .await
+        .map_err(NodeError::BindData)?;
+        // From here on the config names the ports actually bound (they differ when it asked for 0),
+        // because that is what the bootstrap must hand to neighbours.
+        let mut config = config;
+        config.admin_port = admin_addr.port();
+        config.control_port = control_transport.local_addr().port();
+        config.data_port = data_transport.local_addr().port();
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -107,6 +128,8 @@ impl Node {
             admin_addr,
             control_transport: Arc::new(control_transport),
             control_inbound,
+            data_transport: Arc::new(data_transport),
+            data_inbound,
             faults,
             stop,
             tasks,
@@ -116,6 +139,11 @@ impl Node {
     /// Where the control plane's ROUTER listens.
     pub fn control_addr(&self) -> SocketAddr {
         self.control_transport.local_addr()
+    }
+
+    /// Where the data plane's ROUTER listens.
+    pub fn data_addr(&self) -> SocketAddr {
+        self.data_transport.local_addr()
     }
 
     /// Where `/status` and `/metrics` are served.
@@ -136,12 +164,16 @@ impl Node {
             admin_addr,
             control_transport,
             control_inbound,
+            data_transport,
+            data_inbound,
             faults,
             status,
             metrics,
             stop,
             tasks,
         } = self;
+        // Held until shutdown: the data plane will own them.
+        let _data_plane = (data_transport, data_inbound);
         tracing::info!(target: HEADLINE, id = %config.id, admin = %admin_addr, "node started");
 
         let admin_faults = config.allow_faults.then_some(faults);

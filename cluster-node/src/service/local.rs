@@ -1,0 +1,197 @@
+//! [`LocalService`]: the chat service over this node's own database, as the writer or as a replica.
+//!
+//! As the writer it answers everything: reads straight from the database, writes through the single
+//! writer task (see `writer.rs`). As a replica it answers only reads it is fresh enough for
+//! ([`super::replica_can_answer`]) and refuses writes with [`ServiceError::ReadOnly`], so the data plane
+//! forwards both kinds of refusal up the tree.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::storage::{Database, LogEntry, UnixMillis, system};
+
+use super::error::ServiceError;
+use super::password;
+use super::writer::{WriteJob, Writer, WriterCounts, WriterStats};
+use super::{ChatService, ServiceRequest, ServiceResponse, reads, replica_can_answer, writes};
+
+/// How the writer behaves.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// bcrypt cost for new passwords: at least 10 in production; tests use 4 (≈ 1 ms).
+    pub bcrypt_cost: u32,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before senders wait for room.
+    pub queue_capacity: usize,
+    /// Log entries kept for a slow subscriber before it starts missing some (it then resyncs).
+    pub log_capacity: usize,
+    /// Seed for ids and tags; `None` seeds from the operating system. A fixed seed makes one writer's
+    /// choices repeatable, but two writers with the same seed over one database would generate the same
+    /// ids: never use one across a restart or a failover.
+    pub seed: Option<u64>,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            bcrypt_cost: password::DEFAULT_COST,
+            max_batch: 256,
+            queue_capacity: 4096,
+            log_capacity: 4096,
+            seed: None,
+        }
+    }
+}
+
+impl ServiceOptions {
+    /// Cheap hashing (bcrypt cost 4, ≈ 1 ms): for tests and benchmarks only.
+    pub fn for_tests() -> Self {
+        ServiceOptions {
+            bcrypt_cost: 4,
+            ..ServiceOptions::default()
+        }
+    }
+}
+
+struct WriterHandle {
+    jobs: mpsc::Sender<WriteJob>,
+    log: broadcast::Sender<LogEntry>,
+    stats: Arc<WriterStats>,
+}
+
+struct Inner {
+    database: Database,
+    /// `None` on a replica.
+    writer: Option<WriterHandle>,
+    bcrypt_cost: u32,
+}
+
+/// The chat service over the local database; cheap to clone. The writer task stops when the last
+/// clone of a writer service is dropped (after finishing the writes it already took).
+#[derive(Clone)]
+pub struct LocalService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalService")
+            .field("database", &self.inner.database.path())
+            .field("writer", &self.inner.writer.is_some())
+            .finish()
+    }
+}
+
+impl LocalService {
+    /// The writer's service: spawns the writer task on the current Tokio runtime.
+    pub fn writer(database: Database, options: ServiceOptions) -> Self {
+        let (jobs, receiver) = mpsc::channel(options.queue_capacity.max(1));
+        let (log, _) = broadcast::channel(options.log_capacity.max(1));
+        let stats = Arc::new(WriterStats::default());
+        let rng = match options.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let writer = Writer {
+            database: database.clone(),
+            jobs: receiver,
+            log: log.clone(),
+            stats: Arc::clone(&stats),
+            rng,
+            max_batch: options.max_batch.max(1),
+            last_time: UnixMillis::default(),
+        };
+        tokio::spawn(writer.run());
+        LocalService {
+            inner: Arc::new(Inner {
+                database,
+                writer: Some(WriterHandle { jobs, log, stats }),
+                bcrypt_cost: options.bcrypt_cost,
+            }),
+        }
+    }
+
+    /// A read-only replica's service: reads when fresh enough, never writes.
+    pub fn replica(database: Database) -> Self {
+        LocalService {
+            inner: Arc::new(Inner {
+                database,
+                writer: None,
+                bcrypt_cost: password::DEFAULT_COST,
+            }),
+        }
+    }
+
+    pub fn is_writer(&self) -> bool {
+        self.inner.writer.is_some()
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.database
+    }
+
+    /// Every committed write from now on, in epoch order (writer only). A subscriber that falls more than
+    /// `log_capacity` entries behind gets `RecvError::Lagged` and must catch up from the database.
+    pub fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
+        self.inner
+            .writer
+            .as_ref()
+            .map(|writer| writer.log.subscribe())
+    }
+
+    /// The writer's counters (writer only).
+    pub fn writer_counts(&self) -> Option<WriterCounts> {
+        self.inner
+            .writer
+            .as_ref()
+            .map(|writer| writer.stats.snapshot())
+    }
+
+    async fn read(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        let mut transaction = self.inner.database.pool().begin().await?;
+        let (_, epoch) = system::position(&mut transaction).await?;
+        if !self.is_writer() && !replica_can_answer(request.client_epoch, epoch) {
+            return Err(ServiceError::Stale {
+                wanted: request.client_epoch.0,
+                have: epoch.0,
+            });
+        }
+        let outcome = reads::run(&mut transaction, request.caller, &request.operation).await?;
+        transaction.commit().await?;
+        Ok(ServiceResponse { epoch, outcome })
+    }
+
+    async fn write(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        let writer = self.inner.writer.as_ref().ok_or(ServiceError::ReadOnly)?;
+        let command =
+            writes::check(request.operation, request.caller, self.inner.bcrypt_cost).await?;
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ServiceError::Unavailable {
+            retry_after: std::time::Duration::from_secs(1),
+        };
+        writer
+            .jobs
+            .send(WriteJob {
+                caller: request.caller,
+                command,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl ChatService for LocalService {
+    async fn execute(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        if request.operation.is_write() {
+            self.write(request).await
+        } else {
+            self.read(request).await
+        }
+    }
+}

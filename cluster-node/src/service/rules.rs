@@ -1,0 +1,58 @@
+//! Checks shared by reads and writes, each returning the error the business rules prescribe: who is
+//! calling (401), whether a user or group exists (404), whether the caller belongs to the group (403).
+
+use sqlx::SqliteConnection;
+
+use crate::storage::{Group, GroupId, User, UserId, UserTag, groups, users};
+
+use super::error::{Resource, ServiceError};
+use super::validate::Username;
+
+/// The calling user; a missing caller or one whose user no longer exists is unauthenticated.
+pub(super) async fn caller(
+    connection: &mut SqliteConnection,
+    caller: Option<UserId>,
+) -> Result<User, ServiceError> {
+    let id = caller.ok_or(ServiceError::Unauthenticated)?;
+    users::find_by_id(connection, id)
+        .await?
+        .ok_or(ServiceError::Unauthenticated)
+}
+
+/// A user by `name#tag`; a name that could not be registered cannot exist either.
+pub(super) async fn user_named(
+    connection: &mut SqliteConnection,
+    username: &str,
+    tag: UserTag,
+) -> Result<User, ServiceError> {
+    let username = Username::parse(username).map_err(|_| ServiceError::NotFound(Resource::User))?;
+    users::find_by_name(connection, username.as_str(), tag)
+        .await?
+        .ok_or(ServiceError::NotFound(Resource::User))
+}
+
+/// A live group.
+pub(super) async fn group(
+    connection: &mut SqliteConnection,
+    id: GroupId,
+) -> Result<Group, ServiceError> {
+    groups::find(connection, id)
+        .await?
+        .ok_or(ServiceError::NotFound(Resource::Group))
+}
+
+/// A live group that `user` belongs to.
+pub(super) async fn group_of_member(
+    connection: &mut SqliteConnection,
+    id: GroupId,
+    user: UserId,
+) -> Result<Group, ServiceError> {
+    let group = group(connection, id).await?;
+    if groups::is_member(connection, id, user).await? {
+        Ok(group)
+    } else {
+        Err(ServiceError::forbidden(
+            "you are not a member of this group",
+        ))
+    }
+}

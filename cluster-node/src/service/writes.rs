@@ -1,0 +1,387 @@
+//! Write operations in two steps.
+//!
+//! 1. [`check`] runs on the caller's task: pure validation and the bcrypt hash, so that nothing slow or
+//!    CPU-bound reaches the single writer.
+//! 2. [`plan`] runs on the writer, inside the batch transaction: it reads what the rules need (membership,
+//!    taken tags, an earlier send with the same client id) and decides every value of the write — ids,
+//!    timestamp, tag — into a [`Mutation`]. Reading inside the writer's transaction means each write sees
+//!    the ones committed before it in the same batch, so no two writes can race past a check.
+//!
+//! After the mutation is applied, [`outcome`] reads back what the caller gets to see.
+
+use rand::Rng;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use crate::storage::groups::NewGroup;
+use crate::storage::messages::NewMessage;
+use crate::storage::users::NewUser;
+use crate::storage::{
+    ChatId, ClientId, GroupId, GroupWithMembers, MessageId, Mutation, UnixMillis, UserId, UserTag,
+    groups, messages, users,
+};
+
+use super::error::{Resource, ServiceError};
+use super::operation::{Operation, Outcome};
+use super::password;
+use super::rules;
+use super::validate::{Content, GroupName, Password, Username};
+
+/// A write whose input is valid; what the writer task receives.
+#[derive(Debug, Clone)]
+pub(crate) enum WriteCommand {
+    Register {
+        username: Username,
+        password_hash: String,
+    },
+    SendDirectMessage {
+        username: String,
+        tag: UserTag,
+        content: Content,
+        client_id: Option<ClientId>,
+    },
+    CreateGroup {
+        name: GroupName,
+    },
+    AddMember {
+        group: GroupId,
+        username: String,
+        tag: UserTag,
+    },
+    LeaveGroup {
+        group: GroupId,
+    },
+    SendGroupMessage {
+        group: GroupId,
+        content: Content,
+        client_id: Option<ClientId>,
+    },
+    DeleteMessage {
+        message: MessageId,
+    },
+    DeleteGroup {
+        group: GroupId,
+    },
+}
+
+/// What the writer will do for one command.
+#[derive(Debug)]
+pub(super) enum Plan {
+    /// Commit this mutation at the next epoch.
+    Write(Mutation),
+    /// Nothing to write (a retry, or already so): answer with this.
+    Unchanged(Outcome),
+}
+
+fn client_id(text: Option<&str>) -> Result<Option<ClientId>, ServiceError> {
+    text.map(|text| {
+        ClientId::parse(text).ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "client_id must be 1 to {} printable ASCII characters",
+                ClientId::MAX_LEN
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Validates a write operation and hashes a new password; no database access.
+pub(super) async fn check(
+    operation: Operation,
+    caller: Option<UserId>,
+    bcrypt_cost: u32,
+) -> Result<WriteCommand, ServiceError> {
+    let signed_in = || caller.map(|_| ()).ok_or(ServiceError::Unauthenticated);
+    match operation {
+        Operation::Register(request) => {
+            let username = Username::parse(&request.username)?;
+            let password = Password::parse(&request.password)?;
+            let password_hash = password::hash(password, bcrypt_cost).await?;
+            Ok(WriteCommand::Register {
+                username,
+                password_hash,
+            })
+        }
+        Operation::SendDirectMessage(request) => {
+            signed_in()?;
+            Ok(WriteCommand::SendDirectMessage {
+                content: Content::parse(&request.content)?,
+                client_id: client_id(request.client_id.as_deref())?,
+                username: request.username,
+                tag: request.tag,
+            })
+        }
+        Operation::CreateGroup(request) => {
+            signed_in()?;
+            Ok(WriteCommand::CreateGroup {
+                name: GroupName::parse(&request.name)?,
+            })
+        }
+        Operation::AddMember(request) => {
+            signed_in()?;
+            Ok(WriteCommand::AddMember {
+                group: request.group,
+                username: request.username,
+                tag: request.tag,
+            })
+        }
+        Operation::LeaveGroup(request) => {
+            signed_in()?;
+            Ok(WriteCommand::LeaveGroup {
+                group: request.group,
+            })
+        }
+        Operation::SendGroupMessage(request) => {
+            signed_in()?;
+            Ok(WriteCommand::SendGroupMessage {
+                group: request.group,
+                content: Content::parse(&request.content)?,
+                client_id: client_id(request.client_id.as_deref())?,
+            })
+        }
+        Operation::DeleteMessage(request) => {
+            signed_in()?;
+            Ok(WriteCommand::DeleteMessage {
+                message: request.message,
+            })
+        }
+        Operation::DeleteGroup(request) => {
+            signed_in()?;
+            Ok(WriteCommand::DeleteGroup {
+                group: request.group,
+            })
+        }
+        Operation::LookupCredentials(_)
+        | Operation::GetUser(_)
+        | Operation::GetMe
+        | Operation::ListDirectMessages(_)
+        | Operation::GetGroup(_)
+        | Operation::ListGroups
+        | Operation::ListGroupMessages(_) => Err(ServiceError::Internal(format!(
+            "{} is a read and was sent to the write path",
+            operation.name()
+        ))),
+    }
+}
+
+/// A v4 uuid from the writer's RNG, so a seeded writer is reproducible.
+fn random_uuid(rng: &mut impl Rng) -> Uuid {
+    uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+}
+
+/// A free tag for `username`, uniformly among the free ones; 409 when all 10,000 are taken.
+async fn free_tag(
+    connection: &mut SqliteConnection,
+    username: &str,
+    rng: &mut impl Rng,
+) -> Result<UserTag, ServiceError> {
+    let mut taken = vec![false; usize::from(UserTag::COUNT)];
+    for tag in users::taken_tags(connection, username).await? {
+        taken[usize::from(tag.number())] = true;
+    }
+    let free = taken.iter().filter(|taken| !**taken).count();
+    if free == 0 {
+        return Err(ServiceError::Conflict(format!(
+            "every tag of the username {username:?} is taken; choose another username"
+        )));
+    }
+    let chosen = rng.random_range(0..free);
+    let number = taken
+        .iter()
+        .enumerate()
+        .filter(|(_, taken)| !**taken)
+        .nth(chosen)
+        .map(|(number, _)| number)
+        .and_then(|number| u16::try_from(number).ok())
+        .and_then(UserTag::new);
+    number.ok_or_else(|| ServiceError::Internal("tag choice out of range".into()))
+}
+
+/// The earlier message `sender` sent with `client_id`, if it was to the same chat; a reused key for
+/// another chat is a client bug worth reporting.
+async fn earlier_send(
+    connection: &mut SqliteConnection,
+    sender: UserId,
+    client_id: Option<&ClientId>,
+    chat: ChatId,
+) -> Result<Option<Plan>, ServiceError> {
+    let Some(client_id) = client_id else {
+        return Ok(None);
+    };
+    match messages::find_by_client_id(connection, sender, client_id).await? {
+        Some((message, _deleted)) if message.chat == chat => {
+            Ok(Some(Plan::Unchanged(Outcome::Message(message))))
+        }
+        Some(_) => Err(ServiceError::Conflict(format!(
+            "client_id {client_id} was already used for a message to another chat"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Decides one write inside the writer's transaction; see the module documentation.
+pub(super) async fn plan(
+    connection: &mut SqliteConnection,
+    caller: Option<UserId>,
+    command: &WriteCommand,
+    now: UnixMillis,
+    rng: &mut impl Rng,
+) -> Result<Plan, ServiceError> {
+    match command {
+        WriteCommand::Register {
+            username,
+            password_hash,
+        } => {
+            let tag = free_tag(connection, username.as_str(), rng).await?;
+            Ok(Plan::Write(Mutation::RegisterUser(NewUser {
+                id: UserId(random_uuid(rng)),
+                username: username.as_str().to_owned(),
+                tag,
+                password_hash: password_hash.clone(),
+                created_at: now,
+            })))
+        }
+        WriteCommand::SendDirectMessage {
+            username,
+            tag,
+            content,
+            client_id,
+        } => {
+            let me = rules::caller(connection, caller).await?;
+            let peer = rules::user_named(connection, username, *tag).await?;
+            let chat = ChatId::direct(me.id, peer.id);
+            if let Some(plan) = earlier_send(connection, me.id, client_id.as_ref(), chat).await? {
+                return Ok(plan);
+            }
+            Ok(Plan::Write(Mutation::PostMessage(NewMessage {
+                id: MessageId(random_uuid(rng)),
+                chat,
+                sender: me.id,
+                receiver: Some(peer.id),
+                content: content.as_str().to_owned(),
+                created_at: now,
+                client_id: client_id.clone(),
+            })))
+        }
+        WriteCommand::CreateGroup { name } => {
+            let me = rules::caller(connection, caller).await?;
+            Ok(Plan::Write(Mutation::CreateGroup(NewGroup {
+                id: GroupId(random_uuid(rng)),
+                name: name.as_str().to_owned(),
+                creator: me.id,
+                created_at: now,
+            })))
+        }
+        WriteCommand::AddMember {
+            group,
+            username,
+            tag,
+        } => {
+            let me = rules::caller(connection, caller).await?;
+            let group = rules::group_of_member(connection, *group, me.id).await?;
+            let user = rules::user_named(connection, username, *tag).await?;
+            if groups::is_member(connection, group.id, user.id).await? {
+                // Adding a member twice leaves the group as asked: a retried add succeeds.
+                let members = groups::members(connection, group.id).await?;
+                return Ok(Plan::Unchanged(Outcome::Group(GroupWithMembers {
+                    group,
+                    members,
+                })));
+            }
+            Ok(Plan::Write(Mutation::AddMember {
+                group: group.id,
+                user: user.id,
+                joined_at: now,
+            }))
+        }
+        WriteCommand::LeaveGroup { group } => {
+            let me = rules::caller(connection, caller).await?;
+            let group = rules::group_of_member(connection, *group, me.id).await?;
+            Ok(Plan::Write(Mutation::RemoveMember {
+                group: group.id,
+                user: me.id,
+            }))
+        }
+        WriteCommand::SendGroupMessage {
+            group,
+            content,
+            client_id,
+        } => {
+            let me = rules::caller(connection, caller).await?;
+            let chat = ChatId::Group(rules::group(connection, *group).await?.id);
+            // A retry is recognised before the membership check, so it gets the first attempt's answer.
+            if let Some(plan) = earlier_send(connection, me.id, client_id.as_ref(), chat).await? {
+                return Ok(plan);
+            }
+            let group = rules::group_of_member(connection, *group, me.id).await?;
+            Ok(Plan::Write(Mutation::PostMessage(NewMessage {
+                id: MessageId(random_uuid(rng)),
+                chat: ChatId::Group(group.id),
+                sender: me.id,
+                receiver: None,
+                content: content.as_str().to_owned(),
+                created_at: now,
+                client_id: client_id.clone(),
+            })))
+        }
+        WriteCommand::DeleteMessage { message } => {
+            let me = rules::caller(connection, caller).await?;
+            let (message, deleted) = messages::find_any(connection, *message)
+                .await?
+                .ok_or(ServiceError::NotFound(Resource::Message))?;
+            if deleted {
+                return Err(ServiceError::NotFound(Resource::Message));
+            }
+            // A deleted group's messages are gone for everyone, its senders included.
+            if let ChatId::Group(group) = message.chat {
+                if groups::find(connection, group).await?.is_none() {
+                    return Err(ServiceError::NotFound(Resource::Message));
+                }
+            }
+            if message.sender.id != me.id {
+                return Err(ServiceError::forbidden(
+                    "only its sender can delete a message",
+                ));
+            }
+            Ok(Plan::Write(Mutation::DeleteMessage {
+                message: message.id,
+                deleted_at: now,
+            }))
+        }
+        WriteCommand::DeleteGroup { group } => {
+            let me = rules::caller(connection, caller).await?;
+            let group = rules::group(connection, *group).await?;
+            if group.creator != me.id {
+                return Err(ServiceError::forbidden(
+                    "only its creator can delete a group",
+                ));
+            }
+            Ok(Plan::Write(Mutation::DeleteGroup {
+                group: group.id,
+                deleted_at: now,
+            }))
+        }
+    }
+}
+
+/// What the caller of an applied mutation gets back, read from the state the mutation produced.
+pub(super) async fn outcome(
+    connection: &mut SqliteConnection,
+    mutation: &Mutation,
+) -> Result<Outcome, ServiceError> {
+    match mutation {
+        Mutation::RegisterUser(user) => Ok(Outcome::User(user.user())),
+        Mutation::CreateGroup(NewGroup { id: group, .. }) | Mutation::AddMember { group, .. } => {
+            let group = rules::group(connection, *group).await?;
+            let members = groups::members(connection, group.id).await?;
+            Ok(Outcome::Group(GroupWithMembers { group, members }))
+        }
+        Mutation::PostMessage(message) => messages::find_any(connection, message.id)
+            .await?
+            .map(|(message, _)| Outcome::Message(message))
+            .ok_or_else(|| ServiceError::Internal("a message just written is missing".into())),
+        Mutation::RemoveMember { .. }
+        | Mutation::DeleteMessage { .. }
+        | Mutation::DeleteGroup { .. } => Ok(Outcome::Done),
+    }
+}

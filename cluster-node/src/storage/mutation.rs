@@ -1,0 +1,103 @@
+//! Deterministic writes: the [`Mutation`] a writer prepared, the [`LogEntry`] that carries it to replicas,
+//! and [`apply`], the one function that turns either into rows.
+//!
+//! A mutation holds every value a row needs (generated ids, timestamps, the assigned tag, the password
+//! hash); `apply` adds only the epoch. It checks nothing that the writer already decided, so it never
+//! depends on a clock, an RNG or the order of concurrent requests: applying the same entries in the same
+//! order gives the same rows on every node. It does fail loudly when a row it should change is missing,
+//! which on a replica means its copy has diverged.
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use super::StorageError;
+use super::groups::{self, NewGroup};
+use super::ids::{Epoch, GroupId, MessageId, Term, UnixMillis, UserId};
+use super::messages::{self, NewMessage};
+use super::users::{self, NewUser};
+
+/// One committed change to client data, with all its values decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mutation {
+    RegisterUser(NewUser),
+    /// Inserts the group and makes its creator the first member.
+    CreateGroup(NewGroup),
+    AddMember {
+        group: GroupId,
+        user: UserId,
+        joined_at: UnixMillis,
+    },
+    RemoveMember {
+        group: GroupId,
+        user: UserId,
+    },
+    PostMessage(NewMessage),
+    DeleteMessage {
+        message: MessageId,
+        deleted_at: UnixMillis,
+    },
+    DeleteGroup {
+        group: GroupId,
+        deleted_at: UnixMillis,
+    },
+}
+
+/// A committed write at its log position: what the writer sends to replicas (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The term of the writer that committed it.
+    pub term: Term,
+    pub epoch: Epoch,
+    pub mutation: Mutation,
+}
+
+/// Writes `mutation` into the database, stamping every row it creates or deletes with `epoch`. The caller
+/// owns the transaction and the `system_state` update.
+pub async fn apply(
+    connection: &mut SqliteConnection,
+    epoch: Epoch,
+    mutation: &Mutation,
+) -> Result<(), StorageError> {
+    let diverged = |reason: String| StorageError::Diverged {
+        epoch: epoch.0,
+        reason,
+    };
+    match mutation {
+        Mutation::RegisterUser(user) => users::insert(connection, user, epoch).await,
+        Mutation::CreateGroup(group) => {
+            groups::insert(connection, group, epoch).await?;
+            groups::add_member(connection, group.id, group.creator, group.created_at, epoch).await
+        }
+        Mutation::AddMember {
+            group,
+            user,
+            joined_at,
+        } => groups::add_member(connection, *group, *user, *joined_at, epoch).await,
+        Mutation::RemoveMember { group, user } => {
+            if groups::remove_member(connection, *group, *user).await? {
+                Ok(())
+            } else {
+                Err(diverged(format!("{user} is not a member of {group}")))
+            }
+        }
+        Mutation::PostMessage(message) => messages::insert(connection, message, epoch).await,
+        Mutation::DeleteMessage {
+            message,
+            deleted_at,
+        } => {
+            if messages::soft_delete(connection, *message, *deleted_at, epoch).await? {
+                Ok(())
+            } else {
+                Err(diverged(format!("no live message {message}")))
+            }
+        }
+        Mutation::DeleteGroup { group, deleted_at } => {
+            if groups::soft_delete(connection, *group, *deleted_at, epoch).await? {
+                Ok(())
+            } else {
+                Err(diverged(format!("no live group {group}")))
+            }
+        }
+    }
+}

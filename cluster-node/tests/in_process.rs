@@ -1,0 +1,82 @@
+//! Nodes run as a library inside the test process: ports chosen by the kernel, a bootstrap started
+//! in-process too, the control plane over real ZeroMQ sockets on loopback.
+
+use std::time::Duration;
+
+use cluster_node::config::{Config, NodeId};
+use cluster_node::{Node, status::NodeStatus};
+use tokio_util::sync::CancellationToken;
+
+fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Config {
+    Config {
+        id: NodeId(id),
+        host: "127.0.0.1".parse().unwrap(),
+        control_port: 0,
+        data_port: 0,
+        // Not bound until the node serves HTTP (as an input node); only advertised.
+        http_port: 8000 + id as u16,
+        admin_port: 0,
+        bootstrap: bootstrap.to_string().parse().unwrap(),
+        nameserver: "127.0.0.1:1".parse().unwrap(),
+        data_dir: dir.join(format!("node{id}/data")),
+        log_dir: dir.join(format!("node{id}/logs")),
+        allow_faults: false,
+    }
+}
+
+async fn wait_until(
+    receiver: &mut tokio::sync::watch::Receiver<NodeStatus>,
+    accept: impl Fn(&NodeStatus) -> bool,
+) -> NodeStatus {
+    let waited = tokio::time::timeout(Duration::from_secs(15), receiver.wait_for(|s| accept(s)))
+        .await
+        .map(|status| status.expect("the status board outlives the node").clone());
+    match waited {
+        Ok(status) => status,
+        Err(_) => panic!("not reached in time; last status: {:?}", *receiver.borrow()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_library_nodes_on_kernel_chosen_ports_elect_one_leader_and_stop_on_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = bootstrap::Application::build(bootstrap::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_path: dir.path().join("bootstrap.json"),
+    })
+    .await
+    .unwrap();
+    let bootstrap_addr = bootstrap.local_addr();
+    let shutdown = CancellationToken::new();
+    let services = tokio::spawn(bootstrap.run_until_stopped(shutdown.clone().cancelled_owned()));
+
+    let mut boards = Vec::new();
+    let mut nodes = Vec::new();
+    for id in [1, 2] {
+        let node = Node::build(config(id, bootstrap_addr, dir.path()))
+            .await
+            .unwrap();
+        assert_ne!(node.admin_addr().port(), 0);
+        assert_ne!(node.control_addr().port(), node.data_addr().port());
+        boards.push(node.status().subscribe());
+        nodes.push(tokio::spawn(node.run_until_stopped(shutdown.clone())));
+    }
+
+    for board in &mut boards {
+        let status = wait_until(board, |s| s.ready).await;
+        assert_eq!(status.leader, Some(NodeId(1)), "{status:?}");
+    }
+    // The child may learn its parent a moment before the parent records the child.
+    let root = wait_until(&mut boards[0], |s| !s.children.is_empty()).await;
+    assert_eq!(root.parent, None);
+    assert_eq!(root.children, vec![NodeId(2)]);
+
+    shutdown.cancel();
+    for node in nodes {
+        tokio::time::timeout(Duration::from_secs(6), node)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    services.await.unwrap().unwrap();
+}
