@@ -66,7 +66,9 @@ async fn measure_once(size: u64, timeout: Duration, samples: &mut Samples) {
         return;
     };
     samples.election.push(last_start.elapsed());
-    samples.messages.push(protocol_messages(&cluster, &all).await);
+    samples
+        .messages
+        .push(protocol_messages(&cluster, &all).await);
     if size < 3 {
         return;
     }
@@ -139,7 +141,12 @@ async fn converge(cluster: &Cluster, ids: &[u64], timeout: Duration) -> Option<u
 async fn read_views(cluster: &Cluster, ids: &[u64]) -> Vec<TreeView> {
     let mut views = Vec::with_capacity(ids.len());
     for &id in ids {
-        if let Some(view) = cluster.status(id).await.as_ref().and_then(TreeView::from_status) {
+        if let Some(view) = cluster
+            .status(id)
+            .await
+            .as_ref()
+            .and_then(TreeView::from_status)
+        {
             views.push(view);
         }
     }
@@ -168,7 +175,12 @@ async fn protocol_messages(cluster: &Cluster, ids: &[u64]) -> u64 {
 fn print_table(results: &BTreeMap<u64, Samples>) {
     println!(
         "{:>4} | {:>22} | {:>9} | {:>22} | {:>22} | {:>22}",
-        "N", "election ms (min-max)", "messages", "heal leaf ms", "heal interior ms", "new leader ms"
+        "N",
+        "election ms (min-max)",
+        "messages",
+        "heal leaf ms",
+        "heal interior ms",
+        "new leader ms"
     );
     println!("{}", "-".repeat(115));
     for (size, samples) in results {
