@@ -3,10 +3,13 @@
 #
 # Port scheme (node id i, 1 ≤ i ≤ 500), chosen so that no two ports of any two nodes collide and none
 # collides with the services' defaults (bootstrap 45999, nameserver gRPC 45998, nameserver HTTP 9999):
-#   control_port = 46000 + i     (46001 …)   control plane, ZeroMQ
-#   data_port    = 47000 + i     (47001 …)   data plane, ZeroMQ
+#   control_port = 61000 + i     (61001 …)   control plane, ZeroMQ
+#   data_port    = 63000 + i     (63001 …)   data plane, ZeroMQ
 #   http_port    =  8000 + i     ( 8001 …)   chat web server, while the node is an input node
 #   admin_port   =  9000 + i     ( 9001 …)   /status and /metrics, always
+# Control and data ports must lie in 46000–65535; they are kept above 60999 because Linux hands out
+# 32768–60999 as source ports of outgoing connections: a node's links to its neighbours could otherwise
+# occupy the very port a node started later wants to listen on.
 #
 # Usage: ./init.sh N [DIR]   (DIR defaults to the current directory)
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
@@ -40,8 +43,8 @@ for ((i = 1; i <= n; i++)); do
 # Node $i. Relative directories are resolved against this file's folder.
 id = $i
 host = "$host"
-control_port = $((46000 + i))
-data_port = $((47000 + i))
+control_port = $((61000 + i))
+data_port = $((63000 + i))
 http_port = $((8000 + i))
 admin_port = $((9000 + i))
 bootstrap = "$bootstrap"

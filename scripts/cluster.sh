@@ -103,13 +103,14 @@ status_of() { # status_of HOST PORT: prints the node's /status JSON, fails if it
     fi
 }
 
-# Waits until every configured node answers /status with "ready":true, all naming the same leader.
+# Waits until every running node answers /status with "ready":true, all naming the same leader.
 wait_ready() {
     local deadline=$((SECONDS + WAIT_SECONDS)) started=$SECONDS id status pending leaders
     while :; do
         pending=()
         leaders=()
         for id in $(node_ids); do
+            live_pid "NODE_$id" >/dev/null || continue
             status=$(status_of "$(cfg_value "$id" host)" "$(cfg_value "$id" admin_port)") || { pending+=("$id"); continue; }
             [[ $status == *'"ready":true'* ]] || { pending+=("$id"); continue; }
             leaders+=("$(sed -nE 's/.*"leader":([0-9]+).*/\1/p' <<<"$status")")
@@ -118,7 +119,10 @@ wait_ready() {
             break
         fi
         if ((SECONDS >= deadline)); then
-            die "nodes ${pending[*]:-} not ready with one leader within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
+            if ((${#pending[@]} > 0)); then
+                die "nodes ${pending[*]} not ready within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
+            fi
+            die "the nodes follow different leaders ($(printf '%s\n' "${leaders[@]}" | sort -un | xargs)): the neighbour graph of the running nodes is split"
         fi
         sleep 0.1
     done

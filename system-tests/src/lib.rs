@@ -216,10 +216,11 @@ impl ClusterDir {
 
     /// Writes `NODE_<id>/.cfg` with fresh free ports.
     pub fn write_node_config(&self, id: u64) -> NodeSpec {
-        let control_port = free_port_in(46000..=60999);
-        let mut data_port = free_port_in(46000..=60999);
+        // Above Linux's ephemeral range (32768–60999), where outgoing connections cannot take them.
+        let control_port = free_port_in(61000..=65535);
+        let mut data_port = free_port_in(61000..=65535);
         while data_port == control_port {
-            data_port = free_port_in(46000..=60999);
+            data_port = free_port_in(61000..=65535);
         }
         let spec = NodeSpec {
             id,
