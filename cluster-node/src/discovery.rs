@@ -25,6 +25,40 @@ pub struct Neighbour {
     pub data_port: u16,
 }
 
+/// Every neighbour's addresses as last reported by the bootstrap, shared by both planes: the control
+/// plane refreshes it when a new neighbour appears, the data plane reads data ports from it.
+#[derive(Debug, Clone, Default)]
+pub struct AddressBook {
+    entries: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<NodeId, Neighbour>>>,
+}
+
+impl AddressBook {
+    pub fn new(neighbours: &[Neighbour]) -> Self {
+        let book = Self::default();
+        book.update(neighbours);
+        book
+    }
+
+    /// Adds or replaces these neighbours' entries.
+    pub fn update(&self, neighbours: &[Neighbour]) {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for neighbour in neighbours {
+            entries.insert(neighbour.id, neighbour.clone());
+        }
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<Neighbour> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+}
+
 /// Why one registration attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {

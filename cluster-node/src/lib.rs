@@ -4,6 +4,7 @@
 //! - [`config`]: the validated `NODE_<id>/.cfg`;
 //! - [`discovery`]: registration with the bootstrap service;
 //! - [`control`]: the control plane at run time (the algorithms live in the `overlay` crate);
+//! - [`data`]: requests up the tree, answers and commits down, replication and write quorums;
 //! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
 //! - [`transport`]: bytes between neighbours (ZeroMQ, or in memory for tests);
 //! - [`logging`]: one log file per subsystem;
@@ -13,7 +14,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod context;
 pub mod control;
+pub mod data;
 pub mod discovery;
 pub mod logging;
 pub mod metrics;

@@ -10,6 +10,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Label of the read counters: which kind of database answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnsweredBy {
+    pub by: &'static str,
+}
+
 /// Label of the control-plane message counters: the scope a message belongs to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScopeLabel {
@@ -35,6 +41,8 @@ pub struct Metrics {
     pub elections_won: Counter,
     pub leaders_lost: Counter,
     pub heals: Counter,
+    pub data_reads_answered: Family<AnsweredBy, Counter>,
+    pub data_forwarded: Counter,
     pub term: Gauge,
     pub tick: Gauge,
     pub live_neighbours: Gauge,
@@ -124,6 +132,18 @@ impl Metrics {
             "Times this node, orphaned, was adopted back into the tree",
             heals.clone(),
         );
+        let data_reads_answered = Family::<AnsweredBy, Counter>::default();
+        registry.register(
+            "data_reads_answered",
+            "Reads answered by this node's database, by kind of database (writer or replica)",
+            data_reads_answered.clone(),
+        );
+        let data_forwarded = Counter::default();
+        registry.register(
+            "data_requests_forwarded",
+            "Data-plane requests this node sent on to its parent",
+            data_forwarded.clone(),
+        );
         let term = Gauge::default();
         registry.register(
             "term",
@@ -160,6 +180,8 @@ impl Metrics {
             elections_won,
             leaders_lost,
             heals,
+            data_reads_answered,
+            data_forwarded,
             term,
             tick,
             live_neighbours,

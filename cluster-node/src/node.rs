@@ -18,17 +18,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::Config;
+use crate::context::NodeContext;
 use crate::control::ControlPlane;
+use crate::data::{DataOptions, DataPlane};
 use crate::discovery;
+use crate::discovery::AddressBook;
 use crate::logging::HEADLINE;
 use crate::metrics::Metrics;
 use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
+use crate::storage::{Epoch, Term};
 use crate::transport::Inbound;
 use crate::transport::fault::FaultSwitch;
 use crate::transport::zmq::{TransportError, ZmqTransport};
@@ -172,8 +176,6 @@ impl Node {
             stop,
             tasks,
         } = self;
-        // Held until shutdown: the data plane will own them.
-        let _data_plane = (data_transport, data_inbound);
         tracing::info!(target: HEADLINE, id = %config.id, admin = %admin_addr, "node started");
 
         let admin_faults = config.allow_faults.then_some(faults);
@@ -192,6 +194,7 @@ impl Node {
         });
 
         let plane_stop = stop.clone();
+        let plane_tasks = tasks.clone();
         tasks.spawn(async move {
             let Some(neighbours) =
                 discovery::register_until_accepted(&config, &metrics, &plane_stop).await
@@ -207,14 +210,31 @@ impl Node {
                     .map(|n| NeighbourStatus { id: n.id, alive: false })
                     .collect();
             });
+            let context = NodeContext {
+                status,
+                metrics,
+                addresses: AddressBook::new(&neighbours),
+            };
+            let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
+            let data_options = DataOptions::new(config.data_dir.clone());
+            let me = config.id;
             let control = ControlPlane::new(
                 config,
                 &neighbours,
                 control_transport,
                 control_inbound,
-                status,
-                metrics,
+                &context,
+                position_rx,
             );
+            let data = DataPlane::new(
+                me,
+                data_options,
+                (data_transport, data_inbound),
+                control.subscribe(),
+                position_tx,
+                &context,
+            );
+            plane_tasks.spawn(data.run(plane_stop.clone()));
             control.run(plane_stop).await;
         });
 

@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use overlay::{Event, Millis, Overlay, Timing};
+use overlay::{Epoch, Event, Millis, Overlay, Term, Timing};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::discovery::{self, Neighbour};
+use crate::context::NodeContext;
+use crate::discovery::{self, AddressBook, Neighbour};
 use crate::logging::HEADLINE;
 use crate::metrics::{Metrics, ScopeLabel};
 use crate::status::{NeighbourStatus, StatusBoard};
@@ -56,6 +57,9 @@ pub struct ControlPlane<T: Transport> {
     metrics: Arc<Metrics>,
     refresh: Refresh,
     transport_seen: TransportSeen,
+    addresses: AddressBook,
+    /// The `(term, epoch)` of this node's data, from the data plane: what it runs for election with.
+    data_position: watch::Receiver<(Term, Epoch)>,
 }
 
 impl<T: Transport> ControlPlane<T> {
@@ -65,9 +69,14 @@ impl<T: Transport> ControlPlane<T> {
         neighbours: &[Neighbour],
         transport: Arc<T>,
         inbound: mpsc::Receiver<Inbound>,
-        status: StatusBoard,
-        metrics: Arc<Metrics>,
+        context: &NodeContext,
+        data_position: watch::Receiver<(Term, Epoch)>,
     ) -> Self {
+        let NodeContext {
+            status,
+            metrics,
+            addresses,
+        } = context.clone();
         let origin = Instant::now();
         for neighbour in neighbours {
             if let Some(addr) = control_addr(neighbour) {
@@ -87,6 +96,9 @@ impl<T: Transport> ControlPlane<T> {
             Millis(0),
         )
         .with_incarnation(incarnation);
+        let mut overlay = overlay;
+        let (term, epoch) = *data_position.borrow();
+        overlay.set_election_value(term, epoch);
         let (view, _) = watch::channel(ControlView::from_overlay(&overlay));
         Self {
             overlay,
@@ -99,6 +111,8 @@ impl<T: Transport> ControlPlane<T> {
             metrics,
             refresh: Refresh::default(),
             transport_seen: TransportSeen::default(),
+            addresses,
+            data_position,
         }
     }
 
@@ -121,6 +135,11 @@ impl<T: Transport> ControlPlane<T> {
                 Some(neighbours) = refreshed.recv() => {
                     self.refresh.in_flight = false;
                     self.adopt_neighbours(neighbours);
+                }
+                Ok(()) = self.data_position.changed() => {
+                    let (term, epoch) = *self.data_position.borrow_and_update();
+                    self.overlay.set_election_value(term, epoch);
+                    self.status.update(|status| status.data_epoch = epoch.0);
                 }
                 received = self.inbound.recv() => {
                     let Some(first) = received else { break };
@@ -253,6 +272,7 @@ impl<T: Transport> ControlPlane<T> {
     }
 
     fn adopt_neighbours(&mut self, neighbours: Vec<Neighbour>) {
+        self.addresses.update(&neighbours);
         for neighbour in neighbours {
             let Some(addr) = control_addr(&neighbour) else {
                 continue;

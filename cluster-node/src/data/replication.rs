@@ -1,0 +1,174 @@
+//! The writer's side of replication: the recent log kept for catch-up, and the quorum of replica
+//! acknowledgements a write waits for before it is answered ("acknowledged means durable").
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::NodeId;
+use crate::service::ServiceError;
+use crate::storage::{Epoch, LogEntry};
+
+/// Entries the writer keeps in memory for replicas that fell behind. A replica further behind than
+/// this needs a full copy.
+pub const RECENT_ENTRIES: usize = 10_000;
+
+/// The tail of the writer's log, oldest first.
+#[derive(Debug, Default)]
+pub struct RecentLog {
+    entries: VecDeque<LogEntry>,
+}
+
+impl RecentLog {
+    pub fn push(&mut self, entry: LogEntry) {
+        if self.entries.len() == RECENT_ENTRIES {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Entries from epoch `from` on, at most `limit`; `None` when `from` is older than what is kept.
+    pub fn since(&self, from: Epoch, limit: usize) -> Option<Vec<LogEntry>> {
+        let oldest = self.entries.front().map(|entry| entry.epoch)?;
+        if from < oldest {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter()
+                .filter(|entry| entry.epoch >= from)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// Which replicas have applied how far, and who the replicas currently are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acks {
+    pub replicas: BTreeSet<NodeId>,
+    pub applied: BTreeMap<NodeId, Epoch>,
+}
+
+impl Acks {
+    /// Replicas that must hold a write before it is acknowledged: a majority of the current replicas,
+    /// so any later majority (and so the next elected writer, which has the most data) includes one.
+    pub fn quorum(&self) -> usize {
+        if self.replicas.is_empty() {
+            0
+        } else {
+            self.replicas.len() / 2 + 1
+        }
+    }
+
+    /// Whether `epoch` is on a quorum of the current replicas.
+    pub fn holds(&self, epoch: Epoch) -> bool {
+        let have = self
+            .replicas
+            .iter()
+            .filter(|replica| self.applied.get(replica).is_some_and(|e| *e >= epoch))
+            .count();
+        have >= self.quorum()
+    }
+}
+
+/// Waits until a quorum of replicas holds `epoch`, or fails after `timeout` with `Unavailable`: the
+/// write is committed on the writer but not reported as done, and a retry with the same client id
+/// returns it without writing twice.
+pub async fn wait_for_quorum(
+    mut acks: watch::Receiver<Acks>,
+    epoch: Epoch,
+    timeout: Duration,
+) -> Result<(), ServiceError> {
+    let reached = tokio::time::timeout(timeout, acks.wait_for(|acks| acks.holds(epoch))).await;
+    match reached {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(ServiceError::Unavailable {
+            retry_after: Duration::from_secs(1),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{GroupId, Mutation, Term, UnixMillis};
+
+    fn entry(epoch: u64) -> LogEntry {
+        LogEntry {
+            term: Term(1),
+            epoch: Epoch(epoch),
+            mutation: Mutation::DeleteGroup {
+                group: GroupId::parse("00000000-0000-4000-8000-000000000000").unwrap(),
+                deleted_at: UnixMillis(0),
+            },
+        }
+    }
+
+    #[test]
+    fn the_quorum_is_a_majority_of_replicas_and_zero_without_any() {
+        let acks = |n: u64| Acks {
+            replicas: (1..=n).map(NodeId).collect(),
+            applied: BTreeMap::new(),
+        };
+        assert_eq!(acks(0).quorum(), 0);
+        assert_eq!(acks(1).quorum(), 1);
+        assert_eq!(acks(2).quorum(), 2);
+        assert_eq!(acks(3).quorum(), 2);
+        assert_eq!(acks(4).quorum(), 3);
+        assert!(acks(0).holds(Epoch(10)), "a lone writer needs no replica");
+    }
+
+    #[test]
+    fn only_acks_of_current_replicas_at_or_past_the_epoch_count() {
+        let acks = Acks {
+            replicas: [NodeId(2), NodeId(3), NodeId(4)].into(),
+            applied: [
+                (NodeId(2), Epoch(5)),
+                (NodeId(3), Epoch(4)),
+                (NodeId(9), Epoch(9)),
+            ]
+            .into(),
+        };
+        assert!(
+            !acks.holds(Epoch(5)),
+            "one current replica at 5 and a stranger do not make two"
+        );
+        assert!(acks.holds(Epoch(4)));
+    }
+
+    #[test]
+    fn the_recent_log_answers_a_range_or_says_it_is_too_old() {
+        let mut log = RecentLog::default();
+        assert_eq!(log.since(Epoch(1), 10), None);
+        for epoch in 1..=RECENT_ENTRIES as u64 + 5 {
+            log.push(entry(epoch));
+        }
+        assert_eq!(log.since(Epoch(3), 10), None, "epochs 1..=5 were dropped");
+        let tail = log.since(Epoch(RECENT_ENTRIES as u64), 3).unwrap();
+        let epochs: Vec<u64> = tail.iter().map(|e| e.epoch.0).collect();
+        assert_eq!(epochs, [10_000, 10_001, 10_002]);
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_the_quorum_and_fails_unavailable_without_it() {
+        let (sender, receiver) = watch::channel(Acks {
+            replicas: [NodeId(2)].into(),
+            applied: BTreeMap::new(),
+        });
+        let waiter = tokio::spawn(wait_for_quorum(
+            receiver.clone(),
+            Epoch(3),
+            Duration::from_secs(5),
+        ));
+        sender.send_modify(|acks| {
+            acks.applied.insert(NodeId(2), Epoch(3));
+        });
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+
+        let failed = wait_for_quorum(receiver, Epoch(4), Duration::from_millis(20)).await;
+        assert!(matches!(failed, Err(ServiceError::Unavailable { .. })));
+    }
+}

@@ -1,0 +1,310 @@
+//! The data plane over the in-memory transport, on a fixed tree given as control views:
+//!
+//! ```text
+//!   1 writer ── 2 replica ── 3 input
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use overlay::Role;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::discovery::Neighbour;
+use crate::metrics::AnsweredBy;
+use crate::service::{GetUser, Operation, Outcome, Register};
+use crate::status::{NodeStatus, StatusBoard};
+use crate::transport::memory::MemoryNetwork;
+
+struct TestNode {
+    handle: DataHandle,
+    metrics: Arc<Metrics>,
+    view: watch::Sender<ControlView>,
+    position: watch::Receiver<(Term, Epoch)>,
+    _dir: tempfile::TempDir,
+}
+
+struct TestTree {
+    network: MemoryNetwork,
+    nodes: BTreeMap<u64, TestNode>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestTree {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn view(
+    parent: Option<u64>,
+    children: &[u64],
+    roles: &[Role],
+    routes: &[(u64, u64)],
+) -> ControlView {
+    ControlView {
+        ready: true,
+        leader: Some(NodeId(1)),
+        term: 1,
+        parent: parent.map(NodeId),
+        children: children.iter().copied().map(NodeId).collect(),
+        roles: roles.to_vec(),
+        routes: routes
+            .iter()
+            .map(|&(to, via)| (NodeId(to), NodeId(via)))
+            .collect(),
+    }
+}
+
+fn path_views() -> Vec<(u64, ControlView)> {
+    vec![
+        (1, view(None, &[2], &[Role::Writer], &[(2, 2), (3, 2)])),
+        (2, view(Some(1), &[3], &[Role::Persistence], &[(3, 3)])),
+        (3, view(Some(2), &[], &[Role::Input], &[])),
+    ]
+}
+
+fn start(views: Vec<(u64, ControlView)>) -> TestTree {
+    let network = MemoryNetwork::new();
+    let shutdown = CancellationToken::new();
+    let neighbours: Vec<Neighbour> = views
+        .iter()
+        .map(|(id, _)| Neighbour {
+            id: NodeId(*id),
+            host: "127.0.0.1".into(),
+            control_port: 1,
+            data_port: 1,
+        })
+        .collect();
+    let mut nodes = BTreeMap::new();
+    for (id, initial) in views {
+        let dir = tempfile::tempdir().unwrap();
+        let (transport, inbound) = network.endpoint(NodeId(id));
+        let (view_tx, view_rx) = watch::channel(initial);
+        let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
+        let context = NodeContext {
+            status: StatusBoard::new(NodeStatus::starting(NodeId(id))),
+            metrics: Arc::new(Metrics::new(id, 0)),
+            addresses: AddressBook::new(&neighbours),
+        };
+        let mut options = DataOptions::new(dir.path().to_owned());
+        options.service = ServiceOptions::for_tests();
+        options.request_timeout = Duration::from_millis(500);
+        options.quorum_timeout = Duration::from_millis(300);
+        let plane = DataPlane::new(
+            NodeId(id),
+            options,
+            (Arc::new(transport), inbound),
+            view_rx,
+            position_tx,
+            &context,
+        );
+        let handle = plane.handle();
+        tokio::spawn(plane.run(shutdown.clone()));
+        nodes.insert(
+            id,
+            TestNode {
+                handle,
+                metrics: context.metrics,
+                view: view_tx,
+                position: position_rx,
+                _dir: dir,
+            },
+        );
+    }
+    TestTree {
+        network,
+        nodes,
+        shutdown,
+    }
+}
+
+fn register(name: &str) -> ServiceRequest {
+    ServiceRequest {
+        caller: None,
+        client_epoch: Epoch(0),
+        operation: Operation::Register(Register {
+            username: name.into(),
+            password: "correct horse".into(),
+        }),
+    }
+}
+
+fn get_user(name: &str, tag: crate::storage::UserTag, client_epoch: Epoch) -> ServiceRequest {
+    ServiceRequest {
+        caller: None,
+        client_epoch,
+        operation: Operation::GetUser(GetUser {
+            username: name.into(),
+            tag,
+        }),
+    }
+}
+
+fn reads_answered_by(node: &TestNode, by: &'static str) -> u64 {
+    node.metrics
+        .data_reads_answered
+        .get_or_create(&AnsweredBy { by })
+        .get()
+}
+
+/// Waits until the replica's applied position reaches `epoch`.
+async fn replica_reaches(node: &mut TestNode, epoch: Epoch) {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        node.position.wait_for(|(_, e)| *e >= epoch),
+    )
+    .await
+    .expect("the replica caught up in time")
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_the_replica_has_it() {
+    let mut tree = start(path_views());
+    let service = tree.nodes[&3].handle.service();
+
+    let response = service.execute(register("ada")).await.unwrap();
+    let Outcome::User(user) = response.outcome else {
+        panic!("register answers a user: {response:?}");
+    };
+    assert!(response.epoch.0 > 0);
+    // Acknowledged means the replica applied it already.
+    let replica = tree.nodes.get_mut(&2).unwrap();
+    assert!(replica.position.borrow().1 >= response.epoch);
+    assert_eq!(user.username, "ada");
+}
+
+#[tokio::test]
+async fn a_replica_answers_fresh_enough_reads_and_forwards_the_others() {
+    let mut tree = start(path_views());
+    let service = tree.nodes[&3].handle.service();
+    let written = service.execute(register("ada")).await.unwrap();
+    let Outcome::User(user) = written.outcome else {
+        panic!("register answers a user");
+    };
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), written.epoch).await;
+
+    // The client has seen the write's epoch: the replica is fresh enough.
+    let read = service
+        .execute(get_user("ada", user.tag, written.epoch))
+        .await
+        .unwrap();
+    assert_eq!(read.epoch, written.epoch);
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&1], "writer"), 0);
+
+    // A new client (epoch 0) and a client ahead of the replica both go to the writer.
+    service
+        .execute(get_user("ada", user.tag, Epoch(0)))
+        .await
+        .unwrap();
+    service
+        .execute(get_user("ada", user.tag, Epoch(written.epoch.0 + 5)))
+        .await
+        .unwrap();
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&1], "writer"), 2);
+}
+
+#[tokio::test]
+async fn a_lost_request_becomes_a_timeout_not_a_hang() {
+    let tree = start(path_views());
+    tree.network.cut(NodeId(2), NodeId(3));
+    let service = tree.nodes[&3].handle.service();
+    let started = std::time::Instant::now();
+    let result = service.execute(register("ada")).await;
+    assert_eq!(result, Err(ServiceError::Timeout));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_ready_fails_fast_with_unavailable() {
+    let tree = start(path_views());
+    tree.nodes[&3].view.send_modify(|view| view.ready = false);
+    let started = std::time::Instant::now();
+    let result = tree.nodes[&3]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn a_write_without_a_quorum_of_replicas_is_not_reported_done() {
+    let tree = start(vec![
+        (1, view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)])),
+        (
+            2,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+    ]);
+    let writer = tree.nodes[&1].handle.service();
+    writer.execute(register("ada")).await.unwrap();
+
+    tree.network.crash(NodeId(2));
+    let result = writer.execute(register("bob")).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_missed_commits_catches_up_from_the_writer() {
+    let mut tree = start(path_views());
+    let service = tree.nodes[&3].handle.service();
+    let first = service.execute(register("ada")).await.unwrap();
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), first.epoch).await;
+
+    // The replica is cut off while the writer commits (the writer alone, as if it had no replica).
+    tree.network.cut(NodeId(1), NodeId(2));
+    tree.nodes[&1].view.send_modify(|view| {
+        view.children.clear();
+        view.routes.clear();
+    });
+    let writer = tree.nodes[&1].handle.service();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut last = first.epoch;
+    for name in ["bob", "cy", "dee"] {
+        last = writer.execute(register(name)).await.unwrap().epoch;
+    }
+
+    // Back in the tree: the periodic position tells the replica what it missed.
+    tree.network.restore(NodeId(1), NodeId(2));
+    tree.nodes[&1].view.send_modify(|view| {
+        view.children = vec![NodeId(2)];
+        view.routes = [(NodeId(2), NodeId(2)), (NodeId(3), NodeId(2))].into();
+    });
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), last).await;
+}
+
+#[tokio::test]
+async fn every_node_in_the_tree_sees_each_commit_as_an_event() {
+    let tree = start(path_views());
+    let mut events: Vec<_> = tree
+        .nodes
+        .values()
+        .map(|node| node.handle.events())
+        .collect();
+    let written = tree.nodes[&3]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+    for receiver in &mut events {
+        let entry = tokio::time::timeout(Duration::from_secs(2), receiver.recv())
+            .await
+            .expect("the event arrives")
+            .unwrap();
+        assert_eq!(entry.epoch, written.epoch);
+    }
+}
