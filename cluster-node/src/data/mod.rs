@@ -7,7 +7,7 @@
 //!   data transport ──Inbound──▶ ┌─────────── DataPlane task ───────────┐ ──▶ parent: Request, Ack, CatchUp
 //!                               │ pending table (origin only)          │ ──▶ children: Response, Commit,
 //!   ControlView (roles, tree) ─▶│ role: writer | replica | none        │            Entries, Position
-//!                               │ recent log, replica acks (writer)    │ ──▶ events (live updates)
+//!                               │ replica acks (writer)                │ ──▶ events (live updates)
 //!   writer's commits ──────────▶└──────────────────────────────────────┘ ──▶ (term, epoch) → election
 //!                                     │ spawns one task per local answer
 //!                                     ▼
@@ -50,7 +50,7 @@ use crate::service::{
 };
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
-use replication::{Acks, RecentLog, wait_for_quorum};
+use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
 
 /// How the data plane behaves.
 #[derive(Debug, Clone)]
@@ -101,7 +101,6 @@ enum Local {
     None,
     Writer {
         service: LocalService,
-        recent: RecentLog,
     },
     Replica {
         service: LocalService,
@@ -380,7 +379,16 @@ impl<T: Transport> DataPlane<T> {
                     .await;
                 self.forward_commit(&entry);
             }
-            DataMessage::Entries { entries } => self.apply_as_replica(from, &entries).await,
+            DataMessage::Entries { entries } => {
+                self.apply_as_replica(from, &entries).await;
+                // A full batch means more is waiting: ask again at once rather than at the next tick.
+                if entries.len() == CATCH_UP_BATCH
+                    && let Local::Replica { asked_at, .. } = &mut self.local
+                {
+                    *asked_at = None;
+                    self.ask_catch_up();
+                }
+            }
             DataMessage::Ack { epoch } => {
                 if matches!(self.local, Local::Writer { .. }) {
                     self.acks.send_modify(|acks| {
@@ -442,27 +450,29 @@ impl<T: Transport> DataPlane<T> {
         }
     }
 
+    /// Sends a replica the next batch of the stored log after its epoch (read off the plane's task).
     fn serve_catch_up(&mut self, replica: NodeId, from: Epoch) {
-        let Local::Writer { recent, .. } = &self.local else {
+        let Local::Writer { service } = &self.local else {
             return;
         };
-        match recent.since(from, 1000) {
-            Some(entries) if !entries.is_empty() => {
-                self.send(replica, &DataMessage::Entries { entries });
+        let database = service.database().clone();
+        let transport = self.transport.clone();
+        tokio::spawn(async move {
+            match database.log_since(from, CATCH_UP_BATCH).await {
+                Ok(entries) if !entries.is_empty() => {
+                    let message = message::encode(&DataMessage::Entries { entries });
+                    let _ = transport.send(replica, Bytes::from(message));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, %replica, "cannot read the log for a catch-up")
+                }
             }
-            Some(_) => {}
-            None => tracing::warn!(
-                %replica, from = from.0,
-                "a replica needs entries older than the recent log; it needs a full copy"
-            ),
-        }
+        });
     }
 
-    /// The writer committed `entry`: keep it for catch-up, send it down, tell local subscribers.
+    /// The writer committed `entry`: send it down and tell local subscribers.
     fn on_commit(&mut self, entry: LogEntry) {
-        if let Local::Writer { recent, .. } = &mut self.local {
-            recent.push(entry.clone());
-        }
         let epoch = entry.epoch;
         let term = entry.term;
         self.forward_commit(&entry);
@@ -534,10 +544,7 @@ impl<T: Transport> DataPlane<T> {
                     }
                     let service = LocalService::writer(database, self.options.service.clone());
                     *commits = service.subscribe();
-                    self.local = Local::Writer {
-                        service,
-                        recent: RecentLog::default(),
-                    };
+                    self.local = Local::Writer { service };
                     tracing::info!(target: crate::logging::HEADLINE, "serving as the writer");
                 }
             }

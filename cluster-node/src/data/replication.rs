@@ -1,49 +1,17 @@
-//! The writer's side of replication: the recent log kept for catch-up, and the quorum of replica
-//! acknowledgements a write waits for before it is answered ("acknowledged means durable").
+//! The writer's side of replication: the quorum of replica acknowledgements a write waits for before
+//! it is answered ("acknowledged means durable"). Catch-up reads the log stored in the database.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::config::NodeId;
 use crate::service::ServiceError;
-use crate::storage::{Epoch, LogEntry};
+use crate::storage::Epoch;
 
-/// Entries the writer keeps in memory for replicas that fell behind. A replica further behind than
-/// this needs a full copy.
-pub const RECENT_ENTRIES: usize = 10_000;
-
-/// The tail of the writer's log, oldest first.
-#[derive(Debug, Default)]
-pub struct RecentLog {
-    entries: VecDeque<LogEntry>,
-}
-
-impl RecentLog {
-    pub fn push(&mut self, entry: LogEntry) {
-        if self.entries.len() == RECENT_ENTRIES {
-            self.entries.pop_front();
-        }
-        self.entries.push_back(entry);
-    }
-
-    /// Entries from epoch `from` on, at most `limit`; `None` when `from` is older than what is kept.
-    pub fn since(&self, from: Epoch, limit: usize) -> Option<Vec<LogEntry>> {
-        let oldest = self.entries.front().map(|entry| entry.epoch)?;
-        if from < oldest {
-            return None;
-        }
-        Some(
-            self.entries
-                .iter()
-                .filter(|entry| entry.epoch >= from)
-                .take(limit)
-                .cloned()
-                .collect(),
-        )
-    }
-}
+/// Log entries sent in one catch-up message: bounds the memory of both ends, whatever the gap.
+pub const CATCH_UP_BATCH: usize = 1000;
 
 /// Which replicas have applied how far, and who the replicas currently are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,18 +62,6 @@ pub async fn wait_for_quorum(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{GroupId, Mutation, Term, UnixMillis};
-
-    fn entry(epoch: u64) -> LogEntry {
-        LogEntry {
-            term: Term(1),
-            epoch: Epoch(epoch),
-            mutation: Mutation::DeleteGroup {
-                group: GroupId::parse("00000000-0000-4000-8000-000000000000").unwrap(),
-                deleted_at: UnixMillis(0),
-            },
-        }
-    }
 
     #[test]
     fn the_quorum_is_a_majority_of_replicas_and_zero_without_any() {
@@ -137,19 +93,6 @@ mod tests {
             "one current replica at 5 and a stranger do not make two"
         );
         assert!(acks.holds(Epoch(4)));
-    }
-
-    #[test]
-    fn the_recent_log_answers_a_range_or_says_it_is_too_old() {
-        let mut log = RecentLog::default();
-        assert_eq!(log.since(Epoch(1), 10), None);
-        for epoch in 1..=RECENT_ENTRIES as u64 + 5 {
-            log.push(entry(epoch));
-        }
-        assert_eq!(log.since(Epoch(3), 10), None, "epochs 1..=5 were dropped");
-        let tail = log.since(Epoch(RECENT_ENTRIES as u64), 3).unwrap();
-        let epochs: Vec<u64> = tail.iter().map(|e| e.epoch.0).collect();
-        assert_eq!(epochs, [10_000, 10_001, 10_002]);
     }
 
     #[tokio::test]

@@ -308,3 +308,59 @@ async fn every_node_in_the_tree_sees_each_commit_as_an_event() {
         assert_eq!(entry.epoch, written.epoch);
     }
 }
+
+#[tokio::test]
+async fn a_new_replica_is_brought_up_from_nothing_in_bounded_batches() {
+    let mut tree = start(vec![
+        (1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        (2, view(Some(1), &[], &[Role::Input], &[])),
+    ]);
+    let writer = tree.nodes[&1].handle.service();
+    let response = writer.execute(register("ada")).await.unwrap();
+    let Outcome::User(ada) = response.outcome else {
+        panic!("register answers a user");
+    };
+    let as_ada = |operation| ServiceRequest {
+        caller: Some(ada.id),
+        client_epoch: Epoch(0),
+        operation,
+    };
+    let group = writer
+        .execute(as_ada(Operation::CreateGroup(
+            crate::service::CreateGroup {
+                name: "crowd".into(),
+            },
+        )))
+        .await
+        .unwrap();
+    let Outcome::Group(group) = group.outcome else {
+        panic!("create group answers the group");
+    };
+    // More than two catch-up batches' worth of history, written concurrently (group commit).
+    let total = CATCH_UP_BATCH * 2 + 500;
+    let mut last = Epoch(0);
+    for chunk in (0..total).collect::<Vec<_>>().chunks(250) {
+        let sends = chunk.iter().map(|n| {
+            writer.execute(as_ada(Operation::SendGroupMessage(
+                crate::service::SendGroupMessage {
+                    group: group.group.id,
+                    content: format!("message {n}"),
+                    client_id: None,
+                },
+            )))
+        });
+        for result in futures::future::join_all(sends).await {
+            last = last.max(result.unwrap().epoch);
+        }
+    }
+
+    // Node 2 becomes the writer's replica with an empty database.
+    tree.nodes[&2]
+        .view
+        .send_modify(|view| view.roles = vec![Role::Persistence, Role::Input]);
+    tree.nodes[&1].view.send_modify(|view| {
+        view.children = vec![NodeId(2)];
+        view.routes = [(NodeId(2), NodeId(2))].into();
+    });
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), last).await;
+}

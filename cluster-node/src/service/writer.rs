@@ -24,7 +24,7 @@ use sqlx::{Acquire, SqliteConnection};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::{
-    Database, Epoch, LogEntry, Mutation, StorageError, UnixMillis, UserId, mutation, system,
+    Database, Epoch, LogEntry, Mutation, StorageError, UnixMillis, UserId, log, mutation, system,
 };
 
 use super::ServiceResponse;
@@ -180,6 +180,7 @@ impl Writer {
             }
         }
         if epoch > start {
+            log::append(&mut transaction, &entries).await?;
             system::set_position(&mut transaction, term, epoch).await?;
         }
         transaction.commit().await?;

@@ -17,6 +17,7 @@
 
 pub mod groups;
 pub mod ids;
+pub mod log;
 pub mod messages;
 pub mod model;
 pub mod mutation;
@@ -64,6 +65,9 @@ pub enum StorageError {
     /// A term may only grow.
     #[error("term {requested} is older than the stored term {stored}")]
     StaleTerm { stored: u64, requested: u64 },
+    /// A stored log entry does not parse: the file was damaged or written by an incompatible version.
+    #[error("corrupt log entry: {0}")]
+    Corrupt(String),
 }
 
 impl StorageError {
@@ -222,16 +226,28 @@ impl Database {
                 });
             }
         }
-        for entry in fresh {
+        for entry in &fresh {
             mutation::apply(&mut transaction, entry.epoch, &entry.mutation).await?;
             epoch = entry.epoch;
             term = term.max(entry.term);
         }
+        let fresh: Vec<LogEntry> = fresh.into_iter().cloned().collect();
+        log::append(&mut transaction, &fresh).await?;
         if epoch > have {
             system::set_position(&mut transaction, term, epoch).await?;
             transaction.commit().await?;
         }
         Ok(epoch)
+    }
+
+    /// Up to `limit` log entries from epoch `from` on, in order (for a replica catching up).
+    pub async fn log_since(
+        &self,
+        from: Epoch,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        let mut connection = self.pool.acquire().await?;
+        log::since(&mut connection, from, limit).await
     }
 
     /// A hash over every row of every table, in primary-key order: two databases with the same hash hold
