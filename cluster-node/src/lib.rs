@@ -2,7 +2,7 @@
 //!
 //! Layers, one module each (more arrive with the control and data planes):
 //! - [`config`]: the validated `NODE_<id>/.cfg`;
-//! - [`discovery`]: registration with the bootstrap service;
+//! - [`discovery`]: registration with the bootstrap service; [`lease`]: an input node's nameserver lease;
 //! - [`control`]: the control plane at run time (the algorithms live in the `overlay` crate);
 //! - [`data`]: requests up the tree, answers and commits down, replication and write quorums;
 //! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
@@ -18,6 +18,7 @@ pub mod context;
 pub mod control;
 pub mod data;
 pub mod discovery;
+pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod node;

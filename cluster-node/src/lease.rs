@@ -1,0 +1,88 @@
+//! An input node's lease at the nameserver: while the node serves HTTP it keeps its URL registered,
+//! renewing well inside the lease, and deregisters when it stops serving, so browsers are only ever
+//! sent to nodes that answer.
+//!
+//! The nameserver may restart or forget the node (an expired lease answers NOT_FOUND): the holder then
+//! registers again. An unreachable nameserver is retried quietly; the node keeps serving meanwhile.
+
+use std::time::Duration;
+
+use chat_proto::nameserver::nameserver_client::NameserverClient;
+use chat_proto::nameserver::{DeregisterRequest, RegisterRequest, RenewRequest};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::{NodeId, ServiceAddr};
+
+/// How often the lease is renewed: a third of the nameserver's default 3 s lease, so two renewals in
+/// a row may be lost before browsers stop being sent here.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Holds the lease for `url` until `stop` is cancelled, then deregisters (best effort, bounded).
+#[tracing::instrument(name = "nameserver_lease", skip_all, fields(%url))]
+pub async fn hold(nameserver: ServiceAddr, id: NodeId, url: String, stop: CancellationToken) {
+    let mut client: Option<NameserverClient<Channel>> = None;
+    let mut registered = false;
+    let mut ticker = tokio::time::interval(RENEW_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        if client.is_none() {
+            client = connect(&nameserver).await;
+        }
+        let Some(connected) = client.as_mut() else {
+            continue;
+        };
+        let result = if registered {
+            connected.renew(RenewRequest { id: id.0 }).await.map(|_| ())
+        } else {
+            connected
+                .register(RegisterRequest {
+                    id: id.0,
+                    url: url.clone(),
+                })
+                .await
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => {
+                if !registered {
+                    tracing::info!("registered with the nameserver");
+                }
+                registered = true;
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                tracing::info!("the nameserver forgot this node; registering again");
+                registered = false;
+            }
+            Err(status) => {
+                tracing::debug!(%status, "nameserver call failed; retrying");
+                registered = false;
+                client = None;
+            }
+        }
+    }
+    if let Some(mut connected) = client {
+        let goodbye = connected.deregister(DeregisterRequest { id: id.0 });
+        match tokio::time::timeout(Duration::from_secs(1), goodbye).await {
+            Ok(Ok(_)) => tracing::info!("deregistered from the nameserver"),
+            _ => tracing::debug!("could not deregister; the lease will expire"),
+        }
+    }
+}
+
+async fn connect(nameserver: &ServiceAddr) -> Option<NameserverClient<Channel>> {
+    let endpoint = Endpoint::from_shared(nameserver.grpc_uri())
+        .ok()?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2));
+    match endpoint.connect().await {
+        Ok(channel) => Some(NameserverClient::new(channel)),
+        Err(error) => {
+            tracing::debug!(%error, "cannot reach the nameserver");
+            None
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! An input node's nameserver lease against a nameserver running in-process.
+
+use std::time::Duration;
+
+use chat_proto::nameserver::ListRequest;
+use chat_proto::nameserver::nameserver_client::NameserverClient;
+use cluster_node::config::NodeId;
+use tokio_util::sync::CancellationToken;
+
+async fn listed(client: &mut NameserverClient<tonic::transport::Channel>) -> Vec<(u64, String)> {
+    let response = client.list(ListRequest {}).await.unwrap().into_inner();
+    response
+        .endpoints
+        .into_iter()
+        .map(|e| (e.id, e.url))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
+    let nameserver = nameserver::Application::build(nameserver::Config {
+        grpc: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        lease: Duration::from_millis(1500),
+    })
+    .await
+    .unwrap();
+    let grpc = nameserver.grpc_addr();
+    let services = CancellationToken::new();
+    let server = tokio::spawn(nameserver.run_until_stopped(services.clone().cancelled_owned()));
+    let mut client = NameserverClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+
+    let stop = CancellationToken::new();
+    let holder = tokio::spawn(cluster_node::lease::hold(
+        grpc.to_string().parse().unwrap(),
+        NodeId(7),
+        "http://127.0.0.1:8007".into(),
+        stop.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while listed(&mut client).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Longer than the lease: renewals keep it alive.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        listed(&mut client).await,
+        vec![(7, "http://127.0.0.1:8007".into())]
+    );
+
+    stop.cancel();
+    holder.await.unwrap();
+    assert!(
+        listed(&mut client).await.is_empty(),
+        "deregistration is immediate"
+    );
+    services.cancel();
+    server.await.unwrap().unwrap();
+}
