@@ -13,7 +13,7 @@
 #
 # Usage: ./init.sh N [DIR]   (DIR defaults to the current directory)
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
-#              NAMESERVER (default 127.0.0.1:45998).
+#              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
 set -euo pipefail
 
@@ -34,6 +34,7 @@ n=$((10#$n))
 host=${HOST:-127.0.0.1}
 bootstrap=${BOOTSTRAP:-127.0.0.1:45999}
 nameserver=${NAMESERVER:-127.0.0.1:45998}
+nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
 
 mkdir -p "$dir"
 for ((i = 1; i <= n; i++)); do
@@ -49,6 +50,7 @@ http_port = $((8000 + i))
 admin_port = $((9000 + i))
 bootstrap = "$bootstrap"
 nameserver = "$nameserver"
+nameserver_http = "$nameserver_http"
 data_dir = "data"
 log_dir = "logs"
 CFG

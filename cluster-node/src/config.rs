@@ -117,6 +117,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Enables the admin fault switch (`POST /fault`), for partition tests. Off unless asked for.
     pub allow_faults: bool,
+    /// The nameserver's HTTP address, where a page goes back to when its input node stops answering.
+    pub nameserver_http: Option<String>,
 }
 
 /// Why a configuration was refused. Each variant renders as a single line.
@@ -164,6 +166,8 @@ pub struct RawConfig {
     pub log_dir: PathBuf,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_faults: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nameserver_http: Option<String>,
 }
 
 impl Config {
@@ -200,6 +204,7 @@ impl Config {
             data_dir: self.data_dir.clone(),
             log_dir: self.log_dir.clone(),
             allow_faults: self.allow_faults,
+            nameserver_http: self.nameserver_http.clone(),
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -252,6 +257,18 @@ impl RawConfig {
             .parse()
             .map_err(|reason| invalid("nameserver", reason))?;
 
+        let nameserver_http = match self.nameserver_http {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => {
+                return Err(invalid(
+                    "nameserver_http",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            None => None,
+        };
         let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
         let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
 
@@ -267,6 +284,7 @@ impl RawConfig {
             data_dir,
             log_dir,
             allow_faults: self.allow_faults,
+            nameserver_http,
         })
     }
 }
@@ -401,6 +419,7 @@ log_dir = "/var/log/node3"
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
         config.allow_faults = true;
+        config.nameserver_http = Some("http://127.0.0.1:9999".into());
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
     }
@@ -457,6 +476,17 @@ log_dir = "/var/log/node3"
         }
         let v6 = parse(&with("bootstrap", "\"[::1]:45999\"")).unwrap();
         assert_eq!(v6.bootstrap.grpc_uri(), "http://[::1]:45999");
+    }
+
+    #[test]
+    fn a_nameserver_http_address_must_be_an_http_url() {
+        let text = format!("{VALID}\nnameserver_http = \"ftp://x\"\n");
+        assert_eq!(field_of(&text), "nameserver_http");
+        let text = format!("{VALID}\nnameserver_http = \"http://127.0.0.1:9999/\"\n");
+        assert_eq!(
+            parse(&text).unwrap().nameserver_http.as_deref(),
+            Some("http://127.0.0.1:9999")
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`logging`]: one log file per subsystem;
 //! - [`storage`]: the SQLite database (schema, repositories, deterministic mutations, replica apply);
 //! - [`service`]: the chat's business operations over storage, with the single group-committing writer;
+//! - [`web`]: the HTTP face of input nodes (JSON API, pages, sessions, live events) over the service;
+//!   [`input`] starts and stops it (with the nameserver lease) as the node's role comes and goes;
 //! - [`node`]: the orchestrator that wires them and owns shutdown.
 
 pub mod admin;
@@ -18,6 +20,7 @@ pub mod context;
 pub mod control;
 pub mod data;
 pub mod discovery;
+pub mod input;
 pub mod lease;
 pub mod logging;
 pub mod metrics;
@@ -26,6 +29,7 @@ pub mod service;
 pub mod status;
 pub mod storage;
 pub mod transport;
+pub mod web;
 
 pub use config::Config;
 pub use node::{Node, NodeError, shutdown_signal};

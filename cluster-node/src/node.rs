@@ -29,6 +29,7 @@ use crate::control::ControlPlane;
 use crate::data::{DataOptions, DataPlane};
 use crate::discovery;
 use crate::discovery::AddressBook;
+use crate::input;
 use crate::logging::HEADLINE;
 use crate::metrics::Metrics;
 use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
@@ -218,6 +219,7 @@ impl Node {
             let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
             let data_options = DataOptions::new(config.data_dir.clone());
             let me = config.id;
+            let input_config = config.clone();
             let control = ControlPlane::new(
                 config,
                 &neighbours,
@@ -234,6 +236,15 @@ impl Node {
                 position_tx,
                 &context,
             );
+            let nameserver_http = input_config.nameserver_http.clone();
+            plane_tasks.spawn(input::supervise(
+                input_config,
+                control.subscribe(),
+                data.handle(),
+                context.status.clone(),
+                nameserver_http,
+                plane_stop.clone(),
+            ));
             plane_tasks.spawn(data.run(plane_stop.clone()));
             control.run(plane_stop).await;
         });

@@ -13,14 +13,18 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         host: "127.0.0.1".parse().unwrap(),
         control_port: 0,
         data_port: 0,
-        // Not bound until the node serves HTTP (as an input node); only advertised.
-        http_port: 8000 + id as u16,
+        // A free port: leaves serve HTTP on it once they become input nodes.
+        http_port: std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap(),
         admin_port: 0,
         bootstrap: bootstrap.to_string().parse().unwrap(),
         nameserver: "127.0.0.1:1".parse().unwrap(),
         data_dir: dir.join(format!("node{id}/data")),
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
+        nameserver_http: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! file lives in a temporary directory. The binaries are those of the current build profile
 //! (`target/debug` under `cargo test`); they are built on first use if missing.
 
+pub mod chat;
 pub mod cluster;
 pub mod tree;
 

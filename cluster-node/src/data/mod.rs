@@ -142,6 +142,12 @@ impl DataHandle {
     }
 }
 
+impl crate::web::EventSource for DataHandle {
+    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
+        Some(self.events())
+    }
+}
+
 fn unavailable() -> ServiceError {
     ServiceError::Unavailable {
         retry_after: Duration::from_secs(1),

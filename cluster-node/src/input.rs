@@ -1,0 +1,129 @@
+//! The input role: the chat's HTTP server and the nameserver lease, started when the tree makes this
+//! node an input node and stopped (gracefully, in-flight requests finished) when it stops being one.
+//!
+//! ```text
+//!   ControlView ──roles──▶ supervisor ──start──▶ web::serve(listener, state) + lease::hold(url)
+//!                              │        ──stop───▶ graceful shutdown, deregister
+//!                              └──ready && input──▶ serving flag (the pause middleware's 503)
+//! ```
+//!
+//! One [`WebState`] lives as long as the node, so users stay signed in across a pause or a role flap
+//! on the same node. The service behind it is always the data plane's proxy: on a node that also holds
+//! the database, the data plane answers locally without a network hop.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::control::ControlView;
+use crate::data::DataHandle;
+use crate::lease;
+use crate::logging::HEADLINE;
+use crate::status::StatusBoard;
+use crate::web::{self, WebOptions, WebState};
+
+/// A running HTTP server and its lease.
+struct Serving {
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    lease: JoinHandle<()>,
+}
+
+/// Runs the input role for the node's lifetime, following `view`.
+#[tracing::instrument(name = "input", skip_all, fields(node = %config.id))]
+pub async fn supervise(
+    config: Config,
+    mut view: watch::Receiver<ControlView>,
+    data: DataHandle,
+    status: StatusBoard,
+    nameserver_http: Option<String>,
+    shutdown: CancellationToken,
+) {
+    let (serving_tx, serving_rx) = watch::channel(false);
+    let options = WebOptions {
+        nameserver_url: nameserver_http,
+        ..WebOptions::default()
+    };
+    let state = WebState::new(data.service(), data.clone(), serving_rx, options);
+    let addr = SocketAddr::new(config.host, config.http_port);
+    let url = format!("http://{addr}");
+    let mut running: Option<Serving> = None;
+    loop {
+        let (is_input, ready) = {
+            let current = view.borrow_and_update();
+            (current.roles.contains(&overlay::Role::Input), current.ready)
+        };
+        serving_tx.send_if_modified(|serving| {
+            let next = is_input && ready;
+            std::mem::replace(serving, next) != next
+        });
+        match (is_input, running.is_some()) {
+            (true, false) => match bind(addr).await {
+                Ok(listener) => {
+                    let stop = CancellationToken::new();
+                    let server = tokio::spawn(web::serve(
+                        listener,
+                        state.clone(),
+                        stop.clone().cancelled_owned(),
+                    ));
+                    let lease = tokio::spawn(lease::hold(
+                        config.nameserver.clone(),
+                        config.id,
+                        url.clone(),
+                        stop.clone(),
+                    ));
+                    running = Some(Serving {
+                        stop,
+                        server,
+                        lease,
+                    });
+                    status.update(|s| s.http = Some(url.clone()));
+                    tracing::info!(target: HEADLINE, %url, "serving HTTP");
+                }
+                Err(error) => {
+                    tracing::error!(%addr, %error, "cannot bind the HTTP port; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            },
+            (false, true) => {
+                if let Some(serving) = running.take() {
+                    stop_serving(serving).await;
+                }
+                status.update(|s| s.http = None);
+                tracing::info!(target: HEADLINE, "stopped serving HTTP (no longer an input node)");
+            }
+            _ => {}
+        }
+        tokio::select! {
+            changed = view.changed() => if changed.is_err() { break },
+            () = shutdown.cancelled() => break,
+        }
+    }
+    serving_tx.send_replace(false);
+    if let Some(serving) = running.take() {
+        stop_serving(serving).await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Graceful: open event streams end, in-flight requests finish, the lease is given back.
+async fn stop_serving(serving: Serving) {
+    serving.stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), serving.server).await {
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server ended with an error"),
+        Err(_) => tracing::warn!("HTTP server did not finish in-flight requests in time"),
+        _ => {}
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), serving.lease).await;
+}

@@ -1,0 +1,107 @@
+//! The JSON API of DESIGN §6, one router per resource: `auth` (register, login, logout, me), `users`
+//! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (deletes) and the
+//! live `events` stream. Every handler reports the epoch of the answer it got to the session and in
+//! `X-Chat-Epoch`.
+
+mod auth;
+mod groups;
+mod messages;
+mod users;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{Epoch, UserTag};
+
+use super::error::AppError;
+use super::middleware;
+use super::{EPOCH_HEADER, WebState};
+
+pub(super) use auth::{ClientAddress, log_in, sign_up};
+pub(super) use groups::path_group;
+
+/// The API: public routes (register, login, logout) and the rest behind *auth*.
+pub(super) fn router(state: WebState) -> Router {
+    let protected = Router::new()
+        .merge(auth::me_router())
+        .merge(users::router())
+        .merge(groups::router())
+        .merge(messages::router())
+        .merge(super::events::router())
+        .route_layer(axum::middleware::from_fn(middleware::require_api_user));
+    Router::new()
+        .merge(auth::router())
+        .merge(protected)
+        .with_state(state)
+}
+
+/// `body` as JSON with `status` and the answer's epoch in `X-Chat-Epoch`.
+pub(super) fn reply(status: StatusCode, epoch: Epoch, body: impl Serialize) -> Response {
+    with_epoch(epoch, (status, axum::Json(body)).into_response())
+}
+
+/// 204 with the answer's epoch.
+pub(super) fn no_content(epoch: Epoch) -> Response {
+    with_epoch(epoch, StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) fn with_epoch(epoch: Epoch, mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(EPOCH_HEADER, HeaderValue::from(epoch.0));
+    response
+}
+
+/// A `{tag}` path segment; a tag that is not four digits names no user (404).
+pub(super) fn path_tag(text: &str) -> Result<UserTag, AppError> {
+    UserTag::parse(text).map_err(|_| AppError::NotFound("user not found".into()))
+}
+
+/// `?before=&limit=` as the client wrote them: empty values mean "not given".
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PageQuery {
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+impl PageQuery {
+    /// `(before, limit)`, or 400 for values that are not numbers. The service applies the default and
+    /// the cap of `limit`.
+    pub(super) fn parse(&self) -> Result<(Option<Epoch>, Option<u32>), AppError> {
+        let number = |value: &Option<String>, name: &str| -> Result<Option<u64>, AppError> {
+            match value.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+                    AppError::BadRequest(format!("{name} must be a non-negative integer"))
+                }),
+            }
+        };
+        let before = number(&self.before, "before")?.map(Epoch);
+        let limit =
+            number(&self.limit, "limit")?.map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
+        Ok((before, limit))
+    }
+}
+
+/// A tag in a JSON body: `"0042"` as users write it, or the number `42`.
+pub(super) fn deserialize_tag<'de, D>(deserializer: D) -> Result<UserTag, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TagInput {
+        Text(String),
+        Number(u16),
+    }
+    match TagInput::deserialize(deserializer)? {
+        TagInput::Text(text) => UserTag::parse(&text).map_err(serde::de::Error::custom),
+        TagInput::Number(number) => {
+            UserTag::new(number).ok_or_else(|| serde::de::Error::custom("a tag is at most 9999"))
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The HTTP face of an input node: the JSON API of DESIGN §6, the server-rendered pages, sessions and
+//! live updates, all built on [`ChatService`] so that the same router runs over the local writer or over
+//! the proxy that forwards through the cluster.
+//!
+//! ```text
+//!   browser ──HTTP──► session layer ─► X-Chat-Epoch ─► pause (503) ─► same-origin (403) ─► 64 KiB (413)
+//!                                                                                            │
+//!        ┌───────────────────────────────────────────────────────────────────────────────────┤
+//!        │ /api/*  (JSON, 401 without a user)        /, /groups/{id}, /users/{u}/{t}/chat (HTML)
+//!        │ /api/events  ◄── EventHub ◄── EventSource (LogEntry broadcast: writer or data plane)
+//!        ▼
+//!   ChatService::execute(ServiceRequest { caller, client_epoch: session's highest epoch, operation })
+//! ```
+//!
+//! The node builds a [`WebState`] once per role (it owns the session store, the login limiter and the
+//! event hub), flips the *serving* flag it passed in, and runs [`serve`] on a bound listener.
+
+mod api;
+mod error;
+mod events;
+mod middleware;
+mod pages;
+mod rate_limit;
+mod session;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower_sessions::{MemoryStore, SessionStore};
+
+use crate::service::{ChatService, ServiceError, ServiceRequest, ServiceResponse};
+
+pub use error::AppError;
+pub use events::EventSource;
+pub use rate_limit::{LoginLimiter, RateLimit, SlidingWindow};
+pub use session::{ChatSession, SessionUser};
+
+/// Largest request body accepted (DESIGN §6); bigger ones get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The header that carries the epoch of the answering database on every API response.
+pub const EPOCH_HEADER: &str = "x-chat-epoch";
+
+/// How the web layer behaves; [`WebOptions::default`] suits production.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// `Retry-After` on 503 answers while the node pauses or the cluster cannot serve.
+    pub retry_after: Duration,
+    /// Interval of SSE keep-alive comments (proxies and browsers drop silent streams).
+    pub keep_alive: Duration,
+    /// Where a page goes when its input node stops answering (the nameserver's HTTP address).
+    pub nameserver_url: Option<String>,
+    /// Failed logins per `name#tag` before 429.
+    pub login_failures_per_user: RateLimit,
+    /// Login attempts (failed or not) per client address before 429: bounds the bcrypt work one
+    /// client can cause.
+    pub login_attempts_per_address: RateLimit,
+    /// Recent log entries kept to resume event streams from `Last-Event-ID` without asking the service.
+    pub event_replay_capacity: usize,
+    /// A session expires after this long without a request.
+    pub session_inactivity: Duration,
+    /// The `Secure` cookie attribute: off for plain HTTP on loopback, on behind TLS.
+    pub secure_cookies: bool,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            retry_after: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(15),
+            nameserver_url: None,
+            login_failures_per_user: RateLimit {
+                max: 5,
+                window: Duration::from_secs(60),
+            },
+            login_attempts_per_address: RateLimit {
+                max: 30,
+                window: Duration::from_secs(60),
+            },
+            event_replay_capacity: 10_000,
+            session_inactivity: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// [`ChatService`] behind a pointer, so handlers are not generic over the node's service type.
+trait DynService: Send + Sync {
+    fn execute_boxed(
+        &self,
+        request: ServiceRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ServiceResponse, ServiceError>> + Send + '_>>;
+}
+
+impl<S: ChatService> DynService for S {
+    fn execute_boxed(
+        &self,
+        request: ServiceRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ServiceResponse, ServiceError>> + Send + '_>> {
+        Box::pin(self.execute(request))
+    }
+}
+
+/// The service the web layer calls: whatever the node passed to [`WebState::new`].
+#[derive(Clone)]
+pub struct SharedService(Arc<dyn DynService>);
+
+impl ChatService for SharedService {
+    fn execute(
+        &self,
+        request: ServiceRequest,
+    ) -> impl Future<Output = Result<ServiceResponse, ServiceError>> + Send {
+        self.0.execute_boxed(request)
+    }
+}
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    service: SharedService,
+    hub: Arc<events::EventHub>,
+    serving: watch::Receiver<bool>,
+    options: Arc<WebOptions>,
+    limiter: Arc<Mutex<LoginLimiter>>,
+    sessions: MemoryStore,
+    /// Cancelled when the server that uses this state shuts down, so event streams end and graceful
+    /// shutdown does not wait for them forever.
+    closing: CancellationToken,
+    /// Stops the hub's task when the last clone of the state is dropped.
+    _hub_guard: Arc<tokio_util::sync::DropGuard>,
+}
+
+impl WebState {
+    /// The state over `service`, with live events from `events`. `serving` is the node's readiness: while
+    /// it is `false` every request gets 503 with `Retry-After` and open event streams end. Must be called
+    /// inside a Tokio runtime (it spawns the event hub).
+    pub fn new<S, E>(
+        service: S,
+        events: E,
+        serving: watch::Receiver<bool>,
+        options: WebOptions,
+    ) -> Self
+    where
+        S: ChatService + 'static,
+        E: EventSource,
+    {
+        let stop = CancellationToken::new();
+        let hub = events::EventHub::start(Arc::new(events), options.event_replay_capacity, &stop);
+        let limiter = LoginLimiter::new(
+            options.login_failures_per_user,
+            options.login_attempts_per_address,
+        );
+        WebState {
+            service: SharedService(Arc::new(service)),
+            hub,
+            serving,
+            options: Arc::new(options),
+            limiter: Arc::new(Mutex::new(limiter)),
+            sessions: MemoryStore::default(),
+            closing: CancellationToken::new(),
+            _hub_guard: Arc::new(stop.drop_guard()),
+        }
+    }
+
+    pub fn options(&self) -> &WebOptions {
+        &self.options
+    }
+
+    /// True while the node serves requests.
+    pub fn is_serving(&self) -> bool {
+        *self.serving.borrow()
+    }
+
+    /// The in-memory session store that [`router`] uses. Sessions live as long as this state: a node
+    /// that keeps its `WebState` across a pause keeps its users signed in.
+    pub fn memory_sessions(&self) -> &MemoryStore {
+        &self.sessions
+    }
+}
+
+/// The whole web application (API and pages) with sessions kept in this state's [`MemoryStore`].
+pub fn router(state: WebState) -> Router {
+    let store = state.sessions.clone();
+    router_with_session_store(state, store)
+}
+
+/// The whole web application with sessions in `store`: a store every input node can reach lets sessions
+/// survive a change of input node (see the failover issue).
+pub fn router_with_session_store<Store>(state: WebState, store: Store) -> Router
+where
+    Store: SessionStore + Clone,
+{
+    let sessions = session::layer(store, &state.options);
+    Router::new()
+        .merge(api::router(state.clone()))
+        .merge(pages::router(state.clone()))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::limit_body))
+        .layer(axum::middleware::from_fn(middleware::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::pause,
+        ))
+        .layer(axum::middleware::from_fn(middleware::epoch_header))
+        .layer(sessions)
+}
+
+/// Serves `state`'s application on `listener` until `shutdown` completes, then finishes in-flight
+/// requests (graceful shutdown) after ending every open event stream. Client addresses reach the login
+/// rate limiter through `ConnectInfo`.
+pub async fn serve(
+    listener: TcpListener,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closing = CancellationToken::new();
+    let state = WebState {
+        closing: closing.clone(),
+        ..state
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
+        .await
+}

@@ -1,0 +1,261 @@
+//! The HTML pages and their forms.
+
+use axum::http::{Method, StatusCode, header};
+
+use super::{PASSWORD, call, spawn_app};
+
+#[tokio::test]
+async fn the_home_page_offers_login_and_registration_when_signed_out() {
+    let app = spawn_app().await;
+
+    let page = app.send(call(Method::GET, "/")).await;
+
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("action=\"/login\""));
+    assert!(html.contains("action=\"/register\""));
+    assert!(html.contains("data-nameserver=\"http://127.0.0.1:9999/\""));
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
+}
+
+#[tokio::test]
+async fn registering_by_form_signs_in_and_shows_the_new_tag() {
+    let app = spawn_app().await;
+
+    let registered = app
+        .send(
+            call(Method::POST, "/register").form(&[("username", "alice"), ("password", PASSWORD)]),
+        )
+        .await;
+    let cookie = registered.session_cookie().expect("cookie");
+    let home = app
+        .send(call(Method::GET, &registered.location()).cookie(&cookie))
+        .await;
+
+    assert_eq!(registered.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.status, StatusCode::OK);
+    let html = home.text();
+    assert!(html.contains("Welcome!"), "{html}");
+    assert!(html.contains("No groups yet"), "{html}");
+    assert!(html.contains("alice<span class=\"tag\">#"), "{html}");
+}
+
+#[tokio::test]
+async fn logging_in_by_form_with_name_hash_tag_redirects_home() {
+    let app = spawn_app().await;
+    let user = app.register("alice").await;
+    let handle = format!("alice#{}", user["tag"].as_str().expect("tag"));
+
+    let login = app
+        .send(call(Method::POST, "/login").form(&[("username", &handle), ("password", PASSWORD)]))
+        .await;
+
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.location(), "/");
+    assert!(login.session_cookie().is_some());
+}
+
+#[tokio::test]
+async fn a_failed_form_login_shows_the_error_inline_and_keeps_the_name() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+
+    let wrong = app
+        .send(
+            call(Method::POST, "/login")
+                .form(&[("username", "alice#0000"), ("password", "wrong password")]),
+        )
+        .await;
+    let malformed = app
+        .send(call(Method::POST, "/login").form(&[("username", "alice"), ("password", "x")]))
+        .await;
+
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().contains("wrong username, tag or password"));
+    assert!(wrong.text().contains("value=\"alice#0000\""));
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.text().contains("name#1234"));
+}
+
+#[tokio::test]
+async fn pages_redirect_to_the_login_page_without_a_session() {
+    let app = spawn_app().await;
+
+    for uri in [
+        "/groups/00000000-0000-4000-8000-000000000000",
+        "/users/alice/0001/chat",
+    ] {
+        let answer = app.send(call(Method::GET, uri)).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(answer.location(), "/");
+    }
+    let form = app
+        .send(call(Method::POST, "/groups").form(&[("name", "g")]))
+        .await;
+    assert_eq!(form.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_signed_in_home_page_lists_the_users_groups() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, "book club").await;
+
+    let home = app.send(alice.call(Method::GET, "/")).await;
+
+    let html = home.text();
+    assert!(html.contains("book club"));
+    assert!(html.contains(&format!("href=\"/groups/{group}\"")));
+    assert!(html.contains("action=\"/chats\""));
+}
+
+#[tokio::test]
+async fn creating_a_group_by_form_leads_to_its_page_with_members_history_and_controls() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+
+    let created = app
+        .send(
+            alice
+                .call(Method::POST, "/groups")
+                .form(&[("name", "trip")]),
+        )
+        .await;
+    let url = created.location();
+    let group = url.trim_start_matches("/groups/").to_owned();
+    let added = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/groups/{group}/members"))
+                .form(&[("handle", &format!("bob#{}", bob.tag))]),
+        )
+        .await;
+    app.post(&bob, &group, "hello from bob").await;
+    app.post(&alice, &group, "hello from alice").await;
+    let page = app.send(alice.call(Method::GET, &url)).await;
+
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    assert!(url.starts_with("/groups/"));
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("<h1>trip</h1>"));
+    assert!(html.contains(&format!("bob<span class=\"tag\">#{}</span>", bob.tag)));
+    assert!(html.contains("hello from bob"));
+    assert_eq!(html.matches("class=\"message mine\"").count(), 1);
+    assert_eq!(html.matches("data-delete=").count(), 1);
+    assert!(html.contains("Delete group"));
+    assert!(html.contains("Leave group"));
+    let bob_page = app.send(bob.call(Method::GET, &url)).await.text();
+    assert!(!bob_page.contains("Delete group"));
+}
+
+#[tokio::test]
+async fn adding_an_unknown_member_by_form_shows_the_error_on_the_group_page() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, "g").await;
+
+    let answer = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/groups/{group}/members"))
+                .form(&[("handle", "ghost#0001")]),
+        )
+        .await;
+
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(answer.text().contains("user not found"));
+    assert!(answer.text().contains("<h1>g</h1>"));
+}
+
+#[tokio::test]
+async fn leaving_and_deleting_by_form_go_back_home() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let group = app.group(&alice, "g").await;
+    app.add(&alice, &group, &bob).await;
+
+    let left = app
+        .send(bob.call(Method::POST, &format!("/groups/{group}/leave")))
+        .await;
+    let deleted = app
+        .send(alice.call(Method::POST, &format!("/groups/{group}/delete")))
+        .await;
+    let gone = app
+        .send(alice.call(Method::GET, &format!("/groups/{group}")))
+        .await;
+
+    assert_eq!(left.status, StatusCode::SEE_OTHER);
+    assert_eq!(left.location(), "/");
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(gone.text().contains("Not found"));
+}
+
+#[tokio::test]
+async fn starting_a_direct_chat_by_form_opens_its_page_with_the_history() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(
+        bob.call(
+            Method::POST,
+            &format!("/api/users/{}/messages", alice.path()),
+        )
+        .json(serde_json::json!({ "content": "psst, alice" })),
+    )
+    .await;
+
+    let opened = app
+        .send(
+            alice
+                .call(Method::POST, "/chats")
+                .form(&[("handle", &format!("bob#{}", bob.tag))]),
+        )
+        .await;
+    let page = app.send(alice.call(Method::GET, &opened.location())).await;
+    let unknown = app
+        .send(
+            alice
+                .call(Method::POST, "/chats")
+                .form(&[("handle", "ghost#0001")]),
+        )
+        .await;
+
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    assert_eq!(opened.location(), format!("/users/bob/{}/chat", bob.tag));
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("psst, alice"));
+    assert!(page.text().contains(&format!(
+        "data-post=\"/api/users/bob/{}/messages\"",
+        bob.tag
+    )));
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.text().contains("user not found"));
+}
+
+#[tokio::test]
+async fn the_stylesheet_and_script_are_served() {
+    let app = spawn_app().await;
+
+    let css = app.send(call(Method::GET, "/static/app.css")).await;
+    let js = app.send(call(Method::GET, "/static/app.js")).await;
+
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(
+        css.headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/css")
+    );
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.text().contains("EventSource"));
+}

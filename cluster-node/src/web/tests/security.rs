@@ -1,0 +1,227 @@
+//! Sessions, authorisation, CSRF and escaping.
+
+use axum::http::{Method, StatusCode, header};
+use serde_json::json;
+
+use super::{PASSWORD, call, spawn_app};
+
+const XSS: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+const XSS_NAME: &str = "<script>alert('g')</script>";
+
+#[tokio::test]
+async fn api_routes_without_a_session_are_401_in_our_format() {
+    let app = spawn_app().await;
+    let group = "00000000-0000-4000-8000-000000000000";
+
+    for (method, uri) in [
+        (Method::GET, "/api/me".to_owned()),
+        (Method::GET, "/api/groups".to_owned()),
+        (Method::POST, "/api/groups".to_owned()),
+        (Method::GET, format!("/api/groups/{group}")),
+        (Method::DELETE, format!("/api/groups/{group}")),
+        (Method::POST, format!("/api/groups/{group}/members")),
+        (Method::DELETE, format!("/api/groups/{group}/members/me")),
+        (Method::GET, format!("/api/groups/{group}/messages")),
+        (Method::POST, format!("/api/groups/{group}/messages")),
+        (Method::GET, "/api/users/alice/0001".to_owned()),
+        (Method::GET, "/api/users/alice/0001/messages".to_owned()),
+        (Method::POST, "/api/users/alice/0001/messages".to_owned()),
+        (Method::DELETE, format!("/api/messages/{group}")),
+        (Method::GET, "/api/events".to_owned()),
+    ] {
+        let answer = app
+            .send(call(method.clone(), &uri).json(json!({ "content": "x", "name": "x" })))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_eq!(answer.error(), "not logged in");
+        assert_eq!(answer.epoch(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_forged_session_cookie_is_rejected() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let forged_value = format!("chat_session={}", "A".repeat(22));
+    let tampered = {
+        let (name, value) = alice.cookie.split_once('=').expect("name=value");
+        let mut bytes: Vec<char> = value.chars().collect();
+        bytes[0] = if bytes[0] == 'A' { 'B' } else { 'A' };
+        format!("{name}={}", bytes.into_iter().collect::<String>())
+    };
+
+    for cookie in [
+        forged_value.as_str(),
+        tampered.as_str(),
+        "chat_session=garbage",
+    ] {
+        let answer = app.send(call(Method::GET, "/api/me").cookie(cookie)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{cookie}");
+    }
+    let page = app
+        .send(call(Method::GET, "/groups/00000000-0000-4000-8000-000000000000").cookie(&tampered))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/");
+}
+
+#[tokio::test]
+async fn the_session_id_changes_on_login() {
+    let app = spawn_app().await;
+    let registered = app.register("alice").await;
+    let login = || {
+        call(Method::POST, "/api/login").json(json!({
+            "username": "alice", "tag": registered["tag"], "password": PASSWORD,
+        }))
+    };
+    let first = app.send(login()).await.session_cookie().expect("cookie");
+
+    // Logging in again while holding a session must not keep that session's id (no fixation).
+    let second = app
+        .send(login().cookie(&first))
+        .await
+        .session_cookie()
+        .expect("cookie");
+    let old = app.send(call(Method::GET, "/api/me").cookie(&first)).await;
+    let new = app.send(call(Method::GET, "/api/me").cookie(&second)).await;
+
+    assert_ne!(first, second);
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(new.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_read_post_or_add_members() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mallory = app.user("mallory").await;
+    let group = app.group(&alice, "private").await;
+    app.post(&alice, &group, "secret").await;
+
+    let show = app
+        .send(mallory.call(Method::GET, &format!("/api/groups/{group}")))
+        .await;
+    let read = app
+        .send(mallory.call(Method::GET, &format!("/api/groups/{group}/messages")))
+        .await;
+    let post = app
+        .send(
+            mallory
+                .call(Method::POST, &format!("/api/groups/{group}/messages"))
+                .json(json!({ "content": "let me in" })),
+        )
+        .await;
+    let add = app
+        .send(
+            mallory
+                .call(Method::POST, &format!("/api/groups/{group}/members"))
+                .json(json!({ "username": "mallory", "tag": mallory.tag })),
+        )
+        .await;
+    let page = app
+        .send(mallory.call(Method::GET, &format!("/groups/{group}")))
+        .await;
+
+    for answer in [&show, &read, &post, &add] {
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert!(!answer.text().contains("secret"));
+    }
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!page.text().contains("secret"));
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_for_forms_and_the_api() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+
+    let form = app
+        .send(
+            alice
+                .call(Method::POST, "/groups")
+                .header("origin", "http://evil.example")
+                .form(&[("name", "pwned")]),
+        )
+        .await;
+    let api = app
+        .send(
+            alice
+                .call(Method::POST, "/api/groups")
+                .header("origin", "http://evil.example")
+                .json(json!({ "name": "pwned" })),
+        )
+        .await;
+    let by_fetch_metadata = app
+        .send(
+            alice
+                .call(Method::POST, "/groups")
+                .header("sec-fetch-site", "cross-site")
+                .form(&[("name", "pwned")]),
+        )
+        .await;
+    let same_site = app
+        .send(
+            alice
+                .call(Method::POST, "/groups")
+                .header("origin", "http://chat.test")
+                .header("sec-fetch-site", "same-origin")
+                .form(&[("name", "fine")]),
+        )
+        .await;
+    let groups = app.send(alice.call(Method::GET, "/api/groups")).await;
+
+    assert_eq!(form.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.error(), "cross-site request refused");
+    assert_eq!(by_fetch_metadata.status, StatusCode::FORBIDDEN);
+    assert_eq!(same_site.status, StatusCode::SEE_OTHER);
+    let groups = groups.json();
+    let names: Vec<&str> = groups
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|group| group["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["fine"]);
+}
+
+#[tokio::test]
+async fn an_xss_payload_is_stored_as_sent_and_rendered_escaped() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, XSS_NAME).await;
+    app.post(&alice, &group, XSS).await;
+
+    let api_group = app
+        .send(alice.call(Method::GET, &format!("/api/groups/{group}")))
+        .await;
+    let api_messages = app
+        .send(alice.call(Method::GET, &format!("/api/groups/{group}/messages")))
+        .await;
+    let group_page = app
+        .send(alice.call(Method::GET, &format!("/groups/{group}")))
+        .await;
+    let home = app.send(alice.call(Method::GET, "/")).await;
+
+    assert_eq!(api_group.json()["name"], XSS_NAME);
+    assert_eq!(api_messages.json()[0]["content"], XSS);
+    for page in [&group_page, &home] {
+        assert_eq!(page.status, StatusCode::OK);
+        let html = page.text();
+        assert!(
+            !html.contains("<script>alert"),
+            "unescaped payload in {html}"
+        );
+        assert!(!html.contains("<img src=x"), "unescaped payload in {html}");
+        assert!(
+            html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"),
+            "{html}"
+        );
+        assert!(
+            page.headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .expect("text")
+                .contains("script-src 'self'")
+        );
+    }
+}

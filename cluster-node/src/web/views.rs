@@ -1,0 +1,207 @@
+//! The JSON shapes of DESIGN §6, built from the service's records, and timestamp rendering.
+//!
+//! Timestamps go out as RFC 3339 UTC text with milliseconds (`2025-03-01T14:05:09.123Z`): readable in a
+//! log, and `new Date(...)` in a browser parses them.
+
+use serde::Serialize;
+
+use crate::storage::{
+    ChatId, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, UnixMillis, User, UserId,
+    UserRef, UserTag,
+};
+
+/// `{"id","username","tag"}`: the answer of register, login and `/api/me`, and a message's sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub username: String,
+    pub tag: UserTag,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            tag: user.tag,
+        }
+    }
+}
+
+impl From<&UserRef> for UserView {
+    fn from(user: &UserRef) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            tag: user.tag,
+        }
+    }
+}
+
+/// `{"id","username","tag","created_at"}`: `GET /api/users/{username}/{tag}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProfileView {
+    pub id: UserId,
+    pub username: String,
+    pub tag: UserTag,
+    pub created_at: String,
+}
+
+impl From<&User> for ProfileView {
+    fn from(user: &User) -> Self {
+        ProfileView {
+            id: user.id,
+            username: user.username.clone(),
+            tag: user.tag,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// `{"id","chat","sender":{"id","username","tag"},"content","created_at","epoch"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub chat: ChatId,
+    pub sender: UserView,
+    pub content: String,
+    pub created_at: String,
+    pub epoch: Epoch,
+}
+
+impl From<&Message> for MessageView {
+    fn from(message: &Message) -> Self {
+        MessageView {
+            id: message.id,
+            chat: message.chat,
+            sender: UserView::from(&message.sender),
+            content: message.content.clone(),
+            created_at: rfc3339(message.created_at),
+            epoch: message.epoch,
+        }
+    }
+}
+
+/// A group in the caller's list: `{"id","name","creator","created_at"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupView {
+    pub id: GroupId,
+    pub name: String,
+    pub creator: UserId,
+    pub created_at: String,
+}
+
+impl From<&Group> for GroupView {
+    fn from(group: &Group) -> Self {
+        GroupView {
+            id: group.id,
+            name: group.name.clone(),
+            creator: group.creator,
+            created_at: rfc3339(group.created_at),
+        }
+    }
+}
+
+/// A group with its members: `{"id","name","creator","created_at","members":[user...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupDetailView {
+    #[serde(flatten)]
+    pub group: GroupView,
+    pub members: Vec<UserView>,
+}
+
+impl From<&GroupWithMembers> for GroupDetailView {
+    fn from(group: &GroupWithMembers) -> Self {
+        GroupDetailView {
+            group: GroupView::from(&group.group),
+            members: group.members.iter().map(UserView::from).collect(),
+        }
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian `(year, month, day)` (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    // Both fit: day is 1..=31 and month 1..=12 by construction.
+    (year, month as u32, day as u32)
+}
+
+struct Parts {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    millis: i64,
+}
+
+fn parts(at: UnixMillis) -> Parts {
+    let millis = at.0.rem_euclid(1000);
+    let seconds = at.0.div_euclid(1000);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let of_day = seconds.rem_euclid(86_400);
+    Parts {
+        year,
+        month,
+        day,
+        hour: of_day / 3600,
+        minute: of_day % 3600 / 60,
+        second: of_day % 60,
+        millis,
+    }
+}
+
+/// `2025-03-01T14:05:09.123Z`.
+pub fn rfc3339(at: UnixMillis) -> String {
+    let p = parts(at);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        p.year, p.month, p.day, p.hour, p.minute, p.second, p.millis
+    )
+}
+
+/// `2025-03-01 14:05 UTC`: what a page shows before its script localises it.
+pub fn readable(at: UnixMillis) -> String {
+    let p = parts(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        p.year, p.month, p.day, p.hour, p.minute
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_rfc3339_utc_with_milliseconds() {
+        assert_eq!(rfc3339(UnixMillis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(UnixMillis(1_709_301_909_123)),
+            "2024-03-01T14:05:09.123Z"
+        );
+        assert_eq!(
+            rfc3339(UnixMillis(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(rfc3339(UnixMillis(-1)), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            readable(UnixMillis(1_709_301_909_123)),
+            "2024-03-01 14:05 UTC"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The data plane over real processes: chat data written through one input node is read through
+//! another, a session reads its own writes, writes go on while a replica is down, and after it
+//! restarts every replica of the new tree holds everything the writer committed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use system_tests::chat::ChatClient;
+use system_tests::cluster::{Cluster, connected};
+
+const CONVERGE: Duration = Duration::from_secs(15);
+
+async fn http_of(cluster: &Cluster, id: u64) -> Option<String> {
+    let status = cluster.status(id).await?;
+    status["http"].as_str().map(str::to_owned)
+}
+
+async fn data_epoch(cluster: &Cluster, id: u64) -> Option<u64> {
+    cluster.status(id).await?["data_epoch"].as_u64()
+}
+
+#[tokio::test]
+async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_holds_every_write() {
+    let mut cluster = Cluster::start_in_order(5).await;
+    let all = cluster.live_ids();
+    let leader = cluster.wait_for_tree(&all, CONVERGE).await;
+    let graph = cluster.neighbour_graph(&all).await;
+    let replicas: Vec<u64> = cluster.status(leader).await.unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+
+    // A replica that can go without splitting the graph, and two input nodes other than it.
+    let victim = replicas
+        .iter()
+        .copied()
+        .find(|&r| {
+            connected(
+                &graph,
+                &all.iter()
+                    .copied()
+                    .filter(|&id| id != r)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .expect("some replica can be killed without splitting the graph");
+    let mut inputs = Vec::new();
+    for &id in &all {
+        if id != victim
+            && let Some(url) = http_of(&cluster, id).await
+        {
+            inputs.push(url);
+        }
+    }
+    assert!(
+        inputs.len() >= 2,
+        "need two input nodes besides the victim: {inputs:?}"
+    );
+
+    let ada = ChatClient::new(&inputs[0]);
+    let bob = ChatClient::new(&inputs[1]);
+    let (_, _ada_tag) = ada.sign_up("ada").await;
+    let (_, bob_tag) = bob.sign_up("bob").await;
+
+    let group = ada.post("/api/groups", json!({"name": "crew"})).await;
+    assert_eq!(group.status, 201, "{group:?}");
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let added = ada
+        .post(
+            &format!("/api/groups/{group_id}/members"),
+            json!({"username": "bob", "tag": bob_tag}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+
+    // Read-your-writes: every post is in the poster's very next read, whoever answers it.
+    let messages_path = format!("/api/groups/{group_id}/messages");
+    for n in 0..20 {
+        let posted = ada
+            .post(&messages_path, json!({"content": format!("hello {n}")}))
+            .await;
+        assert_eq!(posted.status, 201, "{posted:?}");
+        let listed = ada.get(&messages_path).await;
+        assert_eq!(listed.status, 200);
+        let contents: Vec<&str> = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert!(
+            contents.contains(&format!("hello {n}").as_str()),
+            "post {n} missing from {contents:?}"
+        );
+    }
+
+    // Written through one input node, read through another.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = bob.get(&messages_path).await;
+        assert_eq!(listed.status, 200, "{listed:?}");
+        if listed.body.as_array().is_some_and(|m| m.len() == 20) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob never saw the 20 messages: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A replica dies while writes go on, then comes back and catches up.
+    cluster.kill(victim);
+    let rest: Vec<u64> = all.iter().copied().filter(|&id| id != victim).collect();
+    cluster.wait_for_tree(&rest, CONVERGE).await;
+    for n in 20..30 {
+        let posted = ada
+            .post(&messages_path, json!({"content": format!("hello {n}")}))
+            .await;
+        assert_eq!(
+            posted.status, 201,
+            "a write with a replica down: {posted:?}"
+        );
+    }
+    // The restarted node rejoins wherever a neighbour adopts it (not necessarily under the writer).
+    // Whatever the new tree, every replica must come to hold everything the writer committed.
+    cluster.restart(victim);
+    let writer = cluster.wait_for_tree(&all, CONVERGE).await;
+    let target = data_epoch(&cluster, writer).await.unwrap();
+    let replicas: Vec<u64> = cluster.status(writer).await.unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    let deadline = Instant::now() + CONVERGE;
+    for replica in replicas {
+        while data_epoch(&cluster, replica).await != Some(target) {
+            if Instant::now() >= deadline {
+                let status = cluster.status(replica).await;
+                panic!("replica {replica} did not reach epoch {target}: {status:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
