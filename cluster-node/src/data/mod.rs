@@ -616,10 +616,15 @@ impl<T: Transport> DataPlane<T> {
         {
             return;
         }
-        if let Some(database) = self.open_database().await {
-            if let Ok(position) = database.position().await {
-                self.position.send_replace(position);
+        // Opened only to read the position: nodes that are neither writer nor replica keep no database open.
+        match Database::open(&self.options.data_dir, self.options.database.clone()).await {
+            Ok(database) => {
+                if let Ok(position) = database.position().await {
+                    self.position.send_replace(position);
+                }
+                database.close().await;
             }
+            Err(error) => tracing::warn!(%error, "cannot read the stored data position"),
         }
     }
 
