@@ -17,22 +17,18 @@ use serde::{Deserialize, Serialize};
 use crate::config::NodeId;
 use crate::metrics::{self, Metrics};
 use crate::status::StatusBoard;
-use crate::transport::fault::FaultSwitch;
+use crate::transport::fault::{FaultSwitch, FaultSwitches};
 
 #[derive(Clone)]
 struct AdminState {
     status: StatusBoard,
     metrics: Arc<Metrics>,
     /// `None` unless fault injection was allowed at startup.
-    faults: Option<Arc<FaultSwitch>>,
+    faults: Option<FaultSwitches>,
 }
 
 /// The admin router; served on the admin port by the node.
-pub fn router(
-    status: StatusBoard,
-    metrics: Arc<Metrics>,
-    faults: Option<Arc<FaultSwitch>>,
-) -> Router {
+pub fn router(status: StatusBoard, metrics: Arc<Metrics>, faults: Option<FaultSwitches>) -> Router {
     Router::new()
         .route("/status", get(status_handler))
         .route("/metrics", get(metrics_handler))
@@ -47,17 +43,42 @@ pub fn router(
         })
 }
 
-/// `POST /fault` body: the peers to drop all traffic with, replacing any earlier set.
+/// `POST /fault` body: the peers to drop all traffic with on the chosen planes (default both),
+/// replacing any earlier set on those planes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultRequest {
     drop: Vec<NodeId>,
+    #[serde(default)]
+    plane: PlaneChoice,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PlaneChoice {
+    #[default]
+    Both,
+    Control,
+    Data,
 }
 
 #[derive(Debug, Serialize)]
 struct FaultState {
     enabled: bool,
-    dropping: Vec<NodeId>,
+    /// Peers whose control-plane traffic is dropped.
+    control: Vec<NodeId>,
+    /// Peers whose data-plane traffic is dropped.
+    data: Vec<NodeId>,
+}
+
+impl FaultState {
+    fn of(faults: Option<&FaultSwitches>) -> Self {
+        Self {
+            enabled: faults.is_some(),
+            control: faults.map(|f| f.control.blocked()).unwrap_or_default(),
+            data: faults.map(|f| f.data.blocked()).unwrap_or_default(),
+        }
+    }
 }
 
 fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -72,10 +93,7 @@ fn fault_disabled() -> Response {
 }
 
 async fn fault_state(State(state): State<AdminState>) -> Json<FaultState> {
-    Json(FaultState {
-        enabled: state.faults.is_some(),
-        dropping: state.faults.map(|f| f.blocked()).unwrap_or_default(),
-    })
+    Json(FaultState::of(state.faults.as_ref()))
 }
 
 async fn fault_isolate(
@@ -92,26 +110,27 @@ async fn fault_isolate(
     if request.drop.contains(&NodeId(0)) {
         return admin_error(StatusCode::BAD_REQUEST, "node ids start at 1");
     }
-    faults.isolate_from(request.drop);
-    tracing::warn!(dropping = ?faults.blocked(), "fault switch: dropping traffic");
-    Json(FaultState {
-        enabled: true,
-        dropping: faults.blocked(),
-    })
-    .into_response()
+    let switches: Vec<&FaultSwitch> = match request.plane {
+        PlaneChoice::Both => vec![&faults.control, &faults.data],
+        PlaneChoice::Control => vec![&faults.control],
+        PlaneChoice::Data => vec![&faults.data],
+    };
+    for switch in switches {
+        switch.isolate_from(request.drop.iter().copied());
+    }
+    let state = FaultState::of(Some(&faults));
+    tracing::warn!(control = ?state.control, data = ?state.data, "fault switch: dropping traffic");
+    Json(state).into_response()
 }
 
 async fn fault_heal(State(state): State<AdminState>) -> Response {
     let Some(faults) = state.faults else {
         return fault_disabled();
     };
-    faults.heal();
+    faults.control.heal();
+    faults.data.heal();
     tracing::warn!("fault switch: healed");
-    Json(FaultState {
-        enabled: true,
-        dropping: Vec::new(),
-    })
-    .into_response()
+    Json(FaultState::of(Some(&faults))).into_response()
 }
 
 async fn status_handler(State(state): State<AdminState>) -> impl IntoResponse {
@@ -219,12 +238,23 @@ mod tests {
     #[tokio::test]
     async fn an_allowed_fault_switch_isolates_and_heals() {
         let board = StatusBoard::new(NodeStatus::starting(NodeId(5)));
-        let faults = Arc::new(FaultSwitch::default());
+        let faults = FaultSwitches::default();
         let router = router(board, Arc::new(Metrics::new(5, 0)), Some(faults.clone()));
 
         let (code, _, body) = call(router.clone(), post_fault(r#"{"drop":[2,3]}"#)).await;
         assert_eq!(code, StatusCode::OK, "{body}");
-        assert_eq!(faults.blocked(), vec![NodeId(2), NodeId(3)]);
+        assert_eq!(faults.control.blocked(), vec![NodeId(2), NodeId(3)]);
+        assert_eq!(faults.data.blocked(), vec![NodeId(2), NodeId(3)]);
+
+        let data_only = post_fault(r#"{"drop":[4],"plane":"data"}"#);
+        let (code, _, _) = call(router.clone(), data_only).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(
+            faults.control.blocked(),
+            vec![NodeId(2), NodeId(3)],
+            "control untouched"
+        );
+        assert_eq!(faults.data.blocked(), vec![NodeId(4)]);
 
         for bad in [
             r#"{"drop":[0]}"#,
@@ -236,7 +266,11 @@ mod tests {
             assert!(code.is_client_error(), "{bad}: {code}");
             assert!(body.contains("error"), "{bad}: {body}");
         }
-        assert_eq!(faults.blocked().len(), 2, "a bad request changes nothing");
+        assert_eq!(
+            faults.control.blocked().len(),
+            2,
+            "a bad request changes nothing"
+        );
 
         let (code, _, _) = call(
             router,
@@ -244,6 +278,6 @@ mod tests {
         )
         .await;
         assert_eq!(code, StatusCode::OK);
-        assert!(faults.blocked().is_empty());
+        assert!(faults.control.blocked().is_empty() && faults.data.blocked().is_empty());
     }
 }

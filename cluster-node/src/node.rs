@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
 use crate::storage::{Epoch, Term};
 use crate::transport::Inbound;
-use crate::transport::fault::FaultSwitch;
+use crate::transport::fault::FaultSwitches;
 use crate::transport::zmq::{TransportError, ZmqTransport};
 
 /// How long tasks get to finish after shutdown is requested before the node gives up waiting.
@@ -70,7 +70,7 @@ pub struct Node {
     /// Bound now so a port conflict is reported at start; the data plane takes them over.
     data_transport: Arc<ZmqTransport>,
     data_inbound: mpsc::Receiver<Inbound>,
-    faults: Arc<FaultSwitch>,
+    faults: FaultSwitches,
     status: StatusBoard,
     metrics: Arc<Metrics>,
     /// Stops every task of this node; cancelled when the caller's shutdown token is.
@@ -96,11 +96,11 @@ impl Node {
             .map_err(|source| NodeError::BindAdmin { addr, source })?;
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let faults = Arc::new(FaultSwitch::default());
+        let faults = FaultSwitches::default();
         let (control_transport, control_inbound) = ZmqTransport::bind(
             config.id,
             SocketAddr::new(config.host, config.control_port),
-            faults.clone(),
+            faults.control.clone(),
             stop.clone(),
             tasks.clone(),
         )
@@ -109,7 +109,7 @@ impl Node {
         let (data_transport, data_inbound) = ZmqTransport::bind(
             config.id,
             SocketAddr::new(config.host, config.data_port),
-            faults.clone(),
+            faults.data.clone(),
             stop.clone(),
             tasks.clone(),
         )

@@ -173,6 +173,22 @@ impl Cluster {
         );
     }
 
+    /// Makes node `id` drop traffic with `peers` on one plane only (`"control"` or `"data"`).
+    pub async fn isolate_plane(&self, id: u64, peers: &[u64], plane: &str) {
+        let response = self
+            .http
+            .post(self.spec(id).admin_url("/fault"))
+            .json(&serde_json::json!({ "drop": peers, "plane": plane }))
+            .send()
+            .await
+            .expect("the admin port answers");
+        assert!(
+            response.status().is_success(),
+            "POST /fault on {id}: {}",
+            response.status()
+        );
+    }
+
     /// Lifts every fault on node `id`.
     pub async fn heal(&self, id: u64) {
         let response = self

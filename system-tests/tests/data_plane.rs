@@ -147,3 +147,74 @@ async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_ho
         }
     }
 }
+
+/// The replica under which `id` hangs (its ancestor that is a child of `root`).
+async fn top_replica(cluster: &Cluster, root: u64, mut id: u64) -> Option<u64> {
+    loop {
+        let parent = cluster.status(id).await?["parent"].as_u64()?;
+        if parent == root {
+            return Some(id);
+        }
+        id = parent;
+    }
+}
+
+#[tokio::test]
+async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when_it_cannot() {
+    let cluster = Cluster::start_in_order(8).await;
+    let all = cluster.live_ids();
+    let writer = cluster.wait_for_tree(&all, CONVERGE).await;
+    let replicas: Vec<u64> = cluster.status(writer).await.unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert!(
+        replicas.len() >= 3,
+        "this test needs three replicas or more: {replicas:?}"
+    );
+    let quorum = replicas.len() / 2 + 1;
+
+    // A client whose requests reach the writer through the replica that is never cut off.
+    let kept = replicas[0];
+    let mut client_url = None;
+    for &id in &all {
+        if id != writer
+            && top_replica(&cluster, writer, id).await == Some(kept)
+            && let Some(url) = http_of(&cluster, id).await
+        {
+            client_url = Some(url);
+            break;
+        }
+    }
+    let ada = ChatClient::new(client_url.expect("an input node under the kept replica"));
+    ada.sign_up("ada").await;
+    let group = ada.post("/api/groups", json!({"name": "quorum"})).await;
+    let messages = format!(
+        "/api/groups/{}/messages",
+        group.body["id"].as_str().unwrap()
+    );
+
+    // Cut the writer's data plane (only: the tree stays as it is) from as many replicas as the quorum
+    // can spare: writes still succeed.
+    let spare = replicas.len() - quorum;
+    let cut: Vec<u64> = replicas[1..=spare].to_vec();
+    cluster.isolate_plane(writer, &cut, "data").await;
+    let posted = ada
+        .post(&messages, json!({"content": "with a quorum"}))
+        .await;
+    assert_eq!(posted.status, 201, "{posted:?}");
+
+    // One more replica cut off: the write commits on the writer but is not acknowledged.
+    let cut: Vec<u64> = replicas[1..=spare + 1].to_vec();
+    cluster.isolate_plane(writer, &cut, "data").await;
+    let refused = ada
+        .post(&messages, json!({"content": "without a quorum"}))
+        .await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+
+    cluster.heal(writer).await;
+    let posted = ada.post(&messages, json!({"content": "healed"})).await;
+    assert_eq!(posted.status, 201, "{posted:?}");
+}

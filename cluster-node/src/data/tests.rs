@@ -364,3 +364,102 @@ async fn a_new_replica_is_brought_up_from_nothing_in_bounded_batches() {
     });
     replica_reaches(tree.nodes.get_mut(&2).unwrap(), last).await;
 }
+
+#[tokio::test]
+async fn a_lost_response_becomes_a_timeout_at_the_origin() {
+    // Node 2 forwards the request up but has lost its route back down to node 3.
+    let tree = start(vec![
+        (1, view(None, &[2], &[Role::Writer], &[(2, 2), (3, 2)])),
+        (2, view(Some(1), &[3], &[Role::Persistence], &[])),
+        (3, view(Some(2), &[], &[Role::Input], &[])),
+    ]);
+    let result = tree.nodes[&3]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await;
+    assert_eq!(result, Err(ServiceError::Timeout));
+    // The write itself happened: the writer answered, only the way back was broken.
+    let writer_epoch = tree.nodes[&1].position.borrow().1;
+    assert_eq!(writer_epoch, Epoch(1));
+}
+
+/// Resident memory of this process, from the kernel.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A measurement, not a CI test (minutes in a debug build):
+/// `cargo test --release -p cluster-node --lib hundred_thousand -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run in release"]
+async fn a_new_replica_of_a_hundred_thousand_messages_catches_up_in_bounded_memory() {
+    let mut tree = start(vec![
+        (1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        (2, view(Some(1), &[], &[Role::Input], &[])),
+    ]);
+    let writer = tree.nodes[&1].handle.service();
+    let Outcome::User(ada) = writer.execute(register("ada")).await.unwrap().outcome else {
+        panic!("register answers a user");
+    };
+    let as_ada = |operation| ServiceRequest {
+        caller: Some(ada.id),
+        client_epoch: Epoch(0),
+        operation,
+    };
+    let create = Operation::CreateGroup(crate::service::CreateGroup { name: "big".into() });
+    let Outcome::Group(group) = writer.execute(as_ada(create)).await.unwrap().outcome else {
+        panic!("create group answers the group");
+    };
+    let total = 100_000;
+    let started = std::time::Instant::now();
+    let mut last = Epoch(0);
+    for chunk in (0..total).collect::<Vec<_>>().chunks(1000) {
+        let sends = chunk.iter().map(|n| {
+            writer.execute(as_ada(Operation::SendGroupMessage(
+                crate::service::SendGroupMessage {
+                    group: group.group.id,
+                    content: format!("message number {n} with a little text to make it realistic"),
+                    client_id: None,
+                },
+            )))
+        });
+        for result in futures::future::join_all(sends).await {
+            last = last.max(result.unwrap().epoch);
+        }
+    }
+    let written = started.elapsed();
+    let before = resident_kib();
+
+    let started = std::time::Instant::now();
+    tree.nodes[&2]
+        .view
+        .send_modify(|view| view.roles = vec![Role::Persistence, Role::Input]);
+    tree.nodes[&1].view.send_modify(|view| {
+        view.children = vec![NodeId(2)];
+        view.routes = [(NodeId(2), NodeId(2))].into();
+    });
+    tokio::time::timeout(
+        Duration::from_secs(600),
+        tree.nodes
+            .get_mut(&2)
+            .unwrap()
+            .position
+            .wait_for(|(_, e)| *e >= last),
+    )
+    .await
+    .expect("the replica caught up")
+    .unwrap();
+    let caught_up = started.elapsed();
+    let after = resident_kib();
+    println!(
+        "{total} messages written in {written:?}; a new replica caught up in {caught_up:?}; \
+         resident memory {before} KiB before, {after} KiB after"
+    );
+}

@@ -1,13 +1,21 @@
 //! The fault switch: drop all traffic to and from chosen peers, so tests can partition a cluster of
 //! real processes without touching the network. Off unless the node was started with `--allow-faults`
 //! (or `allow_faults = true` in its config); then driven by `POST /fault` and `DELETE /fault` on the
-//! admin port. Both planes consult the same switch, on send and on receive, so a partition is
+//! admin port. Each plane has its own switch, consulted on send and on receive, so a partition is
 //! symmetric even when only one side was told about it.
 
 use std::collections::BTreeSet;
 use std::sync::{PoisonError, RwLock};
 
 use crate::config::NodeId;
+
+/// One switch per plane, so a test can cut only the data plane (the tree stays as it is while
+/// replication stops) or only the control plane.
+#[derive(Debug, Clone, Default)]
+pub struct FaultSwitches {
+    pub control: std::sync::Arc<FaultSwitch>,
+    pub data: std::sync::Arc<FaultSwitch>,
+}
 
 #[derive(Debug, Default)]
 pub struct FaultSwitch {
