@@ -1,0 +1,498 @@
+//! End-to-end web tests over real processes (bootstrap, nameserver and cluster nodes on loopback):
+//!
+//! * live updates cross input nodes: a `GET /api/events` stream opened on one input node receives a
+//!   message posted through another, and a stream resumed with `Last-Event-ID` receives exactly what it
+//!   missed;
+//! * a real browser: two headless-Chromium sessions (chromedriver + fantoccini) enter through the
+//!   nameserver, register, form a group, and a message sent in one page appears in the other without
+//!   a reload.
+//!
+//! Without chromium and chromedriver (looked for at `$CHROMIUM_BIN` and `$CHROMEDRIVER_BIN`, in
+//! /usr/bin, then on `PATH`) the browser test prints why and passes, unless `CI` is set: then it fails
+//! (`.ci/run` installs them). `SCREENSHOT_DIR`, when set, receives the screenshot of the last page.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use browser_tests::browser::{ChromeDriver, Tools, poll, texts, wait_for};
+use browser_tests::inputs::wait_for_inputs;
+use browser_tests::sse::{EventStream, Frame};
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+use system_tests::chat::ChatClient;
+use system_tests::cluster::Cluster;
+
+/// Bound for a cluster to form its tree and its input nodes to register at the nameserver.
+const CONVERGE: Duration = Duration::from_secs(30);
+/// Bound for one event to arrive on a stream, or one element to appear on a page.
+const EVENT: Duration = Duration::from_secs(10);
+const PASSWORD: &str = "correct horse battery";
+
+/// A user's own cookie-keeping client for one input node, without an overall request timeout so an
+/// event stream can stay open (connecting is bounded; every read is bounded by the caller).
+struct Session {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Session {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .expect("a plain HTTP client builds"),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            // Same-origin, as a browser would say: the CSRF check refuses anything else.
+            .header("origin", &self.base)
+            .json(&body)
+            .send();
+        let response = tokio::time::timeout(EVENT, request)
+            .await
+            .unwrap_or_else(|_| panic!("POST {path}: no answer within {EVENT:?}"))
+            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
+        let status = response.status().as_u16();
+        let body = tokio::time::timeout(EVENT, response.json::<Value>())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Registers and logs in; answers the tag.
+    async fn sign_up(&self, username: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/register",
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "register {username}: {body}");
+        let tag = body["tag"].as_str().expect("a tag").to_owned();
+        let (status, body) = self
+            .post(
+                "/api/login",
+                json!({"username": username, "tag": tag, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        tag
+    }
+
+    /// Opens `GET /api/events`, resuming after `last_event_id` when given, and waits for its `ready`.
+    async fn events(&self, last_event_id: Option<&str>) -> EventStream {
+        let mut request = self
+            .http
+            .get(format!("{}/api/events", self.base))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = tokio::time::timeout(EVENT, request.send())
+            .await
+            .expect("GET /api/events answers in time")
+            .expect("GET /api/events answers");
+        let mut stream = EventStream::new(response);
+        let ready = stream.next(EVENT).await.expect("a first event in time");
+        assert_eq!(
+            ready.kind(),
+            "ready",
+            "the stream starts with ready: {ready:?}"
+        );
+        stream
+    }
+}
+
+/// Posts `content` to the group as `client`; answers the message.
+async fn post_message(client: &ChatClient, group: &str, content: &str) -> Value {
+    let posted = client
+        .post(
+            &format!("/api/groups/{group}/messages"),
+            json!({ "content": content }),
+        )
+        .await;
+    assert_eq!(posted.status, 201, "posting {content:?}: {posted:?}");
+    posted.body
+}
+
+/// Checks that `frame` is the `message` event of `message`: same message, `id:` = its epoch.
+fn assert_is_event_of(frame: &Frame, message: &Value) {
+    assert_eq!(frame.kind(), "message", "{frame:?}");
+    let data = frame.json();
+    let epoch = message["epoch"].as_u64().expect("a message has an epoch");
+    assert_eq!(data["id"], message["id"], "event {data} for {message}");
+    assert_eq!(data["content"], message["content"], "event {data}");
+    assert_eq!(data["epoch"], message["epoch"], "event {data}");
+    assert_eq!(
+        frame.id.as_deref(),
+        Some(epoch.to_string().as_str()),
+        "the event id is the message's epoch: {frame:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_carries_posts_across_input_nodes_and_resumes_exactly_after_last_event_id() {
+    let started = Instant::now();
+    let cluster = Cluster::start_in_order(5).await;
+    cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
+    let (x, y) = (&inputs[0], &inputs[1]);
+    eprintln!(
+        "cluster ready in {:?}; ada on node {} ({}), bob on node {} ({})",
+        started.elapsed(),
+        x.id,
+        x.url,
+        y.id,
+        y.url
+    );
+
+    let ada = Session::new(&x.url);
+    ada.sign_up("ada").await;
+    let bob = ChatClient::new(&y.url);
+    let (_, bob_tag) = bob.sign_up("bob").await;
+    let (status, group) = ada.post("/api/groups", json!({"name": "crew"})).await;
+    assert_eq!(status, 201, "{group}");
+    let group = group["id"].as_str().expect("a group id").to_owned();
+    let (status, added) = ada
+        .post(
+            &format!("/api/groups/{group}/members"),
+            json!({"username": "bob", "tag": bob_tag}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    // Bob's node learns of the membership through the data plane: wait until it lets him read.
+    let messages = format!("/api/groups/{group}/messages");
+    poll("bob can read the group on his node", EVENT, || async {
+        (bob.get(&messages).await.status == 200).then_some(())
+    })
+    .await;
+
+    // Live: posted through node Y, streamed on node X.
+    let mut stream = ada.events(None).await;
+    let sent = Instant::now();
+    let first = post_message(&bob, &group, "hello from the other node").await;
+    let frame = stream.next_of("message", EVENT).await;
+    assert_is_event_of(&frame, &first);
+    assert_eq!(frame.json()["sender"]["username"], "bob");
+    eprintln!(
+        "post on node {} -> event on node {}: {:?}",
+        y.id,
+        x.id,
+        sent.elapsed()
+    );
+    let last_seen = frame.id.clone().expect("a message event has an id");
+
+    // Ada goes away; Bob posts three messages she misses.
+    drop(stream);
+    let mut missed = Vec::new();
+    for n in 1..=3 {
+        missed.push(post_message(&bob, &group, &format!("while you were away {n}")).await);
+    }
+
+    // Resumed from the last id she saw: exactly the three, in order, then live again. A sentinel posted
+    // after the stream is ready bounds what she reads: everything before it must be the missed three.
+    let mut stream = ada.events(Some(&last_seen)).await;
+    let sentinel = post_message(&bob, &group, "live again").await;
+    let mut received = Vec::new();
+    loop {
+        let frame = stream.next_of("message", EVENT).await;
+        let done = frame.json()["id"] == sentinel["id"];
+        received.push(frame);
+        if done {
+            break;
+        }
+        assert!(
+            received.len() <= missed.len(),
+            "more than the missed messages before the sentinel: {received:#?}"
+        );
+    }
+    let expected: Vec<&Value> = missed.iter().chain([&sentinel]).collect();
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "resumed stream: {received:#?}"
+    );
+    for (frame, message) in received.iter().zip(expected) {
+        assert_is_event_of(frame, message);
+    }
+    eprintln!("sse test took {:?}", started.elapsed());
+}
+
+/// Opens the nameserver in `browser` and follows its redirect; answers the input node's origin
+/// (`http://127.0.0.1:PORT`) once the login page is there.
+async fn enter_through_nameserver(browser: &Client, nameserver: &str) -> String {
+    browser
+        .goto(nameserver)
+        .await
+        .expect("the nameserver opens");
+    // When no input node is live the nameserver shows a page that refreshes itself; wait it out.
+    let origin = poll(
+        "the nameserver redirects to an input node",
+        CONVERGE,
+        || async {
+            let url = browser.current_url().await.ok()?;
+            let origin = url.origin().ascii_serialization();
+            (format!("{origin}/") != nameserver && url.path() == "/").then_some(origin)
+        },
+    )
+    .await;
+    wait_for(browser, "form[action='/register']", EVENT).await;
+    origin
+}
+
+/// Types `text` into the element matching `selector`.
+async fn type_into(browser: &Client, selector: &str, text: &str) {
+    let field = wait_for(browser, selector, EVENT).await;
+    field.clear().await.expect("the field can be cleared");
+    field.send_keys(text).await.expect("the field takes keys");
+}
+
+async fn click(browser: &Client, selector: &str) {
+    wait_for(browser, selector, EVENT)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("clicking {selector:?}: {error}"));
+}
+
+/// The `name#tag` the page's header shows for the signed-in user, once it shows one.
+async fn shown_handle(browser: &Client) -> String {
+    wait_for(browser, ".whoami .handle", EVENT)
+        .await
+        .text()
+        .await
+        .expect("the handle has text")
+        .trim()
+        .to_owned()
+}
+
+/// Registers `name` through the page's register form; answers the `name#tag` the page then shows.
+async fn register(browser: &Client, name: &str) -> String {
+    type_into(
+        browser,
+        "form[action='/register'] input[name='username']",
+        name,
+    )
+    .await;
+    type_into(
+        browser,
+        "form[action='/register'] input[name='password']",
+        PASSWORD,
+    )
+    .await;
+    click(browser, "form[action='/register'] button[type='submit']").await;
+    let handle = shown_handle(browser).await;
+    let (shown_name, tag) = handle
+        .rsplit_once('#')
+        .unwrap_or_else(|| panic!("the page shows no name#tag: {handle:?}"));
+    assert_eq!(shown_name, name, "{handle:?}");
+    assert!(
+        tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_digit()),
+        "a four-digit tag: {handle:?}"
+    );
+    // The welcome notice names the handle too.
+    let notice = wait_for(browser, ".alert.notice", EVENT).await;
+    let notice = notice.text().await.expect("the notice has text");
+    assert!(notice.contains(&handle), "welcome notice: {notice:?}");
+    handle
+}
+
+/// Logs out and back in through the login form with `handle` (`name#tag`).
+async fn log_out_and_in(browser: &Client, handle: &str) {
+    click(browser, "form[action='/logout'] button[type='submit']").await;
+    type_into(
+        browser,
+        "form[action='/login'] input[name='username']",
+        handle,
+    )
+    .await;
+    type_into(
+        browser,
+        "form[action='/login'] input[name='password']",
+        PASSWORD,
+    )
+    .await;
+    let sent = Instant::now();
+    click(browser, "form[action='/login'] button[type='submit']").await;
+    assert_eq!(shown_handle(browser).await, handle, "logged in as");
+    eprintln!(
+        "{handle}: log in through the page took {:?}",
+        sent.elapsed()
+    );
+}
+
+/// Writes a screenshot of `browser` to `dir/name`, and into `$SCREENSHOT_DIR` when that is set.
+async fn screenshot(browser: &Client, dir: &Path, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    let path = dir.join(name);
+    std::fs::write(&path, &png).expect("the screenshot can be written");
+    if let Some(target) = std::env::var_os("SCREENSHOT_DIR") {
+        let target = Path::new(&target);
+        std::fs::create_dir_all(target).expect("SCREENSHOT_DIR can be created");
+        std::fs::copy(&path, target.join(name)).expect("the screenshot can be copied");
+        eprintln!("screenshot: {}", target.join(name).display());
+    }
+}
+
+/// The browser scenario proper, with both sessions open.
+async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Path) {
+    let nameserver = format!("http://{}/", cluster.dir.nameserver_http);
+    let base_one = enter_through_nameserver(one, &nameserver).await;
+    let base_two = enter_through_nameserver(two, &nameserver).await;
+    eprintln!("browser 1 on {base_one}, browser 2 on {base_two}");
+
+    let ada = register(one, "ada").await;
+    let bob = register(two, "bob").await;
+    log_out_and_in(one, &ada).await;
+    log_out_and_in(two, &bob).await;
+
+    // Ada creates a group from her home page and lands on it.
+    type_into(one, "form[action='/groups'] input[name='name']", "Weekend").await;
+    click(one, "form[action='/groups'] button[type='submit']").await;
+    let group_path = poll("the group page opens", EVENT, || async {
+        let url = one.current_url().await.ok()?;
+        url.path()
+            .starts_with("/groups/")
+            .then(|| url.path().to_owned())
+    })
+    .await;
+    wait_for(one, "#chat", EVENT).await;
+
+    // She adds Bob by name and tag; the members list shows him.
+    type_into(one, "form[action$='/members'] input[name='handle']", &bob).await;
+    click(one, "form[action$='/members'] button[type='submit']").await;
+    poll("bob is listed as a member", EVENT, || async {
+        texts(one, "#members li")
+            .await
+            .iter()
+            .any(|text| text.contains(&bob))
+            .then_some(())
+    })
+    .await;
+
+    // Bob opens the same group on his own input node (his session lives there).
+    two.goto(&format!("{base_two}{group_path}"))
+        .await
+        .expect("the group page opens");
+    let title = wait_for(two, "#chat .chat-header h1", EVENT).await;
+    assert_eq!(title.text().await.expect("a title"), "Weekend");
+    assert!(
+        texts(two, "#members li")
+            .await
+            .iter()
+            .any(|text| text.contains(&ada)),
+        "bob sees ada among the members"
+    );
+    // A marker that a reload or navigation would wipe out.
+    two.execute("window.__stillTheSamePage = true; return true;", vec![])
+        .await
+        .expect("a script runs");
+
+    // Ada types a message and sends it.
+    let text = "See you at the lake at 10!";
+    type_into(one, "#composer textarea[name='content']", text).await;
+    let sent = Instant::now();
+    click(one, "#composer button[type='submit']").await;
+    poll("ada's page shows her message", EVENT, || async {
+        texts(one, "#messages li.message .content")
+            .await
+            .iter()
+            .any(|shown| shown == text)
+            .then_some(())
+    })
+    .await;
+
+    // It appears in Bob's open page, without reload.
+    poll("the message appears in bob's open page", EVENT, || async {
+        texts(two, "#messages li.message .content")
+            .await
+            .iter()
+            .any(|shown| shown == text)
+            .then_some(())
+    })
+    .await;
+    eprintln!(
+        "sent in browser 1 ({base_one}) -> shown in browser 2 ({base_two}): {:?}",
+        sent.elapsed()
+    );
+    let same_page = two
+        .execute("return window.__stillTheSamePage === true;", vec![])
+        .await
+        .expect("a script runs");
+    assert_eq!(same_page, json!(true), "bob's page was reloaded");
+    let senders = texts(two, "#messages li.message .sender").await;
+    assert_eq!(senders, vec![ada.clone()], "the sender bob sees");
+    assert!(
+        wait_for(two, "#messages-empty", EVENT)
+            .await
+            .attr("hidden")
+            .await
+            .expect("attributes can be read")
+            .is_some(),
+        "the 'no messages yet' hint is hidden once a message is there"
+    );
+    assert!(
+        two.find(Locator::Css("#gone"))
+            .await
+            .expect("the gone notice exists")
+            .attr("hidden")
+            .await
+            .expect("attributes can be read")
+            .is_some(),
+        "bob is still a member"
+    );
+
+    screenshot(two, dir, "browser-bob-group.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_message_live() {
+    let test = "two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_message_live";
+    let Some(tools) = Tools::find_or_skip(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let cluster = Cluster::start_in_order(5).await;
+    cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
+    eprintln!(
+        "cluster ready in {:?}; input nodes {:?}",
+        started.elapsed(),
+        inputs.iter().map(|node| node.id).collect::<Vec<_>>()
+    );
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let driver = ChromeDriver::start(&tools, dir.path()).await;
+    let profiles = [dir.path().join("profile-1"), dir.path().join("profile-2")];
+    for profile in &profiles {
+        std::fs::create_dir_all(profile).expect("a profile folder");
+    }
+    let one = driver.session(&profiles[0]).await;
+    let two = driver.session(&profiles[1]).await;
+    eprintln!("browsers ready after {:?}", started.elapsed());
+
+    let scenario = two_people_chat(&cluster, &one, &two, dir.path());
+    if tokio::time::timeout(Duration::from_secs(180), scenario)
+        .await
+        .is_err()
+    {
+        panic!(
+            "the browser scenario did not finish within 180 s; chromedriver log:\n{}",
+            driver.log()
+        );
+    }
+    // Ends both sessions (the browsers); dropping the driver kills whatever is left of its group.
+    let _ = one.close().await;
+    let _ = two.close().await;
+    drop(driver);
+    eprintln!("browser test took {:?}", started.elapsed());
+}
