@@ -115,6 +115,9 @@ wait_ready() {
             [[ $status == *'"ready":true'* ]] || { pending+=("$id"); continue; }
             leaders+=("$(sed -nE 's/.*"leader":([0-9]+).*/\1/p' <<<"$status")")
         done
+        if ((${#pending[@]} == 0 && ${#leaders[@]} == 0)); then
+            die "no node is running (see NODE_<id>/logs/stderr.log)"
+        fi
         if ((${#pending[@]} == 0)) && [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) == 1 ]]; then
             break
         fi
