@@ -159,21 +159,10 @@ impl Cluster {
 
     /// Makes node `id` drop all traffic with `peers` (both planes, both directions).
     pub async fn isolate(&self, id: u64, peers: &[u64]) {
-        let response = self
-            .http
-            .post(self.spec(id).admin_url("/fault"))
-            .json(&serde_json::json!({ "drop": peers }))
-            .send()
-            .await
-            .expect("the admin port answers");
-        assert!(
-            response.status().is_success(),
-            "POST /fault on {id}: {}",
-            response.status()
-        );
+        self.isolate_plane(id, peers, "both").await;
     }
 
-    /// Makes node `id` drop traffic with `peers` on one plane only (`"control"` or `"data"`).
+    /// Makes node `id` drop traffic with `peers` on `plane`: `"control"`, `"data"` or `"both"`.
     pub async fn isolate_plane(&self, id: u64, peers: &[u64], plane: &str) {
         let response = self
             .http
@@ -187,6 +176,15 @@ impl Cluster {
             "POST /fault on {id}: {}",
             response.status()
         );
+    }
+
+    /// The children of node `id` in the tree (for the root: its replicas).
+    pub async fn children(&self, id: u64) -> Vec<u64> {
+        let status = self.status(id).await.expect("a live node answers /status");
+        status["children"]
+            .as_array()
+            .map(|children| children.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default()
     }
 
     /// Lifts every fault on node `id`.

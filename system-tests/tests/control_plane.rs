@@ -19,14 +19,6 @@ fn without(ids: &[u64], gone: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-async fn children_of(cluster: &Cluster, id: u64) -> Vec<u64> {
-    let status = cluster.status(id).await.expect("a live node answers");
-    status["children"]
-        .as_array()
-        .map(|c| c.iter().filter_map(|v| v.as_u64()).collect())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn eight_nodes_elect_the_smallest_id_and_form_one_valid_tree() {
     let cluster = Cluster::start_in_order(8).await;
@@ -62,7 +54,7 @@ async fn killing_a_leaf_ends_in_a_valid_tree_over_the_others() {
     let leader = cluster.wait_for_tree(&all, CONVERGE).await;
     let mut leaf = None;
     for &id in &all {
-        if id != leader && children_of(&cluster, id).await.is_empty() {
+        if id != leader && cluster.children(id).await.is_empty() {
             leaf = Some(id);
             break;
         }
@@ -84,7 +76,7 @@ async fn killing_an_interior_node_ends_in_a_valid_tree_over_the_others() {
     let graph = cluster.neighbour_graph(&all).await;
     let mut victim = None;
     for &id in &all {
-        let interior = id != leader && !children_of(&cluster, id).await.is_empty();
+        let interior = id != leader && !cluster.children(id).await.is_empty();
         if interior && connected(&graph, &without(&all, &[id])) {
             victim = Some(id);
             break;

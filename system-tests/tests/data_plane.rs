@@ -19,33 +19,59 @@ async fn data_epoch(cluster: &Cluster, id: u64) -> Option<u64> {
     cluster.status(id).await?["data_epoch"].as_u64()
 }
 
-#[tokio::test]
-async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_holds_every_write() {
-    let mut cluster = Cluster::start_in_order(5).await;
-    let all = cluster.live_ids();
-    let leader = cluster.wait_for_tree(&all, CONVERGE).await;
-    let graph = cluster.neighbour_graph(&all).await;
-    let replicas: Vec<u64> = cluster.status(leader).await.unwrap()["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_u64())
-        .collect();
+/// A started cluster's tree, as the tests need to see it.
+struct Shape {
+    all: Vec<u64>,
+    leader: u64,
+    replicas: Vec<u64>,
+    graph: std::collections::BTreeMap<u64, Vec<u64>>,
+}
 
-    // A replica that can go without splitting the graph, and two input nodes other than it.
-    let victim = replicas
+/// Starts `n` nodes at once (as `make up` does) until the tree they build `fits`: which neighbours end
+/// up as the writer's children (its replicas) depends on timing, and each test needs a kind of shape.
+async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape) {
+    let mut last = String::new();
+    for _ in 0..6 {
+        let cluster = Cluster::start(n);
+        let all = cluster.live_ids();
+        let leader = cluster.wait_for_tree(&all, CONVERGE).await;
+        let shape = Shape {
+            replicas: cluster.children(leader).await,
+            graph: cluster.neighbour_graph(&all).await,
+            all,
+            leader,
+        };
+        if fits(&shape) {
+            return (cluster, shape);
+        }
+        last = format!("replicas {:?}, graph {:?}", shape.replicas, shape.graph);
+    }
+    panic!("no cluster of {n} nodes had a fitting tree in 6 tries; last: {last}");
+}
+
+fn removable(shape: &Shape, id: u64) -> bool {
+    let rest: Vec<u64> = shape
+        .all
         .iter()
         .copied()
-        .find(|&r| {
-            connected(
-                &graph,
-                &all.iter()
-                    .copied()
-                    .filter(|&id| id != r)
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .expect("some replica can be killed without splitting the graph");
+        .filter(|&other| other != id)
+        .collect();
+    connected(&shape.graph, &rest)
+}
+
+#[tokio::test]
+async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_holds_every_write() {
+    // A replica that can go without splitting the graph (input nodes besides it are checked below).
+    let (mut cluster, shape) = cluster_where(5, |shape| {
+        shape.replicas.iter().any(|&r| removable(shape, r))
+    })
+    .await;
+    let all = shape.all.clone();
+    let victim = *shape
+        .replicas
+        .iter()
+        .find(|&&r| removable(&shape, r))
+        .unwrap();
     let mut inputs = Vec::new();
     for &id in &all {
         if id != victim
@@ -130,12 +156,7 @@ async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_ho
     cluster.restart(victim);
     let writer = cluster.wait_for_tree(&all, CONVERGE).await;
     let target = data_epoch(&cluster, writer).await.unwrap();
-    let replicas: Vec<u64> = cluster.status(writer).await.unwrap()["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_u64())
-        .collect();
+    let replicas = cluster.children(writer).await;
     let deadline = Instant::now() + CONVERGE;
     for replica in replicas {
         while data_epoch(&cluster, replica).await != Some(target) {
@@ -161,19 +182,8 @@ async fn top_replica(cluster: &Cluster, root: u64, mut id: u64) -> Option<u64> {
 
 #[tokio::test]
 async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when_it_cannot() {
-    let cluster = Cluster::start_in_order(8).await;
-    let all = cluster.live_ids();
-    let writer = cluster.wait_for_tree(&all, CONVERGE).await;
-    let replicas: Vec<u64> = cluster.status(writer).await.unwrap()["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_u64())
-        .collect();
-    assert!(
-        replicas.len() >= 3,
-        "this test needs three replicas or more: {replicas:?}"
-    );
+    let (cluster, shape) = cluster_where(8, |shape| shape.replicas.len() >= 3).await;
+    let (all, writer, replicas) = (shape.all.clone(), shape.leader, shape.replicas.clone());
     let quorum = replicas.len() / 2 + 1;
 
     // A client whose requests reach the writer through the replica that is never cut off.

@@ -126,15 +126,20 @@ impl<T: Transport> ControlPlane<T> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let (refreshed_tx, mut refreshed) = mpsc::channel::<Vec<Neighbour>>(4);
+        let (refreshed_tx, mut refreshed) = mpsc::channel::<Option<Vec<Neighbour>>>(4);
         self.publish();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(neighbours) = refreshed.recv() => {
+                Some(answer) = refreshed.recv() => {
                     self.refresh.in_flight = false;
-                    self.adopt_neighbours(neighbours);
+                    match answer {
+                        Some(neighbours) => self.adopt_neighbours(neighbours),
+                        // The overlay reports an unknown peer only once: a failed refresh must be
+                        // retried, or that neighbour would stay unknown for good.
+                        None => self.refresh.wanted = true,
+                    }
                 }
                 Ok(()) = self.data_position.changed() => {
                     let (term, epoch) = *self.data_position.borrow_and_update();
@@ -162,10 +167,10 @@ impl<T: Transport> ControlPlane<T> {
                 let sender = refreshed_tx.clone();
                 tokio::spawn(async move {
                     let neighbours = match discovery::register_once(&config).await {
-                        Ok(neighbours) => neighbours,
+                        Ok(neighbours) => Some(neighbours),
                         Err(error) => {
-                            tracing::debug!(%error, "neighbour refresh failed");
-                            Vec::new()
+                            tracing::warn!(%error, "neighbour refresh failed; retrying");
+                            None
                         }
                     };
                     let _ = sender.send(neighbours).await;
