@@ -25,6 +25,8 @@ struct Shape {
     leader: u64,
     replicas: Vec<u64>,
     graph: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// Nodes serving HTTP, with their URL.
+    inputs: Vec<(u64, String)>,
 }
 
 /// Starts `n` nodes at once (as `make up` does) until the tree they build `fits`: which neighbours end
@@ -35,7 +37,14 @@ async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape
         let cluster = Cluster::start(n);
         let all = cluster.live_ids();
         let leader = cluster.wait_for_tree(&all, CONVERGE).await;
+        let mut inputs = Vec::new();
+        for &id in &all {
+            if let Some(url) = http_of(&cluster, id).await {
+                inputs.push((id, url));
+            }
+        }
         let shape = Shape {
+            inputs,
             replicas: cluster.children(leader).await,
             graph: cluster.neighbour_graph(&all).await,
             all,
@@ -61,29 +70,21 @@ fn removable(shape: &Shape, id: u64) -> bool {
 
 #[tokio::test]
 async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_holds_every_write() {
-    // A replica that can go without splitting the graph (input nodes besides it are checked below).
-    let (mut cluster, shape) = cluster_where(5, |shape| {
-        shape.replicas.iter().any(|&r| removable(shape, r))
-    })
-    .await;
+    // A replica that can go without splitting the graph, and two input nodes besides it.
+    let victim_of = |shape: &Shape| {
+        shape.replicas.iter().copied().find(|&r| {
+            removable(shape, r) && shape.inputs.iter().filter(|(id, _)| *id != r).count() >= 2
+        })
+    };
+    let (mut cluster, shape) = cluster_where(5, |shape| victim_of(shape).is_some()).await;
     let all = shape.all.clone();
-    let victim = *shape
-        .replicas
+    let victim = victim_of(&shape).unwrap();
+    let inputs: Vec<String> = shape
+        .inputs
         .iter()
-        .find(|&&r| removable(&shape, r))
-        .unwrap();
-    let mut inputs = Vec::new();
-    for &id in &all {
-        if id != victim
-            && let Some(url) = http_of(&cluster, id).await
-        {
-            inputs.push(url);
-        }
-    }
-    assert!(
-        inputs.len() >= 2,
-        "need two input nodes besides the victim: {inputs:?}"
-    );
+        .filter(|(id, _)| *id != victim)
+        .map(|(_, url)| url.clone())
+        .collect();
 
     let ada = ChatClient::new(&inputs[0]);
     let bob = ChatClient::new(&inputs[1]);
