@@ -28,7 +28,7 @@ mod tests;
 pub use message::{DataMessage, RequestId};
 pub use proxy::ProxyService;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ use crate::service::{
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
 use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
+
+/// Most commits a replica applies in one transaction.
+const COMMIT_BATCH: usize = 512;
 
 /// How the data plane behaves.
 #[derive(Debug, Clone)]
@@ -167,6 +170,8 @@ pub struct DataPlane<T: Transport> {
     outcomes_tx: mpsc::Sender<LocalOutcome>,
     outcomes: mpsc::Receiver<LocalOutcome>,
     pending: HashMap<RequestId, oneshot::Sender<Result<ServiceResponse, ServiceError>>>,
+    /// Messages read ahead while gathering a batch of commits, handled right after it.
+    backlog: VecDeque<(NodeId, DataMessage)>,
     next_seq: u64,
     database: Option<Database>,
     local: Local,
@@ -209,6 +214,7 @@ impl<T: Transport> DataPlane<T> {
             outcomes_tx,
             outcomes,
             pending: HashMap::new(),
+            backlog: VecDeque::new(),
             next_seq: 0,
             database: None,
             local: Local::None,
@@ -238,7 +244,12 @@ impl<T: Transport> DataPlane<T> {
                     if changed.is_err() { break }
                     self.on_view_change(&mut commits).await;
                 }
-                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound).await,
+                Some(inbound) = self.inbound.recv() => {
+                    self.on_inbound(inbound).await;
+                    while let Some((from, message)) = self.backlog.pop_front() {
+                        self.on_message(from, message).await;
+                    }
+                }
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
                 entry = next_commit(&mut commits) => match entry {
@@ -369,21 +380,24 @@ impl<T: Transport> DataPlane<T> {
     // ----- inbound messages ---------------------------------------------------------------------
 
     async fn on_inbound(&mut self, inbound: Inbound) {
-        let message = match message::decode(&inbound.payload) {
-            Ok(message) => message,
+        match message::decode(&inbound.payload) {
+            Ok(message) => self.on_message(inbound.from, message).await,
             Err(error) => {
                 tracing::debug!(from = %inbound.from, %error, "dropping an undecodable data message");
-                return;
             }
-        };
-        let from = inbound.from;
+        }
+    }
+
+    async fn on_message(&mut self, from: NodeId, message: DataMessage) {
         match message {
             DataMessage::Request { id, request } => self.route_request(id, request),
             DataMessage::Response { id, result } => self.deliver(id, result),
             DataMessage::Commit { entry } => {
-                self.apply_as_replica(from, std::slice::from_ref(&entry))
-                    .await;
-                self.forward_commit(&entry);
+                let entries = self.gather_commits(from, entry);
+                self.apply_as_replica(from, &entries).await;
+                for entry in &entries {
+                    self.forward_commit(entry);
+                }
             }
             DataMessage::Entries { entries } => {
                 self.apply_as_replica(from, &entries).await;
@@ -412,6 +426,27 @@ impl<T: Transport> DataPlane<T> {
                 }
             }
         }
+    }
+
+    /// Takes the commits from `from` that are already queued behind `first`, so a replica applies
+    /// (and syncs, and acknowledges) them in one transaction: under load the fsync per commit would
+    /// otherwise bound the cluster's write rate. Other messages found on the way are kept, in order,
+    /// for right after.
+    fn gather_commits(&mut self, from: NodeId, first: LogEntry) -> Vec<LogEntry> {
+        let mut entries = vec![first];
+        while entries.len() < COMMIT_BATCH {
+            let Ok(next) = self.inbound.try_recv() else {
+                break;
+            };
+            match message::decode(&next.payload) {
+                Ok(DataMessage::Commit { entry }) if next.from == from => entries.push(entry),
+                Ok(other) => self.backlog.push_back((next.from, other)),
+                Err(error) => {
+                    tracing::debug!(from = %next.from, %error, "dropping an undecodable data message");
+                }
+            }
+        }
+        entries
     }
 
     /// A replica applies entries from its parent (the writer) in order and acknowledges them.
