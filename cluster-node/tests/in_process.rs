@@ -66,15 +66,25 @@ async fn two_library_nodes_on_kernel_chosen_ports_elect_one_leader_and_stop_on_c
         nodes.push(tokio::spawn(node.run_until_stopped(shutdown.clone())));
     }
 
-    // Node 2 may briefly lead itself before the two meet; they must end up agreeing on node 1
-    // (equal data, so the smaller id wins).
+    // Which node leads depends on timing: node 1 registered alone, and a node that finds a leader
+    // already in place joins it instead of starting an election. Both must end up in one tree.
+    let first = wait_until(&mut boards[0], |s| s.ready && s.leader.is_some()).await;
+    let leader = first.leader.unwrap();
+    let other = if leader == NodeId(1) {
+        NodeId(2)
+    } else {
+        NodeId(1)
+    };
     for board in &mut boards {
-        wait_until(board, |s| s.ready && s.leader == Some(NodeId(1))).await;
+        wait_until(board, |s| s.ready && s.leader == Some(leader)).await;
     }
     // The child may learn its parent a moment before the parent records the child.
-    let root = wait_until(&mut boards[0], |s| !s.children.is_empty()).await;
+    let root_board = &mut boards[(leader.0 - 1) as usize];
+    let root = wait_until(root_board, |s| !s.children.is_empty()).await;
     assert_eq!(root.parent, None);
-    assert_eq!(root.children, vec![NodeId(2)]);
+    assert_eq!(root.children, vec![other]);
+    let child = wait_until(&mut boards[(other.0 - 1) as usize], |s| s.parent.is_some()).await;
+    assert_eq!(child.parent, Some(leader));
 
     shutdown.cancel();
     for node in nodes {
