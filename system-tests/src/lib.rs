@@ -63,23 +63,29 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A free TCP port on loopback inside `range` (control and data ports must lie in 46000–65535).
+/// Never the same port twice in one test process, even before the first one is bound.
 pub fn free_port_in(range: std::ops::RangeInclusive<u16>) -> u16 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rng = rand::rng();
     for _ in 0..1000 {
         let port = rng.random_range(range.clone());
-        if TcpListener::bind((LOOPBACK, port)).is_ok() {
+        if !handed_out.contains(&port) && TcpListener::bind((LOOPBACK, port)).is_ok() {
+            handed_out.insert(port);
             return port;
         }
     }
     panic!("no free port found in {range:?}");
 }
 
-/// A free TCP port on loopback chosen by the kernel.
+/// A free TCP port on loopback for a service, an admin or an HTTP port. Taken below Linux's ephemeral
+/// range (32768–60999): a port the kernel picks for us is one it may also pick as the source port of
+/// some node's outgoing connection before the process meant to listen on it has bound it.
 pub fn free_port() -> u16 {
-    TcpListener::bind((LOOPBACK, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("the kernel hands out a free loopback port")
+    free_port_in(20000..=32767)
 }
 
 /// A child process that is SIGKILLed when dropped.
@@ -219,10 +225,7 @@ impl ClusterDir {
     pub fn write_node_config(&self, id: u64) -> NodeSpec {
         // Above Linux's ephemeral range (32768–60999), where outgoing connections cannot take them.
         let control_port = free_port_in(61000..=65535);
-        let mut data_port = free_port_in(61000..=65535);
-        while data_port == control_port {
-            data_port = free_port_in(61000..=65535);
-        }
+        let data_port = free_port_in(61000..=65535);
         let spec = NodeSpec {
             id,
             control_port,
