@@ -525,15 +525,9 @@ impl<T: Transport> DataPlane<T> {
     }
 
     fn forward_commit(&mut self, entry: &LogEntry) {
-        let children = self.view.borrow().children.clone();
-        for child in children {
-            self.send(
-                child,
-                &DataMessage::Commit {
-                    entry: entry.clone(),
-                },
-            );
-        }
+        self.send_to_children(&DataMessage::Commit {
+            entry: entry.clone(),
+        });
         let _ = self.handle.events.send(entry.clone());
     }
 
@@ -541,17 +535,8 @@ impl<T: Transport> DataPlane<T> {
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
         if let Local::Writer { .. } = &self.local {
-            let position = *self.position.borrow();
-            let children = self.view.borrow().children.clone();
-            for child in children {
-                self.send(
-                    child,
-                    &DataMessage::Position {
-                        term: position.0,
-                        epoch: position.1,
-                    },
-                );
-            }
+            let (term, epoch) = *self.position.borrow();
+            self.send_to_children(&DataMessage::Position { term, epoch });
         }
     }
 
@@ -673,6 +658,16 @@ impl<T: Transport> DataPlane<T> {
                 *current = position;
                 changed
             });
+        }
+    }
+
+    /// Encodes `message` once (commits are on the write path) and sends the bytes to every child.
+    fn send_to_children(&self, message: &DataMessage) {
+        let bytes = Bytes::from(message::encode(message));
+        for &child in &self.view.borrow().children {
+            if let Err(error) = self.transport.send(child, bytes.clone()) {
+                tracing::debug!(to = %child, %error, "data message not sent");
+            }
         }
     }
 
