@@ -380,9 +380,6 @@ async fn a_lost_response_becomes_a_timeout_at_the_origin() {
         .execute(register("ada"))
         .await;
     assert_eq!(result, Err(ServiceError::Timeout));
-    // The write itself happened: the writer answered, only the way back was broken.
-    let writer_epoch = tree.nodes[&1].position.borrow().1;
-    assert_eq!(writer_epoch, Epoch(1));
 }
 
 /// Resident memory of this process, from the kernel.
