@@ -1,5 +1,5 @@
-//! The admin HTTP endpoint every node serves, whatever its role: `GET /status`, `GET /metrics`, and
-//! the fault switch (`GET`/`POST`/`DELETE /fault`) when the node was started with `--allow-faults`.
+//! The admin HTTP endpoint every node serves, whatever its role: `GET /status`, `GET /metrics`,
+//! `GET /data` (the local database's position and content hash, to compare copies), and the fault switch (`GET`/`POST`/`DELETE /fault`) when the node was started with `--allow-faults`.
 //!
 //! It is separate from the chat HTTP server (which only input nodes run) so that operators, tests and
 //! the nameserver's cluster view can always see a node, even one that is electing or changing role.
@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodeId;
+use crate::context::DatabaseSlot;
 use crate::metrics::{self, Metrics};
 use crate::status::StatusBoard;
 use crate::transport::fault::{FaultSwitch, FaultSwitches};
@@ -25,13 +26,20 @@ struct AdminState {
     metrics: Arc<Metrics>,
     /// `None` unless fault injection was allowed at startup.
     faults: Option<FaultSwitches>,
+    database: DatabaseSlot,
 }
 
 /// The admin router; served on the admin port by the node.
-pub fn router(status: StatusBoard, metrics: Arc<Metrics>, faults: Option<FaultSwitches>) -> Router {
+pub fn router(
+    status: StatusBoard,
+    metrics: Arc<Metrics>,
+    faults: Option<FaultSwitches>,
+    database: DatabaseSlot,
+) -> Router {
     Router::new()
         .route("/status", get(status_handler))
         .route("/metrics", get(metrics_handler))
+        .route("/data", get(data_handler))
         .route(
             "/fault",
             get(fault_state).post(fault_isolate).delete(fault_heal),
@@ -40,7 +48,20 @@ pub fn router(status: StatusBoard, metrics: Arc<Metrics>, faults: Option<FaultSw
             status,
             metrics,
             faults,
+            database,
         })
+}
+
+/// `GET /data`: what the local copy of the data holds.
+#[derive(Debug, Serialize)]
+struct DataReport {
+    term: u64,
+    epoch: u64,
+    /// Hex content hash of every table; `None` when this node keeps no database open.
+    hash: Option<String>,
+    /// `writer`, `replica` or `none`.
+    role: &'static str,
+    accepting_writes: bool,
 }
 
 /// `POST /fault` body: the peers to drop all traffic with on the chosen planes (default both),
@@ -140,6 +161,37 @@ async fn status_handler(State(state): State<AdminState>) -> impl IntoResponse {
     )
 }
 
+async fn data_handler(State(state): State<AdminState>) -> Response {
+    let accepting_writes = state.status.snapshot().accepting_writes;
+    let Some((database, role)) = state.database.get() else {
+        return Json(DataReport {
+            term: 0,
+            epoch: 0,
+            hash: None,
+            role: "none",
+            accepting_writes,
+        })
+        .into_response();
+    };
+    // Two reads: while writes flow, the rows may move on between them; copies are compared at rest.
+    let report = async {
+        let position = database.position().await?;
+        let hash = database.content_hash().await?;
+        Ok::<_, crate::storage::StorageError>((position, hash))
+    };
+    match report.await {
+        Ok(((term, epoch), hash)) => Json(DataReport {
+            term: term.0,
+            epoch: epoch.0,
+            hash: Some(hash.to_string()),
+            role,
+            accepting_writes,
+        })
+        .into_response(),
+        Err(error) => admin_error(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
 async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
@@ -158,7 +210,10 @@ mod tests {
     fn app() -> (Router, StatusBoard) {
         let board = StatusBoard::new(NodeStatus::starting(NodeId(5)));
         let metrics = Arc::new(Metrics::new(5, 0));
-        (router(board.clone(), metrics, None), board)
+        (
+            router(board.clone(), metrics, None, DatabaseSlot::default()),
+            board,
+        )
     }
 
     async fn get_body(router: Router, path: &str) -> (StatusCode, String, String) {
@@ -239,7 +294,12 @@ mod tests {
     async fn an_allowed_fault_switch_isolates_and_heals() {
         let board = StatusBoard::new(NodeStatus::starting(NodeId(5)));
         let faults = FaultSwitches::default();
-        let router = router(board, Arc::new(Metrics::new(5, 0)), Some(faults.clone()));
+        let router = router(
+            board,
+            Arc::new(Metrics::new(5, 0)),
+            Some(faults.clone()),
+            DatabaseSlot::default(),
+        );
 
         let (code, _, body) = call(router.clone(), post_fault(r#"{"drop":[2,3]}"#)).await;
         assert_eq!(code, StatusCode::OK, "{body}");

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use chat_proto::bootstrap::bootstrap_client::BootstrapClient;
-use chat_proto::bootstrap::{NodeAddress, RegisterRequest};
+use chat_proto::bootstrap::{ListNodesRequest, NodeAddress, RegisterRequest};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
@@ -135,15 +136,56 @@ impl FailureLog {
     }
 }
 
-/// One registration call.
-pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterError> {
+async fn client(
+    config: &Config,
+) -> Result<BootstrapClient<tonic::transport::Channel>, RegisterError> {
     let channel = Endpoint::from_shared(config.bootstrap.grpc_uri())
         .map_err(RegisterError::Connect)?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .connect()
         .await?;
-    let mut client = BootstrapClient::new(channel);
+    Ok(BootstrapClient::new(channel))
+}
+
+/// How many nodes the bootstrap has registered (`ListNodes`).
+pub async fn registered_count(config: &Config) -> Result<usize, RegisterError> {
+    let mut client = client(config).await?;
+    let answer = client.list_nodes(ListNodesRequest {}).await?.into_inner();
+    Ok(answer.nodes.len())
+}
+
+/// Keeps `count` at the number of registered nodes, asking every `interval` until `shutdown`. The
+/// count only grows in practice (the bootstrap forgets nobody); while the bootstrap is unreachable
+/// the last known count stands, which is what "a majority of the registered nodes" must mean then.
+pub async fn follow_registered(
+    config: Config,
+    count: watch::Sender<usize>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut failures = FailureLog::new(Duration::from_secs(60));
+    loop {
+        match registered_count(&config).await {
+            Ok(n) => {
+                count.send_if_modified(|current| std::mem::replace(current, n) != n);
+            }
+            Err(error) => {
+                if let Some(count) = failures.record(Instant::now()) {
+                    tracing::warn!(%error, failed_attempts = count, "cannot count the registered nodes; keeping the last count");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One registration call.
+pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterError> {
+    let mut client = client(config).await?;
     let request = RegisterRequest {
         node: Some(NodeAddress {
             id: config.id.0,

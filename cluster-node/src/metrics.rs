@@ -43,6 +43,10 @@ pub struct Metrics {
     pub heals: Counter,
     pub data_reads_answered: Family<AnsweredBy, Counter>,
     pub data_forwarded: Counter,
+    pub data_writes_refused: Counter,
+    pub data_stale_dropped: Counter,
+    pub data_copies_discarded: Counter,
+    pub writer_accepting: Gauge,
     pub term: Gauge,
     pub tick: Gauge,
     pub live_neighbours: Gauge,
@@ -144,6 +148,30 @@ impl Metrics {
             "Data-plane requests this node sent on to its parent",
             data_forwarded.clone(),
         );
+        let data_writes_refused = Counter::default();
+        registry.register(
+            "data_writes_refused",
+            "Writes this node, as writer, refused while not accepting writes (no majority or newer data elsewhere)",
+            data_writes_refused.clone(),
+        );
+        let data_stale_dropped = Counter::default();
+        registry.register(
+            "data_stale_term_messages_dropped",
+            "Data-plane messages dropped because they came from an older term",
+            data_stale_dropped.clone(),
+        );
+        let data_copies_discarded = Counter::default();
+        registry.register(
+            "data_copies_discarded",
+            "Times this node discarded its database because it held entries the writer never had",
+            data_copies_discarded.clone(),
+        );
+        let writer_accepting = Gauge::default();
+        registry.register(
+            "writer_accepting_writes",
+            "1 while this node is the writer and accepts writes",
+            writer_accepting.clone(),
+        );
         let term = Gauge::default();
         registry.register(
             "term",
@@ -182,6 +210,10 @@ impl Metrics {
             heals,
             data_reads_answered,
             data_forwarded,
+            data_writes_refused,
+            data_stale_dropped,
+            data_copies_discarded,
+            writer_accepting,
             term,
             tick,
             live_neighbours,

@@ -24,9 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::Config;
-use crate::context::NodeContext;
-use crate::control::ControlPlane;
-use crate::data::{DataOptions, DataPlane};
+use crate::context::{DatabaseSlot, NodeContext};
+use crate::control::{ControlInputs, ControlPlane};
+use crate::data::{DataOptions, DataOutputs, DataPlane};
 use crate::discovery;
 use crate::discovery::AddressBook;
 use crate::input;
@@ -40,6 +40,9 @@ use crate::transport::zmq::{TransportError, ZmqTransport};
 
 /// How long tasks get to finish after shutdown is requested before the node gives up waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the number of registered nodes is read from the bootstrap (the writer's majority rule).
+const REGISTERED_REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -183,7 +186,13 @@ impl Node {
         if admin_faults.is_some() {
             tracing::warn!(target: HEADLINE, "fault injection is enabled (POST /fault on the admin port)");
         }
-        let router = admin::router(status.clone(), metrics.clone(), admin_faults);
+        let database_slot = DatabaseSlot::default();
+        let router = admin::router(
+            status.clone(),
+            metrics.clone(),
+            admin_faults,
+            database_slot.clone(),
+        );
         let admin_stop = stop.clone();
         tasks.spawn(async move {
             let served = axum::serve(admin_listener, router)
@@ -215,8 +224,17 @@ impl Node {
                 status,
                 metrics,
                 addresses: AddressBook::new(&neighbours),
+                database: database_slot,
             };
             let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
+            let (registered_tx, registered_rx) = watch::channel(0usize);
+            let (election_tx, election_rx) = mpsc::channel(4);
+            plane_tasks.spawn(discovery::follow_registered(
+                config.clone(),
+                registered_tx,
+                REGISTERED_REFRESH,
+                plane_stop.clone(),
+            ));
             let data_options = DataOptions::new(config.data_dir.clone());
             let me = config.id;
             let input_config = config.clone();
@@ -226,14 +244,21 @@ impl Node {
                 control_transport,
                 control_inbound,
                 &context,
-                position_rx,
+                ControlInputs {
+                    data_position: position_rx,
+                    registered: registered_rx,
+                    election_requests: election_rx,
+                },
             );
             let data = DataPlane::new(
                 me,
                 data_options,
                 (data_transport, data_inbound),
                 control.subscribe(),
-                position_tx,
+                DataOutputs {
+                    position: position_tx,
+                    election_requests: election_tx,
+                },
                 &context,
             );
             let nameserver_http = input_config.nameserver_http.clone();

@@ -41,6 +41,9 @@ pub struct NodeStatus {
     pub http: Option<String>,
     /// Whether the bootstrap has answered this node's registration.
     pub registered: bool,
+    /// True only on the writer while it accepts writes: its tree spans a majority of the registered
+    /// nodes and no node of it holds newer data (DESIGN §4, "one writer at a time").
+    pub accepting_writes: bool,
 }
 
 impl NodeStatus {
@@ -60,6 +63,7 @@ impl NodeStatus {
             clock: 0,
             http: None,
             registered: false,
+            accepting_writes: false,
         }
     }
 }

@@ -204,6 +204,23 @@ impl Overlay {
         };
     }
 
+    /// Asks for a new election at a higher term, which the node with the most recent data wins. The
+    /// data plane of a root calls it when a node of its tree reports more recent data than its own
+    /// (two trees merged after a partition, or a node with newer data joined after the election):
+    /// the tree's shape decides who leads, but only the election compares data. Ignored unless this
+    /// node is the root of a tree and no election is running.
+    pub fn call_election(&mut self, now: Millis) -> Output {
+        let now = self.local_time(now);
+        let before = self.snapshot();
+        let mut out = Output::default();
+        if self.tree.is_root() && !self.election.is_running() {
+            self.start_election(now, &mut out);
+            self.settle(now, &mut out);
+        }
+        self.report_changes(before, &mut out);
+        out
+    }
+
     /// A neighbour the bootstrap reported after start. Its first JOIN goes out at once.
     pub fn add_neighbour(&mut self, now: Millis, neighbour: NodeId) -> Output {
         let now = self.local_time(now);

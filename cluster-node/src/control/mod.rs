@@ -60,6 +60,20 @@ pub struct ControlPlane<T: Transport> {
     addresses: AddressBook,
     /// The `(term, epoch)` of this node's data, from the data plane: what it runs for election with.
     data_position: watch::Receiver<(Term, Epoch)>,
+    /// How many nodes the bootstrap has registered.
+    registered: watch::Receiver<usize>,
+    /// The data plane of a root asks for a new election here when a node of its tree has newer data.
+    election_requests: mpsc::Receiver<()>,
+}
+
+/// What the control plane hears from the rest of the node.
+pub struct ControlInputs {
+    /// The `(term, epoch)` of this node's data: what it runs for election with.
+    pub data_position: watch::Receiver<(Term, Epoch)>,
+    /// How many nodes are registered with the bootstrap (0 until known).
+    pub registered: watch::Receiver<usize>,
+    /// Requests for a new election (see [`overlay::Overlay::call_election`]).
+    pub election_requests: mpsc::Receiver<()>,
 }
 
 impl<T: Transport> ControlPlane<T> {
@@ -70,12 +84,18 @@ impl<T: Transport> ControlPlane<T> {
         transport: Arc<T>,
         inbound: mpsc::Receiver<Inbound>,
         context: &NodeContext,
-        data_position: watch::Receiver<(Term, Epoch)>,
+        inputs: ControlInputs,
     ) -> Self {
+        let ControlInputs {
+            data_position,
+            registered,
+            election_requests,
+        } = inputs;
         let NodeContext {
             status,
             metrics,
             addresses,
+            ..
         } = context.clone();
         let origin = Instant::now();
         for neighbour in neighbours {
@@ -99,7 +119,10 @@ impl<T: Transport> ControlPlane<T> {
         let mut overlay = overlay;
         let (term, epoch) = *data_position.borrow();
         overlay.set_election_value(term, epoch);
-        let (view, _) = watch::channel(ControlView::from_overlay(&overlay));
+        let (view, _) = watch::channel(ControlView {
+            registered: *registered.borrow(),
+            ..ControlView::from_overlay(&overlay)
+        });
         Self {
             overlay,
             transport,
@@ -113,6 +136,8 @@ impl<T: Transport> ControlPlane<T> {
             transport_seen: TransportSeen::default(),
             addresses,
             data_position,
+            registered,
+            election_requests,
         }
     }
 
@@ -145,6 +170,14 @@ impl<T: Transport> ControlPlane<T> {
                     let (term, epoch) = *self.data_position.borrow_and_update();
                     self.overlay.set_election_value(term, epoch);
                     self.status.update(|status| status.data_epoch = epoch.0);
+                }
+                Ok(()) = self.registered.changed() => {
+                    self.registered.borrow_and_update();
+                }
+                Some(()) = self.election_requests.recv() => {
+                    tracing::warn!(target: HEADLINE, "a node of this tree holds newer data; calling an election so it can lead");
+                    let output = self.overlay.call_election(self.now());
+                    self.apply(output);
                 }
                 received = self.inbound.recv() => {
                     let Some(first) = received else { break };
@@ -290,7 +323,10 @@ impl<T: Transport> ControlPlane<T> {
 
     /// Copies the overlay's state to `/status`, the data plane's view and the gauges.
     fn publish(&mut self) {
-        let view = ControlView::from_overlay(&self.overlay);
+        let view = ControlView {
+            registered: *self.registered.borrow(),
+            ..ControlView::from_overlay(&self.overlay)
+        };
         self.view.send_if_modified(|current| {
             if *current == view {
                 false

@@ -18,6 +18,9 @@ pub struct ControlView {
     pub roles: Vec<Role>,
     /// Destination → the child to send it through.
     pub routes: BTreeMap<NodeId, NodeId>,
+    /// How many nodes the bootstrap has registered (0 until known): a writer accepts writes only
+    /// while its tree spans a majority of them.
+    pub registered: usize,
 }
 
 impl ControlView {
@@ -30,6 +33,18 @@ impl ControlView {
             children: overlay.children(),
             roles: overlay.roles().iter().copied().collect(),
             routes: overlay.routes(),
+            registered: 0,
         }
+    }
+
+    /// Nodes in this node's tree, as a root sees it (itself and every destination it routes to).
+    pub fn tree_size(&self) -> usize {
+        self.routes.len() + 1
+    }
+
+    /// Whether a tree rooted here spans a strict majority of the registered nodes (DESIGN §4, "one
+    /// writer at a time": two disjoint majorities cannot exist, so two such writers cannot either).
+    pub fn spans_majority(&self) -> bool {
+        self.registered > 0 && self.tree_size() * 2 > self.registered
     }
 }

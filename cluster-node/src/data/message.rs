@@ -5,6 +5,10 @@
 //! apply them, every node hands them to its live-update subscribers. Only the origin keeps state
 //! about a request (its pending entry), so a forwarder that dies loses nothing but in-flight bytes,
 //! which the origin's timeout turns into a clear error.
+//!
+//! Every message travels in an [`Envelope`] that carries the sender's term (the election that built
+//! its tree). A receiver drops messages of an older term than its own: a writer that was paused or
+//! cut off and comes back cannot push commits, acknowledgements or answers into the new tree.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,14 +41,41 @@ pub enum DataMessage {
     },
     /// A committed write, sent by the writer to its children and forwarded down the whole tree.
     Commit { entry: LogEntry },
-    /// Entries a replica asked for to fill a gap; applied by that replica only, never forwarded.
+    /// The writer's answer to a [`DataMessage::CatchUp`]: the next entries (possibly none). It also
+    /// confirms that the replica's log is a prefix of the writer's, after which the replica applies
+    /// commits. Applied by that replica only, never forwarded.
     Entries { entries: Vec<LogEntry> },
+    /// The writer's answer to a [`DataMessage::CatchUp`] whose log does not match its own: the replica
+    /// holds entries the writer never had (an old writer's unacknowledged tail). It discards its copy
+    /// and rebuilds it from the writer's log; histories are never merged.
+    Diverged { writer_epoch: Epoch },
     /// A replica has applied everything up to `epoch` (sent to the writer).
     Ack { epoch: Epoch },
-    /// A replica is missing entries from `from` on.
-    CatchUp { from: Epoch },
+    /// A replica is missing entries from `from` on; `last_term` is the term of its entry at
+    /// `from - 1` (zero when it has none), so the writer can check that their logs agree, and
+    /// `held` the replica's data position: a writer never judges a copy newer than its own.
+    CatchUp {
+        from: Epoch,
+        last_term: Term,
+        held: (Term, Epoch),
+    },
     /// The writer's log position, sent periodically so an idle replica notices what it missed.
     Position { term: Term, epoch: Epoch },
+    /// Sent up the tree by every node: how many nodes its subtree has and the most recent data
+    /// position among them. The root accepts writes only once every node of its tree reported and
+    /// none holds newer data than itself.
+    Summary {
+        nodes: usize,
+        best_term: Term,
+        best_epoch: Epoch,
+    },
+}
+
+/// A data message and the term of the tree its sender belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub term: u64,
+    pub body: DataMessage,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +86,23 @@ pub enum DataDecodeError {
     Malformed(#[from] serde_json::Error),
 }
 
-pub fn encode(message: &DataMessage) -> Vec<u8> {
+/// Wraps `message` in an envelope of `term` and encodes it.
+pub fn encode(term: u64, message: &DataMessage) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct EnvelopeRef<'a> {
+        term: u64,
+        body: &'a DataMessage,
+    }
     // Plain data with string keys: serialisation cannot fail; an empty buffer would be refused by the
     // peer's decoder if that ever changed.
-    serde_json::to_vec(message).unwrap_or_default()
+    serde_json::to_vec(&EnvelopeRef {
+        term,
+        body: message,
+    })
+    .unwrap_or_default()
 }
 
-pub fn decode(bytes: &[u8]) -> Result<DataMessage, DataDecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DataDecodeError> {
     if bytes.len() > MAX_DATA_MESSAGE_BYTES {
         return Err(DataDecodeError::TooLarge(bytes.len()));
     }
@@ -94,7 +135,19 @@ mod tests {
                 result: Err(ServiceError::Timeout),
             },
             DataMessage::Ack { epoch: Epoch(7) },
-            DataMessage::CatchUp { from: Epoch(8) },
+            DataMessage::CatchUp {
+                from: Epoch(8),
+                last_term: Term(2),
+                held: (Term(3), Epoch(7)),
+            },
+            DataMessage::Diverged {
+                writer_epoch: Epoch(5),
+            },
+            DataMessage::Summary {
+                nodes: 3,
+                best_term: Term(2),
+                best_epoch: Epoch(9),
+            },
             DataMessage::Position {
                 term: Term(2),
                 epoch: Epoch(8),
@@ -104,7 +157,9 @@ mod tests {
             },
         ];
         for message in messages {
-            assert_eq!(decode(&encode(&message)).unwrap(), message);
+            let envelope = decode(&encode(4, &message)).unwrap();
+            assert_eq!(envelope.term, 4);
+            assert_eq!(envelope.body, message);
         }
     }
 

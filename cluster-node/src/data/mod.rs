@@ -18,6 +18,17 @@
 //! is in `1..=its own` (DESIGN §4), otherwise the request goes on to its parent. Only the origin keeps
 //! state about a request, so losses anywhere become the origin's `Timeout`, never a hang. A write is
 //! answered only once a quorum of replicas has acknowledged it.
+//!
+//! One writer at a time, and no acknowledged write lost (DESIGN §4):
+//! - The root *accepts writes* only while its tree spans a strict majority of the registered nodes,
+//!   every node of the tree has reported its data position up the tree ([`DataMessage::Summary`]),
+//!   and none holds newer data than the root. Then it takes the tree's term for the entries it writes.
+//!   A node with newer data makes the root call an election, which that node wins (the election value
+//!   is the data position). Otherwise writes get 503 and pending acknowledgements fail.
+//! - Every message carries the sender's term; older terms are dropped.
+//! - A replica applies commits only after the writer has checked that the replica's log is a prefix of
+//!   its own (`CatchUp` carries the term of the replica's last entry). A replica holding entries the
+//!   writer never had discards its copy and rebuilds it from the writer's log.
 
 pub mod message;
 mod proxy;
@@ -25,7 +36,7 @@ pub mod replication;
 #[cfg(test)]
 mod tests;
 
-pub use message::{DataMessage, RequestId};
+pub use message::{DataMessage, Envelope, RequestId};
 pub use proxy::ProxyService;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -40,10 +51,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NodeId;
-use crate::context::NodeContext;
+use crate::context::{DatabaseSlot, NodeContext};
 use crate::control::ControlView;
 use crate::discovery::AddressBook;
+use crate::logging::HEADLINE;
 use crate::metrics::{AnsweredBy, Metrics};
+use crate::status::StatusBoard;
 use crate::service::{
     ChatService, LocalService, ServiceError, ServiceOptions, ServiceRequest, ServiceResponse,
     replica_can_answer,
@@ -54,6 +67,25 @@ use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
 
 /// Most commits a replica applies in one transaction.
 const COMMIT_BATCH: usize = 512;
+
+/// A root that found newer data in its tree asks for an election at most this often (the election
+/// takes a few hundred milliseconds; asking again meanwhile would only restart it).
+const ELECTION_CALL_SPACING: Duration = Duration::from_secs(3);
+
+/// What the data plane tells the rest of the node.
+pub struct DataOutputs {
+    /// The `(term, epoch)` of the local data whenever it changes (the election compares it).
+    pub position: watch::Sender<(Term, Epoch)>,
+    /// Asks the control plane for a new election (a node of this root's tree has newer data).
+    pub election_requests: mpsc::Sender<()>,
+}
+
+/// What a subtree reported: how many nodes it has and the most recent data among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Summary {
+    nodes: usize,
+    best: (Term, Epoch),
+}
 
 /// How the data plane behaves.
 #[derive(Debug, Clone)]
@@ -104,11 +136,19 @@ enum Local {
     None,
     Writer {
         service: LocalService,
+        /// Whether writes are accepted now (see the module documentation).
+        active: bool,
+        /// The term the database was last given for new entries.
+        term: Option<Term>,
     },
     Replica {
         service: LocalService,
         applied: Epoch,
+        /// The term of the entry at `applied` (zero at epoch 0).
+        applied_term: Term,
         asked_at: Option<Instant>,
+        /// The writer that confirmed this copy is a prefix of its log; commits from anyone else wait.
+        verified_by: Option<NodeId>,
     },
 }
 
@@ -177,21 +217,35 @@ pub struct DataPlane<T: Transport> {
     local: Local,
     acks: watch::Sender<Acks>,
     position: watch::Sender<(Term, Epoch)>,
+    election_requests: mpsc::Sender<()>,
+    last_election_call: Option<Instant>,
+    /// What each child last reported about its subtree.
+    summaries: HashMap<NodeId, Summary>,
+    /// The last summary sent, and to which parent.
+    sent_summary: Option<(NodeId, Summary)>,
+    /// Newer data a node of this tree showed in a catch-up (until the tree changes).
+    newer_seen: Option<(Term, Epoch)>,
+    commits: Option<broadcast::Receiver<LogEntry>>,
     peers: BTreeSet<NodeId>,
     metrics: Arc<Metrics>,
+    status: StatusBoard,
+    slot: DatabaseSlot,
 }
 
 impl<T: Transport> DataPlane<T> {
-    /// A data plane over `transport`, following the tree in `view`. `position` receives the
-    /// `(term, epoch)` of the local data whenever it changes (the election compares it).
+    /// A data plane over `transport`, following the tree in `view`.
     pub fn new(
         me: NodeId,
         options: DataOptions,
         (transport, inbound): (Arc<T>, mpsc::Receiver<Inbound>),
         view: watch::Receiver<ControlView>,
-        position: watch::Sender<(Term, Epoch)>,
+        outputs: DataOutputs,
         context: &NodeContext,
     ) -> Self {
+        let DataOutputs {
+            position,
+            election_requests,
+        } = outputs;
         let addresses = context.addresses.clone();
         let metrics = context.metrics.clone();
         let (submit, submits) = mpsc::channel(4096);
@@ -220,8 +274,16 @@ impl<T: Transport> DataPlane<T> {
             local: Local::None,
             acks: watch::channel(Acks::default()).0,
             position,
+            election_requests,
+            last_election_call: None,
+            summaries: HashMap::new(),
+            sent_summary: None,
+            newer_seen: None,
+            commits: None,
             peers: BTreeSet::new(),
             metrics,
+            status: context.status.clone(),
+            slot: context.database.clone(),
         }
     }
 
@@ -233,16 +295,15 @@ impl<T: Transport> DataPlane<T> {
     #[tracing::instrument(name = "data", skip_all, fields(node = %self.me))]
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.report_stored_position().await;
-        let mut commits: Option<broadcast::Receiver<LogEntry>> = None;
         let mut housekeeping = tokio::time::interval(Duration::from_millis(500));
-        self.on_view_change(&mut commits).await;
+        self.on_view_change().await;
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
                 changed = self.view.changed() => {
                     if changed.is_err() { break }
-                    self.on_view_change(&mut commits).await;
+                    self.on_view_change().await;
                 }
                 Some(inbound) = self.inbound.recv() => {
                     self.on_inbound(inbound).await;
@@ -252,14 +313,14 @@ impl<T: Transport> DataPlane<T> {
                 }
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
-                entry = next_commit(&mut commits) => match entry {
+                entry = next_commit(&mut self.commits) => match entry {
                     Ok(entry) => self.on_commit(entry),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "the plane fell behind the writer's log; replicas will catch up");
                     }
-                    Err(broadcast::error::RecvError::Closed) => commits = None,
+                    Err(broadcast::error::RecvError::Closed) => self.commits = None,
                 },
-                _ = housekeeping.tick() => self.housekeeping(),
+                _ = housekeeping.tick() => self.housekeeping().await,
             }
         }
         self.close_database().await;
@@ -282,6 +343,14 @@ impl<T: Transport> DataPlane<T> {
     fn route_request(&mut self, id: RequestId, request: ServiceRequest) {
         let view = self.view.borrow().clone();
         if !view.ready {
+            self.deliver(id, Err(unavailable()));
+            return;
+        }
+        if request.operation.is_write() && matches!(self.local, Local::Writer { active: false, .. })
+        {
+            // Not (or no longer) sure to be the only writer with all acknowledged data: refuse
+            // before writing anything, so nothing needs to be taken back.
+            self.metrics.data_writes_refused.inc();
             self.deliver(id, Err(unavailable()));
             return;
         }
@@ -380,10 +449,26 @@ impl<T: Transport> DataPlane<T> {
     // ----- inbound messages ---------------------------------------------------------------------
 
     async fn on_inbound(&mut self, inbound: Inbound) {
+        if let Some(message) = self.open(&inbound) {
+            self.on_message(inbound.from, message).await;
+        }
+    }
+
+    /// Decodes a message and drops it if it is undecodable or comes from an older term.
+    fn open(&self, inbound: &Inbound) -> Option<DataMessage> {
         match message::decode(&inbound.payload) {
-            Ok(message) => self.on_message(inbound.from, message).await,
+            Ok(envelope) => {
+                let term = self.view.borrow().term;
+                if envelope.term < term {
+                    self.metrics.data_stale_dropped.inc();
+                    tracing::debug!(from = %inbound.from, theirs = envelope.term, mine = term, "dropping a data message of an older term");
+                    return None;
+                }
+                Some(envelope.body)
+            }
             Err(error) => {
                 tracing::debug!(from = %inbound.from, %error, "dropping an undecodable data message");
+                None
             }
         }
     }
@@ -394,19 +479,27 @@ impl<T: Transport> DataPlane<T> {
             DataMessage::Response { id, result } => self.deliver(id, result),
             DataMessage::Commit { entry } => {
                 let entries = self.gather_commits(from, entry);
-                self.apply_as_replica(from, &entries).await;
+                self.apply_as_replica(from, &entries, false).await;
                 for entry in &entries {
                     self.forward_commit(entry);
                 }
             }
             DataMessage::Entries { entries } => {
-                self.apply_as_replica(from, &entries).await;
+                self.apply_as_replica(from, &entries, true).await;
                 // A full batch means more is waiting: ask again at once rather than at the next tick.
                 if entries.len() == CATCH_UP_BATCH
                     && let Local::Replica { asked_at, .. } = &mut self.local
                 {
                     *asked_at = None;
                     self.ask_catch_up();
+                }
+            }
+            DataMessage::Diverged { writer_epoch } => {
+                let from_parent = self.view.borrow().parent == Some(from);
+                if from_parent && matches!(self.local, Local::Replica { .. }) {
+                    tracing::warn!(target: HEADLINE, writer = %from, writer_epoch = writer_epoch.0,
+                        "this copy holds entries the writer never had; discarding it and copying the writer's log");
+                    self.discard_local_copy().await;
                 }
             }
             DataMessage::Ack { epoch } => {
@@ -417,12 +510,55 @@ impl<T: Transport> DataPlane<T> {
                     });
                 }
             }
-            DataMessage::CatchUp { from: wanted } => self.serve_catch_up(from, wanted),
+            DataMessage::CatchUp {
+                from: wanted,
+                last_term,
+                held,
+            } => {
+                if held > *self.position.borrow() {
+                    // A copy newer than ours joined before its summary arrived: not ours to judge.
+                    if matches!(self.local, Local::Writer { .. }) {
+                        self.newer_seen = self.newer_seen.max(Some(held));
+                        self.evaluate_writer().await;
+                    }
+                } else {
+                    self.serve_catch_up(from, wanted, last_term);
+                }
+            }
             DataMessage::Position { epoch, .. } => {
-                if let Local::Replica { applied, .. } = &self.local
-                    && epoch > *applied
+                if self.view.borrow().parent != Some(from) {
+                    return;
+                }
+                if let Local::Replica {
+                    applied,
+                    verified_by,
+                    asked_at,
+                    ..
+                } = &mut self.local
                 {
-                    self.ask_catch_up();
+                    if *verified_by != Some(from) {
+                        // Only an accepting writer sends positions, and it answers catch-ups now.
+                        *asked_at = None;
+                        self.ask_catch_up();
+                    } else if epoch > *applied {
+                        self.ask_catch_up();
+                    }
+                }
+            }
+            DataMessage::Summary {
+                nodes,
+                best_term,
+                best_epoch,
+            } => {
+                if self.view.borrow().children.contains(&from) {
+                    let summary = Summary {
+                        nodes,
+                        best: (best_term, best_epoch),
+                    };
+                    if self.summaries.insert(from, summary) != Some(summary) {
+                        self.send_summary(false);
+                        self.evaluate_writer().await;
+                    }
                 }
             }
         }
@@ -438,36 +574,53 @@ impl<T: Transport> DataPlane<T> {
             let Ok(next) = self.inbound.try_recv() else {
                 break;
             };
-            match message::decode(&next.payload) {
-                Ok(DataMessage::Commit { entry }) if next.from == from => entries.push(entry),
-                Ok(other) => self.backlog.push_back((next.from, other)),
-                Err(error) => {
-                    tracing::debug!(from = %next.from, %error, "dropping an undecodable data message");
-                }
+            match self.open(&next) {
+                Some(DataMessage::Commit { entry }) if next.from == from => entries.push(entry),
+                Some(other) => self.backlog.push_back((next.from, other)),
+                None => {}
             }
         }
         entries
     }
 
     /// A replica applies entries from its parent (the writer) in order and acknowledges them.
-    async fn apply_as_replica(&mut self, from: NodeId, entries: &[LogEntry]) {
+    /// `confirmed` marks the answer to a catch-up: the writer checked that this copy is a prefix of
+    /// its log. Before that, commits are ignored (they may extend a history the writer never had).
+    async fn apply_as_replica(&mut self, from: NodeId, entries: &[LogEntry], confirmed: bool) {
+        if self.view.borrow().parent != Some(from) {
+            return;
+        }
         let Local::Replica {
-            service, applied, ..
+            service,
+            applied,
+            applied_term,
+            verified_by,
+            ..
         } = &mut self.local
         else {
             return;
         };
-        if self.view.borrow().parent != Some(from) {
+        if confirmed {
+            *verified_by = Some(from);
+        }
+        if *verified_by != Some(from) || entries.is_empty() {
             return;
         }
         match service.database().apply_entries(entries).await {
             Ok(epoch) => {
+                if let Some(last) = entries.iter().rfind(|entry| entry.epoch == epoch) {
+                    *applied_term = last.term;
+                }
                 *applied = epoch;
                 // Published before the ack, so whoever sees the write acknowledged sees it here too.
                 self.publish_position().await;
                 self.send(from, &DataMessage::Ack { epoch });
             }
             Err(StorageError::Gap { .. }) => self.ask_catch_up(),
+            Err(StorageError::Diverged { epoch, reason }) => {
+                tracing::warn!(target: HEADLINE, epoch, %reason, "the writer's log does not apply to this copy; discarding it");
+                self.discard_local_copy().await;
+            }
             Err(error) => tracing::error!(%error, "cannot apply the writer's log"),
         }
     }
@@ -475,7 +628,10 @@ impl<T: Transport> DataPlane<T> {
     fn ask_catch_up(&mut self) {
         let parent = self.view.borrow().parent;
         let Local::Replica {
-            applied, asked_at, ..
+            applied,
+            applied_term,
+            asked_at,
+            ..
         } = &mut self.local
         else {
             return;
@@ -485,26 +641,52 @@ impl<T: Transport> DataPlane<T> {
             return;
         }
         *asked_at = Some(Instant::now());
-        let from = Epoch(applied.0 + 1);
+        let message = DataMessage::CatchUp {
+            from: Epoch(applied.0 + 1),
+            last_term: *applied_term,
+            held: *self.position.borrow(),
+        };
         if let Some(parent) = parent {
-            self.send(parent, &DataMessage::CatchUp { from });
+            self.send(parent, &message);
         }
     }
 
-    /// Sends a replica the next batch of the stored log after its epoch (read off the plane's task).
-    fn serve_catch_up(&mut self, replica: NodeId, from: Epoch) {
-        let Local::Writer { service } = &self.local else {
+    /// Answers a replica's catch-up (off the plane's task): `Diverged` when its last entry is not in
+    /// this log with the same term, else the next batch of the log after it (possibly empty, which
+    /// still confirms the replica's copy).
+    fn serve_catch_up(&mut self, replica: NodeId, from: Epoch, last_term: Term) {
+        // Only a writer that knows it holds the newest data of its tree may judge another copy:
+        // until then the replica may be the one with more (it asks again every second).
+        let Local::Writer {
+            service,
+            active: true,
+            ..
+        } = &self.local
+        else {
             return;
         };
+        if from.0 == 0 {
+            return;
+        }
         let database = service.database().clone();
         let transport = self.transport.clone();
+        let term = self.view.borrow().term;
         tokio::spawn(async move {
-            match database.log_since(from, CATCH_UP_BATCH).await {
-                Ok(entries) if !entries.is_empty() => {
-                    let message = message::encode(&DataMessage::Entries { entries });
-                    let _ = transport.send(replica, Bytes::from(message));
+            let answer = async {
+                let writer_epoch = database.epoch().await?;
+                let last = Epoch(from.0 - 1);
+                let matches = last.0 == 0
+                    || (last <= writer_epoch && database.term_at(last).await? == Some(last_term));
+                if !matches {
+                    return Ok(DataMessage::Diverged { writer_epoch });
                 }
-                Ok(_) => {}
+                let entries = database.log_since(from, CATCH_UP_BATCH).await?;
+                Ok::<_, StorageError>(DataMessage::Entries { entries })
+            };
+            match answer.await {
+                Ok(message) => {
+                    let _ = transport.send(replica, Bytes::from(message::encode(term, &message)));
+                }
                 Err(error) => {
                     tracing::error!(%error, %replica, "cannot read the log for a catch-up")
                 }
@@ -531,68 +713,163 @@ impl<T: Transport> DataPlane<T> {
         let _ = self.handle.events.send(entry.clone());
     }
 
-    fn housekeeping(&mut self) {
+    async fn housekeeping(&mut self) {
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
-        if let Local::Writer { .. } = &self.local {
+        self.send_position();
+        // Summaries are sent on change; repeating them covers a lost one.
+        self.send_summary(true);
+        self.evaluate_writer().await;
+    }
+
+    // ----- one writer at a time ------------------------------------------------------------------
+
+    /// The nodes below this one that reported, and the most recent data among them.
+    fn below(&self) -> (usize, Option<(Term, Epoch)>) {
+        let view = self.view.borrow();
+        let mut nodes = 0;
+        let mut best = None;
+        for child in &view.children {
+            if let Some(summary) = self.summaries.get(child) {
+                nodes += summary.nodes;
+                best = best.max(Some(summary.best));
+            }
+        }
+        (nodes, best)
+    }
+
+    /// An accepting writer tells its children where its log is (idle replicas notice what they
+    /// missed; new ones learn that their catch-up will be answered).
+    fn send_position(&self) {
+        if let Local::Writer { active: true, .. } = &self.local {
             let (term, epoch) = *self.position.borrow();
             self.send_to_children(&DataMessage::Position { term, epoch });
         }
     }
 
-    // ----- roles and the database ---------------------------------------------------------------
+    /// Reports this subtree to the parent: on change, or always when `force`.
+    fn send_summary(&mut self, force: bool) {
+        let Some(parent) = self.view.borrow().parent else {
+            self.sent_summary = None;
+            return;
+        };
+        let (below, best) = self.below();
+        let own = *self.position.borrow();
+        let summary = Summary {
+            nodes: below + 1,
+            best: best.map_or(own, |best| best.max(own)),
+        };
+        if !force && self.sent_summary == Some((parent, summary)) {
+            return;
+        }
+        self.sent_summary = Some((parent, summary));
+        self.send(
+            parent,
+            &DataMessage::Summary {
+                nodes: summary.nodes,
+                best_term: summary.best.0,
+                best_epoch: summary.best.1,
+            },
+        );
+    }
 
-    async fn on_view_change(&mut self, commits: &mut Option<broadcast::Receiver<LogEntry>>) {
-        let view = self.view.borrow_and_update().clone();
-        for peer in view.parent.iter().chain(view.children.iter()) {
-            if self.peers.insert(*peer) {
-                match self
-                    .addresses
-                    .get(*peer)
-                    .and_then(|n| data_addr(&n.host, n.data_port))
-                {
-                    Some(addr) => self.transport.set_peer(*peer, addr),
-                    None => {
-                        self.peers.remove(peer);
-                        tracing::warn!(%peer, "no data address known for a tree neighbour");
-                    }
-                }
+    /// Decides whether the writer accepts writes (see the module documentation) and acts on a change.
+    async fn evaluate_writer(&mut self) {
+        let Local::Writer {
+            service,
+            active,
+            term,
+        } = &self.local
+        else {
+            return;
+        };
+        let (active, taken) = (*active, *term);
+        let database = service.database().clone();
+        let view = self.view.borrow().clone();
+        let own = *self.position.borrow();
+        let (reported, best) = self.below();
+        let newer = best.max(self.newer_seen).filter(|best| *best > own);
+        if let Some((term, epoch)) = newer {
+            self.call_election(term, epoch);
+        }
+        let leads = view.ready && view.parent.is_none() && view.leader == Some(self.me);
+        let majority = view.spans_majority();
+        let want = leads && majority && newer.is_none() && (active || reported == view.routes.len());
+        let term = Term(view.term);
+        if want == active && (!want || taken == Some(term)) {
+            return;
+        }
+        if want && taken != Some(term) {
+            // Entries written from now on carry the tree's term (one writer per term).
+            if let Err(error) = database.set_term(term).await {
+                tracing::error!(%error, term = term.0, "cannot take the tree's term; not accepting writes");
+                return;
+            }
+            self.publish_position().await;
+        }
+        if let Local::Writer {
+            active,
+            term: taken,
+            ..
+        } = &mut self.local
+        {
+            *active = want;
+            if want {
+                *taken = Some(term);
             }
         }
+        self.acks.send_modify(|acks| acks.fenced = !want);
+        self.status.update(|status| status.accepting_writes = want);
+        self.metrics.writer_accepting.set(i64::from(want));
+        self.send_position();
+        if want {
+            tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), registered = view.registered,
+                "accepting writes");
+        } else if !majority {
+            tracing::warn!(target: HEADLINE, tree = view.tree_size(), registered = view.registered,
+                "not accepting writes: this tree does not span a majority of the registered nodes");
+        } else if newer.is_some() {
+            tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data");
+        } else {
+            tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree");
+        }
+    }
+
+    /// Asks the control plane for an election that the node with newer data will win.
+    fn call_election(&mut self, term: Term, epoch: Epoch) {
+        if self
+            .last_election_call
+            .is_some_and(|at| at.elapsed() < ELECTION_CALL_SPACING)
+        {
+            return;
+        }
+        self.last_election_call = Some(Instant::now());
+        tracing::warn!(target: HEADLINE, newer_term = term.0, newer_epoch = epoch.0,
+            "a node of this tree holds newer data than this writer; asking for an election");
+        let _ = self.election_requests.try_send(());
+    }
+
+    // ----- roles and the database ---------------------------------------------------------------
+
+    async fn on_view_change(&mut self) {
+        let view = self.view.borrow_and_update().clone();
+        self.follow_links(&view);
+        self.summaries.retain(|child, _| view.children.contains(child));
+        self.newer_seen = None;
         let wants_writer = view.roles.contains(&overlay::Role::Writer);
         let wants_replica = !wants_writer && view.roles.contains(&overlay::Role::Persistence);
         match (&self.local, wants_writer, wants_replica) {
-            (Local::Writer { .. }, true, _) | (Local::Replica { .. }, false, true) => {}
-            (_, true, _) => {
-                if let Some(database) = self.open_database().await {
-                    if let Err(error) = database.set_term(Term(view.term)).await {
-                        tracing::error!(%error, "cannot record the new term");
-                    }
-                    let service = LocalService::writer(database, self.options.service.clone());
-                    *commits = service.subscribe();
-                    self.local = Local::Writer { service };
-                    tracing::info!(target: crate::logging::HEADLINE, "serving as the writer");
+            (Local::Writer { .. }, true, _) => {}
+            (Local::Replica { verified_by, .. }, false, true) => {
+                // Same role under another writer: its log must be checked again.
+                if verified_by.is_some() && *verified_by != view.parent {
+                    self.become_replica().await;
                 }
             }
-            (_, false, true) => {
-                *commits = None;
-                if let Some(database) = self.open_database().await {
-                    let applied = database.epoch().await.unwrap_or_default();
-                    self.local = Local::Replica {
-                        service: LocalService::replica(database),
-                        applied,
-                        asked_at: None,
-                    };
-                    tracing::info!(target: crate::logging::HEADLINE, epoch = applied.0, "serving as a replica");
-                    self.ask_catch_up();
-                }
-            }
+            (_, true, _) => self.become_writer().await,
+            (_, false, true) => self.become_replica().await,
             (Local::None, false, false) => {}
-            (_, false, false) => {
-                *commits = None;
-                self.local = Local::None;
-                self.close_database().await;
-            }
+            (_, false, false) => self.close_database().await,
         }
         if let Local::Writer { .. } = self.local {
             self.acks.send_modify(|acks| {
@@ -600,6 +877,108 @@ impl<T: Transport> DataPlane<T> {
             });
         }
         self.publish_position().await;
+        self.send_summary(false);
+        self.evaluate_writer().await;
+    }
+
+    /// Keeps data-plane links to the parent and children only: links to nodes that left the
+    /// neighbourhood are closed, new ones opened lazily by the transport.
+    fn follow_links(&mut self, view: &ControlView) {
+        let wanted: BTreeSet<NodeId> = view
+            .parent
+            .iter()
+            .chain(view.children.iter())
+            .copied()
+            .collect();
+        for gone in self.peers.difference(&wanted).copied().collect::<Vec<_>>() {
+            self.transport.remove_peer(gone);
+            self.peers.remove(&gone);
+        }
+        for peer in wanted {
+            if self.peers.contains(&peer) {
+                continue;
+            }
+            match self
+                .addresses
+                .get(peer)
+                .and_then(|n| data_addr(&n.host, n.data_port))
+            {
+                Some(addr) => {
+                    self.transport.set_peer(peer, addr);
+                    self.peers.insert(peer);
+                }
+                None => tracing::warn!(%peer, "no data address known for a tree neighbour"),
+            }
+        }
+    }
+
+    async fn become_writer(&mut self) {
+        self.fence_writer();
+        let Some(database) = self.open_database().await else {
+            return;
+        };
+        let service = LocalService::writer(database, self.options.service.clone());
+        self.commits = service.subscribe();
+        self.local = Local::Writer {
+            service,
+            active: false,
+            term: None,
+        };
+        self.slot.set(self.database.clone(), "writer");
+        tracing::info!(target: HEADLINE, "serving as the writer (accepting writes once the tree has a majority and no newer data)");
+    }
+
+    async fn become_replica(&mut self) {
+        self.fence_writer();
+        self.commits = None;
+        let Some(database) = self.open_database().await else {
+            return;
+        };
+        let applied = database.epoch().await.unwrap_or_default();
+        let applied_term = match applied {
+            Epoch(0) => Term(0),
+            epoch => database.term_at(epoch).await.ok().flatten().unwrap_or_default(),
+        };
+        self.local = Local::Replica {
+            service: LocalService::replica(database),
+            applied,
+            applied_term,
+            asked_at: None,
+            verified_by: None,
+        };
+        self.slot.set(self.database.clone(), "replica");
+        tracing::info!(target: HEADLINE, epoch = applied.0, "serving as a replica");
+        self.ask_catch_up();
+    }
+
+    /// Leaving the writer role: pending acknowledgements fail, nothing more is accepted.
+    fn fence_writer(&mut self) {
+        if let Local::Writer { active, .. } = &self.local {
+            if *active {
+                tracing::warn!(target: HEADLINE, "no longer the writer; pending writes are not acknowledged");
+            }
+            self.acks.send_modify(|acks| {
+                acks.fenced = true;
+                acks.applied.clear();
+            });
+            self.status.update(|status| status.accepting_writes = false);
+            self.metrics.writer_accepting.set(0);
+        }
+    }
+
+    /// Drops this copy (entries the writer never had) and starts again from an empty database.
+    async fn discard_local_copy(&mut self) {
+        self.close_database().await;
+        if let Err(error) = Database::destroy(&self.options.data_dir) {
+            tracing::error!(%error, "cannot delete the diverged database");
+            return;
+        }
+        self.metrics.data_copies_discarded.inc();
+        self.position.send_replace((Term(0), Epoch(0)));
+        let view = self.view.borrow().clone();
+        if view.roles.contains(&overlay::Role::Persistence) && !view.roles.contains(&overlay::Role::Writer) {
+            self.become_replica().await;
+        }
     }
 
     async fn open_database(&mut self) -> Option<Database> {
@@ -619,7 +998,10 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn close_database(&mut self) {
+        self.fence_writer();
+        self.commits = None;
         self.local = Local::None;
+        self.slot.set(None, "none");
         if let Some(database) = self.database.take() {
             database.close().await;
         }
@@ -663,7 +1045,7 @@ impl<T: Transport> DataPlane<T> {
 
     /// Encodes `message` once (commits are on the write path) and sends the bytes to every child.
     fn send_to_children(&self, message: &DataMessage) {
-        let bytes = Bytes::from(message::encode(message));
+        let bytes = Bytes::from(message::encode(self.view.borrow().term, message));
         for &child in &self.view.borrow().children {
             if let Err(error) = self.transport.send(child, bytes.clone()) {
                 tracing::debug!(to = %child, %error, "data message not sent");
@@ -672,9 +1054,10 @@ impl<T: Transport> DataPlane<T> {
     }
 
     fn send(&self, to: NodeId, message: &DataMessage) {
+        let term = self.view.borrow().term;
         if let Err(error) = self
             .transport
-            .send(to, Bytes::from(message::encode(message)))
+            .send(to, Bytes::from(message::encode(term, message)))
         {
             tracing::debug!(%to, %error, "data message not sent");
         }

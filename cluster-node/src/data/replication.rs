@@ -18,6 +18,9 @@ pub const CATCH_UP_BATCH: usize = 1000;
 pub struct Acks {
     pub replicas: BTreeSet<NodeId>,
     pub applied: BTreeMap<NodeId, Epoch>,
+    /// The writer does not accept writes now (no majority, newer data elsewhere, or no longer the
+    /// writer): every write still waiting fails instead of being acknowledged.
+    pub fenced: bool,
 }
 
 impl Acks {
@@ -50,10 +53,14 @@ pub async fn wait_for_quorum(
     epoch: Epoch,
     timeout: Duration,
 ) -> Result<(), ServiceError> {
-    let reached = tokio::time::timeout(timeout, acks.wait_for(|acks| acks.holds(epoch))).await;
+    let reached = tokio::time::timeout(
+        timeout,
+        acks.wait_for(|acks| acks.fenced || acks.holds(epoch)),
+    )
+    .await;
     match reached {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) | Err(_) => Err(ServiceError::Unavailable {
+        Ok(Ok(acks)) if !acks.fenced => Ok(()),
+        _ => Err(ServiceError::Unavailable {
             retry_after: Duration::from_secs(1),
         }),
     }
@@ -67,7 +74,7 @@ mod tests {
     fn the_quorum_is_a_majority_of_replicas_and_zero_without_any() {
         let acks = |n: u64| Acks {
             replicas: (1..=n).map(NodeId).collect(),
-            applied: BTreeMap::new(),
+            ..Acks::default()
         };
         assert_eq!(acks(0).quorum(), 0);
         assert_eq!(acks(1).quorum(), 1);
@@ -87,6 +94,7 @@ mod tests {
                 (NodeId(9), Epoch(9)),
             ]
             .into(),
+            fenced: false,
         };
         assert!(
             !acks.holds(Epoch(5)),
@@ -99,7 +107,7 @@ mod tests {
     async fn a_write_waits_for_the_quorum_and_fails_unavailable_without_it() {
         let (sender, receiver) = watch::channel(Acks {
             replicas: [NodeId(2)].into(),
-            applied: BTreeMap::new(),
+            ..Acks::default()
         });
         let waiter = tokio::spawn(wait_for_quorum(
             receiver.clone(),
@@ -111,7 +119,16 @@ mod tests {
         });
         assert_eq!(waiter.await.unwrap(), Ok(()));
 
-        let failed = wait_for_quorum(receiver, Epoch(4), Duration::from_millis(20)).await;
+        let failed = wait_for_quorum(receiver.clone(), Epoch(4), Duration::from_millis(20)).await;
         assert!(matches!(failed, Err(ServiceError::Unavailable { .. })));
+
+        // A fenced writer fails a waiting write at once, long before its timeout.
+        let waiter = tokio::spawn(wait_for_quorum(receiver, Epoch(4), Duration::from_secs(60)));
+        sender.send_modify(|acks| acks.fenced = true);
+        let fenced = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(matches!(
+            fenced,
+            Ok(Ok(Err(ServiceError::Unavailable { .. })))
+        ));
     }
 }

@@ -18,11 +18,19 @@ use crate::service::{GetUser, Operation, Outcome, Register};
 use crate::status::{NodeStatus, StatusBoard};
 use crate::transport::memory::MemoryNetwork;
 
+mod fencing;
+
 struct TestNode {
     handle: DataHandle,
     metrics: Arc<Metrics>,
     view: watch::Sender<ControlView>,
     position: watch::Receiver<(Term, Epoch)>,
+    status: StatusBoard,
+    /// Whether the node started as the writer.
+    writer: bool,
+    /// The node's requests for a new election.
+    elections: mpsc::Receiver<()>,
+    database: DatabaseSlot,
     _dir: tempfile::TempDir,
 }
 
@@ -55,6 +63,8 @@ fn view(
             .iter()
             .map(|&(to, via)| (NodeId(to), NodeId(via)))
             .collect(),
+        // Filled in by `start` with the number of nodes of the test tree.
+        registered: 0,
     }
 }
 
@@ -66,7 +76,24 @@ fn path_views() -> Vec<(u64, ControlView)> {
     ]
 }
 
-fn start(views: Vec<(u64, ControlView)>) -> TestTree {
+/// Starts the tree and waits until its writer accepts writes (when the views make it able to).
+async fn start(views: Vec<(u64, ControlView)>) -> TestTree {
+    let tree = start_unsettled(views);
+    let writer = tree.nodes.values().find(|node| node.writer);
+    if let Some(writer) = writer {
+        let mut status = writer.status.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|status| status.accepting_writes),
+        )
+        .await
+        .expect("the writer accepts writes once its tree reported")
+        .unwrap();
+    }
+    tree
+}
+
+fn start_unsettled(views: Vec<(u64, ControlView)>) -> TestTree {
     let network = MemoryNetwork::new();
     let shutdown = CancellationToken::new();
     let neighbours: Vec<Neighbour> = views
@@ -79,15 +106,22 @@ fn start(views: Vec<(u64, ControlView)>) -> TestTree {
         })
         .collect();
     let mut nodes = BTreeMap::new();
-    for (id, initial) in views {
+    let registered = views.len();
+    for (id, mut initial) in views {
+        if initial.registered == 0 {
+            initial.registered = registered;
+        }
         let dir = tempfile::tempdir().unwrap();
+        let writer = initial.roles.contains(&Role::Writer) && initial.ready;
         let (transport, inbound) = network.endpoint(NodeId(id));
         let (view_tx, view_rx) = watch::channel(initial);
         let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
+        let (election_tx, elections) = mpsc::channel(4);
         let context = NodeContext {
             status: StatusBoard::new(NodeStatus::starting(NodeId(id))),
             metrics: Arc::new(Metrics::new(id, 0)),
             addresses: AddressBook::new(&neighbours),
+            database: DatabaseSlot::default(),
         };
         let mut options = DataOptions::new(dir.path().to_owned());
         options.service = ServiceOptions::for_tests();
@@ -99,7 +133,10 @@ fn start(views: Vec<(u64, ControlView)>) -> TestTree {
             options,
             (Arc::new(transport), inbound),
             view_rx,
-            position_tx,
+            DataOutputs {
+                position: position_tx,
+                election_requests: election_tx,
+            },
             &context,
         );
         let handle = plane.handle();
@@ -111,6 +148,10 @@ fn start(views: Vec<(u64, ControlView)>) -> TestTree {
                 metrics: context.metrics,
                 view: view_tx,
                 position: position_rx,
+                status: context.status.clone(),
+                writer,
+                elections,
+                database: context.database.clone(),
                 _dir: dir,
             },
         );
@@ -164,7 +205,7 @@ async fn replica_reaches(node: &mut TestNode, epoch: Epoch) {
 
 #[tokio::test]
 async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_the_replica_has_it() {
-    let mut tree = start(path_views());
+    let mut tree = start(path_views()).await;
     let service = tree.nodes[&3].handle.service();
 
     let response = service.execute(register("ada")).await.unwrap();
@@ -180,7 +221,7 @@ async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_the_re
 
 #[tokio::test]
 async fn a_replica_answers_fresh_enough_reads_and_forwards_the_others() {
-    let mut tree = start(path_views());
+    let mut tree = start(path_views()).await;
     let service = tree.nodes[&3].handle.service();
     let written = service.execute(register("ada")).await.unwrap();
     let Outcome::User(user) = written.outcome else {
@@ -212,7 +253,7 @@ async fn a_replica_answers_fresh_enough_reads_and_forwards_the_others() {
 
 #[tokio::test]
 async fn a_lost_request_becomes_a_timeout_not_a_hang() {
-    let tree = start(path_views());
+    let tree = start(path_views()).await;
     tree.network.cut(NodeId(2), NodeId(3));
     let service = tree.nodes[&3].handle.service();
     let started = std::time::Instant::now();
@@ -223,7 +264,7 @@ async fn a_lost_request_becomes_a_timeout_not_a_hang() {
 
 #[tokio::test]
 async fn a_node_that_is_not_ready_fails_fast_with_unavailable() {
-    let tree = start(path_views());
+    let tree = start(path_views()).await;
     tree.nodes[&3].view.send_modify(|view| view.ready = false);
     let started = std::time::Instant::now();
     let result = tree.nodes[&3]
@@ -246,7 +287,7 @@ async fn a_write_without_a_quorum_of_replicas_is_not_reported_done() {
             2,
             view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
         ),
-    ]);
+    ]).await;
     let writer = tree.nodes[&1].handle.service();
     writer.execute(register("ada")).await.unwrap();
 
@@ -260,16 +301,18 @@ async fn a_write_without_a_quorum_of_replicas_is_not_reported_done() {
 
 #[tokio::test]
 async fn a_replica_that_missed_commits_catches_up_from_the_writer() {
-    let mut tree = start(path_views());
+    let mut tree = start(path_views()).await;
     let service = tree.nodes[&3].handle.service();
     let first = service.execute(register("ada")).await.unwrap();
     replica_reaches(tree.nodes.get_mut(&2).unwrap(), first.epoch).await;
 
-    // The replica is cut off while the writer commits (the writer alone, as if it had no replica).
+    // The replica is cut off while the writer commits (the writer alone, as if it were a one-node
+    // cluster: with three registered nodes, a writer alone would rightly refuse to write).
     tree.network.cut(NodeId(1), NodeId(2));
     tree.nodes[&1].view.send_modify(|view| {
         view.children.clear();
         view.routes.clear();
+        view.registered = 1;
     });
     let writer = tree.nodes[&1].handle.service();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -283,13 +326,14 @@ async fn a_replica_that_missed_commits_catches_up_from_the_writer() {
     tree.nodes[&1].view.send_modify(|view| {
         view.children = vec![NodeId(2)];
         view.routes = [(NodeId(2), NodeId(2)), (NodeId(3), NodeId(2))].into();
+        view.registered = 3;
     });
     replica_reaches(tree.nodes.get_mut(&2).unwrap(), last).await;
 }
 
 #[tokio::test]
 async fn every_node_in_the_tree_sees_each_commit_as_an_event() {
-    let tree = start(path_views());
+    let tree = start(path_views()).await;
     let mut events: Vec<_> = tree
         .nodes
         .values()
@@ -313,9 +357,16 @@ async fn every_node_in_the_tree_sees_each_commit_as_an_event() {
 #[tokio::test]
 async fn a_new_replica_is_brought_up_from_nothing_in_bounded_batches() {
     let mut tree = start(vec![
-        (1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        // Registered alone at first: a one-node cluster, whose writer needs nobody else.
+        (
+            1,
+            ControlView {
+                registered: 1,
+                ..view(None, &[], &[Role::Writer, Role::Input], &[])
+            },
+        ),
         (2, view(Some(1), &[], &[Role::Input], &[])),
-    ]);
+    ]).await;
     let writer = tree.nodes[&1].handle.service();
     let response = writer.execute(register("ada")).await.unwrap();
     let Outcome::User(ada) = response.outcome else {
@@ -373,7 +424,7 @@ async fn a_lost_response_becomes_a_timeout_at_the_origin() {
         (1, view(None, &[2], &[Role::Writer], &[(2, 2), (3, 2)])),
         (2, view(Some(1), &[3], &[Role::Persistence], &[])),
         (3, view(Some(2), &[], &[Role::Input], &[])),
-    ]);
+    ]).await;
     let result = tree.nodes[&3]
         .handle
         .service()
@@ -399,9 +450,16 @@ fn resident_kib() -> u64 {
 #[ignore = "measurement: run in release"]
 async fn a_new_replica_of_a_hundred_thousand_messages_catches_up_in_bounded_memory() {
     let mut tree = start(vec![
-        (1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        // Registered alone at first: a one-node cluster, whose writer needs nobody else.
+        (
+            1,
+            ControlView {
+                registered: 1,
+                ..view(None, &[], &[Role::Writer, Role::Input], &[])
+            },
+        ),
         (2, view(Some(1), &[], &[Role::Input], &[])),
-    ]);
+    ]).await;
     let writer = tree.nodes[&1].handle.service();
     let Outcome::User(ada) = writer.execute(register("ada")).await.unwrap().outcome else {
         panic!("register answers a user");

@@ -43,3 +43,21 @@ pub async fn since(
         })
         .collect()
 }
+
+/// The term of the entry at `epoch`, or `None` when this log has no such entry.
+pub async fn term_at(
+    connection: &mut SqliteConnection,
+    epoch: Epoch,
+) -> Result<Option<super::Term>, StorageError> {
+    let row = sqlx::query("SELECT term FROM log WHERE epoch = ?")
+        .bind(epoch.0 as i64)
+        .fetch_optional(&mut *connection)
+        .await?;
+    match row {
+        Some(row) => {
+            let term: i64 = row.try_get("term")?;
+            Ok(Some(super::Term(super::counter_from_sql(term))))
+        }
+        None => Ok(None),
+    }
+}

@@ -250,6 +250,28 @@ impl Database {
         log::since(&mut connection, from, limit).await
     }
 
+    /// The term of the log entry at `epoch` (`None` if this database has no entry there). Two logs
+    /// that hold an entry of the same term at the same epoch hold the same entries up to it: one
+    /// writer per term writes each epoch once, and every copy applies the log in order.
+    pub async fn term_at(&self, epoch: Epoch) -> Result<Option<Term>, StorageError> {
+        let mut connection = self.pool.acquire().await?;
+        log::term_at(&mut connection, epoch).await
+    }
+
+    /// Deletes the database files in `data_dir` (the database must be closed): used when this copy
+    /// holds entries the writer never had, so it can be rebuilt from the writer's log.
+    pub fn destroy(data_dir: &Path) -> std::io::Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = data_dir.join(format!("{DATABASE_FILE}{suffix}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
     /// A hash over every row of every table, in primary-key order: two databases with the same hash hold
     /// the same data (used to check that replicas match the writer).
     pub async fn content_hash(&self) -> Result<ContentHash, StorageError> {

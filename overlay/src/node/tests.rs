@@ -217,6 +217,31 @@ fn a_neighbour_that_joins_an_established_tree_is_adopted_without_an_election() {
 }
 
 #[test]
+fn a_root_that_calls_an_election_hands_the_lead_to_the_node_with_newer_data() {
+    let mut net = Net::new(vec![node(1, &[2, 3]), node(2, &[1, 3]), node(3, &[1, 2])]);
+    net.run(0, 600, 50);
+    let term = net.nodes[&id(1)].term();
+    assert_eq!(net.nodes[&id(3)].leader(), Some(id(1)));
+    // Node 3 turns out to hold more recent data than the leader (it joined with it, say).
+    net.nodes
+        .get_mut(&id(3))
+        .unwrap()
+        .set_election_value(Term(1), Epoch(9));
+    // Only a root may call an election; a non-root asking changes nothing.
+    let ignored = net.nodes.get_mut(&id(2)).unwrap().call_election(Millis(650));
+    assert!(ignored.messages.is_empty() && ignored.events.is_empty());
+    let output = net.nodes.get_mut(&id(1)).unwrap().call_election(Millis(650));
+    net.absorb(id(1), output);
+    net.run(650, 1500, 50);
+    for n in 1..=3 {
+        let node = &net.nodes[&id(n)];
+        assert_eq!(node.leader(), Some(id(3)), "node {n}");
+        assert!(node.term() > term, "a new, higher term on node {n}");
+        assert!(node.is_ready());
+    }
+}
+
+#[test]
 fn heartbeats_go_out_when_nothing_else_did_and_silence_means_off() {
     let mut net = Net::new(vec![node(1, &[2]), node(2, &[1])]);
     net.run(0, 400, 50);

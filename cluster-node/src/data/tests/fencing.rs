@@ -1,0 +1,252 @@
+//! One writer at a time and no merged histories, on the in-memory network: the majority rule, the
+//! hand-over to a node with newer data, term fencing, and a replica discarding a tail the writer
+//! never had.
+
+use super::*;
+
+fn with(registered: usize, leader: u64, term: u64, view: ControlView) -> ControlView {
+    ControlView {
+        registered,
+        leader: Some(NodeId(leader)),
+        term,
+        ..view
+    }
+}
+
+fn writer_and_replica(registered: usize) -> Vec<(u64, ControlView)> {
+    vec![
+        (
+            1,
+            with(
+                registered,
+                1,
+                1,
+                view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
+            ),
+        ),
+        (
+            2,
+            with(
+                registered,
+                1,
+                1,
+                view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+            ),
+        ),
+    ]
+}
+
+async fn accepting(node: &TestNode, expected: bool) {
+    let mut status = node.status.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|status| status.accepting_writes == expected),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("accepting_writes never became {expected}"))
+    .unwrap();
+}
+
+async fn hash(node: &TestNode) -> crate::storage::ContentHash {
+    let (database, _) = node.database.get().expect("the node has a database open");
+    database.content_hash().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_writer_whose_tree_is_no_majority_refuses_writes_without_writing_anything() {
+    // Two nodes in the tree, five registered: a minority.
+    let tree = start_unsettled(writer_and_replica(5));
+    let writer = &tree.nodes[&1];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writer.status.snapshot().accepting_writes);
+    let result = writer.handle.service().execute(register("ada")).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(writer.position.borrow().1, Epoch(0), "nothing was written");
+    assert_eq!(writer.metrics.data_writes_refused.get(), 1);
+
+    // With three registered, two of them are a majority.
+    writer.view.send_modify(|view| view.registered = 3);
+    accepting(writer, true).await;
+    writer
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+
+    // Back to a minority (two more nodes registered, outside this tree): writes stop.
+    writer.view.send_modify(|view| view.registered = 5);
+    accepting(writer, false).await;
+    let result = writer.handle.service().execute(register("bob")).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writing() {
+    // Node 2 starts as a one-node cluster and writes; node 1 waits outside any tree.
+    let mut tree = start_unsettled(vec![
+        (
+            1,
+            ControlView {
+                ready: false,
+                roles: Vec::new(),
+                ..view(None, &[], &[], &[])
+            },
+        ),
+        (
+            2,
+            with(1, 2, 1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        ),
+    ]);
+    accepting(&tree.nodes[&2], true).await;
+    let mut last = Epoch(0);
+    for name in ["ada", "bob", "cy"] {
+        last = tree.nodes[&2]
+            .handle
+            .service()
+            .execute(register(name))
+            .await
+            .unwrap()
+            .epoch;
+    }
+    let before = hash(&tree.nodes[&2]).await;
+
+    // A tree forms with the empty node 1 at its root (as after a merge that chose by shape).
+    tree.nodes[&2].view.send_replace(with(
+        2,
+        1,
+        2,
+        view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+    ));
+    tree.nodes[&1].view.send_replace(with(
+        2,
+        1,
+        2,
+        view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
+    ));
+
+    let root = tree.nodes.get_mut(&1).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), root.elections.recv())
+        .await
+        .expect("the root asks for an election")
+        .expect("the request channel is open");
+    assert!(!root.status.snapshot().accepting_writes);
+    let result = root.handle.service().execute(register("dee")).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+
+    // The newer copy is never told to discard anything by a writer that has less.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let holder = &tree.nodes[&2];
+    assert_eq!(holder.position.borrow().1, last);
+    assert_eq!(hash(holder).await, before);
+    assert_eq!(holder.metrics.data_copies_discarded.get(), 0);
+}
+
+#[tokio::test]
+async fn commits_of_an_older_term_are_dropped_and_never_acknowledged() {
+    let tree = start(writer_and_replica(2)).await;
+    // The replica has moved on to a newer tree (its view runs ahead of the writer's).
+    tree.nodes[&2].view.send_modify(|view| view.term = 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let result = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(tree.nodes[&2].metrics.data_stale_dropped.get() > 0);
+    assert_eq!(tree.nodes[&2].position.borrow().1, Epoch(0));
+}
+
+#[tokio::test]
+async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_the_writer() {
+    let mut tree = start(writer_and_replica(2)).await;
+    let first = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), first.epoch).await;
+
+    // Split: each side runs alone (as one-node clusters) under its own term and writes.
+    tree.network.cut(NodeId(1), NodeId(2));
+    tree.nodes[&2].view.send_replace(with(
+        1,
+        2,
+        2,
+        view(None, &[], &[Role::Writer, Role::Input], &[]),
+    ));
+    tree.nodes[&1].view.send_replace(with(
+        1,
+        1,
+        3,
+        view(None, &[], &[Role::Writer, Role::Input], &[]),
+    ));
+    accepting(&tree.nodes[&2], true).await;
+    accepting(&tree.nodes[&1], true).await;
+    tree.nodes[&2]
+        .handle
+        .service()
+        .execute(register("tail"))
+        .await
+        .unwrap();
+    let mut last = Epoch(0);
+    for name in ["bob", "cy"] {
+        last = tree.nodes[&1]
+            .handle
+            .service()
+            .execute(register(name))
+            .await
+            .unwrap()
+            .epoch;
+    }
+
+    // Healed under node 1 (term 3): node 2's term-2 entry must go, not be merged.
+    tree.network.restore(NodeId(1), NodeId(2));
+    tree.nodes[&2].view.send_replace(with(
+        2,
+        1,
+        3,
+        view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+    ));
+    tree.nodes[&1].view.send_replace(with(
+        2,
+        1,
+        3,
+        view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
+    ));
+    let replica = tree.nodes.get_mut(&2).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        replica
+            .position
+            .wait_for(|&(term, epoch)| term == Term(3) && epoch >= last),
+    )
+    .await
+    .expect("the replica rebuilt its copy from the writer")
+    .unwrap();
+    assert_eq!(tree.nodes[&2].metrics.data_copies_discarded.get(), 1);
+    assert_eq!(hash(&tree.nodes[&2]).await, hash(&tree.nodes[&1]).await);
+
+    // And it keeps following: a new write reaches it.
+    let next = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("dee"))
+        .await
+        .unwrap();
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), next.epoch).await;
+}
