@@ -103,33 +103,39 @@ status_of() { # status_of HOST PORT: prints the node's /status JSON, fails if it
     fi
 }
 
-# Waits until every running node answers /status with "ready":true, all naming the same leader.
+# Waits until every running node answers /status with "ready":true, all naming the same leader, and
+# the writer accepts writes (its tree spans a majority of the registered nodes; see docs/FAILOVER.md).
 wait_ready() {
-    local deadline=$((SECONDS + WAIT_SECONDS)) started=$SECONDS id status pending leaders
+    local deadline=$((SECONDS + WAIT_SECONDS)) started=$SECONDS id status pending leaders accepting
     while :; do
         pending=()
         leaders=()
+        accepting=0
         for id in $(node_ids); do
             live_pid "NODE_$id" >/dev/null || continue
             status=$(status_of "$(cfg_value "$id" host)" "$(cfg_value "$id" admin_port)") || { pending+=("$id"); continue; }
             [[ $status == *'"ready":true'* ]] || { pending+=("$id"); continue; }
+            [[ $status == *'"accepting_writes":true'* ]] && accepting=$((accepting + 1))
             leaders+=("$(sed -nE 's/.*"leader":([0-9]+).*/\1/p' <<<"$status")")
         done
         if ((${#pending[@]} == 0 && ${#leaders[@]} == 0)); then
             die "no node is running (see NODE_<id>/logs/stderr.log)"
         fi
-        if ((${#pending[@]} == 0)) && [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) == 1 ]]; then
+        if ((${#pending[@]} == 0 && accepting == 1)) && [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) == 1 ]]; then
             break
         fi
         if ((SECONDS >= deadline)); then
             if ((${#pending[@]} > 0)); then
                 die "nodes ${pending[*]} not ready within ${WAIT_SECONDS}s (see NODE_<id>/logs/)"
             fi
-            die "the nodes follow different leaders ($(printf '%s\n' "${leaders[@]}" | sort -un | xargs)): the neighbour graph of the running nodes is split"
+            if [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) != 1 ]]; then
+                die "the nodes follow different leaders ($(printf '%s\n' "${leaders[@]}" | sort -un | xargs)): the neighbour graph of the running nodes is split"
+            fi
+            die "the writer does not accept writes within ${WAIT_SECONDS}s: fewer than a majority of the registered nodes run, or a node with newer data is unreachable (see NODE_<id>/logs/)"
         fi
         sleep 0.1
     done
-    echo "every node is ready; leader: node ${leaders[0]} (after $((SECONDS - started)) s)"
+    echo "every node is ready and the writer accepts writes; leader: node ${leaders[0]} (after $((SECONDS - started)) s)"
 }
 
 command=${1:-}

@@ -8,6 +8,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Label of the read counters: which kind of database answered.
@@ -21,6 +22,42 @@ pub struct AnsweredBy {
 pub struct ScopeLabel {
     pub scope: &'static str,
 }
+
+/// Labels of the data-operation latency histogram: the operation and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Label of the writer's per-replica lag.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabel {
+    pub replica: u64,
+}
+
+/// Labels of the HTTP request counter: the route pattern (not the raw path, to bound cardinality),
+/// the method and the status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabel {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+/// Labels of the HTTP latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub method: String,
+    pub route: String,
+}
+
+/// Latency buckets from 0.5 ms to about 16 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The content type of what [`Metrics::render`] produces.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -47,6 +84,13 @@ pub struct Metrics {
     pub data_stale_dropped: Counter,
     pub data_copies_discarded: Counter,
     pub writer_accepting: Gauge,
+    pub data_operation_seconds: Histograms<OperationLabel>,
+    pub replication_lag: Family<ReplicaLabel, Gauge>,
+    pub replica_lag: Gauge,
+    pub data_pending: Gauge,
+    pub data_inbound_queue: Gauge,
+    pub http_requests: Family<HttpLabel, Counter>,
+    pub http_request_seconds: Histograms<RouteLabel>,
     pub term: Gauge,
     pub tick: Gauge,
     pub live_neighbours: Gauge,
@@ -172,6 +216,50 @@ impl Metrics {
             "1 while this node is the writer and accepts writes",
             writer_accepting.clone(),
         );
+        let data_operation_seconds: Histograms<OperationLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "data_operation_seconds",
+            "Time from submitting a data operation on this node to its answer, by operation and outcome (ok, error, timeout, unavailable)",
+            data_operation_seconds.clone(),
+        );
+        let replication_lag = Family::<ReplicaLabel, Gauge>::default();
+        registry.register(
+            "replication_lag_entries",
+            "On the writer: its epoch minus the epoch each current replica acknowledged",
+            replication_lag.clone(),
+        );
+        let replica_lag = Gauge::default();
+        registry.register(
+            "replica_lag_entries",
+            "On a replica: the writer's last announced epoch minus the epoch applied here",
+            replica_lag.clone(),
+        );
+        let data_pending = Gauge::default();
+        registry.register(
+            "data_pending_requests",
+            "Requests submitted on this node still waiting for their answer",
+            data_pending.clone(),
+        );
+        let data_inbound_queue = Gauge::default();
+        registry.register(
+            "data_inbound_queue_depth",
+            "Data-plane messages received and not yet handled",
+            data_inbound_queue.clone(),
+        );
+        let http_requests = Family::<HttpLabel, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered by this node's chat server, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_request_seconds: Histograms<RouteLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_seconds",
+            "Time to answer an HTTP request of the chat server (until the response head), by route and method",
+            http_request_seconds.clone(),
+        );
         let term = Gauge::default();
         registry.register(
             "term",
@@ -214,6 +302,13 @@ impl Metrics {
             data_stale_dropped,
             data_copies_discarded,
             writer_accepting,
+            data_operation_seconds,
+            replication_lag,
+            replica_lag,
+            data_pending,
+            data_inbound_queue,
+            http_requests,
+            http_request_seconds,
             term,
             tick,
             live_neighbours,
@@ -259,5 +354,55 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn latency_histograms_and_lag_gauges_render_with_their_labels() {
+        let metrics = Metrics::new(2, 0);
+        metrics
+            .data_operation_seconds
+            .get_or_create(&OperationLabel {
+                operation: "send_group_message",
+                outcome: "ok",
+            })
+            .observe(0.003);
+        metrics
+            .replication_lag
+            .get_or_create(&ReplicaLabel { replica: 3 })
+            .set(7);
+        metrics
+            .http_request_seconds
+            .get_or_create(&RouteLabel {
+                method: "POST".into(),
+                route: "/api/groups/{id}/messages".into(),
+            })
+            .observe(0.012);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"chat_node_data_operation_seconds_count{node_id="2",operation="send_group_message",outcome="ok"} 1"#),
+            "{text}"
+        );
+        // 3 ms is above the 2 ms bucket and inside the 4 ms one (0.5 ms doubling).
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|line| {
+                    line.starts_with("chat_node_data_operation_seconds_bucket")
+                        && line.contains(&format!("le=\"{le}\""))
+                })
+                .unwrap_or_else(|| panic!("no {le} bucket in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!((bucket("0.002"), bucket("0.004")), ("0".into(), "1".into()));
+        assert!(
+            text.contains(r#"chat_node_replication_lag_entries{node_id="2",replica="3"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"chat_node_http_request_seconds_count{node_id="2",method="POST",route="/api/groups/{id}/messages"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -158,6 +158,7 @@ pub struct DataHandle {
     submit: mpsc::Sender<Submit>,
     events: broadcast::Sender<LogEntry>,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl DataHandle {
@@ -172,6 +173,26 @@ impl DataHandle {
     }
 
     async fn execute(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        let started = Instant::now();
+        let operation = request.operation.name();
+        let result = self.submit_and_wait(request).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ServiceError::Timeout) => "timeout",
+            Err(ServiceError::Unavailable { .. }) => "unavailable",
+            Err(_) => "error",
+        };
+        self.metrics
+            .data_operation_seconds
+            .get_or_create(&crate::metrics::OperationLabel { operation, outcome })
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn submit_and_wait(
+        &self,
+        request: ServiceRequest,
+    ) -> Result<ServiceResponse, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.submit
             .send(Submit { request, reply })
@@ -227,6 +248,8 @@ pub struct DataPlane<T: Transport> {
     newer_seen: Option<(Term, Epoch)>,
     commits: Option<broadcast::Receiver<LogEntry>>,
     peers: BTreeSet<NodeId>,
+    /// Replicas with a lag series in the metrics.
+    lag_reported: BTreeSet<NodeId>,
     metrics: Arc<Metrics>,
     status: StatusBoard,
     slot: DatabaseSlot,
@@ -255,6 +278,7 @@ impl<T: Transport> DataPlane<T> {
             submit,
             events,
             timeout: options.request_timeout,
+            metrics: metrics.clone(),
         };
         Self {
             me,
@@ -281,6 +305,7 @@ impl<T: Transport> DataPlane<T> {
             newer_seen: None,
             commits: None,
             peers: BTreeSet::new(),
+            lag_reported: BTreeSet::new(),
             metrics,
             status: context.status.clone(),
             slot: context.database.clone(),
@@ -536,6 +561,9 @@ impl<T: Transport> DataPlane<T> {
                     ..
                 } = &mut self.local
                 {
+                    self.metrics
+                        .replica_lag
+                        .set(epoch.0.saturating_sub(applied.0) as i64);
                     if *verified_by != Some(from) {
                         // Only an accepting writer sends positions, and it answers catch-ups now.
                         *asked_at = None;
@@ -716,10 +744,36 @@ impl<T: Transport> DataPlane<T> {
     async fn housekeeping(&mut self) {
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
+        self.metrics.data_pending.set(self.pending.len() as i64);
+        self.metrics
+            .data_inbound_queue
+            .set(self.inbound.len() as i64);
+        self.export_replication_lag();
         self.send_position();
         // Summaries are sent on change; repeating them covers a lost one.
         self.send_summary(true);
         self.evaluate_writer().await;
+    }
+
+    /// On the writer: how far behind each current replica is (stale replicas' series are removed).
+    fn export_replication_lag(&mut self) {
+        let lag = &self.metrics.replication_lag;
+        let acks = self.acks.borrow().clone();
+        let writer_epoch = self.position.borrow().1;
+        let writing = matches!(self.local, Local::Writer { .. });
+        for gone in self.lag_reported.difference(&acks.replicas) {
+            lag.remove(&crate::metrics::ReplicaLabel { replica: gone.0 });
+        }
+        self.lag_reported.clear();
+        if !writing {
+            return;
+        }
+        for replica in &acks.replicas {
+            let applied = acks.applied.get(replica).copied().unwrap_or_default();
+            lag.get_or_create(&crate::metrics::ReplicaLabel { replica: replica.0 })
+                .set(writer_epoch.0.saturating_sub(applied.0) as i64);
+            self.lag_reported.insert(*replica);
+        }
     }
 
     // ----- one writer at a time ------------------------------------------------------------------
