@@ -27,6 +27,9 @@ impl DatabaseSlot {
     }
 
     pub fn get(&self) -> Option<(Database, &'static str)> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }

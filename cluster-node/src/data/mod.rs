@@ -56,11 +56,11 @@ use crate::control::ControlView;
 use crate::discovery::AddressBook;
 use crate::logging::HEADLINE;
 use crate::metrics::{AnsweredBy, Metrics};
-use crate::status::StatusBoard;
 use crate::service::{
     ChatService, LocalService, ServiceError, ServiceOptions, ServiceRequest, ServiceResponse,
     replica_can_answer,
 };
+use crate::status::StatusBoard;
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
 use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
@@ -232,7 +232,7 @@ pub struct DataPlane<T: Transport> {
     outcomes: mpsc::Receiver<LocalOutcome>,
     pending: HashMap<RequestId, oneshot::Sender<Result<ServiceResponse, ServiceError>>>,
     /// Messages read ahead while gathering a batch of commits, handled right after it.
-    backlog: VecDeque<(NodeId, DataMessage)>,
+    backlog: VecDeque<(NodeId, DataMessage, Bytes)>,
     next_seq: u64,
     database: Option<Database>,
     local: Local,
@@ -332,8 +332,8 @@ impl<T: Transport> DataPlane<T> {
                 }
                 Some(inbound) = self.inbound.recv() => {
                     self.on_inbound(inbound).await;
-                    while let Some((from, message)) = self.backlog.pop_front() {
-                        self.on_message(from, message).await;
+                    while let Some((from, message, raw)) = self.backlog.pop_front() {
+                        self.on_message(from, message, raw).await;
                     }
                 }
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
@@ -361,11 +361,12 @@ impl<T: Transport> DataPlane<T> {
             seq: self.next_seq,
         };
         self.pending.insert(id, submit.reply);
-        self.route_request(id, submit.request);
+        self.route_request(id, submit.request, None);
     }
 
-    /// Answers locally when this node may, else sends the request on to the parent.
-    fn route_request(&mut self, id: RequestId, request: ServiceRequest) {
+    /// Answers locally when this node may, else sends the request on to the parent: as the bytes it
+    /// arrived in (`raw`) when it came from a child, so a forwarder never re-encodes a request.
+    fn route_request(&mut self, id: RequestId, request: ServiceRequest, raw: Option<Bytes>) {
         let view = self.view.borrow().clone();
         if !view.ready {
             self.deliver(id, Err(unavailable()));
@@ -394,12 +395,16 @@ impl<T: Transport> DataPlane<T> {
             self.spawn_local_answer(service, id, request);
             return;
         }
-        match view.parent {
-            Some(parent) => {
+        match (view.parent, raw) {
+            (Some(parent), Some(raw)) => {
+                self.metrics.data_forwarded.inc();
+                self.send_bytes(parent, raw);
+            }
+            (Some(parent), None) => {
                 self.metrics.data_forwarded.inc();
                 self.send(parent, &DataMessage::Request { id, request });
             }
-            None => self.deliver(id, Err(unavailable())),
+            (None, _) => self.deliver(id, Err(unavailable())),
         }
     }
 
@@ -475,7 +480,8 @@ impl<T: Transport> DataPlane<T> {
 
     async fn on_inbound(&mut self, inbound: Inbound) {
         if let Some(message) = self.open(&inbound) {
-            self.on_message(inbound.from, message).await;
+            self.on_message(inbound.from, message, inbound.payload)
+                .await;
         }
     }
 
@@ -498,15 +504,16 @@ impl<T: Transport> DataPlane<T> {
         }
     }
 
-    async fn on_message(&mut self, from: NodeId, message: DataMessage) {
+    /// Handles one message; `raw` is the envelope it arrived in, forwarded as is where possible.
+    async fn on_message(&mut self, from: NodeId, message: DataMessage, raw: Bytes) {
         match message {
-            DataMessage::Request { id, request } => self.route_request(id, request),
+            DataMessage::Request { id, request } => self.route_request(id, request, Some(raw)),
             DataMessage::Response { id, result } => self.deliver(id, result),
             DataMessage::Commit { entry } => {
-                let entries = self.gather_commits(from, entry);
+                let (entries, raws) = self.gather_commits(from, (entry, raw));
                 self.apply_as_replica(from, &entries, false).await;
-                for entry in &entries {
-                    self.forward_commit(entry);
+                for (entry, raw) in entries.into_iter().zip(raws) {
+                    self.forward_commit(entry, raw);
                 }
             }
             DataMessage::Entries { entries } => {
@@ -596,19 +603,27 @@ impl<T: Transport> DataPlane<T> {
     /// (and syncs, and acknowledges) them in one transaction: under load the fsync per commit would
     /// otherwise bound the cluster's write rate. Other messages found on the way are kept, in order,
     /// for right after.
-    fn gather_commits(&mut self, from: NodeId, first: LogEntry) -> Vec<LogEntry> {
+    fn gather_commits(
+        &mut self,
+        from: NodeId,
+        (first, first_raw): (LogEntry, Bytes),
+    ) -> (Vec<LogEntry>, Vec<Bytes>) {
         let mut entries = vec![first];
+        let mut raws = vec![first_raw];
         while entries.len() < COMMIT_BATCH {
             let Ok(next) = self.inbound.try_recv() else {
                 break;
             };
             match self.open(&next) {
-                Some(DataMessage::Commit { entry }) if next.from == from => entries.push(entry),
-                Some(other) => self.backlog.push_back((next.from, other)),
+                Some(DataMessage::Commit { entry }) if next.from == from => {
+                    entries.push(entry);
+                    raws.push(next.payload);
+                }
+                Some(other) => self.backlog.push_back((next.from, other, next.payload)),
                 None => {}
             }
         }
-        entries
+        (entries, raws)
     }
 
     /// A replica applies entries from its parent (the writer) in order and acknowledges them.
@@ -726,7 +741,13 @@ impl<T: Transport> DataPlane<T> {
     fn on_commit(&mut self, entry: LogEntry) {
         let epoch = entry.epoch;
         let term = entry.term;
-        self.forward_commit(&entry);
+        let raw = Bytes::from(message::encode(
+            self.view.borrow().term,
+            &DataMessage::Commit {
+                entry: entry.clone(),
+            },
+        ));
+        self.forward_commit(entry, raw);
         self.position.send_if_modified(|position| {
             let changed = *position != (term, epoch);
             *position = (term, epoch);
@@ -734,11 +755,15 @@ impl<T: Transport> DataPlane<T> {
         });
     }
 
-    fn forward_commit(&mut self, entry: &LogEntry) {
-        self.send_to_children(&DataMessage::Commit {
-            entry: entry.clone(),
-        });
-        let _ = self.handle.events.send(entry.clone());
+    /// Sends a commit down (as the bytes it was encoded in once, by the writer) and tells local
+    /// subscribers.
+    fn forward_commit(&mut self, entry: LogEntry, raw: Bytes) {
+        for &child in &self.view.borrow().children {
+            if let Err(error) = self.transport.send(child, raw.clone()) {
+                tracing::debug!(to = %child, %error, "commit not sent");
+            }
+        }
+        let _ = self.handle.events.send(entry);
     }
 
     async fn housekeeping(&mut self) {
@@ -848,7 +873,8 @@ impl<T: Transport> DataPlane<T> {
         }
         let leads = view.ready && view.parent.is_none() && view.leader == Some(self.me);
         let majority = view.spans_majority();
-        let want = leads && majority && newer.is_none() && (active || reported == view.routes.len());
+        let want =
+            leads && majority && newer.is_none() && (active || reported == view.routes.len());
         let term = Term(view.term);
         if want == active && (!want || taken == Some(term)) {
             return;
@@ -908,7 +934,8 @@ impl<T: Transport> DataPlane<T> {
     async fn on_view_change(&mut self) {
         let view = self.view.borrow_and_update().clone();
         self.follow_links(&view);
-        self.summaries.retain(|child, _| view.children.contains(child));
+        self.summaries
+            .retain(|child, _| view.children.contains(child));
         self.newer_seen = None;
         let wants_writer = view.roles.contains(&overlay::Role::Writer);
         let wants_replica = !wants_writer && view.roles.contains(&overlay::Role::Persistence);
@@ -991,7 +1018,12 @@ impl<T: Transport> DataPlane<T> {
         let applied = database.epoch().await.unwrap_or_default();
         let applied_term = match applied {
             Epoch(0) => Term(0),
-            epoch => database.term_at(epoch).await.ok().flatten().unwrap_or_default(),
+            epoch => database
+                .term_at(epoch)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         };
         self.local = Local::Replica {
             service: LocalService::replica(database),
@@ -1030,7 +1062,9 @@ impl<T: Transport> DataPlane<T> {
         self.metrics.data_copies_discarded.inc();
         self.position.send_replace((Term(0), Epoch(0)));
         let view = self.view.borrow().clone();
-        if view.roles.contains(&overlay::Role::Persistence) && !view.roles.contains(&overlay::Role::Writer) {
+        if view.roles.contains(&overlay::Role::Persistence)
+            && !view.roles.contains(&overlay::Role::Writer)
+        {
             self.become_replica().await;
         }
     }
@@ -1104,6 +1138,12 @@ impl<T: Transport> DataPlane<T> {
             if let Err(error) = self.transport.send(child, bytes.clone()) {
                 tracing::debug!(to = %child, %error, "data message not sent");
             }
+        }
+    }
+
+    fn send_bytes(&self, to: NodeId, bytes: Bytes) {
+        if let Err(error) = self.transport.send(to, bytes) {
+            tracing::debug!(%to, %error, "data message not sent");
         }
     }
 

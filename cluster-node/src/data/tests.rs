@@ -287,7 +287,8 @@ async fn a_write_without_a_quorum_of_replicas_is_not_reported_done() {
             2,
             view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
         ),
-    ]).await;
+    ])
+    .await;
     let writer = tree.nodes[&1].handle.service();
     writer.execute(register("ada")).await.unwrap();
 
@@ -366,7 +367,8 @@ async fn a_new_replica_is_brought_up_from_nothing_in_bounded_batches() {
             },
         ),
         (2, view(Some(1), &[], &[Role::Input], &[])),
-    ]).await;
+    ])
+    .await;
     let writer = tree.nodes[&1].handle.service();
     let response = writer.execute(register("ada")).await.unwrap();
     let Outcome::User(ada) = response.outcome else {
@@ -424,7 +426,8 @@ async fn a_lost_response_becomes_a_timeout_at_the_origin() {
         (1, view(None, &[2], &[Role::Writer], &[(2, 2), (3, 2)])),
         (2, view(Some(1), &[3], &[Role::Persistence], &[])),
         (3, view(Some(2), &[], &[Role::Input], &[])),
-    ]).await;
+    ])
+    .await;
     let result = tree.nodes[&3]
         .handle
         .service()
@@ -459,7 +462,8 @@ async fn a_new_replica_of_a_hundred_thousand_messages_catches_up_in_bounded_memo
             },
         ),
         (2, view(Some(1), &[], &[Role::Input], &[])),
-    ]).await;
+    ])
+    .await;
     let writer = tree.nodes[&1].handle.service();
     let Outcome::User(ada) = writer.execute(register("ada")).await.unwrap().outcome else {
         panic!("register answers a user");

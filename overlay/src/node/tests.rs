@@ -228,9 +228,17 @@ fn a_root_that_calls_an_election_hands_the_lead_to_the_node_with_newer_data() {
         .unwrap()
         .set_election_value(Term(1), Epoch(9));
     // Only a root may call an election; a non-root asking changes nothing.
-    let ignored = net.nodes.get_mut(&id(2)).unwrap().call_election(Millis(650));
+    let ignored = net
+        .nodes
+        .get_mut(&id(2))
+        .unwrap()
+        .call_election(Millis(650));
     assert!(ignored.messages.is_empty() && ignored.events.is_empty());
-    let output = net.nodes.get_mut(&id(1)).unwrap().call_election(Millis(650));
+    let output = net
+        .nodes
+        .get_mut(&id(1))
+        .unwrap()
+        .call_election(Millis(650));
     net.absorb(id(1), output);
     net.run(650, 1500, 50);
     for n in 1..=3 {
