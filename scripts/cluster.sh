@@ -148,7 +148,8 @@ case $command in
         ;;
     run-nameserver)
         need_binary nameserver
-        start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP"
+        start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP" \
+            --bootstrap "$BOOTSTRAP_ADDR"
         ;;
     run-nodes)
         ids=$(node_ids)
@@ -182,6 +183,7 @@ case $command in
         wait_ready
         echo
         echo "The chat is at http://$NAMESERVER_HTTP/"
+        echo "The live cluster view is at http://$NAMESERVER_HTTP/cluster"
         ;;
     down)
         "$0" stop-nodes

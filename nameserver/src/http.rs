@@ -2,7 +2,8 @@
 //! shows a self-refreshing "no server" page (503); `GET /api/endpoints` lists the live input nodes.
 //!
 //! Every answer carries `Cache-Control: no-store`: a cached redirect would pin a browser to a node that
-//! may be gone. The cluster view (`/cluster`) will be merged into `router` as its own routes.
+//! may be gone. The cluster view's routes (`/cluster`, `/cluster/state`) are merged in from
+//! `cluster_view`.
 
 use axum::Router;
 use axum::extract::State;
@@ -12,6 +13,7 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::cluster_view::{self, ClusterView};
 use crate::directory::Directory;
 
 /// Shown when no input node is live; it refreshes itself, so the browser lands on the chat once one is.
@@ -20,12 +22,13 @@ const NO_SERVER_PAGE: &str = include_str!("unavailable.html");
 /// Seconds a browser or client should wait before asking again; matches the page's refresh.
 const RETRY_AFTER_SECONDS: &str = "2";
 
-pub fn router(directory: Directory) -> Router {
+pub fn router(directory: Directory, cluster: ClusterView) -> Router {
     Router::new()
         .route("/", get(redirect_to_input_node))
         .route("/api/endpoints", get(list_endpoints))
-        .layer(axum::middleware::map_response(never_cache))
         .with_state(directory)
+        .merge(cluster_view::router(cluster))
+        .layer(axum::middleware::map_response(never_cache))
 }
 
 async fn never_cache(mut response: Response) -> Response {
@@ -94,6 +97,14 @@ mod tests {
 
     use super::*;
     use crate::leases::{BaseUrl, NodeId};
+
+    /// The routes under test never ask the bootstrap; an address nothing listens on will do.
+    fn router(directory: Directory) -> Router {
+        super::router(
+            directory,
+            ClusterView::new("127.0.0.1:9".parse().expect("literal address")),
+        )
+    }
 
     fn directory_with(nodes: &[(u64, &str)]) -> Directory {
         let directory = Directory::new(Duration::from_secs(60));

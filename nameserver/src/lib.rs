@@ -1,14 +1,16 @@
 //! The nameserver: the address users open. Input nodes keep a lease here over gRPC; browsers that hit
-//! the HTTP side are redirected to one of the live ones.
+//! the HTTP side are redirected to one of the live ones. It also draws the whole cluster (`/cluster`).
 //!
 //! ```text
 //! input node ──gRPC Register/Renew/Deregister──► grpc ──┐
 //!                                                      ├──► directory (clock + lock) ──► leases (pure)
 //! browser ─────HTTP GET / , /api/endpoints──────► http ──┘
+//!         ─────HTTP GET /cluster, /cluster/state ─► cluster_view ──► bootstrap ListNodes, nodes' /status
 //! ```
 //!
 //! `Application::build` binds both listeners, so tests can pass port 0 for each and read the ports back.
 
+mod cluster_view;
 mod directory;
 mod grpc;
 mod http;
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::cluster_view::ClusterView;
 use crate::directory::Directory;
 
 /// Where the two sides listen and how long a lease lasts.
@@ -41,6 +44,10 @@ impl Config {
     pub const DEFAULT_HTTP: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9999));
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+    /// Where the cluster view asks for the registered nodes unless [`Application::with_bootstrap`]
+    /// says otherwise (the bootstrap's own default).
+    pub const DEFAULT_BOOTSTRAP: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45999));
 }
 
 impl Default for Config {
@@ -76,6 +83,7 @@ pub struct Application {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     directory: Directory,
+    bootstrap: SocketAddr,
 }
 
 impl Application {
@@ -91,7 +99,16 @@ impl Application {
             grpc_addr,
             http_addr,
             directory: Directory::new(config.lease),
+            bootstrap: Config::DEFAULT_BOOTSTRAP,
         })
+    }
+
+    /// Points the cluster view (`/cluster`) at the bootstrap at `address`. The bootstrap is asked only
+    /// when someone looks, so it may start later or be down: the view then says so.
+    // A builder method rather than a `Config` field, so code that spells out `Config` keeps compiling.
+    pub fn with_bootstrap(mut self, address: SocketAddr) -> Self {
+        self.bootstrap = address;
+        self
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -116,7 +133,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "nameserver listening");
+        tracing::info!(
+            grpc = %self.grpc_addr,
+            http = %self.http_addr,
+            bootstrap = %self.bootstrap,
+            "nameserver listening"
+        );
         let stop = CancellationToken::new();
 
         let grpc = Server::builder()
@@ -127,8 +149,11 @@ impl Application {
                 TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
                 stop.clone().cancelled_owned(),
             );
-        let http = axum::serve(self.http_listener, http::router(self.directory))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let http = axum::serve(
+            self.http_listener,
+            http::router(self.directory, ClusterView::new(self.bootstrap)),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
 
         let (grpc, http, ()) = tokio::join!(
             async {

@@ -22,6 +22,9 @@ struct Args {
     /// Lease duration in milliseconds; a node that does not renew within it is no longer handed out.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     lease_ms: u64,
+    /// Address of the bootstrap's gRPC service, asked for the registered nodes the cluster view draws.
+    #[arg(long, default_value_t = Config::DEFAULT_BOOTSTRAP)]
+    bootstrap: SocketAddr,
 }
 
 #[tokio::main]
@@ -52,7 +55,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let application = Application::build(config)
         .await
-        .context("the nameserver could not start")?;
+        .context("the nameserver could not start")?
+        .with_bootstrap(args.bootstrap);
     application
         .run_until_stopped(shutdown)
         .await

@@ -58,3 +58,16 @@ fn the_binary_exits_zero_on_sigterm() {
 fn the_binary_exits_zero_on_sigint() {
     exits_zero_after(Signal::SIGINT);
 }
+
+#[test]
+fn the_binary_takes_the_bootstrap_address_for_the_cluster_view() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .arg("--help")
+        .output()
+        .expect("nameserver binary runs");
+
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--bootstrap"), "{help}");
+    assert!(help.contains("127.0.0.1:45999"), "{help}");
+}

@@ -1,5 +1,6 @@
 //! Starting and stopping an in-process nameserver, and small clients for both sides.
 
+use std::net::SocketAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -40,13 +41,25 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_lease(lease: Duration) -> TestApp {
+    spawn(lease, Config::DEFAULT_BOOTSTRAP).await
+}
+
+/// A nameserver whose cluster view asks the bootstrap at `bootstrap`.
+pub async fn spawn_app_with_bootstrap(bootstrap: SocketAddr) -> TestApp {
+    spawn(Config::DEFAULT_LEASE, bootstrap).await
+}
+
+async fn spawn(lease: Duration, bootstrap: SocketAddr) -> TestApp {
     LazyLock::force(&TRACING);
     let config = Config {
         grpc: "127.0.0.1:0".parse().expect("literal address"),
         http: "127.0.0.1:0".parse().expect("literal address"),
         lease,
     };
-    let application = Application::build(config).await.expect("nameserver builds");
+    let application = Application::build(config)
+        .await
+        .expect("nameserver builds")
+        .with_bootstrap(bootstrap);
     let grpc_addr = application.grpc_addr();
     let http_url = format!("http://{}", application.http_addr());
     let (stop, stopped) = oneshot::channel::<()>();
