@@ -15,6 +15,11 @@
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
 #              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
+#
+# Every config gets the same `cluster_key`, the secret that signs session cookies, so a user signed in
+# through one input node stays signed in on the others. It is generated once per DIR and kept in
+# DIR/.cluster_key (mode 600): running init.sh again reuses it and keeps existing sessions valid.
+# Delete that file and re-run to end every session.
 set -euo pipefail
 
 readonly MAX_NODES=500
@@ -37,10 +42,30 @@ nameserver=${NAMESERVER:-127.0.0.1:45998}
 nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
 
 mkdir -p "$dir"
+
+key_file="$dir/.cluster_key"
+if [[ ! -s $key_file ]]; then
+    # 32 random bytes as 64 hex digits; written under umask 077 so the file is created with mode 600.
+    key=$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')
+    (umask 077 && printf '%s\n' "$key" > "$key_file.tmp" && mv "$key_file.tmp" "$key_file")
+    echo "generated the cluster key in $key_file"
+fi
+cluster_key=$(tr -d '[:space:]' < "$key_file")
+if (( ${#cluster_key} < 32 )); then
+    echo "$0: $key_file holds a key shorter than 32 characters; delete it to generate a new one" >&2
+    exit 2
+fi
+if [[ ! $cluster_key =~ ^[A-Za-z0-9+/=_.-]+$ ]]; then
+    echo "$0: $key_file may only hold letters, digits and + / = _ . -; delete it to generate a new one" >&2
+    exit 2
+fi
+
 for ((i = 1; i <= n; i++)); do
     node_dir="$dir/NODE_$i"
     mkdir -p "$node_dir"
-    cat > "$node_dir/.cfg.tmp" <<CFG
+    # The config holds the cluster key: readable by its owner only.
+    rm -f "$node_dir/.cfg.tmp"
+    (umask 077 && cat > "$node_dir/.cfg.tmp") <<CFG
 # Node $i. Relative directories are resolved against this file's folder.
 id = $i
 host = "$host"
@@ -53,6 +78,7 @@ nameserver = "$nameserver"
 nameserver_http = "$nameserver_http"
 data_dir = "data"
 log_dir = "logs"
+cluster_key = "$cluster_key"
 CFG
     mv "$node_dir/.cfg.tmp" "$node_dir/.cfg"
 done

@@ -101,6 +101,39 @@ impl fmt::Display for ServiceAddr {
     }
 }
 
+/// The secret all nodes of one cluster share. Input nodes derive from it the key that signs session
+/// cookies, so a user signed in through one input node stays signed in on every other. `init.sh` writes
+/// the same random key into every config of a cluster. Its [`Debug`](fmt::Debug) never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterKey(String);
+
+impl ClusterKey {
+    /// The fewest characters a key may have: short keys can be guessed offline from one signed cookie.
+    pub const MIN_CHARS: usize = 32;
+
+    pub fn parse(text: impl Into<String>) -> Result<Self, String> {
+        let text = text.into();
+        let chars = text.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(format!(
+                "is {chars} characters long; it needs at least {} (init.sh writes 64 random hex digits)",
+                Self::MIN_CHARS
+            ));
+        }
+        Ok(ClusterKey(text))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterKey(…)")
+    }
+}
+
 /// A validated node configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -119,6 +152,9 @@ pub struct Config {
     pub allow_faults: bool,
     /// The nameserver's HTTP address, where a page goes back to when its input node stops answering.
     pub nameserver_http: Option<String>,
+    /// Signs session cookies; without it the node uses a random key and its sessions are valid only on
+    /// this node until it restarts.
+    pub cluster_key: Option<ClusterKey>,
 }
 
 /// Why a configuration was refused. Each variant renders as a single line.
@@ -168,6 +204,8 @@ pub struct RawConfig {
     pub allow_faults: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nameserver_http: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<String>,
 }
 
 impl Config {
@@ -205,6 +243,7 @@ impl Config {
             log_dir: self.log_dir.clone(),
             allow_faults: self.allow_faults,
             nameserver_http: self.nameserver_http.clone(),
+            cluster_key: self.cluster_key.as_ref().map(|key| key.0.clone()),
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -269,6 +308,11 @@ impl RawConfig {
             }
             None => None,
         };
+        let cluster_key = self
+            .cluster_key
+            .map(ClusterKey::parse)
+            .transpose()
+            .map_err(|reason| invalid("cluster_key", reason))?;
         let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
         let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
 
@@ -285,6 +329,7 @@ impl RawConfig {
             log_dir,
             allow_faults: self.allow_faults,
             nameserver_http,
+            cluster_key,
         })
     }
 }
@@ -420,6 +465,7 @@ log_dir = "/var/log/node3"
         assert_eq!(config, again);
         config.allow_faults = true;
         config.nameserver_http = Some("http://127.0.0.1:9999".into());
+        config.cluster_key = Some(ClusterKey::parse("k".repeat(64)).unwrap());
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
     }
@@ -487,6 +533,27 @@ log_dir = "/var/log/node3"
             parse(&text).unwrap().nameserver_http.as_deref(),
             Some("http://127.0.0.1:9999")
         );
+    }
+
+    #[test]
+    fn a_cluster_key_is_optional_and_must_have_at_least_32_characters() {
+        assert_eq!(parse(VALID).unwrap().cluster_key, None);
+        let short = format!("{VALID}\ncluster_key = \"{}\"\n", "k".repeat(31));
+        let error = parse(&short).unwrap_err();
+        assert_eq!(error.field(), Some("cluster_key"));
+        assert!(error.to_string().contains("31"), "{error}");
+        let fitting = format!("{VALID}\ncluster_key = \"{}\"\n", "k".repeat(32));
+        assert_eq!(
+            parse(&fitting).unwrap().cluster_key,
+            Some(ClusterKey::parse("k".repeat(32)).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_cluster_key_never_shows_in_debug_output() {
+        let text = format!("{VALID}\ncluster_key = \"{}\"\n", "s3cret".repeat(8));
+        let config = parse(&text).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //!                              └──ready && input──▶ serving flag (the pause middleware's 503)
 //! ```
 //!
-//! One [`WebState`] lives as long as the node, so users stay signed in across a pause or a role flap
-//! on the same node. The service behind it is always the data plane's proxy: on a node that also holds
-//! the database, the data plane answers locally without a network hop.
+//! One [`WebState`] lives as long as the node. Sessions are cookies signed with a key derived from the
+//! config's `cluster_key`, so users stay signed in across a pause, a role flap, and a move to another
+//! input node of the same cluster. The service behind the state is always the data plane's proxy: on a
+//! node that also holds the database, the data plane answers locally without a network hop.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::data::DataHandle;
 use crate::lease;
 use crate::logging::HEADLINE;
 use crate::status::StatusBoard;
-use crate::web::{self, WebOptions, WebState};
+use crate::web::{self, SessionKey, WebOptions, WebState};
 
 /// A running HTTP server and its lease.
 struct Serving {
@@ -47,6 +48,7 @@ pub async fn supervise(
     let (serving_tx, serving_rx) = watch::channel(false);
     let options = WebOptions {
         nameserver_url: nameserver_http,
+        session_key: session_key(&config),
         ..WebOptions::default()
     };
     let state = WebState::new(data.service(), data.clone(), serving_rx, options);
@@ -110,6 +112,20 @@ pub async fn supervise(
     serving_tx.send_replace(false);
     if let Some(serving) = running.take() {
         stop_serving(serving).await;
+    }
+}
+
+/// The key of the cluster's session cookies, or a random one (with a warning) without `cluster_key`.
+fn session_key(config: &Config) -> SessionKey {
+    match &config.cluster_key {
+        Some(key) => SessionKey::derive(key.as_bytes()),
+        None => {
+            tracing::warn!(
+                "no `cluster_key` in the config: sessions are signed with a random key, valid only on \
+                 this node until it restarts (run ./init.sh to give every node the same key)"
+            );
+            SessionKey::random()
+        }
     }
 }
 

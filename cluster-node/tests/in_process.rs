@@ -25,6 +25,7 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
         nameserver_http: None,
+        cluster_key: None,
     }
 }
 

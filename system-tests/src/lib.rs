@@ -6,8 +6,11 @@
 //! (`target/debug` under `cargo test`); they are built on first use if missing.
 
 pub mod chat;
+pub mod checker;
 pub mod cluster;
+pub mod scenario;
 pub mod tree;
+pub mod workload;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -217,6 +220,8 @@ impl ClusterDir {
                 &self.nameserver_grpc.to_string(),
                 "--http",
                 &self.nameserver_http.to_string(),
+                "--bootstrap",
+                &self.bootstrap.to_string(),
             ],
         )
     }
@@ -234,9 +239,24 @@ impl ClusterDir {
             admin_port: free_port(),
             config_path: self.path().join(format!("NODE_{id}/.cfg")),
         };
+        // One cluster key per directory, kept in `.cluster_key` as init.sh does, so every node of the
+        // cluster accepts the session cookies of every other.
+        let key_path = self.path().join(".cluster_key");
+        let cluster_key = match std::fs::read_to_string(&key_path) {
+            Ok(key) => key.trim().to_owned(),
+            Err(_) => {
+                let mut rng = rand::rng();
+                let key: String = (0..64)
+                    .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit"))
+                    .collect();
+                std::fs::write(&key_path, &key).expect("the cluster key can be written");
+                key
+            }
+        };
         let text = format!(
             "id = {id}\nhost = \"{LOOPBACK}\"\ncontrol_port = {}\ndata_port = {}\nhttp_port = {}\n\
-             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n",
+             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\
+             cluster_key = \"{cluster_key}\"\n",
             spec.control_port,
             spec.data_port,
             spec.http_port,

@@ -194,6 +194,50 @@ fn init_with_fewer_nodes_removes_the_configs_above_n_but_keeps_their_data() {
 }
 
 #[test]
+fn init_gives_every_node_one_cluster_key_and_keeps_it_when_run_again() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |n: &str| {
+        let output = Command::new("bash")
+            .arg(init_script())
+            .args([n, dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let keys = |ids: std::ops::RangeInclusive<u64>| {
+        ids.map(|id| {
+            cluster_node::Config::load(&dir.path().join(format!("NODE_{id}/.cfg")))
+                .unwrap_or_else(|error| panic!("NODE_{id}: {error}"))
+                .cluster_key
+                .unwrap_or_else(|| panic!("NODE_{id} has no cluster key"))
+        })
+        .collect::<Vec<_>>()
+    };
+
+    run("3");
+    let first = keys(1..=3);
+    run("5");
+    let again = keys(1..=5);
+
+    assert!(first.iter().all(|key| *key == first[0]));
+    assert!(again.iter().all(|key| *key == first[0]));
+    let key_file = std::fs::metadata(dir.path().join(".cluster_key")).unwrap();
+    assert_eq!(key_file.permissions().mode() & 0o777, 0o600);
+    let config = std::fs::metadata(dir.path().join("NODE_1/.cfg")).unwrap();
+    assert_eq!(
+        config.permissions().mode() & 0o077,
+        0,
+        "a config holds the key"
+    );
+}
+
+#[test]
 fn init_refuses_zero_or_garbage_with_a_usage_line() {
     for bad in [vec!["0"], vec!["-1"], vec!["four"], vec!["501"], vec![]] {
         let output = Command::new("bash")

@@ -93,13 +93,6 @@ impl AppError {
         AppError::Unauthenticated("wrong username, tag or password".into())
     }
 
-    pub(crate) fn unavailable(retry_after: Duration) -> Self {
-        AppError::Unavailable {
-            message: "service unavailable, retry later".into(),
-            retry_after,
-        }
-    }
-
     /// Adds the headers of this error (`Retry-After`) to `response`.
     pub(crate) fn decorate(&self, response: &mut Response) {
         if let Some(retry_after) = self.retry_after() {
@@ -138,13 +131,6 @@ impl From<ServiceError> for AppError {
             },
             ServiceError::Internal(detail) => AppError::Internal(detail),
         }
-    }
-}
-
-impl From<tower_sessions::session::Error> for AppError {
-    fn from(error: tower_sessions::session::Error) -> Self {
-        tracing::warn!(%error, "session store failure");
-        AppError::unavailable(Duration::from_secs(1))
     }
 }
 

@@ -14,10 +14,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use tower_sessions::Session;
 
 use super::error::AppError;
-use super::session::ChatSession;
+use super::session::{ChatSession, SessionSlot};
 use super::{EPOCH_HEADER, MAX_BODY_BYTES, WebState};
 
 fn is_api(request: &Request) -> bool {
@@ -39,7 +38,7 @@ pub(super) fn error_response(api: bool, error: AppError) -> Response {
 /// answering database): the session's epoch, 0 for a client without a session.
 pub(super) async fn epoch_header(request: Request, next: Next) -> Response {
     let api = is_api(&request);
-    let session = request.extensions().get::<Session>().cloned();
+    let session = session_of(&request);
     let mut response = next.run(request).await;
     if api && !response.headers().contains_key(EPOCH_HEADER) {
         let epoch = match session {
@@ -129,15 +128,15 @@ pub(super) async fn limit_body(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn signed_in(session: Option<Session>) -> Result<bool, AppError> {
+async fn signed_in(session: Option<SessionSlot>) -> Result<bool, AppError> {
     let Some(session) = session else {
         return Err(AppError::Internal("no session layer".into()));
     };
     Ok(ChatSession::load(session).await?.user().is_some())
 }
 
-fn session_of(request: &Request) -> Option<Session> {
-    request.extensions().get::<Session>().cloned()
+fn session_of(request: &Request) -> Option<SessionSlot> {
+    request.extensions().get::<SessionSlot>().cloned()
 }
 
 /// *auth* for the API: 401 `{"error"}` without a signed-in user.

