@@ -51,7 +51,8 @@ pub async fn supervise(
         session_key: session_key(&config),
         ..WebOptions::default()
     };
-    let state = WebState::new(data.service(), data.clone(), serving_rx, options);
+    let state = WebState::new(data.service(), data.clone(), serving_rx, options)
+        .with_metrics(data.metrics());
     let addr = SocketAddr::new(config.host, config.http_port);
     let url = format!("http://{addr}");
     let mut running: Option<Serving> = None;

@@ -167,6 +167,11 @@ impl DataHandle {
         ProxyService::new(self.clone())
     }
 
+    /// The node's metrics (the web layer records its requests there too).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// Every committed write, as it reaches this node (for live updates).
     pub fn events(&self) -> broadcast::Receiver<LogEntry> {
         self.events.subscribe()

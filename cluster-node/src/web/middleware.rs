@@ -9,8 +9,11 @@
 //! protects the JSON API too (a form can post `text/plain` that looks like JSON), needs no state, and
 //! keeps pages cacheable. SameSite=Lax cookies are a second line.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -22,6 +25,43 @@ use super::{EPOCH_HEADER, MAX_BODY_BYTES, WebState};
 fn is_api(request: &Request) -> bool {
     let path = request.uri().path();
     path == "/api" || path.starts_with("/api/")
+}
+
+/// Counts every request and times it (to the response head) by route pattern, method and status. The
+/// route is the matched pattern (`/api/groups/{id}/messages`), never the raw path, so the number of
+/// series stays bounded; requests that matched no route are counted as `unmatched`.
+pub(super) async fn record_metrics(
+    State(metrics): State<Option<Arc<crate::metrics::Metrics>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(metrics) = metrics else {
+        return next.run(request).await;
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .http_request_seconds
+        .get_or_create(&crate::metrics::RouteLabel {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabel {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 /// An error as JSON for the API and as a small HTML page elsewhere.

@@ -145,6 +145,8 @@ pub struct WebState {
     closing: CancellationToken,
     /// Stops the hub's task when the last clone of the state is dropped.
     _hub_guard: Arc<tokio_util::sync::DropGuard>,
+    /// Where request counts and latencies go (none in tests that do not look).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl WebState {
@@ -175,6 +177,15 @@ impl WebState {
             limiter: Arc::new(Mutex::new(limiter)),
             closing: CancellationToken::new(),
             _hub_guard: Arc::new(stop.drop_guard()),
+            metrics: None,
+        }
+    }
+
+    /// Records request counts and latencies per route into `metrics` (the node's `/metrics`).
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        WebState {
+            metrics: Some(metrics),
+            ..self
         }
     }
 
@@ -191,6 +202,7 @@ impl WebState {
 /// The whole web application (API and pages), with sessions in cookies signed by the state's
 /// [`WebOptions::session_key`].
 pub fn router(state: WebState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .merge(api::router(state.clone()))
         .merge(pages::router(state.clone()))
@@ -207,6 +219,10 @@ pub fn router(state: WebState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state,
             session::cookies,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::record_metrics,
         ))
 }
 

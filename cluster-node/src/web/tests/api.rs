@@ -718,3 +718,31 @@ async fn a_wrong_method_is_405_and_an_unknown_route_404_in_our_format() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(!unknown.error().is_empty());
 }
+
+#[tokio::test]
+async fn requests_are_counted_and_timed_by_route_pattern_not_raw_path() {
+    let app = spawn_app().await;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(7, 0));
+    let router = super::super::router(app.state.clone().with_metrics(metrics.clone()));
+    let app = super::TestApp { router, ..app };
+
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, "metrics").await;
+    app.post(&alice, &group, "hello").await;
+    app.send(call(Method::GET, "/api/no-such-route")).await;
+
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"chat_node_http_requests_total{node_id="7",method="POST",route="/api/groups/{id}/messages",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"chat_node_http_request_seconds_count{node_id="7",method="POST",route="/api/groups/{id}/messages"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="unmatched",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains(&group), "raw paths never become labels");
+}
