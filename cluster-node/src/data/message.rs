@@ -41,20 +41,22 @@ pub enum DataMessage {
     },
     /// A committed write, sent by the writer to its children and forwarded down the whole tree.
     Commit { entry: LogEntry },
-    /// The writer's answer to a [`DataMessage::CatchUp`]: the next entries (possibly none). It also
-    /// confirms that the replica's log is a prefix of the writer's, after which the replica applies
-    /// commits. Applied by that replica only, never forwarded.
-    Entries { entries: Vec<LogEntry> },
-    /// The writer's answer to a [`DataMessage::CatchUp`] whose log does not match its own: the replica
-    /// holds entries the writer never had (an old writer's unacknowledged tail). It discards its copy
-    /// and rebuilds it from the writer's log; histories are never merged.
-    Diverged { writer_epoch: Epoch },
-    /// A replica has applied everything up to `epoch` (sent to the writer).
-    Ack { epoch: Epoch },
-    /// A replica is missing entries from `from` on; `last_term` is the term of its entry at
-    /// `from - 1` (zero when it has none), so the writer can check that their logs agree, and
-    /// `held` the replica's data position: a writer never judges a copy newer than its own.
+    /// The writer's answer to a [`DataMessage::CatchUp`], routed down to the copy `to` that asked:
+    /// the next entries (possibly none). It also confirms that the copy's log is a prefix of the
+    /// writer's, after which the copy applies commits.
+    Entries { to: NodeId, entries: Vec<LogEntry> },
+    /// The writer's answer to a [`DataMessage::CatchUp`] whose log does not match its own, routed
+    /// down to `to`: the copy holds entries the writer never had (an old writer's unacknowledged
+    /// tail). It discards them and rebuilds its copy from the writer's log; histories never merge.
+    Diverged { to: NodeId, writer_epoch: Epoch },
+    /// Copy `node` has applied everything up to `epoch`; passed up the tree to the writer.
+    Ack { node: NodeId, epoch: Epoch },
+    /// Copy `origin` is missing entries from `from` on; passed up the tree to the writer.
+    /// `last_term` is the term of its entry at `from - 1` (zero when it has none), so the writer
+    /// can check that their logs agree, and `held` its data position: a writer never judges a copy
+    /// newer than its own.
     CatchUp {
+        origin: NodeId,
         from: Epoch,
         last_term: Term,
         held: (Term, Epoch),
@@ -134,13 +136,18 @@ mod tests {
                 id,
                 result: Err(ServiceError::Timeout),
             },
-            DataMessage::Ack { epoch: Epoch(7) },
+            DataMessage::Ack {
+                node: NodeId(3),
+                epoch: Epoch(7),
+            },
             DataMessage::CatchUp {
+                origin: NodeId(3),
                 from: Epoch(8),
                 last_term: Term(2),
                 held: (Term(3), Epoch(7)),
             },
             DataMessage::Diverged {
+                to: NodeId(3),
                 writer_epoch: Epoch(5),
             },
             DataMessage::Summary {
@@ -153,6 +160,7 @@ mod tests {
                 epoch: Epoch(8),
             },
             DataMessage::Entries {
+                to: NodeId(3),
                 entries: Vec::new(),
             },
         ];

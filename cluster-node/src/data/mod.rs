@@ -419,6 +419,11 @@ impl<T: Transport> DataPlane<T> {
             Local::Replica {
                 service, applied, ..
             } if !request.operation.is_write()
+                && self
+                    .view
+                    .borrow()
+                    .roles
+                    .contains(&overlay::Role::Persistence)
                 && replica_can_answer(request.client_epoch, *applied) =>
             {
                 Some(service.clone())
@@ -521,7 +526,11 @@ impl<T: Transport> DataPlane<T> {
                     self.forward_commit(entry, raw);
                 }
             }
-            DataMessage::Entries { entries } => {
+            DataMessage::Entries { to, entries } => {
+                if to != self.me {
+                    self.send_toward(to, raw);
+                    return;
+                }
                 self.apply_as_replica(from, &entries, true).await;
                 // A full batch means more is waiting: ask again at once rather than at the next tick.
                 if entries.len() == CATCH_UP_BATCH
@@ -531,41 +540,50 @@ impl<T: Transport> DataPlane<T> {
                     self.ask_catch_up();
                 }
             }
-            DataMessage::Diverged { writer_epoch } => {
+            DataMessage::Diverged { to, writer_epoch } => {
+                if to != self.me {
+                    self.send_toward(to, raw);
+                    return;
+                }
                 let from_parent = self.view.borrow().parent == Some(from);
                 if from_parent && matches!(self.local, Local::Replica { .. }) {
-                    tracing::warn!(target: HEADLINE, writer = %from, writer_epoch = writer_epoch.0,
+                    tracing::warn!(target: HEADLINE, writer_epoch = writer_epoch.0,
                         "this copy holds entries the writer never had; discarding it and copying the writer's log");
                     self.discard_local_copy().await;
                 }
             }
-            DataMessage::Ack { epoch } => {
-                if matches!(self.local, Local::Writer { .. }) {
+            DataMessage::Ack { node, epoch } => match &self.local {
+                Local::Writer { .. } => {
                     self.acks.send_modify(|acks| {
-                        let applied = acks.applied.entry(from).or_default();
+                        let applied = acks.applied.entry(node).or_default();
                         *applied = (*applied).max(epoch);
                     });
                 }
-            }
+                _ => self.send_up(raw),
+            },
             DataMessage::CatchUp {
+                origin,
                 from: wanted,
                 last_term,
                 held,
             } => {
-                if held > *self.position.borrow() {
+                if !matches!(self.local, Local::Writer { .. }) {
+                    self.send_up(raw);
+                } else if held > *self.position.borrow() {
                     // A copy newer than ours joined before its summary arrived: not ours to judge.
-                    if matches!(self.local, Local::Writer { .. }) {
-                        self.newer_seen = self.newer_seen.max(Some(held));
-                        self.evaluate_writer().await;
-                    }
+                    self.newer_seen = self.newer_seen.max(Some(held));
+                    self.evaluate_writer().await;
                 } else {
-                    self.serve_catch_up(from, wanted, last_term);
+                    self.serve_catch_up(origin, wanted, last_term);
                 }
             }
             DataMessage::Position { epoch, .. } => {
                 if self.view.borrow().parent != Some(from) {
                     return;
                 }
+                // Every copy down the tree hears where the writer's log is.
+                self.send_bytes_to_children(&raw);
+                let leader = self.view.borrow().leader;
                 if let Local::Replica {
                     applied,
                     verified_by,
@@ -576,7 +594,7 @@ impl<T: Transport> DataPlane<T> {
                     self.metrics
                         .replica_lag
                         .set(epoch.0.saturating_sub(applied.0) as i64);
-                    if *verified_by != Some(from) {
+                    if *verified_by != leader {
                         // Only an accepting writer sends positions, and it answers catch-ups now.
                         *asked_at = None;
                         self.ask_catch_up();
@@ -635,7 +653,11 @@ impl<T: Transport> DataPlane<T> {
     /// `confirmed` marks the answer to a catch-up: the writer checked that this copy is a prefix of
     /// its log. Before that, commits are ignored (they may extend a history the writer never had).
     async fn apply_as_replica(&mut self, from: NodeId, entries: &[LogEntry], confirmed: bool) {
-        if self.view.borrow().parent != Some(from) {
+        let (parent, leader) = {
+            let view = self.view.borrow();
+            (view.parent, view.leader)
+        };
+        if parent != Some(from) || leader.is_none() {
             return;
         }
         let Local::Replica {
@@ -649,9 +671,9 @@ impl<T: Transport> DataPlane<T> {
             return;
         };
         if confirmed {
-            *verified_by = Some(from);
+            *verified_by = leader;
         }
-        if *verified_by != Some(from) || entries.is_empty() {
+        if *verified_by != leader || entries.is_empty() {
             return;
         }
         match service.database().apply_entries(entries).await {
@@ -662,7 +684,13 @@ impl<T: Transport> DataPlane<T> {
                 *applied = epoch;
                 // Published before the ack, so whoever sees the write acknowledged sees it here too.
                 self.publish_position().await;
-                self.send(from, &DataMessage::Ack { epoch });
+                self.send(
+                    from,
+                    &DataMessage::Ack {
+                        node: self.me,
+                        epoch,
+                    },
+                );
             }
             Err(StorageError::Gap { .. }) => self.ask_catch_up(),
             Err(StorageError::Diverged { epoch, reason }) => {
@@ -690,6 +718,7 @@ impl<T: Transport> DataPlane<T> {
         }
         *asked_at = Some(Instant::now());
         let message = DataMessage::CatchUp {
+            origin: self.me,
             from: Epoch(applied.0 + 1),
             last_term: *applied_term,
             held: *self.position.borrow(),
@@ -702,7 +731,7 @@ impl<T: Transport> DataPlane<T> {
     /// Answers a replica's catch-up (off the plane's task): `Diverged` when its last entry is not in
     /// this log with the same term, else the next batch of the log after it (possibly empty, which
     /// still confirms the replica's copy).
-    fn serve_catch_up(&mut self, replica: NodeId, from: Epoch, last_term: Term) {
+    fn serve_catch_up(&mut self, origin: NodeId, from: Epoch, last_term: Term) {
         // Only a writer that knows it holds the newest data of its tree may judge another copy:
         // until then the replica may be the one with more (it asks again every second).
         let Local::Writer {
@@ -716,6 +745,10 @@ impl<T: Transport> DataPlane<T> {
         if from.0 == 0 {
             return;
         }
+        let Some(next_hop) = self.view.borrow().routes.get(&origin).copied() else {
+            tracing::debug!(%origin, "no route down to a copy asking for a catch-up");
+            return;
+        };
         let database = service.database().clone();
         let transport = self.transport.clone();
         let term = self.view.borrow().term;
@@ -726,17 +759,23 @@ impl<T: Transport> DataPlane<T> {
                 let matches = last.0 == 0
                     || (last <= writer_epoch && database.term_at(last).await? == Some(last_term));
                 if !matches {
-                    return Ok(DataMessage::Diverged { writer_epoch });
+                    return Ok(DataMessage::Diverged {
+                        to: origin,
+                        writer_epoch,
+                    });
                 }
                 let entries = database.log_since(from, CATCH_UP_BATCH).await?;
-                Ok::<_, StorageError>(DataMessage::Entries { entries })
+                Ok::<_, StorageError>(DataMessage::Entries {
+                    to: origin,
+                    entries,
+                })
             };
             match answer.await {
                 Ok(message) => {
-                    let _ = transport.send(replica, Bytes::from(message::encode(term, &message)));
+                    let _ = transport.send(next_hop, Bytes::from(message::encode(term, &message)));
                 }
                 Err(error) => {
-                    tracing::error!(%error, %replica, "cannot read the log for a catch-up")
+                    tracing::error!(%error, %origin, "cannot read the log for a catch-up")
                 }
             }
         });
@@ -943,23 +982,29 @@ impl<T: Transport> DataPlane<T> {
             .retain(|child, _| view.children.contains(child));
         self.newer_seen = None;
         let wants_writer = view.roles.contains(&overlay::Role::Writer);
-        let wants_replica = !wants_writer && view.roles.contains(&overlay::Role::Persistence);
-        match (&self.local, wants_writer, wants_replica) {
-            (Local::Writer { .. }, true, _) => {}
-            (Local::Replica { verified_by, .. }, false, true) => {
-                // Same role under another writer: its log must be checked again.
-                if verified_by.is_some() && *verified_by != view.parent {
-                    self.become_replica().await;
+        // Every node below the root keeps a copy of the data (durability, see `replication`); the
+        // persistence role is the one that answers reads from it. While the tree is being rebuilt
+        // (not ready) a node keeps what it has, so a heal does not close and reopen databases.
+        let keeps_copy = !wants_writer && view.parent.is_some();
+        if view.ready {
+            match (&self.local, wants_writer, keeps_copy) {
+                (Local::Writer { .. }, true, _) => {}
+                (Local::Replica { verified_by, .. }, false, true) => {
+                    // Same role under another writer: its log must be checked again.
+                    if verified_by.is_some() && *verified_by != view.leader {
+                        self.become_replica().await;
+                    }
                 }
+                (_, true, _) => self.become_writer().await,
+                (_, false, true) => self.become_replica().await,
+                (Local::None, false, false) => {}
+                (_, false, false) => self.close_database().await,
             }
-            (_, true, _) => self.become_writer().await,
-            (_, false, true) => self.become_replica().await,
-            (Local::None, false, false) => {}
-            (_, false, false) => self.close_database().await,
         }
         if let Local::Writer { .. } = self.local {
             self.acks.send_modify(|acks| {
-                acks.replicas = view.children.iter().copied().collect();
+                acks.replicas = view.routes.keys().copied().collect();
+                acks.registered = view.registered;
             });
         }
         self.publish_position().await;
@@ -1038,7 +1083,7 @@ impl<T: Transport> DataPlane<T> {
             verified_by: None,
         };
         self.slot.set(self.database.clone(), "replica");
-        tracing::info!(target: HEADLINE, epoch = applied.0, "serving as a replica");
+        tracing::info!(target: HEADLINE, epoch = applied.0, "keeping a copy of the data");
         self.ask_catch_up();
     }
 
@@ -1067,9 +1112,7 @@ impl<T: Transport> DataPlane<T> {
         self.metrics.data_copies_discarded.inc();
         self.position.send_replace((Term(0), Epoch(0)));
         let view = self.view.borrow().clone();
-        if view.roles.contains(&overlay::Role::Persistence)
-            && !view.roles.contains(&overlay::Role::Writer)
-        {
+        if view.parent.is_some() && !view.roles.contains(&overlay::Role::Writer) {
             self.become_replica().await;
         }
     }
@@ -1141,6 +1184,31 @@ impl<T: Transport> DataPlane<T> {
         let bytes = Bytes::from(message::encode(self.view.borrow().term, message));
         for &child in &self.view.borrow().children {
             if let Err(error) = self.transport.send(child, bytes.clone()) {
+                tracing::debug!(to = %child, %error, "data message not sent");
+            }
+        }
+    }
+
+    /// Passes a message on to the parent as the bytes it arrived in.
+    fn send_up(&self, raw: Bytes) {
+        let parent = self.view.borrow().parent;
+        if let Some(parent) = parent {
+            self.send_bytes(parent, raw);
+        }
+    }
+
+    /// Passes a message on towards `to`, one hop down the tree.
+    fn send_toward(&self, to: NodeId, raw: Bytes) {
+        let next_hop = self.view.borrow().routes.get(&to).copied();
+        match next_hop {
+            Some(next_hop) => self.send_bytes(next_hop, raw),
+            None => tracing::debug!(%to, "no route down; a catch-up answer is dropped"),
+        }
+    }
+
+    fn send_bytes_to_children(&self, raw: &Bytes) {
+        for &child in &self.view.borrow().children {
+            if let Err(error) = self.transport.send(child, raw.clone()) {
                 tracing::debug!(to = %child, %error, "data message not sent");
             }
         }

@@ -1,5 +1,12 @@
-//! The writer's side of replication: the quorum of replica acknowledgements a write waits for before
-//! it is answered ("acknowledged means durable"). Catch-up reads the log stored in the database.
+//! The writer's side of replication: the quorum of acknowledgements a write waits for before it is
+//! answered ("acknowledged means durable"). Catch-up reads the log stored in the database.
+//!
+//! Every node below the root keeps a copy of the data, and a write counts as durable once the writer
+//! and enough copies hold it to make *a majority of the registered nodes*. Any majority of nodes then
+//! contains a holder of every acknowledged write, so the election (most recent data wins) inside any
+//! part of the cluster that may write — one spanning a majority — picks a node that has them all,
+//! whichever nodes died or were cut off. (A quorum of the root's children alone would not: a root with
+//! one child, cut off together with it, takes every write they acknowledged into the minority.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,25 +20,26 @@ use crate::storage::Epoch;
 /// Log entries sent in one catch-up message: bounds the memory of both ends, whatever the gap.
 pub const CATCH_UP_BATCH: usize = 1000;
 
-/// Which replicas have applied how far, and who the replicas currently are.
+/// Which copies have applied how far, who they currently are (every node of the writer's tree but
+/// itself), and how many nodes are registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acks {
     pub replicas: BTreeSet<NodeId>,
     pub applied: BTreeMap<NodeId, Epoch>,
+    /// Nodes registered with the bootstrap (the majority is counted over them).
+    pub registered: usize,
     /// The writer does not accept writes now (no majority, newer data elsewhere, or no longer the
     /// writer): every write still waiting fails instead of being acknowledged.
     pub fenced: bool,
 }
 
 impl Acks {
-    /// Replicas that must hold a write before it is acknowledged: a majority of the current replicas,
-    /// so any later majority (and so the next elected writer, which has the most data) includes one.
+    /// Copies besides the writer that must hold a write before it is acknowledged: with the writer,
+    /// a strict majority of the registered nodes (or of the tree, if more nodes are in it than the
+    /// last count of registrations says).
     pub fn quorum(&self) -> usize {
-        if self.replicas.is_empty() {
-            0
-        } else {
-            self.replicas.len() / 2 + 1
-        }
+        let nodes = self.registered.max(self.replicas.len() + 1);
+        nodes / 2
     }
 
     /// Whether `epoch` is on a quorum of the current replicas.
@@ -71,17 +79,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_quorum_is_a_majority_of_replicas_and_zero_without_any() {
-        let acks = |n: u64| Acks {
-            replicas: (1..=n).map(NodeId).collect(),
+    fn the_writer_and_its_quorum_of_copies_are_a_majority_of_the_registered_nodes() {
+        let acks = |copies: u64, registered: usize| Acks {
+            replicas: (2..2 + copies).map(NodeId).collect(),
+            registered,
             ..Acks::default()
         };
-        assert_eq!(acks(0).quorum(), 0);
-        assert_eq!(acks(1).quorum(), 1);
-        assert_eq!(acks(2).quorum(), 2);
-        assert_eq!(acks(3).quorum(), 2);
-        assert_eq!(acks(4).quorum(), 3);
-        assert!(acks(0).holds(Epoch(10)), "a lone writer needs no replica");
+        // (copies in the tree, registered) → copies that must hold a write besides the writer.
+        let cases = [
+            ((0, 1), 0),
+            ((1, 2), 1),
+            ((2, 3), 1),
+            ((3, 4), 2),
+            ((4, 5), 2),
+            ((2, 5), 2),
+            ((7, 8), 4),
+            ((15, 16), 8),
+            // More nodes in the tree than the last count of registrations: the tree counts.
+            ((4, 1), 2),
+        ];
+        for ((copies, registered), quorum) in cases {
+            let acks = acks(copies, registered);
+            assert_eq!(
+                acks.quorum(),
+                quorum,
+                "{copies} copies, {registered} registered"
+            );
+            // With the writer, the holders are a strict majority of the registered nodes.
+            assert!(2 * (quorum + 1) > registered.max(copies as usize + 1));
+        }
+        assert!(acks(0, 1).holds(Epoch(10)), "a lone node needs nobody else");
+        assert!(
+            !acks(1, 5).holds(Epoch(1)),
+            "two of five can never acknowledge"
+        );
     }
 
     #[test]
@@ -94,6 +125,7 @@ mod tests {
                 (NodeId(9), Epoch(9)),
             ]
             .into(),
+            registered: 4,
             fenced: false,
         };
         assert!(

@@ -250,3 +250,59 @@ async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_th
         .unwrap();
     replica_reaches(tree.nodes.get_mut(&2).unwrap(), next.epoch).await;
 }
+
+#[tokio::test]
+async fn a_write_is_acknowledged_once_a_majority_of_registered_nodes_hold_it_deep_copies_included()
+{
+    // 1 ── 2 ── 3, with four nodes registered: the writer needs two copies besides its own, so the
+    // input node below the replica counts, and losing it blocks acknowledgements.
+    let mut tree = start(
+        path_views()
+            .into_iter()
+            .map(|(id, view)| {
+                (
+                    id,
+                    ControlView {
+                        registered: 4,
+                        ..view
+                    },
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let written = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+    // Acknowledged means both copies hold it already.
+    assert!(tree.nodes[&2].position.borrow().1 >= written.epoch);
+    assert!(tree.nodes[&3].position.borrow().1 >= written.epoch);
+    assert_eq!(hash(&tree.nodes[&3]).await, hash(&tree.nodes[&1]).await);
+    // The input node keeps a copy but reads still go to the replica above it.
+    let Outcome::User(ada) = written.outcome else {
+        panic!("register answers a user");
+    };
+    tree.nodes[&3]
+        .handle
+        .service()
+        .execute(get_user("ada", ada.tag, written.epoch))
+        .await
+        .unwrap();
+    assert_eq!(reads_answered_by(&tree.nodes[&3], "replica"), 0);
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 1);
+
+    tree.network.crash(NodeId(3));
+    let result = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("bob"))
+        .await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "one copy is not enough: {result:?}"
+    );
+    replica_reaches(tree.nodes.get_mut(&2).unwrap(), Epoch(written.epoch.0 + 1)).await;
+}
