@@ -1060,7 +1060,7 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn become_replica(&mut self) {
-        self.fence_writer();
+        self.retire_writer().await;
         self.commits = None;
         let Some(database) = self.open_database().await else {
             return;
@@ -1085,6 +1085,15 @@ impl<T: Transport> DataPlane<T> {
         self.slot.set(self.database.clone(), "replica");
         tracing::info!(target: HEADLINE, epoch = applied.0, "keeping a copy of the data");
         self.ask_catch_up();
+    }
+
+    /// Leaving the writer role for good: no write of that role may land after this (a copy must
+    /// hold only what the writer it follows sent), so the writer service is retired first.
+    async fn retire_writer(&mut self) {
+        self.fence_writer();
+        if let Local::Writer { service, .. } = &self.local {
+            service.retire().await;
+        }
     }
 
     /// Leaving the writer role: pending acknowledgements fail, nothing more is accepted.
@@ -1134,7 +1143,7 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn close_database(&mut self) {
-        self.fence_writer();
+        self.retire_writer().await;
         self.commits = None;
         self.local = Local::None;
         self.slot.set(None, "none");

@@ -58,6 +58,7 @@ impl ServiceOptions {
 }
 
 struct WriterHandle {
+    retirement: Arc<super::writer::Retirement>,
     jobs: mpsc::Sender<WriteJob>,
     log: broadcast::Sender<LogEntry>,
     stats: Arc<WriterStats>,
@@ -96,7 +97,9 @@ impl LocalService {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
+        let retirement = Arc::new(super::writer::Retirement::default());
         let writer = Writer {
+            retirement: Arc::clone(&retirement),
             database: database.clone(),
             jobs: receiver,
             log: log.clone(),
@@ -109,7 +112,12 @@ impl LocalService {
         LocalService {
             inner: Arc::new(Inner {
                 database,
-                writer: Some(WriterHandle { jobs, log, stats }),
+                writer: Some(WriterHandle {
+                    retirement,
+                    jobs,
+                    log,
+                    stats,
+                }),
                 bcrypt_cost: options.bcrypt_cost,
             }),
         }
@@ -123,6 +131,15 @@ impl LocalService {
                 writer: None,
                 bcrypt_cost: password::DEFAULT_COST,
             }),
+        }
+    }
+
+    /// Stops a writer for good: writes not yet committed fail with `Unavailable`, and this returns
+    /// once a batch being written has finished, so nothing of this role lands in the database
+    /// afterwards (clones held by in-flight requests included). No-op on a replica.
+    pub async fn retire(&self) {
+        if let Some(writer) = &self.inner.writer {
+            writer.retirement.retire().await;
         }
     }
 

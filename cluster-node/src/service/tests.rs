@@ -1505,3 +1505,22 @@ async fn group_commit_throughput() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_retired_writer_commits_nothing_more_even_through_clones_held_elsewhere() {
+    let service = writer().await;
+    let ada = register(&service, "ada").await;
+    let group = create_group(&service, &ada, "crowd").await;
+    let epoch = service.database().epoch().await.unwrap();
+    // A clone kept by an in-flight request, as the data plane's answering tasks hold one.
+    let held = service.clone();
+    service.retire().await;
+    let result = held
+        .send_group_message(as_user(&ada), post(&group, "late"))
+        .await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(service.database().epoch().await.unwrap(), epoch);
+}

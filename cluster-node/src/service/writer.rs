@@ -17,7 +17,7 @@
 //! data; the log entries are published before the answers, so the replication layer has them first.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rand::rngs::StdRng;
 use sqlx::{Acquire, SqliteConnection};
@@ -74,8 +74,26 @@ enum Done {
     Unchanged(Outcome),
 }
 
+/// Lets the data plane retire a writer: once retired it commits nothing more, and retiring waits
+/// for a batch already being written, so the database can be handed to the replica role with no
+/// write of the old role still landing in it.
+#[derive(Debug, Default)]
+pub(super) struct Retirement {
+    retired: AtomicBool,
+    /// Held by the writer while it writes a batch.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Retirement {
+    pub(super) async fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        drop(self.writing.lock().await);
+    }
+}
+
 /// The writer task's state.
 pub(super) struct Writer {
+    pub retirement: Arc<Retirement>,
     pub database: Database,
     pub jobs: mpsc::Receiver<WriteJob>,
     pub log: broadcast::Sender<LogEntry>,
@@ -103,6 +121,16 @@ impl Writer {
     }
 
     async fn commit(&mut self, jobs: Vec<WriteJob>) {
+        let retirement = Arc::clone(&self.retirement);
+        let _writing = retirement.writing.lock().await;
+        if retirement.retired.load(Ordering::SeqCst) {
+            for job in jobs {
+                let _ = job.reply.send(Err(ServiceError::Unavailable {
+                    retry_after: std::time::Duration::from_secs(1),
+                }));
+            }
+            return;
+        }
         let now = self.now();
         let size = jobs.len();
         match self.write(&jobs, now).await {

@@ -217,6 +217,21 @@ impl Database {
         let mut transaction = self.begin_write().await?;
         let (mut term, mut epoch) = system::position(&mut transaction).await?;
         let have = epoch;
+        // A re-delivered entry must be the one this copy holds: a different term at the same epoch
+        // means this copy took another history (never merged; the caller discards the copy).
+        for entry in entries.iter().filter(|entry| entry.epoch <= have) {
+            let held = log::term_at(&mut transaction, entry.epoch).await?;
+            if held.is_some_and(|held| held != entry.term) {
+                return Err(StorageError::Diverged {
+                    epoch: entry.epoch.0,
+                    reason: format!(
+                        "this copy holds an entry of term {} there, the writer one of term {}",
+                        held.map_or(0, |t| t.0),
+                        entry.term.0
+                    ),
+                });
+            }
+        }
         let fresh: Vec<&LogEntry> = entries.iter().filter(|entry| entry.epoch > have).collect();
         for (expected, entry) in (have.0 + 1..).zip(&fresh) {
             if entry.epoch.0 != expected {

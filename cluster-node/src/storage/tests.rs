@@ -462,3 +462,40 @@ fn a_log_entry_round_trips_through_json_and_never_prints_a_hash() {
     assert!(json.contains(r#""tag":"0001""#), "{json}");
     assert!(!format!("{entry:?}").contains("hash-of-alice"));
 }
+
+#[tokio::test]
+async fn a_redelivered_entry_of_another_term_is_a_divergence_and_changes_nothing() {
+    let (database, alice, _, group) = with_group().await;
+    let before = database.content_hash().await.unwrap();
+    // The same epoch again under the same term is a harmless re-delivery.
+    let same = entries(
+        3,
+        vec![Mutation::CreateGroup(NewGroup {
+            id: group,
+            name: "rust".into(),
+            creator: alice.id,
+            created_at: UnixMillis(12),
+        })],
+    );
+    assert_eq!(database.apply_entries(&same).await.unwrap(), Epoch(3));
+    // Another writer's entry 3 (term 2) followed by its entry 4: this copy took another history.
+    let other = vec![
+        LogEntry {
+            term: Term(2),
+            epoch: Epoch(3),
+            mutation: Mutation::PostMessage(group_message(group, alice.id, "theirs")),
+        },
+        LogEntry {
+            term: Term(2),
+            epoch: Epoch(4),
+            mutation: Mutation::PostMessage(group_message(group, alice.id, "next")),
+        },
+    ];
+    let error = database.apply_entries(&other).await.unwrap_err();
+    assert!(
+        matches!(error, StorageError::Diverged { epoch: 3, .. }),
+        "{error}"
+    );
+    assert_eq!(database.epoch().await.unwrap(), Epoch(3));
+    assert_eq!(database.content_hash().await.unwrap(), before);
+}
