@@ -15,7 +15,7 @@ build:
 run-bootstrap:
 	$(CLUSTER) run-bootstrap
 
-## run-nameserver: start the nameserver in the background
+## run-nameserver: start the nameserver in the background (its /cluster page draws the live cluster)
 run-nameserver:
 	$(CLUSTER) run-nameserver
 
@@ -35,7 +35,7 @@ kill-node:
 start-node:
 	$(CLUSTER) start-node $(ID)
 
-## up [N=4]: build, write N configs if none exist, start everything, wait for every node, print the URL
+## up [N=4]: build, write N configs if none exist, start everything, wait for every node, print the URLs
 up: build
 	$(CLUSTER) up $(N)
 
@@ -54,9 +54,20 @@ test:
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-## bench: performance comparisons (not yet)
+## bench [RUNS=3 DURATION=10 CLIENTS=16 NODES=1,4,8 SIZES=4,8,16,32 ...]: build, load 1-, 4- and 8-node clusters
+##   with chat-bench, run control-bench, write target/bench/<time>/ with summary.md (knobs: scripts/bench.sh,
+##   docs/PERFORMANCE.md); about 12 minutes on 2 cores; its clusters use their own ports, beside make up
 bench:
-	@echo "make bench: not yet — the benchmark tool arrives with the performance work"
+	CARGO="$(CARGO)" scripts/bench.sh
+
+## soak [MINUTES=10] [SEED=n] [SKIP=a,b]: random failover scenarios on one 5-node cluster, every step checked
+.PHONY: soak
+MINUTES ?= 10
+SEED ?=
+SKIP ?=
+soak:
+	$(CARGO) build --bins
+	$(CARGO) run -p system-tests --bin soak -- --minutes $(MINUTES) $(if $(SEED),--seed $(SEED)) $(if $(SKIP),--skip $(SKIP))
 
 ## clean-state: remove node configs, data, logs, pid files and the bootstrap state (after make down)
 clean-state:

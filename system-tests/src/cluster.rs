@@ -201,6 +201,82 @@ impl Cluster {
             response.status()
         );
     }
+
+    /// The nameserver's HTTP base URL (`GET /api/endpoints` lists the live input nodes).
+    pub fn nameserver_url(&self) -> String {
+        format!("http://{}", self.dir.nameserver_http)
+    }
+
+    /// The `data_dir` of node `id`, as its config resolves it (relative to the config's folder).
+    pub fn data_dir(&self, id: u64) -> std::path::PathBuf {
+        let path = &self.spec(id).config_path;
+        cluster_node::Config::load(path)
+            .unwrap_or_else(|error| panic!("the config of node {id} loads: {error}"))
+            .data_dir
+    }
+
+    /// Status code and JSON body (`Null` when not JSON) of `GET <path>` on node `id`'s admin port, or
+    /// `None` when the node does not answer.
+    pub async fn admin_get(&self, id: u64, path: &str) -> Option<(u16, Value)> {
+        let response = self
+            .http
+            .get(self.spec(id).admin_url(path))
+            .send()
+            .await
+            .ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The `/status` of each node in `ids` that answers, asked all at once (a paused node costs one
+    /// timeout, not one per node).
+    pub async fn statuses(&self, ids: &[u64]) -> BTreeMap<u64, Value> {
+        let answers = futures::future::join_all(
+            ids.iter()
+                .map(|&id| async move { (id, self.status(id).await) }),
+        )
+        .await;
+        answers
+            .into_iter()
+            .filter_map(|(id, status)| status.map(|status| (id, status)))
+            .collect()
+    }
+
+    /// The nodes among `ids` whose `/status` says `accepting_writes: true`.
+    pub async fn accepting_writes(&self, ids: &[u64]) -> Vec<u64> {
+        self.statuses(ids)
+            .await
+            .into_iter()
+            .filter(|(_, status)| status["accepting_writes"] == true)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Like [`Cluster::wait_for_tree`], but answers the last problem instead of panicking.
+    pub async fn try_wait_for_tree(&self, ids: &[u64], timeout: Duration) -> Result<u64, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses = self.statuses(ids).await;
+            let views: Vec<TreeView> = statuses
+                .values()
+                .filter_map(TreeView::from_status)
+                .collect();
+            let outcome = match ids.iter().find(|id| !statuses.contains_key(id)) {
+                Some(id) => Err(format!("node {id} does not answer /status")),
+                None if views.len() < ids.len() => Err("a /status lacks a tree field".to_owned()),
+                None => check_tree(&views),
+            };
+            match outcome {
+                Ok(leader) => return Ok(leader),
+                Err(problem) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "no valid tree over {ids:?} within {timeout:?}: {problem}\n{views:?}"
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
 }
 
 /// Whether `nodes` stay connected in `graph` (edges to nodes outside `nodes` are ignored).

@@ -186,7 +186,12 @@ impl ClusterDir {
     pub fn new() -> Self {
         let addr = |port| SocketAddr::new(LOOPBACK.parse().expect("loopback parses"), port);
         Self {
-            dir: tempfile::tempdir().expect("a temporary directory can be created"),
+            // CHAT_TEST_KEEP=1 keeps every cluster's directory (configs, data, logs) for a post-mortem.
+            dir: tempfile::Builder::new()
+                .prefix("chat-cluster-")
+                .disable_cleanup(std::env::var_os("CHAT_TEST_KEEP").is_some())
+                .tempdir()
+                .expect("a temporary directory can be created"),
             bootstrap: addr(free_port()),
             nameserver_grpc: addr(free_port()),
             nameserver_http: addr(free_port()),
