@@ -249,6 +249,8 @@ pub struct DataPlane<T: Transport> {
     summaries: HashMap<NodeId, Summary>,
     /// The last summary sent, and to which parent.
     sent_summary: Option<(NodeId, Summary)>,
+    /// The term the requests in `pending` were sent in.
+    pending_term: u64,
     /// Newer data a node of this tree showed in a catch-up (until the tree changes).
     newer_seen: Option<(Term, Epoch)>,
     commits: Option<broadcast::Receiver<LogEntry>>,
@@ -308,6 +310,7 @@ impl<T: Transport> DataPlane<T> {
             summaries: HashMap::new(),
             sent_summary: None,
             newer_seen: None,
+            pending_term: 0,
             commits: None,
             peers: BTreeSet::new(),
             lag_reported: BTreeSet::new(),
@@ -977,6 +980,15 @@ impl<T: Transport> DataPlane<T> {
 
     async fn on_view_change(&mut self) {
         let view = self.view.borrow_and_update().clone();
+        if view.term != self.pending_term {
+            // A new tree: answers to requests sent into the old one may never come (their route or
+            // their writer is gone). Failing them now, retryable, lets clients retry at once instead
+            // of waiting for the timeout; a write that did commit is found again by its client_id.
+            self.pending_term = view.term;
+            for (_, reply) in self.pending.drain() {
+                let _ = reply.send(Err(unavailable()));
+            }
+        }
         self.follow_links(&view);
         self.summaries
             .retain(|child, _| view.children.contains(child));
