@@ -249,8 +249,8 @@ pub struct DataPlane<T: Transport> {
     summaries: HashMap<NodeId, Summary>,
     /// The last summary sent, and to which parent.
     sent_summary: Option<(NodeId, Summary)>,
-    /// The term the requests in `pending` were sent in.
-    pending_term: u64,
+    /// The term and parent the requests in `pending` were sent through.
+    pending_path: (u64, Option<NodeId>),
     /// Newer data a node of this tree showed in a catch-up (until the tree changes).
     newer_seen: Option<(Term, Epoch)>,
     commits: Option<broadcast::Receiver<LogEntry>>,
@@ -310,7 +310,7 @@ impl<T: Transport> DataPlane<T> {
             summaries: HashMap::new(),
             sent_summary: None,
             newer_seen: None,
-            pending_term: 0,
+            pending_path: (0, None),
             commits: None,
             peers: BTreeSet::new(),
             lag_reported: BTreeSet::new(),
@@ -980,11 +980,11 @@ impl<T: Transport> DataPlane<T> {
 
     async fn on_view_change(&mut self) {
         let view = self.view.borrow_and_update().clone();
-        if view.term != self.pending_term {
-            // A new tree: answers to requests sent into the old one may never come (their route or
-            // their writer is gone). Failing them now, retryable, lets clients retry at once instead
-            // of waiting for the timeout; a write that did commit is found again by its client_id.
-            self.pending_term = view.term;
+        if (view.term, view.parent) != self.pending_path {
+            // A new tree or a new parent: answers to requests sent the old way may never come (their
+            // route or their writer is gone). Failing them now, retryable, lets clients retry at once
+            // instead of waiting for the timeout; a write that did commit is found by its client_id.
+            self.pending_path = (view.term, view.parent);
             for (_, reply) in self.pending.drain() {
                 let _ = reply.send(Err(unavailable()));
             }
