@@ -68,6 +68,10 @@ use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
 /// Most commits a replica applies in one transaction.
 const COMMIT_BATCH: usize = 512;
 
+/// A gap this long between two housekeeping rounds (every 500 ms) means the process was stopped or
+/// starved.
+const STALL: Duration = Duration::from_millis(1500);
+
 /// A root that found newer data in its tree asks for an election at most this often (the election
 /// takes a few hundred milliseconds; asking again meanwhile would only restart it).
 const ELECTION_CALL_SPACING: Duration = Duration::from_secs(3);
@@ -249,6 +253,7 @@ pub struct DataPlane<T: Transport> {
     summaries: HashMap<NodeId, Summary>,
     /// The last summary sent, and to which parent.
     sent_summary: Option<(NodeId, Summary)>,
+    last_housekeeping: Instant,
     /// The term and parent the requests in `pending` were sent through.
     pending_path: (u64, Option<NodeId>),
     /// Newer data a node of this tree showed in a catch-up (until the tree changes).
@@ -311,6 +316,7 @@ impl<T: Transport> DataPlane<T> {
             sent_summary: None,
             newer_seen: None,
             pending_path: (0, None),
+            last_housekeeping: Instant::now(),
             commits: None,
             peers: BTreeSet::new(),
             lag_reported: BTreeSet::new(),
@@ -814,6 +820,20 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn housekeeping(&mut self) {
+        let stalled = self.last_housekeeping.elapsed() > STALL;
+        self.last_housekeeping = Instant::now();
+        if stalled && matches!(self.local, Local::Writer { active: true, .. }) {
+            // This process was stopped (SIGSTOP, a paused VM) or starved: the tree it leads may
+            // have moved on without it. Stop accepting until every node has reported again.
+            tracing::warn!(target: HEADLINE, "this node stalled; not accepting writes until its tree reports again");
+            self.summaries.clear();
+            if let Local::Writer { active, .. } = &mut self.local {
+                *active = false;
+            }
+            self.acks.send_modify(|acks| acks.fenced = true);
+            self.status.update(|status| status.accepting_writes = false);
+            self.metrics.writer_accepting.set(0);
+        }
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
         self.metrics.data_pending.set(self.pending.len() as i64);
@@ -927,9 +947,10 @@ impl<T: Transport> DataPlane<T> {
             return;
         }
         if want && taken != Some(term) {
-            // Entries written from now on carry the tree's term (one writer per term).
-            if let Err(error) = database.set_term(term).await {
-                tracing::error!(%error, term = term.0, "cannot take the tree's term; not accepting writes");
+            // Entries written from now on carry a data term of this writer's own (see `data_term`).
+            let data_term = data_term(view.term, own.0, self.me);
+            if let Err(error) = database.set_term(data_term).await {
+                tracing::error!(%error, term = data_term.0, "cannot take a new data term; not accepting writes");
                 return;
             }
             self.publish_position().await;
@@ -1250,6 +1271,19 @@ impl<T: Transport> DataPlane<T> {
             tracing::debug!(%to, %error, "data message not sent");
         }
     }
+}
+
+/// Bits of a data term that hold the writer's node id.
+const WRITER_BITS: u32 = 20;
+
+/// The term a writer's entries carry: a round that is above both the tree's (control) term and every
+/// round this copy has seen, with the writer's id in the low bits. Two writers can never write entries
+/// of the same data term: a round taken by two nodes (elections in two parts of a split pick their
+/// terms independently, and control terms restart at 1 after a full restart) still differs in the low
+/// bits, so the log check that compares terms at an epoch always tells two histories apart.
+fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
+    let round = tree_term.max((stored.0 >> WRITER_BITS) + 1);
+    Term((round << WRITER_BITS) | (writer.0 & ((1 << WRITER_BITS) - 1)))
 }
 
 async fn next_commit(
