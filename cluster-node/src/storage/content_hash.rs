@@ -2,8 +2,10 @@
 //!
 //! Each table is read in primary-key order, every row rendered by SQLite's `json_array` over all of its
 //! columns (found with `pragma_table_info`, so a column added by a later migration is covered without
-//! touching this file) and fed to SHA-256 with the table's name. sqlx's own `_sqlx_migrations` table is
-//! left out: it records when *this* node ran the migrations.
+//! touching this file) and fed to SHA-256 with the table's name, then the epoch. sqlx's own
+//! `_sqlx_migrations` table is left out (it records when *this* node ran the migrations), and so is
+//! the stored term: a writer takes a new term before it writes anything under it, so a writer and an
+//! up-to-date copy legitimately differ there until the next entry.
 
 use std::fmt;
 
@@ -14,13 +16,12 @@ use sqlx::{Row, SqliteConnection};
 use super::StorageError;
 
 /// Every table holding chat data, with the ordering that makes its rendering canonical.
-const TABLES: [(&str, &str); 6] = [
+const TABLES: [(&str, &str); 5] = [
     ("users", "id"),
     ("user_secrets", "user_id"),
     ("groups", "id"),
     ("memberships", "group_id, user_id"),
     ("messages", "id"),
-    ("system_state", "id"),
 ];
 
 /// A SHA-256 over all rows of all tables.
@@ -67,5 +68,8 @@ pub(super) async fn compute(
             hasher.update([b'\n']);
         }
     }
+    let (_, epoch) = super::system::position(&mut *connection).await?;
+    hasher.update(b"epoch\0");
+    hasher.update(epoch.0.to_be_bytes());
     Ok(ContentHash(hasher.finalize().into()))
 }
