@@ -56,7 +56,7 @@ test:
 
 ## bench [RUNS=3 DURATION=10 CLIENTS=16 NODES=1,4,8 SIZES=4,8,16,32 ...]: build, load 1-, 4- and 8-node clusters
 ##   with chat-bench, run control-bench, write target/bench/<time>/ with summary.md (knobs: scripts/bench.sh,
-##   docs/PERFORMANCE.md); about 12 minutes on 2 cores; its clusters use their own ports, beside make up
+##   docs/PERFORMANCE.md); about 11 minutes on 2 cores; its clusters use their own ports, beside make up
 bench:
 	CARGO="$(CARGO)" scripts/bench.sh
 

@@ -1,15 +1,18 @@
 //! A client of the chat cluster's JSON API, one per simulated user: its own connection pool and its own
-//! session cookie, bound to one input node (sessions are per input node).
+//! session cookie, bound to one input node (the cookie is signed with the cluster key, so it would be
+//! valid on every input node; a client stays on one to spread the load evenly).
 //!
 //! Setup calls ([`ApiClient::register`], [`ApiClient::login`], …) decode their answers and turn anything
 //! but success into a [`ClientError`]. The workload's calls ([`ApiClient::post_message`],
 //! [`ApiClient::list_messages`]) only read the answer to its end (so the connection is reused) and give
 //! back its status: the workload counts statuses, it does not need the bodies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::cookie::{CookieStore as _, Jar};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Header of every API answer: the data epoch the answering database was at.
@@ -41,6 +44,8 @@ pub enum ClientError {
     },
     #[error("cannot build an HTTP client: {0}")]
     Build(#[source] reqwest::Error),
+    #[error("{0} is not a URL")]
+    BadUrl(String),
 }
 
 impl ClientError {
@@ -56,7 +61,7 @@ impl ClientError {
                     | StatusCode::GATEWAY_TIMEOUT
                     | StatusCode::TOO_MANY_REQUESTS
             ),
-            ClientError::Decode { .. } | ClientError::Build(_) => false,
+            ClientError::Decode { .. } | ClientError::Build(_) | ClientError::BadUrl(_) => false,
         }
     }
 }
@@ -95,7 +100,7 @@ impl TransportFailure {
 }
 
 /// A user as the API returns it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -118,13 +123,17 @@ pub struct Endpoint {
 /// Builds the plain HTTP client every part of the tool uses: no proxy (loopback only), a time limit on
 /// every request, optionally a cookie jar.
 pub fn http_client(timeout: Duration, cookies: bool) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .no_proxy()
+    client_builder(timeout)
         .cookie_store(cookies)
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .build()
         .map_err(ClientError::Build)
+}
+
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
 }
 
 /// The live input nodes from the nameserver's `GET /api/endpoints`.
@@ -153,16 +162,48 @@ pub async fn fetch_endpoints(
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    jar: Arc<Jar>,
 }
 
 impl ApiClient {
     /// A client of the input node at `base` (`http://127.0.0.1:8001`, a trailing `/` is dropped) with
     /// its own cookie jar.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let jar = Arc::new(Jar::default());
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
-            http: http_client(timeout, true)?,
+            http: client_builder(timeout)
+                .cookie_provider(jar.clone())
+                .build()
+                .map_err(ClientError::Build)?,
+            jar,
         })
+    }
+
+    /// A client of the input node at `base` whose jar starts with `cookies`, a `Cookie` header value
+    /// as [`ApiClient::session_cookies`] gave it (on this node or another node of the same cluster).
+    pub fn with_session(base: &str, timeout: Duration, cookies: &str) -> Result<Self, ClientError> {
+        let client = Self::new(base, timeout)?;
+        let url = client.base_url()?;
+        for pair in cookies
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
+            client.jar.add_cookie_str(&format!("{pair}; Path=/"), &url);
+        }
+        Ok(client)
+    }
+
+    /// The cookies this client would send to its node (`name=value; …`), `None` before any was set.
+    pub fn session_cookies(&self) -> Option<String> {
+        let url = self.base_url().ok()?;
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok().map(str::to_owned)
+    }
+
+    fn base_url(&self) -> Result<url::Url, ClientError> {
+        url::Url::parse(&self.base).map_err(|_| ClientError::BadUrl(self.base.clone()))
     }
 
     /// The node's base URL, which is also the `Origin` of every non-GET request.
@@ -223,6 +264,20 @@ impl ApiClient {
             )
             .await?;
         Ok(())
+    }
+
+    /// `GET /api/me`: the user this client's session belongs to (401 without a valid session).
+    pub async fn me(&self) -> Result<User, ClientError> {
+        let (url, builder) = self.request(Method::GET, "/api/me");
+        let response = builder
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                method: Method::GET,
+                url: url.clone(),
+                source,
+            })?;
+        decode(Method::GET, url, response, StatusCode::OK).await
     }
 
     /// `POST /api/groups`: a group with the caller as its first member.
@@ -349,6 +404,22 @@ mod tests {
         let client = ApiClient::new("http://127.0.0.1:8001/", Duration::from_secs(1)).unwrap();
 
         assert_eq!(client.base(), "http://127.0.0.1:8001");
+    }
+
+    #[test]
+    fn a_saved_session_goes_back_into_a_new_clients_jar() {
+        let cookies = "chat_session=abc.def; theme=dark";
+
+        let client =
+            ApiClient::with_session("http://127.0.0.1:8002/", Duration::from_secs(1), cookies)
+                .unwrap();
+        let fresh = ApiClient::new("http://127.0.0.1:8002", Duration::from_secs(1)).unwrap();
+
+        let kept = client.session_cookies().expect("the jar holds the cookies");
+        let mut pairs: Vec<&str> = kept.split("; ").collect();
+        pairs.sort_unstable();
+        assert_eq!(pairs, ["chat_session=abc.def", "theme=dark"]);
+        assert_eq!(fresh.session_cookies(), None);
     }
 
     #[test]

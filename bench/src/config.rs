@@ -116,6 +116,12 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
+    /// Keep the run's users, sessions and groups in this file and reuse them in later runs against the
+    /// same nameserver: the first run creates the file, later runs skip registration, login and preload
+    /// (input nodes admit 30 logins per minute per client address). Delete it to start over.
+    #[arg(long)]
+    pub users_file: Option<PathBuf>,
+
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -185,6 +191,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub setup_timeout: Duration,
     pub json: Option<PathBuf>,
+    /// Where the users of the run are kept for later runs (see `--users-file`).
+    pub users_file: Option<PathBuf>,
     pub progress: Progress,
     pub seed: u64,
     pub allow_remote: bool,
@@ -238,6 +246,7 @@ impl Args {
             request_timeout: self.request_timeout,
             setup_timeout: self.setup_timeout,
             json: self.json,
+            users_file: self.users_file,
             progress: if self.quiet {
                 Progress::Off
             } else {

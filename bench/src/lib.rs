@@ -11,7 +11,9 @@
 pub mod client;
 pub mod config;
 pub mod report;
+pub mod saved_setup;
 pub mod setup;
+pub mod suite;
 pub mod workload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +28,8 @@ pub enum BenchError {
     Config(#[from] config::ConfigError),
     #[error("setup failed: {0}")]
     Setup(#[from] setup::SetupError),
+    #[error("users file: {0}")]
+    SavedSetup(#[from] saved_setup::SavedSetupError),
 }
 
 /// A fresh id for a run: 8 hex digits, part of every user and group name it creates.
@@ -33,7 +37,8 @@ pub fn new_run_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
-/// Prepares users and groups, runs the workload and answers what it measured.
+/// Prepares users and groups (or takes them from `--users-file`), runs the workload and answers what it
+/// measured.
 pub async fn run(config: Config) -> Result<Report, BenchError> {
     config.validate()?;
     let run_id = new_run_id();
@@ -41,7 +46,15 @@ pub async fn run(config: Config) -> Result<Report, BenchError> {
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or(0);
-    let prepared = setup::prepare(&config, &run_id).await?;
+    let (prepared, reused_setup) = match &config.users_file {
+        Some(path) if path.exists() => (saved_setup::load(&config, path, &run_id).await?, true),
+        Some(path) => {
+            let prepared = setup::prepare(&config, &run_id).await?;
+            saved_setup::save(path, &config, &prepared)?;
+            (prepared, false)
+        }
+        None => (setup::prepare(&config, &run_id).await?, false),
+    };
     let outcome = workload::run(&config, &prepared).await;
 
     let mut total = outcome.reads.clone();
@@ -59,6 +72,7 @@ pub async fn run(config: Config) -> Result<Report, BenchError> {
         endpoints: prepared.endpoints.clone(),
         clients_per_node,
         setup_secs: report::rounded(prepared.took.as_secs_f64(), 3),
+        reused_setup,
         measured_secs: report::rounded(outcome.measured.as_secs_f64(), 3),
         reads: outcome.reads.summarise(outcome.measured),
         writes: outcome.writes.summarise(outcome.measured),

@@ -210,6 +210,9 @@ pub struct Report {
     /// Clients per input node id, in the order of `endpoints`.
     pub clients_per_node: Vec<usize>,
     pub setup_secs: f64,
+    /// Whether the users and groups came from `--users-file` instead of a setup of this run.
+    #[serde(default)]
+    pub reused_setup: bool,
     /// Length of the measured window: end of warmup to the last recorded answer.
     pub measured_secs: f64,
     pub reads: KindStats,
@@ -241,9 +244,14 @@ impl Report {
             p.groups,
             plural(p.groups),
         );
+        let setup = if self.reused_setup {
+            "users reused from the users file"
+        } else {
+            "setup"
+        };
         let _ = writeln!(
             out,
-            "measured {:.1} s after {:.1} s warmup (setup took {:.1} s)",
+            "measured {:.1} s after {:.1} s warmup ({setup} took {:.1} s)",
             self.measured_secs, p.warmup_secs, self.setup_secs
         );
         let _ = writeln!(out);
@@ -432,6 +440,7 @@ mod tests {
             ],
             clients_per_node: vec![8, 8],
             setup_secs: 0.5,
+            reused_setup: false,
             measured_secs: 1.0,
             reads: reads.summarise(measured),
             writes: writes.summarise(measured),

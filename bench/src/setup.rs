@@ -24,7 +24,7 @@ use crate::workload;
 /// Password of every benchmark user (the server wants at least 8 characters).
 const PASSWORD: &str = "chat-bench-password";
 /// Setup calls in flight at once: registration and login hash with bcrypt, which is slow on purpose.
-const SETUP_CONCURRENCY: usize = 8;
+pub(crate) const SETUP_CONCURRENCY: usize = 8;
 /// Most tries of one setup call, whatever the timeout.
 const MAX_ATTEMPTS: u32 = 100;
 
@@ -164,7 +164,7 @@ pub async fn prepare(config: &Config, run_id: &str) -> Result<Prepared, SetupErr
 }
 
 /// Polls the nameserver until it lists at least one input node.
-async fn wait_for_endpoints(
+pub(crate) async fn wait_for_endpoints(
     config: &Config,
     deadline: Instant,
 ) -> Result<Vec<Endpoint>, SetupError> {
@@ -244,7 +244,11 @@ async fn sign_up(
 }
 
 /// Runs `call` until it succeeds, fails for good, or the deadline passes (backing off up to 1 s).
-async fn retry<T, F, Fut>(step: &str, deadline: Instant, mut call: F) -> Result<T, SetupError>
+pub(crate) async fn retry<T, F, Fut>(
+    step: &str,
+    deadline: Instant,
+    mut call: F,
+) -> Result<T, SetupError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ClientError>>,

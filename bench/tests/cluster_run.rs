@@ -109,3 +109,33 @@ async fn a_run_without_any_input_node_fails_with_a_clear_error_within_the_setup_
         other => panic!("expected a setup error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_second_run_with_the_same_users_file_reuses_the_users_and_their_sessions() {
+    let cluster = Cluster::start_in_order(3).await;
+    cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    wait_until_every_input_node_is_listed(&cluster).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let users_file = dir.path().join("users.json");
+    let mut config = short_run(&cluster, Workload::Write);
+    config.users_file = Some(users_file.clone());
+    let mut fewer_clients = config.clone();
+    fewer_clients.clients = 2;
+    fewer_clients.workload = Workload::Read;
+    fewer_clients.write_ratio = 0.0;
+
+    let first = chat_bench::run(config)
+        .await
+        .expect("the first run completes");
+    let saved = chat_bench::saved_setup::read(&users_file).expect("the first run saved its users");
+    let second = chat_bench::run(fewer_clients)
+        .await
+        .expect("the second run completes");
+
+    assert!(!first.reused_setup);
+    assert_eq!(saved.users.len(), 6);
+    assert!(second.reused_setup, "{second:#?}");
+    assert_eq!(second.clients_per_node.iter().sum::<usize>(), 2);
+    assert!(second.reads.ok > 0, "no read succeeded: {second:#?}");
+    assert_eq!(second.reads.failed, 0, "{second:#?}");
+}

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# `make bench`: the comparisons of DESIGN §10 in one run, every raw figure and a Markdown summary written
+# to a results directory. See docs/PERFORMANCE.md for what each number means.
+#
+#   0. Builds the release binaries once (cargo build --release --bins).
+#   1. For each N in NODES (1, 4, 8), one after the other: a fresh cluster in a temporary directory, on
+#      ports of its own (a `make up` cluster can keep running), started with init.sh and
+#      scripts/cluster.sh, until every node is ready under one leader and the writer accepts writes
+#      (cluster.sh wait-ready) and the nameserver lists every input node. After IDLE seconds: each
+#      node's /status and resident memory (VmRSS). Then RUNS rounds of chat-bench `write`, `read` and
+#      `mixed` with CLIENTS clients and a moderate-load `write` with MODERATE_CLIENTS clients, each
+#      WARMUP + DURATION seconds. The first run creates the users; later runs reuse them and their
+#      sessions (chat-bench --users-file), so the login limit (30 per minute per client address on each
+#      input node) is never hit. After IDLE seconds more: VmRSS again; teardown.
+#   2. control-bench over SIZES, CONTROL_RUNS runs each: election time and messages, heal after killing
+#      a leaf, an interior node and the leader, writer failover.
+#   3. bench-summary: medians (min–max), cluster ÷ single-node ratios, DESIGN §10 targets → summary.md.
+#
+# Knobs (environment), with their defaults (about 11 minutes on 2 cores, build excluded):
+#   RUNS=3              chat-bench runs per workload and cluster size
+#   DURATION=10         measured seconds per chat-bench run
+#   WARMUP=2            unmeasured seconds before each run
+#   CLIENTS=16          clients of the write, read and mixed runs
+#   MODERATE_CLIENTS=4  clients of the moderate-load write run (the p99 target)
+#   NODES=1,4,8         cluster sizes for chat-bench; keep 1, the single node the ratios divide by
+#   SIZES=4,8,16,32     cluster sizes for control-bench; SIZES=none skips it
+#   CONTROL_RUNS=5      control-bench runs per size
+#   IDLE=5              seconds a cluster idles before its memory is read
+#   PORT_BASE=29900     bootstrap PORT_BASE+1, nameserver gRPC +2, HTTP +3; nodes: control 62000+i,
+#                       data 64000+i, HTTP 28000+i, admin 28500+i (make up uses 45999/45998/9999 and
+#                       61000+i, 63000+i, 8000+i, 9000+i)
+#   BUILD=1             0 skips the build (the binaries must exist); CARGO names cargo
+#   OUT=target/bench/<UTC time>   results directory; target/bench/latest points at the last one
+#   UPDATE_DOC=0        1 pastes summary.md into docs/PERFORMANCE.md, between its results markers
+#
+# Results: knobs.env, machine.txt, chat/n<N>/{write,read,mixed,moderate}-<run>.json (chat-bench
+# --json), chat/n<N>/status/<id>.json, chat/n<N>/rss-{idle,after}.tsv, chat/n<N>/logs/ (each node's
+# stderr.log), control.json and control.txt, failures.txt, summary.md.
+#
+# One `make bench` at a time (the ports are fixed). Ctrl-C stops the running tool and tears the cluster
+# down. Requires curl.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+readonly ROOT=$PWD
+readonly RELEASE=$ROOT/target/release
+
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CLIENTS=${CLIENTS:-16}
+MODERATE_CLIENTS=${MODERATE_CLIENTS:-4}
+NODES=${NODES:-1,4,8}
+SIZES=${SIZES:-4,8,16,32}
+CONTROL_RUNS=${CONTROL_RUNS:-5}
+IDLE=${IDLE:-5}
+PORT_BASE=${PORT_BASE:-29900}
+BUILD=${BUILD:-1}
+UPDATE_DOC=${UPDATE_DOC:-0}
+OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+
+readonly BOOTSTRAP_PORT=$((PORT_BASE + 1)) NAMESERVER_GRPC_PORT=$((PORT_BASE + 2)) NAMESERVER_HTTP_PORT=$((PORT_BASE + 3))
+readonly CONTROL_BASE=62000 DATA_BASE=64000 HTTP_BASE=28000 ADMIN_BASE=28500
+readonly NAMESERVER_URL=http://127.0.0.1:$NAMESERVER_HTTP_PORT
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+is_count() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= $2)); }
+is_count "$RUNS" 1 || die "RUNS must be a whole number ≥ 1, not '$RUNS'"
+is_count "$DURATION" 1 || die "DURATION must be whole seconds ≥ 1, not '$DURATION'"
+is_count "$WARMUP" 0 || die "WARMUP must be whole seconds, not '$WARMUP'"
+is_count "$CLIENTS" 1 || die "CLIENTS must be ≥ 1, not '$CLIENTS'"
+is_count "$MODERATE_CLIENTS" 1 || die "MODERATE_CLIENTS must be ≥ 1, not '$MODERATE_CLIENTS'"
+((MODERATE_CLIENTS <= CLIENTS)) || die "MODERATE_CLIENTS ($MODERATE_CLIENTS) must not exceed CLIENTS ($CLIENTS): the moderate run reuses the first users"
+is_count "$CONTROL_RUNS" 1 || die "CONTROL_RUNS must be ≥ 1, not '$CONTROL_RUNS'"
+is_count "$IDLE" 0 || die "IDLE must be whole seconds, not '$IDLE'"
+is_count "$PORT_BASE" 1024 && ((PORT_BASE + 3 < 32768)) || die "PORT_BASE must be 1024–32764 (below the ephemeral ports), not '$PORT_BASE'"
+[[ $NODES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "NODES must be comma-separated sizes such as 1,4,8, not '$NODES'"
+for n in ${NODES//,/ }; do ((n >= 1 && n <= 400)) || die "every size in NODES must be 1–400, not $n"; done
+[[ $SIZES == none || $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "SIZES must be comma-separated sizes such as 4,8,16 (or none), not '$SIZES'"
+command -v curl >/dev/null || die "curl is required (apt-get install curl)"
+
+started=$SECONDS
+mkdir -p "$OUT/chat"
+OUT=$(cd "$OUT" && pwd)
+: >"$OUT/failures.txt"
+failed() { echo "$*" >>"$OUT/failures.txt"; say "FAILED: $*"; }
+
+# The running tool (chat-bench or control-bench), so an interrupt can stop it, and the cluster to tear
+# down. Tools run in the background with `wait`, which a signal interrupts (a foreground child would
+# make the trap wait for it).
+child=
+cluster_dir=
+work=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+
+# run_child LOG WHAT COMMAND...: runs COMMAND with its stdout (WHAT=out) or stdout and stderr (WHAT=all)
+# appended to LOG. (Redirecting the call instead would also send this script's own messages there.)
+run_child() {
+    local log=$1 what=$2
+    shift 2
+    if [[ $what == all ]]; then
+        "$@" >>"$log" 2>&1 &
+    else
+        "$@" >>"$log" &
+    fi
+    child=$!
+    local rc=0
+    wait "$child" || rc=$?
+    child=
+    return "$rc"
+}
+
+cluster() { # cluster COMMAND...: scripts/cluster.sh in the current cluster's directory, on its ports
+    BIN=$RELEASE BOOTSTRAP_ADDR=127.0.0.1:$BOOTSTRAP_PORT NAMESERVER_GRPC=127.0.0.1:$NAMESERVER_GRPC_PORT \
+        NAMESERVER_HTTP=127.0.0.1:$NAMESERVER_HTTP_PORT WAIT_SECONDS=60 "$cluster_dir/scripts/cluster.sh" "$@"
+}
+
+# Pids of the processes cluster.sh started for the current cluster.
+started_pids() {
+    cat "$cluster_dir"/.pids/*.pid 2>/dev/null || true
+}
+
+# Whether PID still runs one of the release binaries (not a reused pid, not a shell before its exec).
+runs_ours() {
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q "^$RELEASE/"
+}
+
+# Waits (up to 10 s) until every process cluster.sh started runs its binary: cluster.sh recognises its
+# processes by their command line, which a loaded machine may not have exec'd yet when it next looks.
+wait_for_exec() {
+    local pid deadline=$((SECONDS + 10))
+    for pid in $(started_pids); do
+        until runs_ours "$pid" || ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); do
+            sleep 0.05
+        done
+    done
+}
+
+teardown() {
+    [[ -n $cluster_dir ]] || return 0
+    local results=$1 pids pid
+    pids=$(started_pids)
+    cluster down >/dev/null 2>&1 || say "tearing down $cluster_dir failed; see its .pids/"
+    # Whatever cluster.sh did not stop (it only stops what it recognises) is SIGKILLed, by pid.
+    for pid in $pids; do
+        if kill -0 "$pid" 2>/dev/null && runs_ours "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ -n $results ]]; then
+        mkdir -p "$results/logs"
+        for log in "$cluster_dir"/NODE_*/logs/stderr.log "$cluster_dir"/.logs/*.log; do
+            [[ -f $log ]] || continue
+            local name=${log#"$cluster_dir"/}
+            cp "$log" "$results/logs/${name//\//_}"
+        done
+    fi
+    cluster_dir=
+}
+
+on_exit() {
+    teardown ""
+    rm -rf "$work"
+}
+
+on_signal() {
+    trap - INT TERM
+    say "interrupted: stopping and tearing down"
+    if [[ -n $child ]]; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
+    exit 130
+}
+trap on_exit EXIT
+trap on_signal INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until the nameserver lists as many input nodes as there are nodes with an HTTP address.
+wait_for_endpoints() {
+    local n=$1 deadline=$((SECONDS + 30)) serving listed id
+    while :; do
+        serving=0
+        for ((id = 1; id <= n; id++)); do
+            if curl -fsS --max-time 1 "http://127.0.0.1:$((ADMIN_BASE + id))/status" 2>/dev/null | grep -q '"http":"http'; then
+                serving=$((serving + 1))
+            fi
+        done
+        listed=$(curl -fsS --max-time 1 "$NAMESERVER_URL/api/endpoints" 2>/dev/null | grep -o '"url"' | wc -l) || listed=0
+        ((serving > 0 && serving == listed)) && return 0
+        ((SECONDS < deadline)) || { say "the nameserver lists $listed input node(s), $serving serve HTTP"; return 1; }
+        sleep 0.2
+    done
+}
+
+# record_memory N FILE: "<id> <VmRSS kB>" of every node.
+record_memory() {
+    local n=$1 file=$2 id pid
+    : >"$file"
+    for ((id = 1; id <= n; id++)); do
+        pid=$(cat "$cluster_dir/.pids/NODE_$id.pid" 2>/dev/null) || continue
+        awk -v id="$id" '/^VmRSS:/ { print id, $2 }' "/proc/$pid/status" >>"$file" 2>/dev/null || true
+    done
+}
+
+# start_cluster N: a fresh cluster of N nodes in a new temporary directory, ready and accepting writes.
+start_cluster() {
+    local n=$1 id cfg port
+    cluster_dir=$work/n$n
+    mkdir -p "$cluster_dir/scripts"
+    # cluster.sh works in the directory above its own: a link to it from the cluster's folder makes it
+    # keep pid files, logs and bootstrap state there.
+    ln -s "$ROOT/scripts/cluster.sh" "$cluster_dir/scripts/cluster.sh"
+    HOST=127.0.0.1 BOOTSTRAP=127.0.0.1:$BOOTSTRAP_PORT NAMESERVER=127.0.0.1:$NAMESERVER_GRPC_PORT \
+        NAMESERVER_HTTP=$NAMESERVER_URL "$ROOT/init.sh" "$n" "$cluster_dir" >/dev/null
+    for ((id = 1; id <= n; id++)); do
+        cfg=$cluster_dir/NODE_$id/.cfg
+        sed -i -E -e "s/^control_port = [0-9]+$/control_port = $((CONTROL_BASE + id))/" \
+            -e "s/^data_port = [0-9]+$/data_port = $((DATA_BASE + id))/" \
+            -e "s/^http_port = [0-9]+$/http_port = $((HTTP_BASE + id))/" \
+            -e "s/^admin_port = [0-9]+$/admin_port = $((ADMIN_BASE + id))/" "$cfg"
+        grep -q "^admin_port = $((ADMIN_BASE + id))$" "$cfg" || die "$cfg: could not move the node to the bench ports (has init.sh's format changed?)"
+    done
+    for port in "$BOOTSTRAP_PORT" "$NAMESERVER_GRPC_PORT" "$NAMESERVER_HTTP_PORT" \
+        $(for ((id = 1; id <= n; id++)); do echo $((CONTROL_BASE + id)) $((DATA_BASE + id)) $((HTTP_BASE + id)) $((ADMIN_BASE + id)); done); do
+        port_in_use "$port" && die "port $port is already in use (another make bench running?)"
+    done
+    cluster run-bootstrap >/dev/null
+    cluster run-nameserver >/dev/null
+    cluster run-nodes >/dev/null
+    wait_for_exec
+    cluster wait-ready >&2 && wait_for_endpoints "$n"
+}
+
+# last_result LOG PHASE: the figures of the row that matters in the last table chat-bench printed.
+last_result() {
+    local kind=write
+    [[ $2 == read ]] && kind=read
+    [[ $2 == mixed ]] && kind=total
+    tail -n 10 "$1" | awk -v kind="$kind" \
+        '$1 == kind { printf "%s req/s, p50 %s ms, p99 %s ms, %s failed", $5, $6, $8, $4 }'
+}
+
+# bench_cluster N: every chat-bench run against a fresh cluster of N nodes.
+bench_cluster() {
+    local n=$1 results=$OUT/chat/n$1 round phase workload clients id
+    mkdir -p "$results/status"
+    say "N=$n: starting a cluster of $n node(s)"
+    if ! start_cluster "$n"; then
+        failed "N=$n: the cluster did not become ready (see chat/n$n/logs/)"
+        teardown "$results"
+        return 0
+    fi
+    sleep "$IDLE"
+    for ((id = 1; id <= n; id++)); do
+        curl -fsS --max-time 2 "http://127.0.0.1:$((ADMIN_BASE + id))/status" >"$results/status/$id.json" 2>/dev/null \
+            || rm -f "$results/status/$id.json"
+    done
+    record_memory "$n" "$results/rss-idle.tsv"
+    say "N=$n: idle VmRSS kB per node: $(awk '{ printf "%s%s", sep, $2; sep=" " }' "$results/rss-idle.tsv")"
+    for ((round = 1; round <= RUNS; round++)); do
+        for phase in write read mixed moderate; do
+            workload=$phase clients=$CLIENTS
+            [[ $phase == moderate ]] && workload=write clients=$MODERATE_CLIENTS
+            if run_child "$results/chat-bench.log" all "$RELEASE/chat-bench" --nameserver "$NAMESERVER_URL" \
+                --workload "$workload" --clients "$clients" --duration "${DURATION}s" --warmup "${WARMUP}s" \
+                --users-file "$cluster_dir/users.json" --json "$results/$phase-$round.json" --quiet; then
+                say "N=$n $phase ($clients clients) run $round/$RUNS: $(last_result "$results/chat-bench.log" "$phase")"
+            else
+                failed "N=$n $phase run $round: chat-bench failed (see chat/n$n/chat-bench.log)"
+            fi
+        done
+    done
+    sleep "$IDLE"
+    record_memory "$n" "$results/rss-after.tsv"
+    teardown "$results"
+}
+
+cat >"$OUT/knobs.env" <<KNOBS
+RUNS=$RUNS
+DURATION=$DURATION
+WARMUP=$WARMUP
+CLIENTS=$CLIENTS
+MODERATE_CLIENTS=$MODERATE_CLIENTS
+NODES=$NODES
+SIZES=$SIZES
+CONTROL_RUNS=$CONTROL_RUNS
+IDLE=$IDLE
+KNOBS
+
+{
+    echo "cpu:     $(lscpu 2>/dev/null | sed -nE 's/^Model name:[[:space:]]*//p' | head -n1), $(nproc) CPUs online"
+    echo "memory:  $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel:  $(uname -sr)"
+    echo "rustc:   $(rustc --version 2>/dev/null || echo unknown)"
+    echo "commit:  $(GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)$(GIT_OPTIONAL_LOCKS=0 git diff --quiet HEAD 2>/dev/null || echo ' with local changes')"
+    echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+
+if [[ $BUILD != 0 ]]; then
+    say "building the release binaries"
+    "${CARGO:-cargo}" build --release --bins
+fi
+for tool in bootstrap nameserver cluster-node chat-bench control-bench bench-summary; do
+    [[ -x $RELEASE/$tool ]] || die "$RELEASE/$tool is missing (run with BUILD=1)"
+done
+build_done=$SECONDS
+
+for n in ${NODES//,/ }; do
+    bench_cluster "$n"
+done
+
+if [[ $SIZES != none ]]; then
+    say "control-bench: sizes $SIZES, $CONTROL_RUNS run(s) each"
+    run_child "$OUT/control.txt" out "$RELEASE/control-bench" --sizes "$SIZES" --runs "$CONTROL_RUNS" \
+        --json "$OUT/control.json" || failed "control-bench failed (see control.txt)"
+    cat "$OUT/control.txt" >&2
+fi
+
+elapsed=$((SECONDS - build_done))
+echo "ended:   $(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg); measuring took $((elapsed / 60)) min $((elapsed % 60)) s (build excluded)" \
+    >>"$OUT/machine.txt"
+if [[ $(dirname "$OUT") == "$ROOT/target/bench" ]]; then
+    ln -sfn "$OUT" "$ROOT/target/bench/latest"
+fi
+
+echo
+"$RELEASE/bench-summary" "${OUT#"$ROOT"/}"
+echo
+if [[ $UPDATE_DOC == 1 ]]; then
+    # The results section of docs/PERFORMANCE.md lies between two marker comments.
+    doc=docs/PERFORMANCE.md
+    if grep -q '^<!-- results:begin -->$' "$doc" && grep -q '^<!-- results:end -->$' "$doc"; then
+        awk -v summary="$OUT/summary.md" '
+            $0 == "<!-- results:begin -->" { print; while ((getline line < summary) > 0) print line; skip = 1; next }
+            $0 == "<!-- results:end -->" { skip = 0 }
+            !skip' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
+        say "replaced the results in $doc with $OUT/summary.md"
+    else
+        say "$doc has no <!-- results:begin --> / <!-- results:end --> markers: not updated"
+    fi
+fi
+say "results in $OUT (summary.md is the table for docs/PERFORMANCE.md); took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
+[[ ! -s $OUT/failures.txt ]] || say "some steps failed: see $OUT/failures.txt"
