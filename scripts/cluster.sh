@@ -47,8 +47,16 @@ start() {
     fi
     mkdir -p "$PIDS" "$(dirname "$log")"
     nohup "$@" >>"$log" 2>&1 </dev/null &
-    echo $! >"$PIDS/$name.pid"
-    echo "started $name (pid $!, log $log)"
+    pid=$!
+    echo "$pid" >"$PIDS/$name.pid"
+    # Until the child has exec'd, its command line is this script's, and live_pid would call it
+    # dead: wait (briefly) for the binary, so a wait-ready or down right after sees the process.
+    for _ in $(seq 50); do
+        live_pid "$name" >/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    echo "started $name (pid $pid, log $log)"
 }
 
 # stop NAME SIGNAL: signals NAME, waits up to 10 s for it to exit, then SIGKILLs it.
