@@ -173,18 +173,29 @@ impl Shape {
                 .map(|(&id, _)| id)
                 .collect()
         };
-        let graph = statuses
-            .iter()
-            .map(|(&id, status)| {
-                let neighbours = status["neighbors"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n["id"].as_u64())
-                    .collect();
-                (id, neighbours)
-            })
-            .collect();
+        // The bootstrap's edges are symmetric, but a node learns of a neighbour that registered
+        // after it only when that neighbour first talks to it: until then one side's /status lists
+        // the edge and the other's does not. Either side's word is enough.
+        let mut graph: BTreeMap<u64, Vec<u64>> =
+            statuses.keys().map(|&id| (id, Vec::new())).collect();
+        for (&id, status) in &statuses {
+            let neighbours = status["neighbors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["id"].as_u64());
+            for neighbour in neighbours {
+                for (from, to) in [(id, neighbour), (neighbour, id)] {
+                    let list = graph.entry(from).or_default();
+                    if !list.contains(&to) {
+                        list.push(to);
+                    }
+                }
+            }
+        }
+        for list in graph.values_mut() {
+            list.sort_unstable();
+        }
         Ok(Shape {
             writer,
             replicas: with_role("persistence"),
