@@ -144,6 +144,7 @@ async fn sse_carries_posts_across_input_nodes_and_resumes_exactly_after_last_eve
     let started = Instant::now();
     let cluster = Cluster::start_in_order(5).await;
     cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
     let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
     let (x, y) = (&inputs[0], &inputs[1]);
     eprintln!(
@@ -463,6 +464,7 @@ async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_messag
     let started = Instant::now();
     let cluster = Cluster::start_in_order(5).await;
     cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
     let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
     eprintln!(
         "cluster ready in {:?}; input nodes {:?}",

@@ -242,6 +242,22 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until one node among `ids` accepts writes (a writer does once every node of its tree
+    /// has reported, shortly after the tree is valid); answers it.
+    pub async fn wait_for_writer(&self, ids: &[u64], timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(&writer) = self.accepting_writes(ids).await.first() {
+                return writer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no node of {ids:?} accepts writes within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The nodes among `ids` whose `/status` says `accepting_writes: true`.
     pub async fn accepting_writes(&self, ids: &[u64]) -> Vec<u64> {
         self.statuses(ids)

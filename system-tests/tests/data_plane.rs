@@ -2,6 +2,7 @@
 //! another, a session reads its own writes, writes go on while a replica is down, and after it
 //! restarts every replica of the new tree holds everything the writer committed.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -37,6 +38,7 @@ async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape
         let cluster = Cluster::start(n);
         let all = cluster.live_ids();
         let leader = cluster.wait_for_tree(&all, CONVERGE).await;
+        cluster.wait_for_writer(&all, CONVERGE).await;
         let mut inputs = Vec::new();
         for &id in &all {
             if let Some(url) = http_of(&cluster, id).await {
@@ -186,10 +188,21 @@ async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when
     // Two replicas or more, so one can be cut off while the client's path to the writer stays whole.
     let (cluster, shape) = cluster_where(8, |shape| shape.replicas.len() >= 2).await;
     let (all, writer, replicas) = (shape.all.clone(), shape.leader, shape.replicas.clone());
-    let quorum = replicas.len() / 2 + 1;
-
-    // A client whose requests reach the writer through the replica that is never cut off.
-    let kept = replicas[0];
+    // Every node below the writer keeps a copy and its acknowledgements reach the writer through the
+    // replica at the top of its subtree: a write needs the writer and `quorum` copies, a majority of
+    // the registered nodes.
+    let quorum = all.len() / 2;
+    let mut subtree: BTreeMap<u64, usize> = replicas.iter().map(|&r| (r, 0)).collect();
+    for &id in &all {
+        if id != writer
+            && let Some(top) = top_replica(&cluster, writer, id).await
+        {
+            *subtree.entry(top).or_default() += 1;
+        }
+    }
+    // The client stays under the smallest subtree, which alone is less than a quorum.
+    let kept = *replicas.iter().min_by_key(|r| subtree[r]).unwrap();
+    assert!(subtree[&kept] < quorum, "{subtree:?}");
     let mut client_url = None;
     for &id in &all {
         if id != writer
@@ -209,22 +222,33 @@ async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when
     );
 
     // Cut the writer's data plane (only: the tree stays as it is) from as many replicas as the quorum
-    // can spare (none with two replicas, one with three or four): writes still succeed.
-    let spare = replicas.len() - quorum;
-    let cut: Vec<u64> = replicas[1..=spare].to_vec();
+    // can spare, smallest subtrees first: writes still succeed.
+    let mut others: Vec<u64> = replicas.iter().copied().filter(|&r| r != kept).collect();
+    others.sort_by_key(|r| subtree[r]);
+    let mut holding: usize = subtree.values().sum();
+    let mut cut = Vec::new();
+    for &replica in &others {
+        if holding - subtree[&replica] >= quorum {
+            holding -= subtree[&replica];
+            cut.push(replica);
+        }
+    }
     cluster.isolate_plane(writer, &cut, "data").await;
     let posted = ada
         .post(&messages, json!({"content": "with a quorum"}))
         .await;
-    assert_eq!(posted.status, 201, "{posted:?}");
+    assert_eq!(posted.status, 201, "cut {cut:?} of {subtree:?}: {posted:?}");
 
-    // One more replica cut off: the write commits on the writer but is not acknowledged.
-    let cut: Vec<u64> = replicas[1..=spare + 1].to_vec();
-    cluster.isolate_plane(writer, &cut, "data").await;
+    // Every replica but the client's cut off: the write commits on the writer but is not
+    // acknowledged.
+    cluster.isolate_plane(writer, &others, "data").await;
     let refused = ada
         .post(&messages, json!({"content": "without a quorum"}))
         .await;
-    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(
+        refused.status, 503,
+        "cut {others:?} of {subtree:?}: {refused:?}"
+    );
 
     cluster.heal(writer).await;
     let posted = ada.post(&messages, json!({"content": "healed"})).await;

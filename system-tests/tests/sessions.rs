@@ -17,6 +17,7 @@ async fn cluster_with_two_input_nodes() -> (Cluster, Vec<String>) {
         let cluster = Cluster::start(4);
         let all = cluster.live_ids();
         cluster.wait_for_tree(&all, CONVERGE).await;
+        cluster.wait_for_writer(&all, CONVERGE).await;
         let mut inputs = Vec::new();
         for &id in &all {
             let status = cluster.status(id).await.unwrap_or_default();
