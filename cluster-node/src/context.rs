@@ -26,6 +26,10 @@ impl DatabaseSlot {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = database.map(|db| (db, role));
     }
 
+    pub fn clear(&self) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     pub fn get(&self) -> Option<(Database, &'static str)> {
         self.0
             .read()

@@ -811,11 +811,7 @@ impl<T: Transport> DataPlane<T> {
     /// Sends a commit down (as the bytes it was encoded in once, by the writer) and tells local
     /// subscribers.
     fn forward_commit(&mut self, entry: LogEntry, raw: Bytes) {
-        for &child in &self.view.borrow().children {
-            if let Err(error) = self.transport.send(child, raw.clone()) {
-                tracing::debug!(to = %child, %error, "commit not sent");
-            }
-        }
+        self.send_bytes_to_children(&raw);
         let _ = self.handle.events.send(entry);
     }
 
@@ -827,12 +823,7 @@ impl<T: Transport> DataPlane<T> {
             // have moved on without it. Stop accepting until every node has reported again.
             tracing::warn!(target: HEADLINE, "this node stalled; not accepting writes until its tree reports again");
             self.summaries.clear();
-            if let Local::Writer { active, .. } = &mut self.local {
-                *active = false;
-            }
-            self.acks.send_modify(|acks| acks.fenced = true);
-            self.status.update(|status| status.accepting_writes = false);
-            self.metrics.writer_accepting.set(0);
+            self.set_accepting(false);
         }
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
@@ -955,20 +946,10 @@ impl<T: Transport> DataPlane<T> {
             }
             self.publish_position().await;
         }
-        if let Local::Writer {
-            active,
-            term: taken,
-            ..
-        } = &mut self.local
-        {
-            *active = want;
-            if want {
-                *taken = Some(term);
-            }
+        if want && let Local::Writer { term: taken, .. } = &mut self.local {
+            *taken = Some(term);
         }
-        self.acks.send_modify(|acks| acks.fenced = !want);
-        self.status.update(|status| status.accepting_writes = want);
-        self.metrics.writer_accepting.set(i64::from(want));
+        self.set_accepting(want);
         self.send_position();
         if want {
             tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), registered = view.registered,
@@ -1135,13 +1116,21 @@ impl<T: Transport> DataPlane<T> {
             if *active {
                 tracing::warn!(target: HEADLINE, "no longer the writer; pending writes are not acknowledged");
             }
-            self.acks.send_modify(|acks| {
-                acks.fenced = true;
-                acks.applied.clear();
-            });
-            self.status.update(|status| status.accepting_writes = false);
-            self.metrics.writer_accepting.set(0);
+            self.set_accepting(false);
+            self.acks.send_modify(|acks| acks.applied.clear());
         }
+    }
+
+    /// The one place a writer starts or stops accepting writes: its own flag, the fence its waiting
+    /// writes watch, `/status` and the gauge move together.
+    fn set_accepting(&mut self, accepting: bool) {
+        if let Local::Writer { active, .. } = &mut self.local {
+            *active = accepting;
+        }
+        self.acks.send_modify(|acks| acks.fenced = !accepting);
+        self.status
+            .update(|status| status.accepting_writes = accepting);
+        self.metrics.writer_accepting.set(i64::from(accepting));
     }
 
     /// Drops this copy (entries the writer never had) and starts again from an empty database.
@@ -1179,7 +1168,7 @@ impl<T: Transport> DataPlane<T> {
         self.retire_writer().await;
         self.commits = None;
         self.local = Local::None;
-        self.slot.set(None, "none");
+        self.slot.clear();
         if let Some(database) = self.database.take() {
             database.close().await;
         }
@@ -1224,11 +1213,7 @@ impl<T: Transport> DataPlane<T> {
     /// Encodes `message` once (commits are on the write path) and sends the bytes to every child.
     fn send_to_children(&self, message: &DataMessage) {
         let bytes = Bytes::from(message::encode(self.view.borrow().term, message));
-        for &child in &self.view.borrow().children {
-            if let Err(error) = self.transport.send(child, bytes.clone()) {
-                tracing::debug!(to = %child, %error, "data message not sent");
-            }
-        }
+        self.send_bytes_to_children(&bytes);
     }
 
     /// Passes a message on to the parent as the bytes it arrived in.

@@ -323,3 +323,38 @@ fn data_terms_grow_past_everything_stored_and_differ_between_writers() {
     // A plain small term from an older database is below any data term.
     assert!(data_term(1, Term(7), NodeId(1)) > Term(7));
 }
+
+#[tokio::test]
+async fn requests_sent_into_a_tree_that_changed_fail_at_once_and_can_be_retried() {
+    let tree = start(path_views()).await;
+    // The request leaves node 3 and is lost on its way up.
+    tree.network.cut(NodeId(2), NodeId(3));
+    let service = tree.nodes[&3].handle.service();
+    let started = std::time::Instant::now();
+    let pending = tokio::spawn(async move { service.execute(register("ada")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A new parent: the answer would come (if at all) the old way.
+    tree.nodes[&3]
+        .view
+        .send_modify(|view| view.parent = Some(NodeId(1)));
+    let result = pending.await.unwrap();
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    // Long before the 3 s request timeout the lost request would otherwise end with.
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // The same for a new term.
+    let service = tree.nodes[&3].handle.service();
+    let pending = tokio::spawn(async move { service.execute(register("bob")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    tree.nodes[&3].view.send_modify(|view| view.term = 2);
+    let result = pending.await.unwrap();
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
