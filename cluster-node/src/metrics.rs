@@ -36,6 +36,12 @@ pub struct ReplicaLabel {
     pub replica: u64,
 }
 
+/// Label of the write-path stage histogram: which step of a write the time was spent in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
 /// Labels of the HTTP request counter: the route pattern (not the raw path, to bound cardinality),
 /// the method and the status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +61,11 @@ pub struct RouteLabel {
 /// Latency buckets from 0.5 ms to about 16 s, doubling.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Finer buckets for the steps of the write path, from 0.1 ms to about 3 s, doubling.
+fn stage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -85,6 +96,10 @@ pub struct Metrics {
     pub data_copies_discarded: Counter,
     pub writer_accepting: Gauge,
     pub data_operation_seconds: Histograms<OperationLabel>,
+    pub write_stage_seconds: Histograms<StageLabel>,
+    pub copy_apply_entries: Histogram,
+    pub writer_group_commits: Counter,
+    pub writer_requests: Counter,
     pub replication_lag: Family<ReplicaLabel, Gauge>,
     pub replica_lag: Gauge,
     pub data_pending: Gauge,
@@ -223,6 +238,33 @@ impl Metrics {
             "Time from submitting a data operation on this node to its answer, by operation and outcome (ok, error, timeout, unavailable)",
             data_operation_seconds.clone(),
         );
+        let write_stage_seconds: Histograms<StageLabel> =
+            Family::new_with_constructor(stage_histogram);
+        registry.register(
+            "write_stage_seconds",
+            "Time a write spends in each step of its path: `commit` (the writer executes and commits it, \
+             group commit included), `quorum` (then waits for enough copies), `copy_apply` (a copy applies \
+             one batch of the writer's entries)",
+            write_stage_seconds.clone(),
+        );
+        let copy_apply_entries = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "copy_apply_batch_entries",
+            "Entries a copy applied in one transaction",
+            copy_apply_entries.clone(),
+        );
+        let writer_group_commits = Counter::default();
+        registry.register(
+            "writer_group_commits",
+            "Transactions the writer committed, each holding every write that was waiting (group commit)",
+            writer_group_commits.clone(),
+        );
+        let writer_requests = Counter::default();
+        registry.register(
+            "writer_requests",
+            "Write requests the writer handled (÷ group commits = the average group size)",
+            writer_requests.clone(),
+        );
         let replication_lag = Family::<ReplicaLabel, Gauge>::default();
         registry.register(
             "replication_lag_entries",
@@ -303,6 +345,10 @@ impl Metrics {
             data_copies_discarded,
             writer_accepting,
             data_operation_seconds,
+            write_stage_seconds,
+            copy_apply_entries,
+            writer_group_commits,
+            writer_requests,
             replication_lag,
             replica_lag,
             data_pending,

@@ -30,6 +30,7 @@
 //!   its own (`CatchUp` carries the term of the replica's last entry). A replica holding entries the
 //!   writer never had discards its copy and rebuilds it from the writer's log.
 
+mod applier;
 pub mod message;
 mod proxy;
 pub mod replication;
@@ -63,6 +64,7 @@ use crate::service::{
 use crate::status::StatusBoard;
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
+use applier::{Applied, Applier, Batch};
 use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
 
 /// Most commits a replica applies in one transaction.
@@ -150,6 +152,8 @@ enum Local {
         applied: Epoch,
         /// The term of the entry at `applied` (zero at epoch 0).
         applied_term: Term,
+        /// The last epoch handed to the applier (at least `applied` once it is done).
+        queued: Epoch,
         asked_at: Option<Instant>,
         /// The writer that confirmed this copy is a prefix of its log; commits from anyone else wait.
         verified_by: Option<NodeId>,
@@ -245,6 +249,10 @@ pub struct DataPlane<T: Transport> {
     next_seq: u64,
     database: Option<Database>,
     local: Local,
+    /// Applies the writer's entries while this node keeps a copy.
+    applier: Option<Applier>,
+    applied_tx: mpsc::UnboundedSender<Applied>,
+    applied_rx: mpsc::UnboundedReceiver<Applied>,
     acks: watch::Sender<Acks>,
     position: watch::Sender<(Term, Epoch)>,
     election_requests: mpsc::Sender<()>,
@@ -262,6 +270,8 @@ pub struct DataPlane<T: Transport> {
     peers: BTreeSet<NodeId>,
     /// Replicas with a lag series in the metrics.
     lag_reported: BTreeSet<NodeId>,
+    /// The current writer's counters when last exported to the metrics.
+    writer_exported: crate::service::WriterCounts,
     metrics: Arc<Metrics>,
     status: StatusBoard,
     slot: DatabaseSlot,
@@ -286,6 +296,7 @@ impl<T: Transport> DataPlane<T> {
         let (submit, submits) = mpsc::channel(4096);
         let (events, _) = broadcast::channel(4096);
         let (outcomes_tx, outcomes) = mpsc::channel(4096);
+        let (applied_tx, applied_rx) = mpsc::unbounded_channel();
         let handle = DataHandle {
             submit,
             events,
@@ -308,6 +319,9 @@ impl<T: Transport> DataPlane<T> {
             next_seq: 0,
             database: None,
             local: Local::None,
+            applier: None,
+            applied_tx,
+            applied_rx,
             acks: watch::channel(Acks::default()).0,
             position,
             election_requests,
@@ -320,6 +334,7 @@ impl<T: Transport> DataPlane<T> {
             commits: None,
             peers: BTreeSet::new(),
             lag_reported: BTreeSet::new(),
+            writer_exported: Default::default(),
             metrics,
             status: context.status.clone(),
             slot: context.database.clone(),
@@ -351,6 +366,7 @@ impl<T: Transport> DataPlane<T> {
                     }
                 }
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
+                Some(applied) = self.applied_rx.recv() => self.on_applied(applied).await,
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
                 entry = next_commit(&mut self.commits) => match entry {
                     Ok(entry) => self.on_commit(entry),
@@ -445,12 +461,18 @@ impl<T: Transport> DataPlane<T> {
         let outcomes = self.outcomes_tx.clone();
         let acks = self.acks.subscribe();
         let quorum_timeout = self.options.quorum_timeout;
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let is_write = request.operation.is_write();
-            let outcome = match service.execute(request.clone()).await {
+            let started = Instant::now();
+            let executed = service.execute(request.clone()).await;
+            let outcome = match executed {
                 Err(error) if error.should_forward() => LocalOutcome::Forward { id, request },
                 Ok(response) if is_write => {
+                    let committed = Instant::now();
+                    stage(&metrics, "commit", committed - started);
                     let durable = wait_for_quorum(acks, response.epoch, quorum_timeout).await;
+                    stage(&metrics, "quorum", committed.elapsed());
                     LocalOutcome::Answer {
                         id,
                         result: durable.map(|()| response),
@@ -530,24 +552,29 @@ impl<T: Transport> DataPlane<T> {
             DataMessage::Response { id, result } => self.deliver(id, result),
             DataMessage::Commit { entry } => {
                 let (entries, raws) = self.gather_commits(from, (entry, raw));
-                self.apply_as_replica(from, &entries, false).await;
-                for (entry, raw) in entries.into_iter().zip(raws) {
-                    self.forward_commit(entry, raw);
+                // Down the tree before applying here: the copies of every level apply at the same
+                // time, so a write's quorum waits for one apply rather than one per level.
+                for raw in &raws {
+                    self.send_bytes_to_children(raw);
                 }
+                let batch = Batch {
+                    entries,
+                    live: true,
+                    more: false,
+                };
+                self.apply_as_replica(from, batch, false);
             }
             DataMessage::Entries { to, entries } => {
                 if to != self.me {
                     self.send_toward(to, raw);
                     return;
                 }
-                self.apply_as_replica(from, &entries, true).await;
-                // A full batch means more is waiting: ask again at once rather than at the next tick.
-                if entries.len() == CATCH_UP_BATCH
-                    && let Local::Replica { asked_at, .. } = &mut self.local
-                {
-                    *asked_at = None;
-                    self.ask_catch_up();
-                }
+                let batch = Batch {
+                    more: entries.len() == CATCH_UP_BATCH,
+                    entries,
+                    live: false,
+                };
+                self.apply_as_replica(from, batch, true);
             }
             DataMessage::Diverged { to, writer_epoch } => {
                 if to != self.me {
@@ -595,6 +622,7 @@ impl<T: Transport> DataPlane<T> {
                 let leader = self.view.borrow().leader;
                 if let Local::Replica {
                     applied,
+                    queued,
                     verified_by,
                     asked_at,
                     ..
@@ -607,7 +635,9 @@ impl<T: Transport> DataPlane<T> {
                         // Only an accepting writer sends positions, and it answers catch-ups now.
                         *asked_at = None;
                         self.ask_catch_up();
-                    } else if epoch > *applied {
+                    } else if epoch > (*applied).max(*queued) {
+                        // The commits up to `epoch` came before this (one link keeps its order):
+                        // some were missed.
                         self.ask_catch_up();
                     }
                 }
@@ -658,55 +688,124 @@ impl<T: Transport> DataPlane<T> {
         (entries, raws)
     }
 
-    /// A replica applies entries from its parent (the writer) in order and acknowledges them.
+    /// A copy applies entries from its parent (coming from the writer) in order, on its applier.
     /// `confirmed` marks the answer to a catch-up: the writer checked that this copy is a prefix of
     /// its log. Before that, commits are ignored (they may extend a history the writer never had).
-    async fn apply_as_replica(&mut self, from: NodeId, entries: &[LogEntry], confirmed: bool) {
+    /// Commits not applied here are still shown to local subscribers at once.
+    fn apply_as_replica(&mut self, from: NodeId, batch: Batch, confirmed: bool) {
         let (parent, leader) = {
             let view = self.view.borrow();
             (view.parent, view.leader)
         };
-        if parent != Some(from) || leader.is_none() {
-            return;
+        let accepted = parent == Some(from)
+            && leader.is_some()
+            && match &mut self.local {
+                Local::Replica {
+                    verified_by,
+                    queued,
+                    ..
+                } => {
+                    if confirmed {
+                        *verified_by = leader;
+                    }
+                    let accepted = *verified_by == leader && !batch.entries.is_empty();
+                    if accepted && let Some(last) = batch.entries.last() {
+                        *queued = (*queued).max(last.epoch);
+                    }
+                    accepted
+                }
+                _ => false,
+            };
+        match &self.applier {
+            Some(applier) if accepted => applier.apply(batch),
+            _ => self.show(&batch),
         }
+    }
+
+    /// Tells local subscribers (live updates) about commits.
+    fn show(&self, batch: &Batch) {
+        if batch.live {
+            for entry in &batch.entries {
+                let _ = self.handle.events.send(entry.clone());
+            }
+        }
+    }
+
+    /// The applier finished a transaction: acknowledge what this copy now holds, or catch up, or
+    /// discard a copy that took another history.
+    async fn on_applied(&mut self, done: Applied) {
+        stage(&self.metrics, "copy_apply", done.took);
+        let count: usize = done.batches.iter().map(|batch| batch.entries.len()).sum();
+        self.metrics.copy_apply_entries.observe(count as f64);
+        for batch in &done.batches {
+            self.show(batch);
+        }
+        let (parent, leader) = {
+            let view = self.view.borrow();
+            (view.parent, view.leader)
+        };
         let Local::Replica {
-            service,
             applied,
             applied_term,
+            queued,
             verified_by,
+            asked_at,
             ..
         } = &mut self.local
         else {
             return;
         };
-        if confirmed {
-            *verified_by = leader;
-        }
-        if *verified_by != leader || entries.is_empty() {
-            return;
-        }
-        match service.database().apply_entries(entries).await {
+        match done.result {
             Ok(epoch) => {
-                if let Some(last) = entries.iter().rfind(|entry| entry.epoch == epoch) {
+                let entries = done.batches.iter().flat_map(|batch| &batch.entries);
+                if let Some(last) = entries.clone().rfind(|entry| entry.epoch == epoch) {
                     *applied_term = last.term;
                 }
-                *applied = epoch;
-                // Published before the ack, so whoever sees the write acknowledged sees it here too.
-                self.publish_position().await;
-                self.send(
-                    from,
-                    &DataMessage::Ack {
-                        node: self.me,
-                        epoch,
-                    },
-                );
+                *applied = (*applied).max(epoch);
+                // The stored position: its term is the highest of the entries it holds.
+                let newest = entries
+                    .filter(|entry| entry.epoch <= epoch)
+                    .map(|entry| entry.term)
+                    .max();
+                let acknowledge = *verified_by == leader;
+                let more = done.batches.iter().any(|batch| batch.more);
+                if more {
+                    *asked_at = None;
+                }
+                self.position.send_if_modified(|position| {
+                    let next = (position.0.max(newest.unwrap_or_default()), epoch);
+                    let changed = *position != next;
+                    *position = next;
+                    changed
+                });
+                // The position is published before the ack, so whoever sees the write acknowledged
+                // sees it here too.
+                if acknowledge && let Some(parent) = parent {
+                    self.send(
+                        parent,
+                        &DataMessage::Ack {
+                            node: self.me,
+                            epoch,
+                        },
+                    );
+                }
+                if more {
+                    // A full catch-up answer means more is waiting: ask again at once.
+                    self.ask_catch_up();
+                }
             }
-            Err(StorageError::Gap { .. }) => self.ask_catch_up(),
+            Err(StorageError::Gap { .. }) => {
+                *queued = *applied;
+                self.ask_catch_up();
+            }
             Err(StorageError::Diverged { epoch, reason }) => {
                 tracing::warn!(target: HEADLINE, epoch, %reason, "the writer's log does not apply to this copy; discarding it");
                 self.discard_local_copy().await;
             }
-            Err(error) => tracing::error!(%error, "cannot apply the writer's log"),
+            Err(error) => {
+                *queued = *applied;
+                tracing::error!(%error, "cannot apply the writer's log");
+            }
         }
     }
 
@@ -832,10 +931,29 @@ impl<T: Transport> DataPlane<T> {
             .data_inbound_queue
             .set(self.inbound.len() as i64);
         self.export_replication_lag();
+        self.export_writer_counts();
         self.send_position();
         // Summaries are sent on change; repeating them covers a lost one.
         self.send_summary(true);
         self.evaluate_writer().await;
+    }
+
+    /// Adds what the writer did since the last export to its counters.
+    fn export_writer_counts(&mut self) {
+        let Local::Writer { service, .. } = &self.local else {
+            return;
+        };
+        let Some(now) = service.writer_counts() else {
+            return;
+        };
+        let last = self.writer_exported;
+        self.metrics
+            .writer_group_commits
+            .inc_by(now.transactions - last.transactions);
+        self.metrics
+            .writer_requests
+            .inc_by(now.requests - last.requests);
+        self.writer_exported = now;
     }
 
     /// On the writer: how far behind each current replica is (stale replicas' series are removed).
@@ -1058,12 +1176,15 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn become_writer(&mut self) {
+        self.stop_applier().await;
         self.fence_writer();
         let Some(database) = self.open_database().await else {
             return;
         };
         let service = LocalService::writer(database, self.options.service.clone());
         self.commits = service.subscribe();
+        // The new writer service counts from zero.
+        self.writer_exported = Default::default();
         self.local = Local::Writer {
             service,
             active: false,
@@ -1074,6 +1195,7 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn become_replica(&mut self) {
+        self.stop_applier().await;
         self.retire_writer().await;
         self.commits = None;
         let Some(database) = self.open_database().await else {
@@ -1089,16 +1211,31 @@ impl<T: Transport> DataPlane<T> {
                 .flatten()
                 .unwrap_or_default(),
         };
+        self.applier = Some(Applier::start(database.clone(), self.applied_tx.clone()));
         self.local = Local::Replica {
             service: LocalService::replica(database),
             applied,
             applied_term,
+            queued: applied,
             asked_at: None,
             verified_by: None,
         };
         self.slot.set(self.database.clone(), "replica");
         tracing::info!(target: HEADLINE, epoch = applied.0, "keeping a copy of the data");
         self.ask_catch_up();
+    }
+
+    /// Before the database changes hands: what the applier took is applied (or failed), and its
+    /// results, which belong to the copy being replaced, are dropped.
+    async fn stop_applier(&mut self) {
+        if let Some(applier) = self.applier.take() {
+            applier.stop().await;
+        }
+        while let Ok(done) = self.applied_rx.try_recv() {
+            for batch in &done.batches {
+                self.show(batch);
+            }
+        }
     }
 
     /// Leaving the writer role for good: no write of that role may land after this (a copy must
@@ -1165,6 +1302,7 @@ impl<T: Transport> DataPlane<T> {
     }
 
     async fn close_database(&mut self) {
+        self.stop_applier().await;
         self.retire_writer().await;
         self.commits = None;
         self.local = Local::None;
@@ -1269,6 +1407,13 @@ const WRITER_BITS: u32 = 20;
 fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
     let round = tree_term.max((stored.0 >> WRITER_BITS) + 1);
     Term((round << WRITER_BITS) | (writer.0 & ((1 << WRITER_BITS) - 1)))
+}
+
+fn stage(metrics: &Metrics, stage: &'static str, took: Duration) {
+    metrics
+        .write_stage_seconds
+        .get_or_create(&crate::metrics::StageLabel { stage })
+        .observe(took.as_secs_f64());
 }
 
 async fn next_commit(

@@ -48,11 +48,35 @@ pub(super) async fn group_of_member(
     user: UserId,
 ) -> Result<Group, ServiceError> {
     let group = group(connection, id).await?;
-    if groups::is_member(connection, id, user).await? {
-        Ok(group)
-    } else {
-        Err(ServiceError::forbidden(
-            "you are not a member of this group",
-        ))
+    Membership(groups::is_member(connection, id, user).await?).require()?;
+    Ok(group)
+}
+
+/// Whether the caller belongs to a live group, found in one query (the write path of a message).
+pub(super) struct Membership(bool);
+
+impl Membership {
+    /// 403 unless the caller is a member.
+    pub(super) fn require(self) -> Result<(), ServiceError> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(
+                "you are not a member of this group",
+            ))
+        }
     }
+}
+
+/// 404 when the group is not live; otherwise whether `user` is a member, checked by the caller
+/// with [`Membership::require`] (a retried send is recognised between the two checks).
+pub(super) async fn membership(
+    connection: &mut SqliteConnection,
+    id: GroupId,
+    user: UserId,
+) -> Result<Membership, ServiceError> {
+    groups::membership(connection, id, user)
+        .await?
+        .map(Membership)
+        .ok_or(ServiceError::NotFound(Resource::Group))
 }

@@ -3,8 +3,8 @@
 //! ```text
 //!   callers (checked, hashed)            writer task                           after commit
 //!   ─ WriteJob ─► mpsc ─► recv_many(≤ max_batch) ─► BEGIN
-//!                                                    for each job: SAVEPOINT
-//!                                                      plan ─► apply(epoch+1) ─► outcome   (or ROLLBACK TO)
+//!                                                    for each job: plan ─► SAVEPOINT
+//!                                                      apply(epoch+1) ─► outcome   (or ROLLBACK TO)
 //!                                                    system_state := (term, last epoch)
 //!                                                    COMMIT ─────────────────────────► broadcast LogEntry
 //!                                                                                      reply to each caller
@@ -12,15 +12,17 @@
 //!
 //! Why a group commit: with `synchronous = FULL` every commit waits for the disk, so the cost is per
 //! transaction; all writes waiting when the writer wakes share one. Each write still gets its own
-//! consecutive epoch and its own savepoint, so one that fails (a rule, a constraint) is rolled back alone
-//! and its neighbours commit. Nobody is answered before the commit, so an answer always describes durable
+//! consecutive epoch, and one that fails (a rule, a constraint) is rolled back alone (a savepoint around
+//! mutations of several statements; a message is one INSERT) and its neighbours commit. SQLite runs
+//! each statement on sqlx's worker thread, so under load on a shared machine every statement costs a
+//! thread hand-off: posting a message takes four (caller, membership, an earlier send, the INSERT). Nobody is answered before the commit, so an answer always describes durable
 //! data; the log entries are published before the answers, so the replication layer has them first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rand::rngs::StdRng;
-use sqlx::{Acquire, SqliteConnection};
+use sqlx::{Acquire, Sqlite, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::{
@@ -185,10 +187,8 @@ impl Writer {
         let mut entries = Vec::new();
         for job in jobs {
             let next = Epoch(epoch.0 + 1);
-            let mut savepoint = Acquire::begin(&mut transaction).await?;
-            match step(&mut savepoint, job, next, now, &mut self.rng).await {
+            match step(&mut transaction, job, next, now, &mut self.rng).await? {
                 Ok((Some(mutation), outcome)) => {
-                    savepoint.commit().await?;
                     epoch = next;
                     entries.push(LogEntry {
                         term,
@@ -197,14 +197,8 @@ impl Writer {
                     });
                     answers.push(Ok(Done::Written { epoch, outcome }));
                 }
-                Ok((None, outcome)) => {
-                    savepoint.rollback().await?;
-                    answers.push(Ok(Done::Unchanged(outcome)));
-                }
-                Err(error) => {
-                    savepoint.rollback().await?;
-                    answers.push(Err(error));
-                }
+                Ok((None, outcome)) => answers.push(Ok(Done::Unchanged(outcome))),
+                Err(error) => answers.push(Err(error)),
             }
         }
         if epoch > start {
@@ -216,20 +210,47 @@ impl Writer {
     }
 }
 
-/// Plans, applies and describes one job inside its savepoint; `None` when there was nothing to write.
+/// Plans, applies and describes one job; `None` when there was nothing to write. The plan only
+/// reads; a mutation of several statements is applied inside a savepoint, so one that fails half-way
+/// is rolled back alone. The outer error is the batch's: the transaction itself is in trouble.
 async fn step(
-    connection: &mut SqliteConnection,
+    transaction: &mut Transaction<'_, Sqlite>,
     job: &WriteJob,
     epoch: Epoch,
     now: UnixMillis,
     rng: &mut StdRng,
-) -> Result<(Option<Mutation>, Outcome), ServiceError> {
-    match writes::plan(connection, job.caller, &job.command, now, rng).await? {
-        Plan::Unchanged(outcome) => Ok((None, outcome)),
+) -> Result<Result<(Option<Mutation>, Outcome), ServiceError>, StorageError> {
+    let plan = match writes::plan(transaction, job.caller, &job.command, now, rng).await {
+        Ok(plan) => plan,
+        Err(error) => return Ok(Err(error)),
+    };
+    match plan {
+        Plan::Unchanged(outcome) => Ok(Ok((None, outcome))),
+        Plan::Post { message, sender } => {
+            let outcome = Outcome::Message(message.message(sender, epoch));
+            let mutation = Mutation::PostMessage(message);
+            // Nothing the writer did not check can make this INSERT fail; if it does, the database
+            // is in trouble and the whole batch fails (no savepoint to fall back to).
+            mutation::apply(transaction, epoch, &mutation).await?;
+            Ok(Ok((Some(mutation), outcome)))
+        }
         Plan::Write(mutation) => {
-            mutation::apply(connection, epoch, &mutation).await?;
-            let outcome = writes::outcome(connection, &mutation).await?;
-            Ok((Some(mutation), outcome))
+            let mut savepoint = Acquire::begin(&mut **transaction).await?;
+            let applied = async {
+                mutation::apply(&mut savepoint, epoch, &mutation).await?;
+                writes::outcome(&mut savepoint, &mutation).await
+            }
+            .await;
+            match applied {
+                Ok(outcome) => {
+                    savepoint.commit().await?;
+                    Ok(Ok((Some(mutation), outcome)))
+                }
+                Err(error) => {
+                    savepoint.rollback().await?;
+                    Ok(Err(error))
+                }
+            }
         }
     }
 }

@@ -7,7 +7,9 @@
 //!    timestamp, tag — into a [`Mutation`]. Reading inside the writer's transaction means each write sees
 //!    the ones committed before it in the same batch, so no two writes can race past a check.
 //!
-//! After the mutation is applied, [`outcome`] reads back what the caller gets to see.
+//! After the mutation is applied, [`outcome`] reads back what the caller gets to see. Posting a message,
+//! the write the chat does most, is planned as [`Plan::Post`]: one INSERT whose answer is known without
+//! reading it back, which keeps the writer's statements per message at four.
 
 use rand::Rng;
 use sqlx::SqliteConnection;
@@ -69,6 +71,12 @@ pub(crate) enum WriteCommand {
 pub(super) enum Plan {
     /// Commit this mutation at the next epoch.
     Write(Mutation),
+    /// Post this message at the next epoch: a single INSERT (so it needs no savepoint of its own: a
+    /// failed statement leaves nothing behind) whose answer is the message itself, from `sender`.
+    Post {
+        message: NewMessage,
+        sender: crate::storage::UserRef,
+    },
     /// Nothing to write (a retry, or already so): answer with this.
     Unchanged(Outcome),
 }
@@ -253,15 +261,18 @@ pub(super) async fn plan(
             if let Some(plan) = earlier_send(connection, me.id, client_id.as_ref(), chat).await? {
                 return Ok(plan);
             }
-            Ok(Plan::Write(Mutation::PostMessage(NewMessage {
-                id: MessageId(random_uuid(rng)),
-                chat,
-                sender: me.id,
-                receiver: Some(peer.id),
-                content: content.as_str().to_owned(),
-                created_at: now,
-                client_id: client_id.clone(),
-            })))
+            Ok(Plan::Post {
+                message: NewMessage {
+                    id: MessageId(random_uuid(rng)),
+                    chat,
+                    sender: me.id,
+                    receiver: Some(peer.id),
+                    content: content.as_str().to_owned(),
+                    created_at: now,
+                    client_id: client_id.clone(),
+                },
+                sender: me.to_ref(),
+            })
         }
         WriteCommand::CreateGroup { name } => {
             let me = rules::caller(connection, caller).await?;
@@ -308,21 +319,25 @@ pub(super) async fn plan(
             client_id,
         } => {
             let me = rules::caller(connection, caller).await?;
-            let chat = ChatId::Group(rules::group(connection, *group).await?.id);
+            let membership = rules::membership(connection, *group, me.id).await?;
+            let chat = ChatId::Group(*group);
             // A retry is recognised before the membership check, so it gets the first attempt's answer.
             if let Some(plan) = earlier_send(connection, me.id, client_id.as_ref(), chat).await? {
                 return Ok(plan);
             }
-            let group = rules::group_of_member(connection, *group, me.id).await?;
-            Ok(Plan::Write(Mutation::PostMessage(NewMessage {
-                id: MessageId(random_uuid(rng)),
-                chat: ChatId::Group(group.id),
-                sender: me.id,
-                receiver: None,
-                content: content.as_str().to_owned(),
-                created_at: now,
-                client_id: client_id.clone(),
-            })))
+            membership.require()?;
+            Ok(Plan::Post {
+                message: NewMessage {
+                    id: MessageId(random_uuid(rng)),
+                    chat,
+                    sender: me.id,
+                    receiver: None,
+                    content: content.as_str().to_owned(),
+                    created_at: now,
+                    client_id: client_id.clone(),
+                },
+                sender: me.to_ref(),
+            })
         }
         WriteCommand::DeleteMessage { message } => {
             let me = rules::caller(connection, caller).await?;

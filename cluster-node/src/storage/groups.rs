@@ -132,6 +132,23 @@ pub async fn is_member(
     Ok(row.is_some())
 }
 
+/// `None` when `group` is not live, else whether `user` is one of its members: both in one query.
+pub async fn membership(
+    connection: &mut SqliteConnection,
+    group: GroupId,
+    user: UserId,
+) -> Result<Option<bool>, StorageError> {
+    let row = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM memberships WHERE group_id = ?1 AND user_id = ?2) AS member
+         FROM groups WHERE id = ?1 AND deleted_at IS NULL",
+    )
+    .bind(group)
+    .bind(user)
+    .fetch_optional(connection)
+    .await?;
+    Ok(row.map(|row| row.try_get("member")).transpose()?)
+}
+
 /// The current members of `group`, in the order they joined.
 pub async fn members(
     connection: &mut SqliteConnection,

@@ -3,24 +3,32 @@
 //! to date by streaming the entries after its epoch in bounded batches, from whichever node is the
 //! writer now (every replica keeps the same log, so a new writer after a failover can serve it too).
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Epoch, LogEntry, StorageError};
 
-/// Appends `entries` (already applied in this transaction).
+/// Rows per INSERT: one statement for a whole group commit, well below SQLite's bound on variables.
+const ROWS_PER_INSERT: usize = 256;
+
+/// Appends `entries` (already applied in this transaction), many rows per statement: every statement
+/// is a hand-off to the database's thread.
 pub async fn append(
     connection: &mut SqliteConnection,
     entries: &[LogEntry],
 ) -> Result<(), StorageError> {
-    for entry in entries {
-        let text = serde_json::to_string(entry)
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        let texts = chunk
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|error| StorageError::Corrupt(error.to_string()))?;
-        sqlx::query("INSERT INTO log (epoch, term, entry) VALUES (?, ?, ?)")
-            .bind(entry.epoch.0 as i64)
-            .bind(entry.term.0 as i64)
-            .bind(text)
-            .execute(&mut *connection)
-            .await?;
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO log (epoch, term, entry) ");
+        insert.push_values(chunk.iter().zip(texts), |mut row, (entry, text)| {
+            row.push_bind(entry.epoch.0 as i64)
+                .push_bind(entry.term.0 as i64)
+                .push_bind(text);
+        });
+        insert.build().execute(&mut *connection).await?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::ids::{ChatId, ClientId, Epoch, MessageId, UnixMillis, UserId};
 use super::model::{Message, UserRef};
@@ -80,6 +80,34 @@ pub async fn insert(
     .bind(&message.client_id)
     .execute(connection)
     .await?;
+    Ok(())
+}
+
+/// Rows per INSERT of [`insert_many`]: 8 values each, well below SQLite's bound on variables.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts messages, each with its write's epoch, many rows per statement (a copy applying a batch
+/// of the writer's log: every statement is a hand-off to the database's thread).
+pub async fn insert_many(
+    connection: &mut SqliteConnection,
+    messages: &[(&NewMessage, Epoch)],
+) -> Result<(), StorageError> {
+    for chunk in messages.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, chat_id, sender_id, receiver_id, content, created_at, epoch, client_id) ",
+        );
+        insert.push_values(chunk, |mut row, (message, epoch)| {
+            row.push_bind(message.id)
+                .push_bind(message.chat)
+                .push_bind(message.sender)
+                .push_bind(message.receiver)
+                .push_bind(&message.content)
+                .push_bind(message.created_at.0)
+                .push_bind(counter_to_sql(epoch.0))
+                .push_bind(&message.client_id);
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
     Ok(())
 }
 
