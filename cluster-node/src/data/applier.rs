@@ -21,6 +21,8 @@
 
 use std::time::Duration;
 
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -83,6 +85,10 @@ async fn run(
     mut queue: mpsc::UnboundedReceiver<Batch>,
     results: mpsc::UnboundedSender<Applied>,
 ) {
+    let mut applier = Connection {
+        database,
+        held: None,
+    };
     let mut waiting = Vec::new();
     while queue.recv_many(&mut waiting, 64).await > 0 {
         // Batches are applied whole (a transaction may exceed MAX_ENTRIES by one batch), and only
@@ -98,18 +104,44 @@ async fn run(
             if !entries.is_empty()
                 && (!continues || entries.len() + batch.entries.len() > MAX_ENTRIES)
             {
-                flush(&database, &results, std::mem::take(&mut batches), &entries).await;
+                flush(
+                    &mut applier,
+                    &results,
+                    std::mem::take(&mut batches),
+                    &entries,
+                )
+                .await;
                 entries.clear();
             }
             entries.extend(batch.entries.iter().cloned());
             batches.push(batch);
         }
-        flush(&database, &results, batches, &entries).await;
+        flush(&mut applier, &results, batches, &entries).await;
+    }
+}
+
+/// The connection the applier keeps between transactions (taken again after an error).
+struct Connection {
+    database: Database,
+    held: Option<PoolConnection<Sqlite>>,
+}
+
+impl Connection {
+    async fn apply(&mut self, entries: &[LogEntry]) -> Result<Epoch, StorageError> {
+        let connection = match &mut self.held {
+            Some(connection) => connection,
+            None => self.held.insert(self.database.pool().acquire().await?),
+        };
+        let result = Database::apply_entries_on(connection, entries).await;
+        if matches!(result, Err(StorageError::Sqlx(_))) || !self.database.lends_connections() {
+            self.held = None;
+        }
+        result
     }
 }
 
 async fn flush(
-    database: &Database,
+    applier: &mut Connection,
     results: &mpsc::UnboundedSender<Applied>,
     batches: Vec<Batch>,
     entries: &[LogEntry],
@@ -119,9 +151,9 @@ async fn flush(
     }
     let started = Instant::now();
     let result = if entries.is_empty() {
-        database.epoch().await
+        applier.database.epoch().await
     } else {
-        database.apply_entries(entries).await
+        applier.apply(entries).await
     };
     let _ = results.send(Applied {
         batches,

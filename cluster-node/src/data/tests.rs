@@ -204,8 +204,8 @@ async fn replica_reaches(node: &mut TestNode, epoch: Epoch) {
 }
 
 #[tokio::test]
-async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_the_replica_has_it() {
-    let mut tree = start(path_views()).await;
+async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_a_copy_has_it() {
+    let tree = start(path_views()).await;
     let service = tree.nodes[&3].handle.service();
 
     let response = service.execute(register("ada")).await.unwrap();
@@ -213,9 +213,10 @@ async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_the_re
         panic!("register answers a user: {response:?}");
     };
     assert!(response.epoch.0 > 0);
-    // Acknowledged means the replica applied it already.
-    let replica = tree.nodes.get_mut(&2).unwrap();
-    assert!(replica.position.borrow().1 >= response.epoch);
+    // Acknowledged means a majority of the three nodes holds it: the writer and one of the copies
+    // (they apply at the same time; either may be first).
+    let held = |id: u64| tree.nodes[&id].position.borrow().1 >= response.epoch;
+    assert!(held(2) || held(3), "no copy holds an acknowledged write");
     assert_eq!(user.username, "ada");
 }
 

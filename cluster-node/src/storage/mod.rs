@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 pub use content_hash::ContentHash;
 pub use ids::{
@@ -181,6 +181,12 @@ impl Database {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Whether a task may keep one of the pool's connections for itself (the writer, a copy's
+    /// applier): not when it is the only one (a database in memory), which every read needs too.
+    pub fn lends_connections(&self) -> bool {
+        self.pool.options().get_max_connections() > 1
+    }
+
     /// The file, or `None` in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -225,7 +231,17 @@ impl Database {
     /// epoch, which the caller asks the writer for. All or nothing keeps the stored epoch an exact
     /// statement of what the rows contain.
     pub async fn apply_entries(&self, entries: &[LogEntry]) -> Result<Epoch, StorageError> {
-        let mut transaction = self.begin_write().await?;
+        let mut connection = self.pool.acquire().await?;
+        Self::apply_entries_on(&mut connection, entries).await
+    }
+
+    /// [`Database::apply_entries`] on a connection of this database's pool that the caller keeps
+    /// (a copy's applier holds one, so each batch skips the pool and finds its page cache warm).
+    pub async fn apply_entries_on(
+        connection: &mut SqliteConnection,
+        entries: &[LogEntry],
+    ) -> Result<Epoch, StorageError> {
+        let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
         let (mut term, mut epoch) = system::position(&mut transaction).await?;
         let have = epoch;
         // A re-delivered entry must be the one this copy holds: a different term at the same epoch
