@@ -32,6 +32,9 @@ use crate::storage::{Database, Epoch, LogEntry, StorageError};
 /// Most entries applied in one transaction.
 const MAX_ENTRIES: usize = 1024;
 
+/// How long the applier keeps its connection without work.
+const IDLE_RELEASE: Duration = Duration::from_millis(100);
+
 /// Entries to apply, in the order they came from the parent.
 #[derive(Debug)]
 pub struct Batch {
@@ -90,7 +93,22 @@ async fn run(
         held: None,
     };
     let mut waiting = Vec::new();
-    while queue.recv_many(&mut waiting, 64).await > 0 {
+    loop {
+        let received = if applier.held.is_some() {
+            tokio::select! {
+                received = queue.recv_many(&mut waiting, 64) => received,
+                () = tokio::time::sleep(IDLE_RELEASE) => {
+                    // Idle: the pool gets the connection back.
+                    applier.held = None;
+                    continue;
+                }
+            }
+        } else {
+            queue.recv_many(&mut waiting, 64).await
+        };
+        if received == 0 {
+            break;
+        }
         // Batches are applied whole (a transaction may exceed MAX_ENTRIES by one batch), and only
         // batches that continue each other share a transaction: a catch-up answer that overlaps
         // commits, or commits after a gap, are applied on their own, so whatever applies does.

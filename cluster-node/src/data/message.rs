@@ -39,8 +39,9 @@ pub enum DataMessage {
         id: RequestId,
         result: Result<ServiceResponse, ServiceError>,
     },
-    /// A committed write, sent by the writer to its children and forwarded down the whole tree.
-    Commit { entry: LogEntry },
+    /// Committed writes in log order (what one group commit wrote), sent by the writer to its
+    /// children and forwarded down the whole tree as the same bytes.
+    Commit { entries: Vec<LogEntry> },
     /// The writer's answer to a [`DataMessage::CatchUp`], routed down to the copy `to` that asked:
     /// the next entries (possibly none). It also confirms that the copy's log is a prefix of the
     /// writer's, after which the copy applies commits.

@@ -14,8 +14,10 @@
 //!                              LocalService (writer or replica database)
 //! ```
 //!
-//! Who answers what: the writer answers everything; a replica answers a read when the client's epoch
-//! is in `1..=its own` (DESIGN §4), otherwise the request goes on to its parent. Only the origin keeps
+//! Who answers what: the writer answers everything; every other node keeps a copy and answers a read
+//! when the current writer has confirmed that copy and the client's epoch is in `1..=its own`
+//! (DESIGN §4), otherwise the request goes on to its parent. An input node thus answers most reads
+//! of its users from its own copy, without a hop. Only the origin keeps
 //! state about a request, so losses anywhere become the origin's `Timeout`, never a hang. A write is
 //! answered only once a quorum of replicas has acknowledged it.
 //!
@@ -441,14 +443,16 @@ impl<T: Transport> DataPlane<T> {
     fn local_answerer(&self, request: &ServiceRequest) -> Option<LocalService> {
         match &self.local {
             Local::Writer { service, .. } => Some(service.clone()),
+            // Any copy answers the reads it is fresh enough for, once the current writer has
+            // confirmed its log (before that it may hold entries that were never acknowledged).
             Local::Replica {
-                service, applied, ..
+                service,
+                applied,
+                verified_by,
+                ..
             } if !request.operation.is_write()
-                && self
-                    .view
-                    .borrow()
-                    .roles
-                    .contains(&overlay::Role::Persistence)
+                && verified_by.is_some()
+                && *verified_by == self.view.borrow().leader
                 && replica_can_answer(request.client_epoch, *applied) =>
             {
                 Some(service.clone())
@@ -550,8 +554,8 @@ impl<T: Transport> DataPlane<T> {
         match message {
             DataMessage::Request { id, request } => self.route_request(id, request, Some(raw)),
             DataMessage::Response { id, result } => self.deliver(id, result),
-            DataMessage::Commit { entry } => {
-                let (entries, raws) = self.gather_commits(from, (entry, raw));
+            DataMessage::Commit { entries } => {
+                let (entries, raws) = self.gather_commits(from, (entries, raw));
                 // Down the tree before applying here: the copies of every level apply at the same
                 // time, so a write's quorum waits for one apply rather than one per level.
                 for raw in &raws {
@@ -668,17 +672,17 @@ impl<T: Transport> DataPlane<T> {
     fn gather_commits(
         &mut self,
         from: NodeId,
-        (first, first_raw): (LogEntry, Bytes),
+        (first, first_raw): (Vec<LogEntry>, Bytes),
     ) -> (Vec<LogEntry>, Vec<Bytes>) {
-        let mut entries = vec![first];
+        let mut entries = first;
         let mut raws = vec![first_raw];
         while entries.len() < COMMIT_BATCH {
             let Ok(next) = self.inbound.try_recv() else {
                 break;
             };
             match self.open(&next) {
-                Some(DataMessage::Commit { entry }) if next.from == from => {
-                    entries.push(entry);
+                Some(DataMessage::Commit { entries: more }) if next.from == from => {
+                    entries.extend(more);
                     raws.push(next.payload);
                 }
                 Some(other) => self.backlog.push_back((next.from, other, next.payload)),
@@ -889,29 +893,43 @@ impl<T: Transport> DataPlane<T> {
         });
     }
 
-    /// The writer committed `entry`: send it down and tell local subscribers.
-    fn on_commit(&mut self, entry: LogEntry) {
-        let epoch = entry.epoch;
-        let term = entry.term;
-        let raw = Bytes::from(message::encode(
-            self.view.borrow().term,
-            &DataMessage::Commit {
-                entry: entry.clone(),
-            },
-        ));
-        self.forward_commit(entry, raw);
-        self.position.send_if_modified(|position| {
-            let changed = *position != (term, epoch);
-            *position = (term, epoch);
-            changed
-        });
-    }
-
-    /// Sends a commit down (as the bytes it was encoded in once, by the writer) and tells local
-    /// subscribers.
-    fn forward_commit(&mut self, entry: LogEntry, raw: Bytes) {
+    /// The writer committed `first`, and with it the rest of its group commit (the writer publishes
+    /// a group's entries back to back, before it answers anyone): they go down as one message,
+    /// encoded once, and to local subscribers.
+    fn on_commit(&mut self, first: LogEntry) {
+        let mut entries = vec![first];
+        if let Some(commits) = &mut self.commits {
+            while entries.len() < COMMIT_BATCH {
+                match commits.try_recv() {
+                    Ok(entry) => entries.push(entry),
+                    Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "the plane fell behind the writer's log; replicas will catch up"
+                        );
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let message = DataMessage::Commit { entries };
+        let raw = Bytes::from(message::encode(self.view.borrow().term, &message));
         self.send_bytes_to_children(&raw);
-        let _ = self.handle.events.send(entry);
+        let DataMessage::Commit { entries } = message else {
+            return;
+        };
+        if let Some(last) = entries.last() {
+            let position = (last.term, last.epoch);
+            self.position.send_if_modified(|current| {
+                let changed = *current != position;
+                *current = position;
+                changed
+            });
+        }
+        for entry in entries {
+            let _ = self.handle.events.send(entry);
+        }
     }
 
     async fn housekeeping(&mut self) {
@@ -1114,8 +1132,8 @@ impl<T: Transport> DataPlane<T> {
             .retain(|child, _| view.children.contains(child));
         self.newer_seen = None;
         let wants_writer = view.roles.contains(&overlay::Role::Writer);
-        // Every node below the root keeps a copy of the data (durability, see `replication`); the
-        // persistence role is the one that answers reads from it. While the tree is being rebuilt
+        // Every node below the root keeps a copy of the data (durability, see `replication`) and
+        // answers the reads it is fresh enough for from it. While the tree is being rebuilt
         // (not ready) a node keeps what it has, so a heal does not close and reopen databases.
         let keeps_copy = !wants_writer && view.parent.is_some();
         if view.ready {

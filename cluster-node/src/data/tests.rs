@@ -221,25 +221,26 @@ async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_a_copy
 }
 
 #[tokio::test]
-async fn a_replica_answers_fresh_enough_reads_and_forwards_the_others() {
+async fn a_copy_answers_fresh_enough_reads_itself_and_forwards_the_others() {
     let mut tree = start(path_views()).await;
     let service = tree.nodes[&3].handle.service();
     let written = service.execute(register("ada")).await.unwrap();
     let Outcome::User(user) = written.outcome else {
         panic!("register answers a user");
     };
-    replica_reaches(tree.nodes.get_mut(&2).unwrap(), written.epoch).await;
+    replica_reaches(tree.nodes.get_mut(&3).unwrap(), written.epoch).await;
 
-    // The client has seen the write's epoch: the replica is fresh enough.
+    // The client has seen the write's epoch and the input node's own copy holds it: no hop.
     let read = service
         .execute(get_user("ada", user.tag, written.epoch))
         .await
         .unwrap();
     assert_eq!(read.epoch, written.epoch);
-    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&3], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 0);
     assert_eq!(reads_answered_by(&tree.nodes[&1], "writer"), 0);
 
-    // A new client (epoch 0) and a client ahead of the replica both go to the writer.
+    // A new client (epoch 0) and a client ahead of every copy both go up to the writer.
     service
         .execute(get_user("ada", user.tag, Epoch(0)))
         .await
@@ -248,7 +249,8 @@ async fn a_replica_answers_fresh_enough_reads_and_forwards_the_others() {
         .execute(get_user("ada", user.tag, Epoch(written.epoch.0 + 5)))
         .await
         .unwrap();
-    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&3], "replica"), 1);
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 0);
     assert_eq!(reads_answered_by(&tree.nodes[&1], "writer"), 2);
 }
 

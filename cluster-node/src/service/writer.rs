@@ -35,6 +35,9 @@ use super::error::ServiceError;
 use super::operation::Outcome;
 use super::writes::{self, Plan, WriteCommand};
 
+/// How long the writer keeps its connection without work.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One write waiting for the writer.
 pub(super) struct WriteJob {
     pub caller: Option<UserId>,
@@ -112,9 +115,29 @@ impl Writer {
     /// Runs until every sender of jobs is gone.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        while self.jobs.recv_many(&mut batch, self.max_batch).await > 0 {
+        // Whether the last batch left its connection with the writer.
+        let mut holding = false;
+        loop {
+            let received = if holding {
+                tokio::select! {
+                    received = self.jobs.recv_many(&mut batch, self.max_batch) => received,
+                    () = tokio::time::sleep(IDLE_RELEASE) => {
+                        // Idle: the pool gets the connection back (closing a database waits for
+                        // every connection).
+                        self.retirement.writing.lock().await.take();
+                        holding = false;
+                        continue;
+                    }
+                }
+            } else {
+                self.jobs.recv_many(&mut batch, self.max_batch).await
+            };
+            if received == 0 {
+                break;
+            }
             let jobs = std::mem::take(&mut batch);
             self.commit(jobs).await;
+            holding = self.retirement.writing.lock().await.is_some();
         }
         tracing::debug!("writer stopped: no more senders");
     }
