@@ -98,10 +98,6 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// Bytes of the database file SQLite maps into memory (address space, not memory: only pages read
-/// are resident, and they are the page cache's).
-const MMAP_SIZE: u64 = 256 << 20;
-
 /// A handle on the node's database; cheap to clone (a connection pool).
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -130,11 +126,7 @@ impl Database {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(options.busy_timeout)
-            // Pages are read through a memory map rather than one read(2) per page: each
-            // transaction on a pooled connection starts by re-reading what other connections
-            // changed, and on a loaded machine every system call is a chance to be descheduled.
-            .pragma("mmap_size", MMAP_SIZE.to_string());
+            .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             // A file database needs no liveness check: skipping it saves a round trip to the
