@@ -412,6 +412,14 @@ impl<T: Transport> DataPlane<T> {
             self.deliver(id, Err(unavailable()));
             return;
         }
+        if matches!(self.local, Local::Writer { active: false, .. })
+            && request.client_epoch > self.position.borrow().1
+        {
+            // A root that does not accept writes may hold less than a node below it (it is about
+            // to hand over): it must not answer a client that has seen more than it holds.
+            self.deliver(id, Err(unavailable()));
+            return;
+        }
         if let Some(service) = self.local_answerer(&request) {
             let by = if service.is_writer() {
                 "writer"

@@ -152,6 +152,64 @@ async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writin
 }
 
 #[tokio::test]
+async fn a_copy_the_writer_has_not_confirmed_answers_no_reads_and_neither_does_a_root_with_less() {
+    // Node 2 writes alone, then a tree forms under the empty node 1: node 2's copy holds data the
+    // root never confirmed (and never will: it has less, and hands over).
+    let tree = start_unsettled(vec![
+        (
+            1,
+            ControlView {
+                ready: false,
+                roles: Vec::new(),
+                ..view(None, &[], &[], &[])
+            },
+        ),
+        (
+            2,
+            with(1, 2, 1, view(None, &[], &[Role::Writer, Role::Input], &[])),
+        ),
+    ]);
+    accepting(&tree.nodes[&2], true).await;
+    let written = tree.nodes[&2]
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+    let Outcome::User(ada) = written.outcome else {
+        panic!("register answers a user");
+    };
+    tree.nodes[&2].view.send_replace(with(
+        2,
+        1,
+        2,
+        view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+    ));
+    tree.nodes[&1].view.send_replace(with(
+        2,
+        1,
+        2,
+        view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tree.nodes[&2].position.borrow().1, written.epoch);
+
+    // A client that saw the write asks node 2: its copy holds the write but is unconfirmed, so the
+    // read goes up, where the root (epoch 0, not accepting) refuses rather than answer from less.
+    let read = tree.nodes[&2]
+        .handle
+        .service()
+        .execute(get_user("ada", ada.tag, written.epoch))
+        .await;
+    assert!(
+        matches!(read, Err(ServiceError::Unavailable { .. })),
+        "{read:?}"
+    );
+    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 0);
+    assert_eq!(reads_answered_by(&tree.nodes[&1], "writer"), 0);
+}
+
+#[tokio::test]
 async fn commits_of_an_older_term_are_dropped_and_never_acknowledged() {
     let tree = start(writer_and_replica(2)).await;
     // The replica has moved on to a newer tree (its view runs ahead of the writer's).
