@@ -82,8 +82,10 @@ async fn start(views: Vec<(u64, ControlView)>) -> TestTree {
     let writer = tree.nodes.values().find(|node| node.writer);
     if let Some(writer) = writer {
         let mut status = writer.status.subscribe();
+        // Generous: a set-up wait, not a timing claim (a loaded 2-core machine running the
+        // simulator and process tests beside these once needed more than 5 s).
         tokio::time::timeout(
-            Duration::from_secs(5),
+            Duration::from_secs(15),
             status.wait_for(|status| status.accepting_writes),
         )
         .await
