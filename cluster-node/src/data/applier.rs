@@ -21,19 +21,14 @@
 
 use std::time::Duration;
 
-use sqlx::Sqlite;
-use sqlx::pool::PoolConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::storage::{Database, Epoch, LogEntry, StorageError};
+use crate::storage::{Database, Epoch, KeptConnection, LogEntry, StorageError};
 
 /// Most entries applied in one transaction.
 const MAX_ENTRIES: usize = 1024;
-
-/// How long the applier keeps its connection without work.
-const IDLE_RELEASE: Duration = Duration::from_millis(100);
 
 /// Entries to apply, in the order they came from the parent.
 #[derive(Debug)]
@@ -88,27 +83,9 @@ async fn run(
     mut queue: mpsc::UnboundedReceiver<Batch>,
     results: mpsc::UnboundedSender<Applied>,
 ) {
-    let mut applier = Connection {
-        database,
-        held: None,
-    };
+    let mut connection = KeptConnection::new(database);
     let mut waiting = Vec::new();
-    loop {
-        let received = if applier.held.is_some() {
-            tokio::select! {
-                received = queue.recv_many(&mut waiting, 64) => received,
-                () = tokio::time::sleep(IDLE_RELEASE) => {
-                    // Idle: the pool gets the connection back.
-                    applier.held = None;
-                    continue;
-                }
-            }
-        } else {
-            queue.recv_many(&mut waiting, 64).await
-        };
-        if received == 0 {
-            break;
-        }
+    while connection.idle(queue.recv_many(&mut waiting, 64)).await > 0 {
         // Batches are applied whole (a transaction may exceed MAX_ENTRIES by one batch), and only
         // batches that continue each other share a transaction: a catch-up answer that overlaps
         // commits, or commits after a gap, are applied on their own, so whatever applies does.
@@ -122,44 +99,20 @@ async fn run(
             if !entries.is_empty()
                 && (!continues || entries.len() + batch.entries.len() > MAX_ENTRIES)
             {
-                flush(
-                    &mut applier,
-                    &results,
-                    std::mem::take(&mut batches),
-                    &entries,
-                )
-                .await;
+                let held = std::mem::take(&mut batches);
+                apply(&mut connection, &results, held, &entries).await;
                 entries.clear();
             }
             entries.extend(batch.entries.iter().cloned());
             batches.push(batch);
         }
-        flush(&mut applier, &results, batches, &entries).await;
+        apply(&mut connection, &results, batches, &entries).await;
     }
 }
 
-/// The connection the applier keeps between transactions (taken again after an error).
-struct Connection {
-    database: Database,
-    held: Option<PoolConnection<Sqlite>>,
-}
-
-impl Connection {
-    async fn apply(&mut self, entries: &[LogEntry]) -> Result<Epoch, StorageError> {
-        let connection = match &mut self.held {
-            Some(connection) => connection,
-            None => self.held.insert(self.database.pool().acquire().await?),
-        };
-        let result = Database::apply_entries_on(connection, entries).await;
-        if matches!(result, Err(StorageError::Sqlx(_))) || !self.database.lends_connections() {
-            self.held = None;
-        }
-        result
-    }
-}
-
-async fn flush(
-    applier: &mut Connection,
+/// Applies `entries` (those of `batches`) in one transaction and reports.
+async fn apply(
+    connection: &mut KeptConnection,
     results: &mpsc::UnboundedSender<Applied>,
     batches: Vec<Batch>,
     entries: &[LogEntry],
@@ -168,14 +121,83 @@ async fn flush(
         return;
     }
     let started = Instant::now();
-    let result = if entries.is_empty() {
-        applier.database.epoch().await
-    } else {
-        applier.apply(entries).await
+    let result = match connection.get().await {
+        Ok(held) => Database::apply_entries_on(held, entries).await,
+        Err(error) => Err(error),
     };
+    connection.done(matches!(result, Err(StorageError::Sqlx(_))));
     let _ = results.send(Applied {
         batches,
         result,
         took: started.elapsed(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::users::NewUser;
+    use crate::storage::{Mutation, Term, UnixMillis, UserId, UserTag};
+
+    fn entry(epoch: u64) -> LogEntry {
+        LogEntry {
+            term: Term(1),
+            epoch: Epoch(epoch),
+            mutation: Mutation::RegisterUser(NewUser {
+                id: UserId::random(),
+                username: format!("user{epoch}"),
+                tag: UserTag::new(1).expect("a valid tag"),
+                password_hash: "hash".into(),
+                created_at: UnixMillis(epoch as i64),
+            }),
+        }
+    }
+
+    fn batch(epochs: std::ops::RangeInclusive<u64>) -> Batch {
+        Batch {
+            entries: epochs.map(entry).collect(),
+            live: true,
+            more: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_that_continue_each_other_share_a_transaction_and_a_gap_fails_alone() {
+        let database = Database::open_in_memory().await.unwrap();
+        let (results, mut applied) = mpsc::unbounded_channel();
+        let (queue, receiver) = mpsc::unbounded_channel();
+        // Queued before the task starts, so it finds them all waiting at once.
+        for epochs in [1..=2, 3..=4, 6..=6, 5..=5] {
+            queue.send(batch(epochs)).unwrap();
+        }
+        drop(queue);
+        run(database.clone(), receiver, results).await;
+
+        let mut reports = Vec::new();
+        while let Ok(done) = applied.try_recv() {
+            let sizes: Vec<usize> = done.batches.iter().map(|b| b.entries.len()).collect();
+            reports.push((sizes, done.result));
+        }
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        // 1–2 and 3–4 continue each other: one transaction.
+        assert_eq!(reports[0].0, vec![2, 2]);
+        assert_eq!(reports[0].1.as_ref().ok(), Some(&Epoch(4)));
+        // 6 does not continue 4: alone, and refused with the gap named; nothing of it applied.
+        assert_eq!(reports[1].0, vec![1]);
+        assert!(
+            matches!(
+                reports[1].1,
+                Err(StorageError::Gap {
+                    have: 4,
+                    missing: 5
+                })
+            ),
+            "{:?}",
+            reports[1].1
+        );
+        // 5 does not continue 6 either: alone again, and it applies.
+        assert_eq!(reports[2].0, vec![1]);
+        assert_eq!(reports[2].1.as_ref().ok(), Some(&Epoch(5)));
+        assert_eq!(database.epoch().await.unwrap(), Epoch(5));
+    }
 }

@@ -42,7 +42,7 @@ mod tests;
 pub use message::{DataMessage, Envelope, RequestId};
 pub use proxy::ProxyService;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
 use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
 
-/// Most commits a replica applies in one transaction.
+/// Most entries the writer sends down in one commit message.
 const COMMIT_BATCH: usize = 512;
 
 /// A gap this long between two housekeeping rounds (every 500 ms) means the process was stopped or
@@ -246,8 +246,6 @@ pub struct DataPlane<T: Transport> {
     outcomes_tx: mpsc::Sender<LocalOutcome>,
     outcomes: mpsc::Receiver<LocalOutcome>,
     pending: HashMap<RequestId, oneshot::Sender<Result<ServiceResponse, ServiceError>>>,
-    /// Messages read ahead while gathering a batch of commits, handled right after it.
-    backlog: VecDeque<(NodeId, DataMessage, Bytes)>,
     next_seq: u64,
     database: Option<Database>,
     local: Local,
@@ -317,7 +315,6 @@ impl<T: Transport> DataPlane<T> {
             outcomes_tx,
             outcomes,
             pending: HashMap::new(),
-            backlog: VecDeque::new(),
             next_seq: 0,
             database: None,
             local: Local::None,
@@ -361,12 +358,7 @@ impl<T: Transport> DataPlane<T> {
                     if changed.is_err() { break }
                     self.on_view_change().await;
                 }
-                Some(inbound) = self.inbound.recv() => {
-                    self.on_inbound(inbound).await;
-                    while let Some((from, message, raw)) = self.backlog.pop_front() {
-                        self.on_message(from, message, raw).await;
-                    }
-                }
+                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound).await,
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
                 Some(applied) = self.applied_rx.recv() => self.on_applied(applied).await,
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
@@ -563,12 +555,10 @@ impl<T: Transport> DataPlane<T> {
             DataMessage::Request { id, request } => self.route_request(id, request, Some(raw)),
             DataMessage::Response { id, result } => self.deliver(id, result),
             DataMessage::Commit { entries } => {
-                let (entries, raws) = self.gather_commits(from, (entries, raw));
                 // Down the tree before applying here: the copies of every level apply at the same
-                // time, so a write's quorum waits for one apply rather than one per level.
-                for raw in &raws {
-                    self.send_bytes_to_children(raw);
-                }
+                // time, so a write's quorum waits for one apply rather than one per level. (Commits
+                // that queue while the applier works share its next transaction.)
+                self.send_bytes_to_children(&raw);
                 let batch = Batch {
                     entries,
                     live: true,
@@ -673,33 +663,6 @@ impl<T: Transport> DataPlane<T> {
         }
     }
 
-    /// Takes the commits from `from` that are already queued behind `first`, so a replica applies
-    /// (and syncs, and acknowledges) them in one transaction: under load the fsync per commit would
-    /// otherwise bound the cluster's write rate. Other messages found on the way are kept, in order,
-    /// for right after.
-    fn gather_commits(
-        &mut self,
-        from: NodeId,
-        (first, first_raw): (Vec<LogEntry>, Bytes),
-    ) -> (Vec<LogEntry>, Vec<Bytes>) {
-        let mut entries = first;
-        let mut raws = vec![first_raw];
-        while entries.len() < COMMIT_BATCH {
-            let Ok(next) = self.inbound.try_recv() else {
-                break;
-            };
-            match self.open(&next) {
-                Some(DataMessage::Commit { entries: more }) if next.from == from => {
-                    entries.extend(more);
-                    raws.push(next.payload);
-                }
-                Some(other) => self.backlog.push_back((next.from, other, next.payload)),
-                None => {}
-            }
-        }
-        (entries, raws)
-    }
-
     /// A copy applies entries from its parent (coming from the writer) in order, on its applier.
     /// `confirmed` marks the answer to a catch-up: the writer checked that this copy is a prefix of
     /// its log. Before that, commits are ignored (they may extend a history the writer never had).
@@ -784,12 +747,8 @@ impl<T: Transport> DataPlane<T> {
                 if more {
                     *asked_at = None;
                 }
-                self.position.send_if_modified(|position| {
-                    let next = (position.0.max(newest.unwrap_or_default()), epoch);
-                    let changed = *position != next;
-                    *position = next;
-                    changed
-                });
+                let term = self.position.borrow().0.max(newest.unwrap_or_default());
+                self.set_position((term, epoch));
                 // The position is published before the ack, so whoever sees the write acknowledged
                 // sees it here too.
                 if acknowledge && let Some(parent) = parent {
@@ -928,12 +887,7 @@ impl<T: Transport> DataPlane<T> {
             return;
         };
         if let Some(last) = entries.last() {
-            let position = (last.term, last.epoch);
-            self.position.send_if_modified(|current| {
-                let changed = *current != position;
-                *current = position;
-                changed
-            });
+            self.set_position((last.term, last.epoch));
         }
         for entry in entries {
             let _ = self.handle.events.send(entry);
@@ -1366,12 +1320,17 @@ impl<T: Transport> DataPlane<T> {
             return;
         };
         if let Ok(position) = database.position().await {
-            self.position.send_if_modified(|current| {
-                let changed = *current != position;
-                *current = position;
-                changed
-            });
+            self.set_position(position);
         }
+    }
+
+    /// Tells the control plane (the election) the data position, when it changed.
+    fn set_position(&self, position: (Term, Epoch)) {
+        self.position.send_if_modified(|current| {
+            let changed = *current != position;
+            *current = position;
+            changed
+        });
     }
 
     /// Encodes `message` once (commits are on the write path) and sends the bytes to every child.

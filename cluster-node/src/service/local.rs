@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::storage::{Database, LogEntry, UnixMillis, system};
+use crate::storage::{Database, KeptConnection, LogEntry, UnixMillis, system};
 
 use super::error::ServiceError;
 use super::password;
@@ -100,7 +100,7 @@ impl LocalService {
         let retirement = Arc::new(super::writer::Retirement::default());
         let writer = Writer {
             retirement: Arc::clone(&retirement),
-            database: database.clone(),
+            connection: KeptConnection::new(database.clone()),
             jobs: receiver,
             log: log.clone(),
             stats: Arc::clone(&stats),

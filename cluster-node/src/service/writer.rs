@@ -22,21 +22,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rand::rngs::StdRng;
-use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Connection, Sqlite, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::{
-    Database, Epoch, LogEntry, Mutation, StorageError, UnixMillis, UserId, log, mutation, system,
+    Epoch, KeptConnection, LogEntry, Mutation, StorageError, UnixMillis, UserId, log, mutation,
+    system,
 };
 
 use super::ServiceResponse;
 use super::error::ServiceError;
 use super::operation::Outcome;
 use super::writes::{self, Plan, WriteCommand};
-
-/// How long the writer keeps its connection without work.
-const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One write waiting for the writer.
 pub(super) struct WriteJob {
@@ -86,22 +83,24 @@ enum Done {
 #[derive(Debug, Default)]
 pub(super) struct Retirement {
     retired: AtomicBool,
-    /// Held by the writer while it writes a batch; inside, the connection it writes on, kept
-    /// between batches (no trip through the pool, a warm page cache) and given back on retirement.
-    writing: tokio::sync::Mutex<Option<PoolConnection<Sqlite>>>,
+    /// Held by the writer while it writes a batch.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Retirement {
+    /// Once this returns, the writer commits nothing more; it gives its connection back when it
+    /// next wakes (a job, or being idle for a moment).
     pub(super) async fn retire(&self) {
         self.retired.store(true, Ordering::SeqCst);
-        self.writing.lock().await.take();
+        drop(self.writing.lock().await);
     }
 }
 
 /// The writer task's state.
 pub(super) struct Writer {
     pub retirement: Arc<Retirement>,
-    pub database: Database,
+    /// The connection the writer writes on, kept between batches.
+    pub connection: KeptConnection,
     pub jobs: mpsc::Receiver<WriteJob>,
     pub log: broadcast::Sender<LogEntry>,
     pub stats: Arc<WriterStats>,
@@ -115,29 +114,14 @@ impl Writer {
     /// Runs until every sender of jobs is gone.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        // Whether the last batch left its connection with the writer.
-        let mut holding = false;
-        loop {
-            let received = if holding {
-                tokio::select! {
-                    received = self.jobs.recv_many(&mut batch, self.max_batch) => received,
-                    () = tokio::time::sleep(IDLE_RELEASE) => {
-                        // Idle: the pool gets the connection back (closing a database waits for
-                        // every connection).
-                        self.retirement.writing.lock().await.take();
-                        holding = false;
-                        continue;
-                    }
-                }
-            } else {
-                self.jobs.recv_many(&mut batch, self.max_batch).await
-            };
-            if received == 0 {
-                break;
-            }
+        while self
+            .connection
+            .idle(self.jobs.recv_many(&mut batch, self.max_batch))
+            .await
+            > 0
+        {
             let jobs = std::mem::take(&mut batch);
             self.commit(jobs).await;
-            holding = self.retirement.writing.lock().await.is_some();
         }
         tracing::debug!("writer stopped: no more senders");
     }
@@ -149,8 +133,9 @@ impl Writer {
 
     async fn commit(&mut self, jobs: Vec<WriteJob>) {
         let retirement = Arc::clone(&self.retirement);
-        let mut connection = retirement.writing.lock().await;
+        let _writing = retirement.writing.lock().await;
         if retirement.retired.load(Ordering::SeqCst) {
+            self.connection.release();
             for job in jobs {
                 let _ = job.reply.send(Err(ServiceError::Unavailable {
                     retry_after: std::time::Duration::from_secs(1),
@@ -160,7 +145,9 @@ impl Writer {
         }
         let now = self.now();
         let size = jobs.len();
-        match self.write(&mut connection, &jobs, now).await {
+        let written = self.write(&jobs, now).await;
+        self.connection.done(written.is_err());
+        match written {
             Ok((answers, entries, epoch)) => {
                 self.stats.transactions.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -187,16 +174,11 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, size, "group commit failed; the whole batch is rolled back");
-                // The next batch starts on a fresh connection.
-                connection.take();
                 let error = ServiceError::from(error);
                 for job in jobs {
                     let _ = job.reply.send(Err(error.clone()));
                 }
             }
-        }
-        if !self.database.lends_connections() {
-            connection.take();
         }
         self.stats
             .requests
@@ -207,15 +189,15 @@ impl Writer {
     /// reached.
     async fn write(
         &mut self,
-        connection: &mut Option<PoolConnection<Sqlite>>,
         jobs: &[WriteJob],
         now: UnixMillis,
     ) -> Result<(Vec<Result<Done, ServiceError>>, Vec<LogEntry>, Epoch), StorageError> {
-        let connection = match connection {
-            Some(connection) => connection,
-            None => connection.insert(self.database.pool().acquire().await?),
-        };
-        let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self
+            .connection
+            .get()
+            .await?
+            .begin_with("BEGIN IMMEDIATE")
+            .await?;
         let (term, start) = system::position(&mut transaction).await?;
         let mut epoch = start;
         let mut answers = Vec::with_capacity(jobs.len());

@@ -66,21 +66,7 @@ pub async fn insert(
     message: &NewMessage,
     epoch: Epoch,
 ) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO messages (id, chat_id, sender_id, receiver_id, content, created_at, epoch, client_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .bind(message.id)
-    .bind(message.chat)
-    .bind(message.sender)
-    .bind(message.receiver)
-    .bind(&message.content)
-    .bind(message.created_at.0)
-    .bind(counter_to_sql(epoch.0))
-    .bind(&message.client_id)
-    .execute(connection)
-    .await?;
-    Ok(())
+    insert_many(connection, &[(message, epoch)]).await
 }
 
 /// Rows per INSERT of [`insert_many`]: 8 values each, well below SQLite's bound on variables.

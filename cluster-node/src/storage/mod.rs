@@ -17,6 +17,7 @@
 
 pub mod groups;
 pub mod ids;
+mod kept;
 pub mod log;
 pub mod messages;
 pub mod model;
@@ -38,6 +39,7 @@ pub use content_hash::ContentHash;
 pub use ids::{
     ChatId, ClientId, Epoch, GroupId, MessageId, ParseIdError, Term, UnixMillis, UserId, UserTag,
 };
+pub use kept::KeptConnection;
 pub use model::{Group, GroupWithMembers, Message, User, UserRef};
 pub use mutation::{LogEntry, Mutation};
 
@@ -171,12 +173,6 @@ impl Database {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StorageError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Whether a task may keep one of the pool's connections for itself (the writer, a copy's
-    /// applier): not when it is the only one (a database in memory), which every read needs too.
-    pub fn lends_connections(&self) -> bool {
-        self.pool.options().get_max_connections() > 1
     }
 
     /// The file, or `None` in memory.

@@ -87,10 +87,9 @@ async fn a_writer_whose_tree_is_no_majority_refuses_writes_without_writing_anyth
     );
 }
 
-#[tokio::test]
-async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writing() {
-    // Node 2 starts as a one-node cluster and writes; node 1 waits outside any tree.
-    let mut tree = start_unsettled(vec![
+/// Node 2 as a one-node cluster accepting writes; node 1 waiting outside any tree, with no data.
+async fn node_2_writing_alone() -> TestTree {
+    let tree = start_unsettled(vec![
         (
             1,
             ControlView {
@@ -105,19 +104,12 @@ async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writin
         ),
     ]);
     accepting(&tree.nodes[&2], true).await;
-    let mut last = Epoch(0);
-    for name in ["ada", "bob", "cy"] {
-        last = tree.nodes[&2]
-            .handle
-            .service()
-            .execute(register(name))
-            .await
-            .unwrap()
-            .epoch;
-    }
-    let before = hash(&tree.nodes[&2]).await;
+    tree
+}
 
-    // A tree forms with the empty node 1 at its root (as after a merge that chose by shape).
+/// A tree forms with the empty node 1 at its root and node 2 below (as after a merge that chose
+/// by shape).
+fn forms_under_empty_node_1(tree: &TestTree) {
     tree.nodes[&2].view.send_replace(with(
         2,
         1,
@@ -130,6 +122,25 @@ async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writin
         2,
         view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
     ));
+}
+
+#[tokio::test]
+async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writing() {
+    // Node 2 starts as a one-node cluster and writes; node 1 waits outside any tree.
+    let mut tree = node_2_writing_alone().await;
+    let mut last = Epoch(0);
+    for name in ["ada", "bob", "cy"] {
+        last = tree.nodes[&2]
+            .handle
+            .service()
+            .execute(register(name))
+            .await
+            .unwrap()
+            .epoch;
+    }
+    let before = hash(&tree.nodes[&2]).await;
+
+    forms_under_empty_node_1(&tree);
 
     let root = tree.nodes.get_mut(&1).unwrap();
     tokio::time::timeout(Duration::from_secs(5), root.elections.recv())
@@ -155,21 +166,7 @@ async fn a_root_below_which_a_node_holds_newer_data_hands_over_instead_of_writin
 async fn a_copy_the_writer_has_not_confirmed_answers_no_reads_and_neither_does_a_root_with_less() {
     // Node 2 writes alone, then a tree forms under the empty node 1: node 2's copy holds data the
     // root never confirmed (and never will: it has less, and hands over).
-    let tree = start_unsettled(vec![
-        (
-            1,
-            ControlView {
-                ready: false,
-                roles: Vec::new(),
-                ..view(None, &[], &[], &[])
-            },
-        ),
-        (
-            2,
-            with(1, 2, 1, view(None, &[], &[Role::Writer, Role::Input], &[])),
-        ),
-    ]);
-    accepting(&tree.nodes[&2], true).await;
+    let tree = node_2_writing_alone().await;
     let written = tree.nodes[&2]
         .handle
         .service()
@@ -179,18 +176,7 @@ async fn a_copy_the_writer_has_not_confirmed_answers_no_reads_and_neither_does_a
     let Outcome::User(ada) = written.outcome else {
         panic!("register answers a user");
     };
-    tree.nodes[&2].view.send_replace(with(
-        2,
-        1,
-        2,
-        view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
-    ));
-    tree.nodes[&1].view.send_replace(with(
-        2,
-        1,
-        2,
-        view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
-    ));
+    forms_under_empty_node_1(&tree);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(tree.nodes[&2].position.borrow().1, written.epoch);
 

@@ -1,0 +1,70 @@
+//! [`KeptConnection`]: one of the pool's connections, kept by a task that writes often (the writer,
+//! a copy's applier) between its transactions.
+//!
+//! Why: every transaction taken from the pool is a trip through it and may land on a connection
+//! whose page cache another connection's writes made stale; a connection kept by the only task that
+//! writes stays warm. It goes back to the pool when the task has been idle for [`IDLE_RELEASE`]
+//! (closing a database waits for every connection), after an error (the next transaction starts on
+//! a fresh one), and at once on a database of a single connection (in memory), which every read
+//! needs too.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
+
+use super::{Database, StorageError};
+
+/// How long a task keeps its connection without work.
+const IDLE_RELEASE: Duration = Duration::from_millis(100);
+
+pub struct KeptConnection {
+    database: Database,
+    held: Option<PoolConnection<Sqlite>>,
+}
+
+impl KeptConnection {
+    pub fn new(database: Database) -> Self {
+        KeptConnection {
+            database,
+            held: None,
+        }
+    }
+
+    /// The kept connection, taken from the pool if there is none.
+    pub async fn get(&mut self) -> Result<&mut PoolConnection<Sqlite>, StorageError> {
+        let connection = match self.held.take() {
+            Some(connection) => connection,
+            None => self.database.pool().acquire().await?,
+        };
+        Ok(self.held.insert(connection))
+    }
+
+    /// After a transaction on the kept connection: gives it back when the transaction failed
+    /// (`failed`) or when the pool has no other connection.
+    pub fn done(&mut self, failed: bool) {
+        if failed || self.database.pool().options().get_max_connections() < 2 {
+            self.release();
+        }
+    }
+
+    /// Gives the connection back to the pool.
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// Waits for `work` (a cancel-safe wait for the next job), giving the connection back if
+    /// nothing comes for [`IDLE_RELEASE`].
+    pub async fn idle<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        if self.held.is_none() {
+            return work.await;
+        }
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(IDLE_RELEASE) => self.release(),
+        }
+        work.await
+    }
+}
