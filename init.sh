@@ -13,7 +13,8 @@
 #
 # Usage: ./init.sh N [DIR]   (DIR defaults to the current directory)
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
-#              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999).
+#              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999),
+#              REPLICATION_FACTOR (default 3: voters the writer keeps, 1–7; DESIGN §4).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
 #
 # Every config gets the same `cluster_key`, the secret that signs session cookies, so a user signed in
@@ -40,6 +41,11 @@ host=${HOST:-127.0.0.1}
 bootstrap=${BOOTSTRAP:-127.0.0.1:45999}
 nameserver=${NAMESERVER:-127.0.0.1:45998}
 nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
+replication_factor=${REPLICATION_FACTOR:-3}
+if [[ ! $replication_factor =~ ^[1-7]$ ]]; then
+    echo "$0: REPLICATION_FACTOR must be 1 to 7, not '$replication_factor'" >&2
+    exit 2
+fi
 
 mkdir -p "$dir"
 
@@ -79,6 +85,7 @@ nameserver_http = "$nameserver_http"
 data_dir = "data"
 log_dir = "logs"
 cluster_key = "$cluster_key"
+replication_factor = $replication_factor
 CFG
     mv "$node_dir/.cfg.tmp" "$node_dir/.cfg"
 done

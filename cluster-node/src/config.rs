@@ -155,7 +155,15 @@ pub struct Config {
     /// Signs session cookies; without it the node uses a random key and its sessions are valid only on
     /// this node until it restarts.
     pub cluster_key: Option<ClusterKey>,
+    /// How many voters the writer keeps (DESIGN §4): 1 to 7, default 3.
+    pub replication_factor: replication::ReplicationFactor,
+    /// How long a voter may stay out of the writer's tree before a learner replaces it.
+    pub voter_grace: std::time::Duration,
 }
+
+/// A voter's default grace period: long enough to ride out a restart or a heal (about a second),
+/// short enough that a node gone for good is replaced within seconds.
+pub const DEFAULT_VOTER_GRACE_MS: u64 = 5_000;
 
 /// Why a configuration was refused. Each variant renders as a single line.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +214,10 @@ pub struct RawConfig {
     pub nameserver_http: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voter_grace_ms: Option<u64>,
 }
 
 impl Config {
@@ -244,6 +256,8 @@ impl Config {
             allow_faults: self.allow_faults,
             nameserver_http: self.nameserver_http.clone(),
             cluster_key: self.cluster_key.as_ref().map(|key| key.0.clone()),
+            replication_factor: Some(self.replication_factor.get() as u64),
+            voter_grace_ms: Some(self.voter_grace.as_millis() as u64),
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -313,6 +327,20 @@ impl RawConfig {
             .map(ClusterKey::parse)
             .transpose()
             .map_err(|reason| invalid("cluster_key", reason))?;
+        let replication_factor = match self.replication_factor {
+            None => replication::ReplicationFactor::DEFAULT,
+            Some(voters) => usize::try_from(voters)
+                .map_err(|_| format!("must be 1 to 7 (the number of voters), not {voters}"))
+                .and_then(replication::ReplicationFactor::new)
+                .map_err(|reason| invalid("replication_factor", reason))?,
+        };
+        let voter_grace_ms = self.voter_grace_ms.unwrap_or(DEFAULT_VOTER_GRACE_MS);
+        if !(100..=3_600_000).contains(&voter_grace_ms) {
+            return Err(invalid(
+                "voter_grace_ms",
+                format!("must be 100 to 3600000 milliseconds, not {voter_grace_ms}"),
+            ));
+        }
         let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
         let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
 
@@ -330,6 +358,8 @@ impl RawConfig {
             allow_faults: self.allow_faults,
             nameserver_http,
             cluster_key,
+            replication_factor,
+            voter_grace: std::time::Duration::from_millis(voter_grace_ms),
         })
     }
 }

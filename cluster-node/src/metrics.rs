@@ -102,6 +102,8 @@ pub struct Metrics {
     pub writer_requests: Counter,
     pub replication_lag: Family<ReplicaLabel, Gauge>,
     pub replica_lag: Gauge,
+    pub voters: Gauge,
+    pub configuration_changes: Counter,
     pub data_pending: Gauge,
     pub data_inbound_queue: Gauge,
     pub http_requests: Family<HttpLabel, Counter>,
@@ -277,6 +279,18 @@ impl Metrics {
             "On a replica: the writer's last announced epoch minus the epoch applied here",
             replica_lag.clone(),
         );
+        let voters = Gauge::default();
+        registry.register(
+            "voters",
+            "Voters named by the newest configuration in this node's log (0 before the first one)",
+            voters.clone(),
+        );
+        let configuration_changes = Counter::default();
+        registry.register(
+            "configuration_changes",
+            "Voter configuration entries this node committed as the writer (the first entry of each term restates the voters)",
+            configuration_changes.clone(),
+        );
         let data_pending = Gauge::default();
         registry.register(
             "data_pending_requests",
@@ -351,6 +365,8 @@ impl Metrics {
             writer_requests,
             replication_lag,
             replica_lag,
+            voters,
+            configuration_changes,
             data_pending,
             data_inbound_queue,
             http_requests,

@@ -235,7 +235,11 @@ impl Node {
                 REGISTERED_REFRESH,
                 plane_stop.clone(),
             ));
-            let data_options = DataOptions::new(config.data_dir.clone());
+            let data_options = DataOptions {
+                replication_factor: config.replication_factor,
+                voter_grace: config.voter_grace,
+                ..DataOptions::new(config.data_dir.clone())
+            };
             let me = config.id;
             let input_config = config.clone();
             let control = ControlPlane::new(

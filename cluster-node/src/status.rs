@@ -41,9 +41,28 @@ pub struct NodeStatus {
     pub http: Option<String>,
     /// Whether the bootstrap has answered this node's registration.
     pub registered: bool,
-    /// True only on the writer while it accepts writes: its tree spans a majority of the registered
-    /// nodes and no node of it holds newer data (DESIGN §4, "one writer at a time").
+    /// True only on the writer while it accepts writes: its tree holds a majority of the voters and
+    /// no node of it holds newer data (DESIGN §4, "one writer at a time").
     pub accepting_writes: bool,
+    /// The voters of the newest configuration in this node's log, sorted (empty before the first).
+    pub voters: Vec<NodeId>,
+    /// What this node's copy of the data is.
+    pub copy: CopyKind,
+    /// The roles the tree's shape gives (the control plane's); `roles` adds the voter set's.
+    #[serde(skip)]
+    pub tree_roles: Vec<Role>,
+}
+
+/// What a node's copy of the data counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyKind {
+    /// Holds durable copies that count for acknowledgements (the writer is one when it votes).
+    Voter,
+    /// Applies the log without per-commit fsync; never counts.
+    Learner,
+    #[default]
+    None,
 }
 
 impl NodeStatus {
@@ -64,7 +83,31 @@ impl NodeStatus {
             http: None,
             registered: false,
             accepting_writes: false,
+            voters: Vec::new(),
+            copy: CopyKind::None,
+            tree_roles: Vec::new(),
         }
+    }
+
+    /// `roles` from the tree's roles and the copy: `persistence` is the role of every voter that is
+    /// not the writer (DESIGN §3), whatever its place in the tree; a node of the tree left with no
+    /// role only forwards.
+    pub fn refresh_roles(&mut self) {
+        let mut roles: Vec<Role> = self
+            .tree_roles
+            .iter()
+            .copied()
+            .filter(|role| *role != Role::Persistence)
+            .collect();
+        let writer = roles.contains(&Role::Writer);
+        if self.copy == CopyKind::Voter && !writer && !self.tree_roles.is_empty() {
+            roles.push(Role::Persistence);
+        }
+        if roles.is_empty() && !self.tree_roles.is_empty() {
+            roles.push(Role::Forwarder);
+        }
+        roles.sort();
+        self.roles = roles;
     }
 }
 

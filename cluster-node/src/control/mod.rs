@@ -340,7 +340,8 @@ impl<T: Transport> ControlPlane<T> {
             status.ready = view.ready;
             status.leader = view.leader;
             status.term = view.term;
-            status.roles = view.roles.clone();
+            status.tree_roles = view.roles.clone();
+            status.refresh_roles();
             status.parent = view.parent;
             status.children = view.children.clone();
             status.neighbors = neighbours

@@ -38,6 +38,9 @@ pub struct Batch {
     pub live: bool,
     /// A full catch-up answer: more is waiting at the writer.
     pub more: bool,
+    /// Applied with an fsync per transaction (this copy is a voter, or becomes one in this batch);
+    /// otherwise relaxed, as a learner's copy is (see `KeptConnection::set_durable`).
+    pub durable: bool,
 }
 
 /// What one transaction did: the batches it held, and the epoch the copy reached or why not.
@@ -46,6 +49,8 @@ pub struct Applied {
     pub batches: Vec<Batch>,
     pub result: Result<Epoch, StorageError>,
     pub took: Duration,
+    /// The transaction was fsynced (so was everything this copy applied before it).
+    pub durable: bool,
 }
 
 /// The running applier of one copy.
@@ -121,8 +126,12 @@ async fn apply(
         return;
     }
     let started = Instant::now();
-    let result = match connection.get().await {
-        Ok(held) => Database::apply_entries_on(held, entries).await,
+    let durable = batches.iter().any(|batch| batch.durable);
+    let result = match connection.set_durable(durable).await {
+        Ok(()) => match connection.get().await {
+            Ok(held) => Database::apply_entries_on(held, entries).await,
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     connection.done(matches!(result, Err(StorageError::Sqlx(_))));
@@ -130,6 +139,7 @@ async fn apply(
         batches,
         result,
         took: started.elapsed(),
+        durable,
     });
 }
 
@@ -158,6 +168,7 @@ mod tests {
             entries: epochs.map(entry).collect(),
             live: true,
             more: false,
+            durable: true,
         }
     }
 

@@ -50,8 +50,14 @@ pub enum DataMessage {
     /// down to `to`: the copy holds entries the writer never had (an old writer's unacknowledged
     /// tail). It discards them and rebuilds its copy from the writer's log; histories never merge.
     Diverged { to: NodeId, writer_epoch: Epoch },
-    /// Copy `node` has applied everything up to `epoch`; passed up the tree to the writer.
-    Ack { node: NodeId, epoch: Epoch },
+    /// Copy `node` has applied everything up to `epoch`; passed up the tree to the writer. `durable`
+    /// from a voter that holds it on disk (it counts for the write's quorum); a learner reports its
+    /// progress with `durable: false` (never counted; it tells the writer who is caught up).
+    Ack {
+        node: NodeId,
+        epoch: Epoch,
+        durable: bool,
+    },
     /// Copy `origin` is missing entries from `from` on; passed up the tree to the writer.
     /// `last_term` is the term of its entry at `from - 1` (zero when it has none), so the writer
     /// can check that their logs agree, and `held` its data position: a writer never judges a copy
@@ -140,6 +146,7 @@ mod tests {
             DataMessage::Ack {
                 node: NodeId(3),
                 epoch: Epoch(7),
+                durable: true,
             },
             DataMessage::CatchUp {
                 origin: NodeId(3),

@@ -35,9 +35,10 @@
 mod applier;
 pub mod message;
 mod proxy;
-pub mod replication;
+pub mod quorum;
 #[cfg(test)]
 mod tests;
+mod voters;
 
 pub use message::{DataMessage, Envelope, RequestId};
 pub use proxy::ProxyService;
@@ -67,7 +68,9 @@ use crate::status::StatusBoard;
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
-use replication::{Acks, CATCH_UP_BATCH, wait_for_quorum};
+use quorum::{CATCH_UP_BATCH, wait_for_quorum};
+use replication::{Acceptance, Acks, Configuration, ReplicationFactor, TreeReport, may_accept};
+use voters::{VoterTracking, first_voters, tree_members};
 
 /// Most entries the writer sends down in one commit message.
 const COMMIT_BATCH: usize = 512;
@@ -106,6 +109,10 @@ pub struct DataOptions {
     pub data_dir: PathBuf,
     pub database: DatabaseOptions,
     pub service: ServiceOptions,
+    /// How many voters the writer keeps (DESIGN §4, the voter set).
+    pub replication_factor: ReplicationFactor,
+    /// How long a voter may stay out of the writer's tree before a learner replaces it.
+    pub voter_grace: Duration,
 }
 
 impl DataOptions {
@@ -116,6 +123,8 @@ impl DataOptions {
             data_dir,
             database: DatabaseOptions::default(),
             service: ServiceOptions::default(),
+            replication_factor: ReplicationFactor::DEFAULT,
+            voter_grace: Duration::from_secs(5),
         }
     }
 }
@@ -137,6 +146,8 @@ enum LocalOutcome {
         id: RequestId,
         request: ServiceRequest,
     },
+    /// A configuration entry this writer submitted was written (it also arrives as a commit) or not.
+    Configured(Result<Epoch, ServiceError>),
 }
 
 /// The database role this node currently plays.
@@ -254,6 +265,15 @@ pub struct DataPlane<T: Transport> {
     applied_tx: mpsc::UnboundedSender<Applied>,
     applied_rx: mpsc::UnboundedReceiver<Applied>,
     acks: watch::Sender<Acks>,
+    /// The newest voter configuration in the local log (`None` before the first one).
+    configuration: Option<Configuration>,
+    /// A copy's newest configuration among the entries handed to its applier (decides whether the
+    /// next batch is applied durably: a learner that is becoming a voter must be before it acks).
+    queued_configuration: Option<Configuration>,
+    /// The writer's view of the voter set.
+    voters: VoterTracking,
+    /// A learner's last progress report to the writer.
+    progress_sent: Option<Epoch>,
     position: watch::Sender<(Term, Epoch)>,
     election_requests: mpsc::Sender<()>,
     last_election_call: Option<Instant>,
@@ -322,6 +342,10 @@ impl<T: Transport> DataPlane<T> {
             applied_tx,
             applied_rx,
             acks: watch::channel(Acks::default()).0,
+            configuration: None,
+            queued_configuration: None,
+            voters: VoterTracking::default(),
+            progress_sent: None,
             position,
             election_requests,
             last_election_call: None,
@@ -501,6 +525,12 @@ impl<T: Transport> DataPlane<T> {
                     None => self.deliver(id, Err(unavailable())),
                 }
             }
+            LocalOutcome::Configured(Ok(_)) => {}
+            LocalOutcome::Configured(Err(error)) => {
+                // Not written (the writer retired or failed): the next housekeeping round decides again.
+                tracing::warn!(%error, "a configuration entry was not written");
+                self.voters.submitted = false;
+            }
         }
     }
 
@@ -563,6 +593,7 @@ impl<T: Transport> DataPlane<T> {
                     entries,
                     live: true,
                     more: false,
+                    durable: true,
                 };
                 self.apply_as_replica(from, batch, false);
             }
@@ -575,6 +606,7 @@ impl<T: Transport> DataPlane<T> {
                     more: entries.len() == CATCH_UP_BATCH,
                     entries,
                     live: false,
+                    durable: true,
                 };
                 self.apply_as_replica(from, batch, true);
             }
@@ -590,12 +622,20 @@ impl<T: Transport> DataPlane<T> {
                     self.discard_local_copy().await;
                 }
             }
-            DataMessage::Ack { node, epoch } => match &self.local {
+            DataMessage::Ack {
+                node,
+                epoch,
+                durable,
+            } => match &self.local {
                 Local::Writer { .. } => {
-                    self.acks.send_modify(|acks| {
-                        let applied = acks.applied.entry(node).or_default();
-                        *applied = (*applied).max(epoch);
-                    });
+                    self.voters.progress.insert(node, epoch);
+                    if durable {
+                        // The last report counts, not the highest: a copy that came back without
+                        // its disk holds less than it once said.
+                        self.acks.send_modify(|acks| {
+                            acks.durable.insert(node, epoch.0);
+                        });
+                    }
                 }
                 _ => self.send_up(raw),
             },
@@ -691,10 +731,70 @@ impl<T: Transport> DataPlane<T> {
                 }
                 _ => false,
             };
-        match &self.applier {
-            Some(applier) if accepted => applier.apply(batch),
-            _ => self.show(&batch),
+        if accepted && self.applier.is_some() {
+            let mut batch = batch;
+            batch.durable = self.queue_configuration(&batch.entries);
+            if let Some(applier) = &self.applier {
+                applier.apply(batch);
+            }
+        } else {
+            self.show(&batch);
         }
+    }
+
+    /// Notes the configurations among entries handed to the applier and says whether they must be
+    /// applied durably: while this copy is a voter (or no configuration exists yet, when every copy
+    /// counts), or from the entry that makes it one.
+    fn queue_configuration(&mut self, entries: &[LogEntry]) -> bool {
+        if let Some(newest) = newest_configuration(entries) {
+            self.queued_configuration = Some(newest);
+        }
+        self.queued_configuration
+            .as_ref()
+            .is_none_or(|configuration| configuration.contains(self.me))
+    }
+
+    /// Whether this node's copy counts for acknowledgements (before the first configuration, every
+    /// copy does).
+    fn is_voter(&self) -> bool {
+        self.configuration
+            .as_ref()
+            .is_none_or(|configuration| configuration.contains(self.me))
+    }
+
+    /// The local log holds a newer configuration: the writer counts with it, a copy knows whether it
+    /// votes, and `/status` and the metrics show it.
+    fn set_configuration(&mut self, configuration: Option<Configuration>) {
+        if configuration == self.configuration {
+            return;
+        }
+        if let Some(configuration) = &configuration {
+            tracing::info!(target: HEADLINE, voters = %configuration, "voter configuration");
+            self.metrics.voters.set(configuration.voters.len() as i64);
+        }
+        self.acks
+            .send_modify(|acks| acks.configuration = configuration.clone());
+        self.configuration = configuration;
+        self.publish_copy_status();
+    }
+
+    /// `/status`: the voters this node's log names and what its copy is.
+    fn publish_copy_status(&self) {
+        let voters: Vec<NodeId> = self
+            .configuration
+            .as_ref()
+            .map(|configuration| configuration.voters.iter().copied().collect())
+            .unwrap_or_default();
+        let copy = match (&self.local, self.is_voter()) {
+            (Local::None, _) => crate::status::CopyKind::None,
+            (_, true) => crate::status::CopyKind::Voter,
+            (_, false) => crate::status::CopyKind::Learner,
+        };
+        self.status.update(|status| {
+            status.voters = voters;
+            status.copy = copy;
+            status.refresh_roles();
+        });
     }
 
     /// Tells local subscribers (live updates) about commits.
@@ -715,6 +815,21 @@ impl<T: Transport> DataPlane<T> {
         for batch in &done.batches {
             self.show(batch);
         }
+        if let Ok(epoch) = &done.result
+            && matches!(self.local, Local::Replica { .. })
+        {
+            let applied = done
+                .batches
+                .iter()
+                .flat_map(|batch| &batch.entries)
+                .filter(|entry| entry.epoch <= *epoch)
+                .cloned()
+                .collect::<Vec<_>>();
+            if let Some(newest) = newest_configuration(&applied) {
+                self.set_configuration(Some(newest));
+            }
+        }
+        let voter = self.is_voter() && done.durable;
         let (parent, leader) = {
             let view = self.view.borrow();
             (view.parent, view.leader)
@@ -742,7 +857,9 @@ impl<T: Transport> DataPlane<T> {
                     .filter(|entry| entry.epoch <= epoch)
                     .map(|entry| entry.term)
                     .max();
-                let acknowledge = *verified_by == leader;
+                // A voter acknowledges what it holds durably, at once (a write waits for it); a
+                // learner reports its progress every housekeeping round, off the write path.
+                let acknowledge = *verified_by == leader && voter;
                 let more = done.batches.iter().any(|batch| batch.more);
                 if more {
                     *asked_at = None;
@@ -752,11 +869,13 @@ impl<T: Transport> DataPlane<T> {
                 // The position is published before the ack, so whoever sees the write acknowledged
                 // sees it here too.
                 if acknowledge && let Some(parent) = parent {
+                    self.progress_sent = Some(epoch);
                     self.send(
                         parent,
                         &DataMessage::Ack {
                             node: self.me,
                             epoch,
+                            durable: true,
                         },
                     );
                 }
@@ -889,6 +1008,14 @@ impl<T: Transport> DataPlane<T> {
         if let Some(last) = entries.last() {
             self.set_position((last.term, last.epoch));
         }
+        if let Some(first) = entries.first() {
+            self.voters.committed(first.term, first.epoch);
+        }
+        if let Some(newest) = newest_configuration(&entries) {
+            self.metrics.configuration_changes.inc();
+            self.voters.submitted = false;
+            self.set_configuration(Some(newest));
+        }
         for entry in entries {
             let _ = self.handle.events.send(entry);
         }
@@ -916,6 +1043,91 @@ impl<T: Transport> DataPlane<T> {
         // Summaries are sent on change; repeating them covers a lost one.
         self.send_summary(true);
         self.evaluate_writer().await;
+        self.plan_configuration();
+        self.report_progress();
+    }
+
+    /// A learner tells the writer how far it got (the writer picks caught-up learners as voters and
+    /// shows their lag); a voter's acknowledgements already say it.
+    fn report_progress(&mut self) {
+        let parent = self.view.borrow().parent;
+        let Local::Replica {
+            applied,
+            verified_by,
+            ..
+        } = &self.local
+        else {
+            return;
+        };
+        let applied = *applied;
+        if self.progress_sent == Some(applied) || verified_by.is_none() {
+            return;
+        }
+        if let Some(parent) = parent {
+            self.progress_sent = Some(applied);
+            self.send(
+                parent,
+                &DataMessage::Ack {
+                    node: self.me,
+                    epoch: applied,
+                    durable: false,
+                },
+            );
+        }
+    }
+
+    /// On an accepting writer: starts the next configuration change the rules call for (one at a
+    /// time; see `replication::membership`).
+    fn plan_configuration(&mut self) {
+        let Local::Writer {
+            service,
+            active: true,
+            ..
+        } = &self.local
+        else {
+            return;
+        };
+        let service = service.clone();
+        let view = self.view.borrow().clone();
+        let Some(configuration) = self.configuration.clone() else {
+            // The first configuration was not written (its job failed): try again.
+            if !self.voters.submitted {
+                let voters =
+                    first_voters(self.me, self.options.replication_factor, &view.children);
+                self.submit_configuration(service, voters);
+            }
+            return;
+        };
+        let now = Instant::now();
+        self.voters
+            .observe(Some(&configuration), &tree_members(self.me, &view), now);
+        let written = self.position.borrow().1;
+        let acknowledged = Epoch(self.acks.borrow().acknowledged(written.0));
+        let Some(change) = self.voters.next_change(
+            self.me,
+            self.options.replication_factor,
+            self.options.voter_grace,
+            &configuration,
+            acknowledged,
+            written,
+            &view,
+            now,
+        ) else {
+            return;
+        };
+        tracing::info!(target: HEADLINE, from = %configuration, ?change, "changing the voter configuration");
+        let voters = change.apply(&configuration);
+        self.submit_configuration(service, voters);
+    }
+
+    /// Hands a configuration entry to the writer; its commit updates the configuration.
+    fn submit_configuration(&mut self, service: LocalService, voters: BTreeSet<NodeId>) {
+        self.voters.submitted = true;
+        let outcomes = self.outcomes_tx.clone();
+        tokio::spawn(async move {
+            let result = service.configure(voters).await;
+            let _ = outcomes.send(LocalOutcome::Configured(result)).await;
+        });
     }
 
     /// Adds what the writer did since the last export to its counters.
@@ -942,18 +1154,18 @@ impl<T: Transport> DataPlane<T> {
         let acks = self.acks.borrow().clone();
         let writer_epoch = self.position.borrow().1;
         let writing = matches!(self.local, Local::Writer { .. });
-        for gone in self.lag_reported.difference(&acks.replicas) {
+        for gone in self.lag_reported.difference(&acks.tree_copies) {
             lag.remove(&crate::metrics::ReplicaLabel { replica: gone.0 });
         }
         self.lag_reported.clear();
         if !writing {
             return;
         }
-        for replica in &acks.replicas {
-            let applied = acks.applied.get(replica).copied().unwrap_or_default();
-            lag.get_or_create(&crate::metrics::ReplicaLabel { replica: replica.0 })
+        for copy in &acks.tree_copies {
+            let applied = self.voters.progress.get(copy).copied().unwrap_or_default();
+            lag.get_or_create(&crate::metrics::ReplicaLabel { replica: copy.0 })
                 .set(writer_epoch.0.saturating_sub(applied.0) as i64);
-            self.lag_reported.insert(*replica);
+            self.lag_reported.insert(*copy);
         }
     }
 
@@ -1020,6 +1232,7 @@ impl<T: Transport> DataPlane<T> {
         };
         let (active, taken) = (*active, *term);
         let database = service.database().clone();
+        let service = service.clone();
         let view = self.view.borrow().clone();
         let own = *self.position.borrow();
         let (reported, best) = self.below();
@@ -1027,10 +1240,15 @@ impl<T: Transport> DataPlane<T> {
         if let Some((term, epoch)) = newer {
             self.call_election(term, epoch);
         }
-        let leads = view.ready && view.parent.is_none() && view.leader == Some(self.me);
-        let majority = view.spans_majority();
-        let want =
-            leads && majority && newer.is_none() && (active || reported == view.routes.len());
+        let report = TreeReport {
+            leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
+            members: tree_members(self.me, &view),
+            all_reported: reported == view.routes.len(),
+            newer_data: newer.is_some(),
+            registered: view.registered,
+        };
+        let verdict = may_accept(self.configuration.as_ref(), &report, active);
+        let want = verdict == Acceptance::Accept;
         let term = Term(view.term);
         if want == active && (!want || taken == Some(term)) {
             return;
@@ -1043,22 +1261,31 @@ impl<T: Transport> DataPlane<T> {
                 return;
             }
             self.publish_position().await;
+            // The first entry of every term restates the voters (or names the first ones): a writer
+            // changes the configuration only once an entry of its own term is acknowledged.
+            self.voters.start_term(data_term);
+            let voters = match &self.configuration {
+                Some(configuration) => configuration.voters.clone(),
+                None => first_voters(self.me, self.options.replication_factor, &view.children),
+            };
+            self.submit_configuration(service, voters);
         }
         if want && let Local::Writer { term: taken, .. } = &mut self.local {
             *taken = Some(term);
         }
         self.set_accepting(want);
         self.send_position();
-        if want {
-            tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), registered = view.registered,
-                "accepting writes");
-        } else if !majority {
-            tracing::warn!(target: HEADLINE, tree = view.tree_size(), registered = view.registered,
-                "not accepting writes: this tree does not span a majority of the registered nodes");
-        } else if newer.is_some() {
-            tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data");
-        } else {
-            tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree");
+        let voters = self
+            .configuration
+            .as_ref()
+            .map_or_else(|| "none yet".to_string(), ToString::to_string);
+        match verdict {
+            Acceptance::Accept => tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), %voters,
+                "accepting writes"),
+            Acceptance::NoMajority => tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
+                "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)"),
+            Acceptance::NewerData => tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data"),
+            Acceptance::NotReported | Acceptance::NotLeading => tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree"),
         }
     }
 
@@ -1114,8 +1341,10 @@ impl<T: Transport> DataPlane<T> {
             }
         }
         if let Local::Writer { .. } = self.local {
+            let me = self.me;
             self.acks.send_modify(|acks| {
-                acks.replicas = view.routes.keys().copied().collect();
+                acks.writer = Some(me);
+                acks.tree_copies = view.routes.keys().copied().collect();
                 acks.registered = view.registered;
             });
         }
@@ -1161,8 +1390,10 @@ impl<T: Transport> DataPlane<T> {
         let Some(database) = self.open_database().await else {
             return;
         };
+        let configuration = database.configuration().await.ok().flatten();
         let service = LocalService::writer(database, self.options.service.clone());
         self.commits = service.subscribe();
+        self.voters = VoterTracking::default();
         // The new writer service counts from zero.
         self.writer_exported = Default::default();
         self.local = Local::Writer {
@@ -1170,6 +1401,8 @@ impl<T: Transport> DataPlane<T> {
             active: false,
             term: None,
         };
+        self.set_configuration(configuration);
+        self.publish_copy_status();
         self.slot.set(self.database.clone(), "writer");
         tracing::info!(target: HEADLINE, "serving as the writer (accepting writes once the tree has a majority and no newer data)");
     }
@@ -1191,6 +1424,9 @@ impl<T: Transport> DataPlane<T> {
                 .flatten()
                 .unwrap_or_default(),
         };
+        let configuration = database.configuration().await.ok().flatten();
+        self.queued_configuration = configuration.clone();
+        self.progress_sent = None;
         self.applier = Some(Applier::start(database.clone(), self.applied_tx.clone()));
         self.local = Local::Replica {
             service: LocalService::replica(database),
@@ -1200,6 +1436,8 @@ impl<T: Transport> DataPlane<T> {
             asked_at: None,
             verified_by: None,
         };
+        self.set_configuration(configuration);
+        self.publish_copy_status();
         self.slot.set(self.database.clone(), "replica");
         tracing::info!(target: HEADLINE, epoch = applied.0, "keeping a copy of the data");
         self.ask_catch_up();
@@ -1234,7 +1472,7 @@ impl<T: Transport> DataPlane<T> {
                 tracing::warn!(target: HEADLINE, "no longer the writer; pending writes are not acknowledged");
             }
             self.set_accepting(false);
-            self.acks.send_modify(|acks| acks.applied.clear());
+            self.acks.send_modify(|acks| acks.durable.clear());
         }
     }
 
@@ -1286,6 +1524,9 @@ impl<T: Transport> DataPlane<T> {
         self.retire_writer().await;
         self.commits = None;
         self.local = Local::None;
+        self.configuration = None;
+        self.queued_configuration = None;
+        self.publish_copy_status();
         self.slot.clear();
         if let Some(database) = self.database.take() {
             database.close().await;
@@ -1392,6 +1633,16 @@ const WRITER_BITS: u32 = 20;
 fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
     let round = tree_term.max((stored.0 >> WRITER_BITS) + 1);
     Term((round << WRITER_BITS) | (writer.0 & ((1 << WRITER_BITS) - 1)))
+}
+
+/// The newest configuration among `entries` (in log order).
+fn newest_configuration(entries: &[LogEntry]) -> Option<Configuration> {
+    entries.iter().rev().find_map(|entry| match &entry.mutation {
+        crate::storage::Mutation::Configure { voters } => {
+            Some(Configuration::new(entry.epoch.0, voters.iter().copied()))
+        }
+        _ => None,
+    })
 }
 
 fn stage(metrics: &Metrics, stage: &'static str, took: Duration) {

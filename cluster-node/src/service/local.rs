@@ -183,9 +183,21 @@ impl LocalService {
     }
 
     async fn write(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
-        let writer = self.inner.writer.as_ref().ok_or(ServiceError::ReadOnly)?;
+        if self.inner.writer.is_none() {
+            return Err(ServiceError::ReadOnly);
+        }
         let command =
             writes::check(request.operation, request.caller, self.inner.bcrypt_cost).await?;
+        self.submit(request.caller, command).await
+    }
+
+    /// Hands a checked command to the writer task and waits for its answer.
+    async fn submit(
+        &self,
+        caller: Option<crate::storage::UserId>,
+        command: writes::WriteCommand,
+    ) -> Result<ServiceResponse, ServiceError> {
+        let writer = self.inner.writer.as_ref().ok_or(ServiceError::ReadOnly)?;
         let (reply, answer) = oneshot::channel();
         let stopped = || ServiceError::Unavailable {
             retry_after: std::time::Duration::from_secs(1),
@@ -193,13 +205,23 @@ impl LocalService {
         writer
             .jobs
             .send(WriteJob {
-                caller: request.caller,
+                caller,
                 command,
                 reply,
             })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Writes a voter configuration entry through the writer's group commit (so it takes its place
+    /// in the log like any write) and returns its epoch. Writer only.
+    pub async fn configure(
+        &self,
+        voters: std::collections::BTreeSet<crate::config::NodeId>,
+    ) -> Result<crate::storage::Epoch, ServiceError> {
+        let command = writes::WriteCommand::Configure { voters };
+        Ok(self.submit(None, command).await?.epoch)
     }
 }
 

@@ -64,6 +64,10 @@ pub(crate) enum WriteCommand {
     DeleteGroup {
         group: GroupId,
     },
+    /// A voter configuration, from the data plane (never from a client: no operation maps to it).
+    Configure {
+        voters: std::collections::BTreeSet<crate::config::NodeId>,
+    },
 }
 
 /// What the writer will do for one command.
@@ -376,6 +380,9 @@ pub(super) async fn plan(
                 deleted_at: now,
             }))
         }
+        WriteCommand::Configure { voters } => Ok(Plan::Write(Mutation::Configure {
+            voters: voters.clone(),
+        })),
     }
 }
 
@@ -397,6 +404,7 @@ pub(super) async fn outcome(
             .ok_or_else(|| ServiceError::Internal("a message just written is missing".into())),
         Mutation::RemoveMember { .. }
         | Mutation::DeleteMessage { .. }
-        | Mutation::DeleteGroup { .. } => Ok(Outcome::Done),
+        | Mutation::DeleteGroup { .. }
+        | Mutation::Configure { .. } => Ok(Outcome::Done),
     }
 }

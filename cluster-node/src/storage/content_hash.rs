@@ -16,12 +16,13 @@ use sqlx::{Row, SqliteConnection};
 use super::StorageError;
 
 /// Every table holding chat data, with the ordering that makes its rendering canonical.
-const TABLES: [(&str, &str); 5] = [
+const TABLES: [(&str, &str); 6] = [
     ("users", "id"),
     ("user_secrets", "user_id"),
     ("groups", "id"),
     ("memberships", "group_id, user_id"),
     ("messages", "id"),
+    ("voters", "id"),
 ];
 
 /// A SHA-256 over all rows of all tables.

@@ -22,6 +22,8 @@ const IDLE_RELEASE: Duration = Duration::from_millis(100);
 pub struct KeptConnection {
     database: Database,
     held: Option<PoolConnection<Sqlite>>,
+    /// The held connection commits without an fsync (see [`KeptConnection::set_durable`]).
+    relaxed: bool,
 }
 
 impl KeptConnection {
@@ -29,7 +31,28 @@ impl KeptConnection {
         KeptConnection {
             database,
             held: None,
+            relaxed: false,
         }
+    }
+
+    /// How the next transactions reach the disk: durable (`synchronous = FULL`, every commit is
+    /// fsynced, as the pool opens every connection) or relaxed (`NORMAL`: in WAL mode the log is synced
+    /// only at checkpoints, so a commit survives the process dying but not the machine losing power).
+    /// A learner's copy applies relaxed; a voter's must be durable. A relaxed connection is closed
+    /// rather than given back to the pool, so nobody else (the writer, after a role change) ever
+    /// commits on it without knowing.
+    pub async fn set_durable(&mut self, durable: bool) -> Result<(), StorageError> {
+        if durable != self.relaxed {
+            // Already as wanted (a fresh connection is durable).
+            return Ok(());
+        }
+        let level = if durable { "FULL" } else { "NORMAL" };
+        let connection = self.get().await?;
+        sqlx::query(&format!("PRAGMA synchronous = {level}"))
+            .execute(&mut **connection)
+            .await?;
+        self.relaxed = !durable;
+        Ok(())
     }
 
     /// The kept connection, taken from the pool if there is none.
@@ -51,7 +74,12 @@ impl KeptConnection {
 
     /// Gives the connection back to the pool.
     pub fn release(&mut self) {
-        self.held = None;
+        if let Some(connection) = self.held.take()
+            && std::mem::take(&mut self.relaxed)
+        {
+            // Closed, not returned: the pool's connections stay durable.
+            drop(connection.detach());
+        }
     }
 
     /// Waits for `work` (a cancel-safe wait for the next job), giving the connection back if
@@ -66,5 +94,11 @@ impl KeptConnection {
             () = tokio::time::sleep(IDLE_RELEASE) => self.release(),
         }
         work.await
+    }
+}
+
+impl Drop for KeptConnection {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -24,6 +24,7 @@ pub mod model;
 pub mod mutation;
 pub mod system;
 pub mod users;
+pub mod voters;
 
 mod content_hash;
 
@@ -296,6 +297,12 @@ impl Database {
     pub async fn term_at(&self, epoch: Epoch) -> Result<Option<Term>, StorageError> {
         let mut connection = self.pool.acquire().await?;
         log::term_at(&mut connection, epoch).await
+    }
+
+    /// The newest voter configuration in this database's log (`None` before the first one).
+    pub async fn configuration(&self) -> Result<Option<replication::Configuration>, StorageError> {
+        let mut connection = self.pool.acquire().await?;
+        voters::get(&mut connection).await
     }
 
     /// Deletes the database files in `data_dir` (the database must be closed): used when this copy

@@ -7,8 +7,12 @@
 //! order gives the same rows on every node. It does fail loudly when a row it should change is missing,
 //! which on a replica means its copy has diverged.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
+
+use crate::config::NodeId;
 
 use super::StorageError;
 use super::groups::{self, NewGroup};
@@ -41,6 +45,9 @@ pub enum Mutation {
         group: GroupId,
         deleted_at: UnixMillis,
     },
+    /// A new voter configuration (DESIGN §4): from this entry on, these nodes' durable copies are the
+    /// ones a write's acknowledgement counts. Not client data: it changes no table a client reads.
+    Configure { voters: BTreeSet<NodeId> },
 }
 
 /// A committed write at its log position: what the writer sends to replicas (DESIGN §4).
@@ -99,5 +106,6 @@ pub async fn apply(
                 Err(diverged(format!("no live group {group}")))
             }
         }
+        Mutation::Configure { voters } => super::voters::set(connection, epoch, voters).await,
     }
 }

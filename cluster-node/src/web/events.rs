@@ -430,7 +430,7 @@ impl Membership {
                     change: Change::Deleted,
                 })
             }
-            Mutation::RegisterUser(_) => None,
+            Mutation::RegisterUser(_) | Mutation::Configure { .. } => None,
         }
     }
 }

@@ -1,0 +1,130 @@
+//! When the root of a tree may accept writes ("one writer at a time", DESIGN §4).
+//!
+//! The root accepts writes only while
+//! 1. it leads a ready tree,
+//! 2. its tree holds a majority of the voters of the newest configuration in its log (before the first
+//!    configuration: a strict majority of the registered nodes),
+//! 3. every node of its tree has reported its data position, and
+//! 4. none of them holds newer data than the root.
+//!
+//! Why this gives one writer holding every acknowledged write: an acknowledged write is on a majority
+//! of the voters of some configuration `C` (see `quorum`). A tree that can accept holds a majority of
+//! the voters of its own newest configuration `D`. If `D` is `C`, or one change away from it, the two
+//! majorities share a node (`configuration`); that node is in the tree, so by (4) the root holds at
+//! least what it holds, which includes the write (copies apply the log in order). If `D` is older than
+//! `C` by more than one change, some intermediate configuration entry was acknowledged by a majority of
+//! its predecessor (the writer starts a change only once the previous one is acknowledged), and by
+//! induction a node of the tree holds a log newer than the root's: (4) fails and the root hands over to
+//! it instead. Two trees that each hold a majority of one configuration share a node, and a node is in
+//! one tree only, so two roots cannot accept at once with the same configuration; with configurations
+//! one change apart the same overlap holds.
+
+use std::collections::BTreeSet;
+
+use crate::{Configuration, NodeId};
+
+/// What the root knows about its tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeReport {
+    /// This node leads a ready tree (it is its root and the tree has been built).
+    pub leads: bool,
+    /// Every node of the tree, the root included.
+    pub members: BTreeSet<NodeId>,
+    /// Every node of the tree has reported its data position.
+    pub all_reported: bool,
+    /// A node of the tree holds newer data than the root.
+    pub newer_data: bool,
+    /// Nodes registered with the bootstrap (used only before the first configuration).
+    pub registered: usize,
+}
+
+/// The verdict, with the reason when it is no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    Accept,
+    NotLeading,
+    /// The tree lacks a majority of the voters (or of the registered nodes, without a configuration).
+    NoMajority,
+    NotReported,
+    NewerData,
+}
+
+/// Whether a root with `configuration` (the newest in its log) may accept writes; `accepting` is
+/// whether it already does (a root that accepts keeps doing so while its tree reports, without waiting
+/// for every node of a grown tree to report again).
+pub fn may_accept(
+    configuration: Option<&Configuration>,
+    tree: &TreeReport,
+    accepting: bool,
+) -> Acceptance {
+    let majority = match configuration {
+        Some(configuration) => configuration.is_majority(|v| tree.members.contains(&v)),
+        None => tree.registered > 0 && 2 * tree.members.len() > tree.registered,
+    };
+    if !tree.leads {
+        Acceptance::NotLeading
+    } else if !majority {
+        Acceptance::NoMajority
+    } else if tree.newer_data {
+        Acceptance::NewerData
+    } else if !accepting && !tree.all_reported {
+        Acceptance::NotReported
+    } else {
+        Acceptance::Accept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(members: &[u64]) -> TreeReport {
+        TreeReport {
+            leads: true,
+            members: members.iter().copied().map(NodeId).collect(),
+            all_reported: true,
+            newer_data: false,
+            registered: 16,
+        }
+    }
+
+    #[test]
+    fn a_tree_with_a_majority_of_the_voters_accepts_whatever_its_size() {
+        let voters = Configuration::new(4, [NodeId(1), NodeId(2), NodeId(3)]);
+        let cases: [(&[u64], Acceptance); 5] = [
+            (&[1, 2], Acceptance::Accept),
+            (&[1, 3, 9, 10], Acceptance::Accept),
+            // The root need not be a voter.
+            (&[5, 2, 3], Acceptance::Accept),
+            // Fifteen learners are no majority of the voters.
+            (&[1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], Acceptance::NoMajority),
+            (&[3], Acceptance::NoMajority),
+        ];
+        for (members, expected) in cases {
+            assert_eq!(may_accept(Some(&voters), &tree(members), false), expected, "{members:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_configuration_a_majority_of_the_registered_nodes() {
+        let mut report = tree(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(may_accept(None, &report, false), Acceptance::NoMajority, "8 of 16");
+        report.members.insert(NodeId(9));
+        assert_eq!(may_accept(None, &report, false), Acceptance::Accept, "9 of 16");
+        report.registered = 0;
+        assert_eq!(may_accept(None, &report, false), Acceptance::NoMajority, "unknown count");
+    }
+
+    #[test]
+    fn leading_newer_data_and_reports_are_checked_in_that_order() {
+        let voters = Configuration::new(1, [NodeId(1)]);
+        let mut report = tree(&[1, 2]);
+        report.all_reported = false;
+        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::NotReported);
+        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::Accept, "already accepting");
+        report.newer_data = true;
+        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::NewerData);
+        report.leads = false;
+        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::NotLeading);
+    }
+}

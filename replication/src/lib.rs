@@ -1,0 +1,23 @@
+//! The data plane's replication rules as plain values and functions (DESIGN §4 "A pure core").
+//!
+//! ```text
+//!   configuration.rs  which nodes vote: the newest configuration entry in a node's log
+//!   quorum.rs         which epochs a majority of the voters holds durably (the write is acknowledged)
+//!   acceptance.rs     whether the root of a tree may accept writes
+//!   membership.rs     the writer's next configuration change (one voter at a time)
+//! ```
+//!
+//! Nothing here does IO, reads a clock or spawns: the node's data plane feeds in what it observed
+//! (acknowledgements, the tree, how long a voter has been away) and acts on the answers, and the tests
+//! run the same functions over many generated situations.
+
+pub mod acceptance;
+pub mod configuration;
+pub mod membership;
+pub mod quorum;
+
+pub use acceptance::{Acceptance, TreeReport, may_accept};
+pub use configuration::{Configuration, MAX_REPLICATION_FACTOR, ReplicationFactor};
+pub use membership::{Change, MembershipView, next_change};
+pub use overlay::NodeId;
+pub use quorum::Acks;
