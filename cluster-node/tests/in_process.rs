@@ -26,6 +26,8 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         allow_faults: false,
         nameserver_http: None,
         cluster_key: None,
+        replication_factor: Default::default(),
+        voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
     }
 }
 

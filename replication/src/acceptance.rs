@@ -97,22 +97,41 @@ mod tests {
             // The root need not be a voter.
             (&[5, 2, 3], Acceptance::Accept),
             // Fifteen learners are no majority of the voters.
-            (&[1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], Acceptance::NoMajority),
+            (
+                &[1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+                Acceptance::NoMajority,
+            ),
             (&[3], Acceptance::NoMajority),
         ];
         for (members, expected) in cases {
-            assert_eq!(may_accept(Some(&voters), &tree(members), false), expected, "{members:?}");
+            assert_eq!(
+                may_accept(Some(&voters), &tree(members), false),
+                expected,
+                "{members:?}"
+            );
         }
     }
 
     #[test]
     fn without_a_configuration_a_majority_of_the_registered_nodes() {
         let mut report = tree(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(may_accept(None, &report, false), Acceptance::NoMajority, "8 of 16");
+        assert_eq!(
+            may_accept(None, &report, false),
+            Acceptance::NoMajority,
+            "8 of 16"
+        );
         report.members.insert(NodeId(9));
-        assert_eq!(may_accept(None, &report, false), Acceptance::Accept, "9 of 16");
+        assert_eq!(
+            may_accept(None, &report, false),
+            Acceptance::Accept,
+            "9 of 16"
+        );
         report.registered = 0;
-        assert_eq!(may_accept(None, &report, false), Acceptance::NoMajority, "unknown count");
+        assert_eq!(
+            may_accept(None, &report, false),
+            Acceptance::NoMajority,
+            "unknown count"
+        );
     }
 
     #[test]
@@ -120,11 +139,24 @@ mod tests {
         let voters = Configuration::new(1, [NodeId(1)]);
         let mut report = tree(&[1, 2]);
         report.all_reported = false;
-        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::NotReported);
-        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::Accept, "already accepting");
+        assert_eq!(
+            may_accept(Some(&voters), &report, false),
+            Acceptance::NotReported
+        );
+        assert_eq!(
+            may_accept(Some(&voters), &report, true),
+            Acceptance::Accept,
+            "already accepting"
+        );
         report.newer_data = true;
-        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::NewerData);
+        assert_eq!(
+            may_accept(Some(&voters), &report, true),
+            Acceptance::NewerData
+        );
         report.leads = false;
-        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::NotLeading);
+        assert_eq!(
+            may_accept(Some(&voters), &report, true),
+            Acceptance::NotLeading
+        );
     }
 }

@@ -82,7 +82,8 @@ impl Configuration {
 
     /// Whether the voters for which `holds` is true make a strict majority.
     pub fn is_majority(&self, holds: impl Fn(NodeId) -> bool) -> bool {
-        !self.voters.is_empty() && self.voters.iter().filter(|v| holds(**v)).count() >= self.majority()
+        !self.voters.is_empty()
+            && self.voters.iter().filter(|v| holds(**v)).count() >= self.majority()
     }
 
     /// Whether `other` is this configuration with at most one voter added or removed.
@@ -126,7 +127,10 @@ mod tests {
             .map(|n| config(&(1..=n).collect::<Vec<_>>()).majority())
             .collect();
         assert_eq!(sizes, vec![1, 2, 2, 3, 3, 4, 4]);
-        assert!(!Configuration::new(0, []).is_majority(|_| true), "nobody is no majority");
+        assert!(
+            !Configuration::new(0, []).is_majority(|_| true),
+            "nobody is no majority"
+        );
     }
 
     #[test]
@@ -142,9 +146,18 @@ mod tests {
         let mut pairs = 0;
         for a in &configs {
             for b in configs.iter().filter(|b| a.differs_by_at_most_one(b)) {
-                for qa in subsets(&a.voters).iter().filter(|q| a.is_majority(|v| q.contains(&v))) {
-                    for qb in subsets(&b.voters).iter().filter(|q| b.is_majority(|v| q.contains(&v))) {
-                        assert!(!qa.is_disjoint(qb), "{a} {qa:?} and {b} {qb:?} are disjoint");
+                for qa in subsets(&a.voters)
+                    .iter()
+                    .filter(|q| a.is_majority(|v| q.contains(&v)))
+                {
+                    for qb in subsets(&b.voters)
+                        .iter()
+                        .filter(|q| b.is_majority(|v| q.contains(&v)))
+                    {
+                        assert!(
+                            !qa.is_disjoint(qb),
+                            "{a} {qa:?} and {b} {qb:?} are disjoint"
+                        );
                         pairs += 1;
                     }
                 }

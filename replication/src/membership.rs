@@ -75,7 +75,9 @@ pub struct MembershipView<'a> {
 impl MembershipView<'_> {
     fn in_flight(&self) -> bool {
         self.configuration.epoch > self.acknowledged
-            || self.term_start.is_none_or(|start| start > self.acknowledged)
+            || self
+                .term_start
+                .is_none_or(|start| start > self.acknowledged)
     }
 
     /// Voters out of the tree for at least the grace period, longest away first.
@@ -107,7 +109,12 @@ impl MembershipView<'_> {
         children
             .into_iter()
             .find(|c| learner(c) && caught_up(c))
-            .or_else(|| self.tree.iter().copied().find(|n| learner(n) && caught_up(n)))
+            .or_else(|| {
+                self.tree
+                    .iter()
+                    .copied()
+                    .find(|n| learner(n) && caught_up(n))
+            })
     }
 
     /// Whether removing `voter` leaves a configuration whose majority is in the tree.
@@ -195,7 +202,11 @@ mod tests {
             let configuration = Configuration::new(50, ids(&self.voters));
             let tree: BTreeSet<NodeId> = ids(&self.tree).into_iter().collect();
             let children = ids(&self.children);
-            let progress = self.progress.iter().map(|(n, e)| (NodeId(*n), *e)).collect();
+            let progress = self
+                .progress
+                .iter()
+                .map(|(n, e)| (NodeId(*n), *e))
+                .collect();
             let absent_for = self
                 .absent
                 .iter()
@@ -228,7 +239,11 @@ mod tests {
     fn an_absent_voter_is_replaced_by_adding_first_then_removing() {
         let mut s = Situation::new(1, &[1, 2, 3], &[1, 2, 4, 5]);
         s.children = vec![5, 2];
-        assert_eq!(s.next(), Some(Change::Add(NodeId(5))), "the writer's child first");
+        assert_eq!(
+            s.next(),
+            Some(Change::Add(NodeId(5))),
+            "the writer's child first"
+        );
         s.voters = vec![1, 2, 3, 5];
         assert_eq!(s.next(), Some(Change::Remove(NodeId(3))));
         // Not before the grace period is over.
@@ -263,7 +278,11 @@ mod tests {
         // majority in the tree; removing a present one would not.
         let mut s = Situation::new(1, &[1, 2, 3, 4], &[1, 2]);
         s.absent = vec![(3, 20), (4, 10)];
-        assert_eq!(s.next(), Some(Change::Remove(NodeId(3))), "the longest away first");
+        assert_eq!(
+            s.next(),
+            Some(Change::Remove(NodeId(3))),
+            "the longest away first"
+        );
         s.factor = 4;
         assert_eq!(s.next(), None, "at the factor, with no learner to add");
     }
@@ -298,12 +317,20 @@ mod tests {
             absent_for: &absent,
             grace: Duration::from_secs(5),
         };
-        assert_eq!(next_change(&view), None, "the configuration at 95 is in flight");
+        assert_eq!(
+            next_change(&view),
+            None,
+            "the configuration at 95 is in flight"
+        );
         view.acknowledged = 95;
         assert_eq!(next_change(&view), Some(Change::Add(NodeId(2))));
         view.term_start = None;
         assert_eq!(next_change(&view), None, "nothing of this term written yet");
         view.term_start = Some(96);
-        assert_eq!(next_change(&view), None, "nothing of this term acknowledged yet");
+        assert_eq!(
+            next_change(&view),
+            None,
+            "nothing of this term acknowledged yet"
+        );
     }
 }

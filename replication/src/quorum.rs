@@ -63,10 +63,7 @@ impl Acks {
             .collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));
         candidates.dedup();
-        candidates
-            .into_iter()
-            .find(|e| self.holds(*e))
-            .unwrap_or(0)
+        candidates.into_iter().find(|e| self.holds(*e)).unwrap_or(0)
     }
 }
 
@@ -118,9 +115,18 @@ mod tests {
         };
         assert!(legacy(&[], 1, &[]).holds(5), "a lone node needs nobody");
         assert!(!legacy(&[2], 5, &[(2, 5)]).holds(5), "two of five");
-        assert!(legacy(&[2, 3], 5, &[(2, 5), (3, 5)]).holds(5), "three of five");
-        assert!(!legacy(&[2, 3], 5, &[(2, 5), (9, 5)]).holds(5), "a stranger does not count");
-        assert!(legacy(&[2, 3, 4, 5], 1, &[(2, 5), (3, 5)]).holds(5), "the tree outnumbers the count");
+        assert!(
+            legacy(&[2, 3], 5, &[(2, 5), (3, 5)]).holds(5),
+            "three of five"
+        );
+        assert!(
+            !legacy(&[2, 3], 5, &[(2, 5), (9, 5)]).holds(5),
+            "a stranger does not count"
+        );
+        assert!(
+            legacy(&[2, 3, 4, 5], 1, &[(2, 5), (3, 5)]).holds(5),
+            "the tree outnumbers the count"
+        );
     }
 
     #[test]

@@ -1092,8 +1092,7 @@ impl<T: Transport> DataPlane<T> {
         let Some(configuration) = self.configuration.clone() else {
             // The first configuration was not written (its job failed): try again.
             if !self.voters.submitted {
-                let voters =
-                    first_voters(self.me, self.options.replication_factor, &view.children);
+                let voters = first_voters(self.me, self.options.replication_factor, &view.children);
                 self.submit_configuration(service, voters);
             }
             return;
@@ -1280,12 +1279,20 @@ impl<T: Transport> DataPlane<T> {
             .as_ref()
             .map_or_else(|| "none yet".to_string(), ToString::to_string);
         match verdict {
-            Acceptance::Accept => tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), %voters,
-                "accepting writes"),
-            Acceptance::NoMajority => tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
-                "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)"),
-            Acceptance::NewerData => tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data"),
-            Acceptance::NotReported | Acceptance::NotLeading => tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree"),
+            Acceptance::Accept => {
+                tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), %voters,
+                "accepting writes")
+            }
+            Acceptance::NoMajority => {
+                tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
+                "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)")
+            }
+            Acceptance::NewerData => {
+                tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data")
+            }
+            Acceptance::NotReported | Acceptance::NotLeading => {
+                tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree")
+            }
         }
     }
 
@@ -1637,12 +1644,15 @@ fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
 
 /// The newest configuration among `entries` (in log order).
 fn newest_configuration(entries: &[LogEntry]) -> Option<Configuration> {
-    entries.iter().rev().find_map(|entry| match &entry.mutation {
-        crate::storage::Mutation::Configure { voters } => {
-            Some(Configuration::new(entry.epoch.0, voters.iter().copied()))
-        }
-        _ => None,
-    })
+    entries
+        .iter()
+        .rev()
+        .find_map(|entry| match &entry.mutation {
+            crate::storage::Mutation::Configure { voters } => {
+                Some(Configuration::new(entry.epoch.0, voters.iter().copied()))
+            }
+            _ => None,
+        })
 }
 
 fn stage(metrics: &Metrics, stage: &'static str, took: Duration) {

@@ -47,7 +47,9 @@ pub enum Mutation {
     },
     /// A new voter configuration (DESIGN §4): from this entry on, these nodes' durable copies are the
     /// ones a write's acknowledgement counts. Not client data: it changes no table a client reads.
-    Configure { voters: BTreeSet<NodeId> },
+    Configure {
+        voters: BTreeSet<NodeId>,
+    },
 }
 
 /// A committed write at its log position: what the writer sends to replicas (DESIGN §4).

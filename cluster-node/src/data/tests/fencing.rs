@@ -3,6 +3,7 @@
 //! never had.
 
 use super::*;
+use crate::status::CopyKind;
 
 fn with(registered: usize, leader: u64, term: u64, view: ControlView) -> ControlView {
     ControlView {
@@ -54,7 +55,7 @@ async fn hash(node: &TestNode) -> crate::storage::ContentHash {
 
 #[tokio::test]
 async fn a_writer_whose_tree_is_no_majority_refuses_writes_without_writing_anything() {
-    // Two nodes in the tree, five registered: a minority.
+    // Two nodes in the tree, five registered and no configuration yet: a minority.
     let tree = start_unsettled(writer_and_replica(5));
     let writer = &tree.nodes[&1];
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -67,7 +68,8 @@ async fn a_writer_whose_tree_is_no_majority_refuses_writes_without_writing_anyth
     assert_eq!(writer.position.borrow().1, Epoch(0), "nothing was written");
     assert_eq!(writer.metrics.data_writes_refused.get(), 1);
 
-    // With three registered, two of them are a majority.
+    // With three registered, two of them are a majority: the writer accepts and names the first
+    // voters (itself and its child).
     writer.view.send_modify(|view| view.registered = 3);
     accepting(writer, true).await;
     writer
@@ -76,11 +78,27 @@ async fn a_writer_whose_tree_is_no_majority_refuses_writes_without_writing_anyth
         .execute(register("ada"))
         .await
         .unwrap();
+    assert_eq!(writer.status.snapshot().voters, vec![NodeId(1), NodeId(2)]);
 
-    // Back to a minority (two more nodes registered, outside this tree): writes stop.
+    // From the first configuration on, the registry plays no part: more registered nodes outside
+    // this tree change nothing...
     writer.view.send_modify(|view| view.registered = 5);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(writer.status.snapshot().accepting_writes);
+    writer
+        .handle
+        .service()
+        .execute(register("bob"))
+        .await
+        .unwrap();
+
+    // ... but a voter leaving the tree does: one of two voters is no majority.
+    writer.view.send_modify(|view| {
+        view.children.clear();
+        view.routes.clear();
+    });
     accepting(writer, false).await;
-    let result = writer.handle.service().execute(register("bob")).await;
+    let result = writer.handle.service().execute(register("cy")).await;
     assert!(
         matches!(result, Err(ServiceError::Unavailable { .. })),
         "{result:?}"
@@ -201,6 +219,7 @@ async fn commits_of_an_older_term_are_dropped_and_never_acknowledged() {
     // The replica has moved on to a newer tree (its view runs ahead of the writer's).
     tree.nodes[&2].view.send_modify(|view| view.term = 2);
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = tree.nodes[&2].position.borrow().1;
     let result = tree.nodes[&1]
         .handle
         .service()
@@ -211,12 +230,27 @@ async fn commits_of_an_older_term_are_dropped_and_never_acknowledged() {
         "{result:?}"
     );
     assert!(tree.nodes[&2].metrics.data_stale_dropped.get() > 0);
-    assert_eq!(tree.nodes[&2].position.borrow().1, Epoch(0));
+    assert_eq!(tree.nodes[&2].position.borrow().1, held);
+}
+
+/// A star: node 1 at the root, nodes 2 and 3 its children.
+fn star_views() -> Vec<(u64, ControlView)> {
+    vec![
+        (1, view(None, &[2, 3], &[Role::Writer], &[(2, 2), (3, 3)])),
+        (
+            2,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+        (
+            3,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+    ]
 }
 
 #[tokio::test]
 async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_the_writer() {
-    let mut tree = start(writer_and_replica(2)).await;
+    let mut tree = start(star_views()).await;
     let first = tree.nodes[&1]
         .handle
         .service()
@@ -224,32 +258,36 @@ async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_th
         .await
         .unwrap();
     replica_reaches(tree.nodes.get_mut(&2).unwrap(), first.epoch).await;
+    replica_reaches(tree.nodes.get_mut(&3).unwrap(), first.epoch).await;
 
-    // Split: each side runs alone (as one-node clusters) under its own term and writes.
+    // The writer is cut off from both copies before it notices: it commits a write that no copy
+    // gets, so it is never acknowledged (an old writer's unacknowledged tail).
     tree.network.cut(NodeId(1), NodeId(2));
-    tree.nodes[&2].view.send_replace(with(
-        1,
-        2,
-        2,
-        view(None, &[], &[Role::Writer, Role::Input], &[]),
-    ));
-    tree.nodes[&1].view.send_replace(with(
-        1,
-        1,
-        3,
-        view(None, &[], &[Role::Writer, Role::Input], &[]),
-    ));
-    accepting(&tree.nodes[&2], true).await;
-    accepting(&tree.nodes[&1], true).await;
-    tree.nodes[&2]
+    tree.network.cut(NodeId(1), NodeId(3));
+    let tail = tree.nodes[&1]
         .handle
         .service()
         .execute(register("tail"))
-        .await
-        .unwrap();
+        .await;
+    assert!(
+        matches!(tail, Err(ServiceError::Unavailable { .. })),
+        "{tail:?}"
+    );
+
+    // Nodes 2 and 3, a majority of the voters, form a tree under node 2 (term 3) and write.
+    tree.nodes[&3].view.send_replace(with(
+        3,
+        2,
+        3,
+        view(Some(2), &[], &[Role::Persistence, Role::Input], &[]),
+    ));
+    tree.nodes[&2]
+        .view
+        .send_replace(with(3, 2, 3, view(None, &[3], &[Role::Writer], &[(3, 3)])));
+    accepting(&tree.nodes[&2], true).await;
     let mut last = Epoch(0);
     for name in ["bob", "cy"] {
-        last = tree.nodes[&1]
+        last = tree.nodes[&2]
             .handle
             .service()
             .execute(register(name))
@@ -258,22 +296,23 @@ async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_th
             .epoch;
     }
 
-    // Healed under node 1 (term 3): node 2's term-2 entry must go, not be merged.
+    // Node 1 comes back below node 2: its tail must go, not be merged.
     tree.network.restore(NodeId(1), NodeId(2));
-    tree.nodes[&2].view.send_replace(with(
-        2,
-        1,
-        3,
-        view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
-    ));
+    tree.network.restore(NodeId(1), NodeId(3));
     tree.nodes[&1].view.send_replace(with(
-        2,
-        1,
         3,
-        view(None, &[2], &[Role::Writer, Role::Input], &[(2, 2)]),
+        2,
+        3,
+        view(Some(2), &[], &[Role::Persistence, Role::Input], &[]),
     ));
-    let writer_term = tree.nodes[&1].position.borrow().0;
-    let replica = tree.nodes.get_mut(&2).unwrap();
+    tree.nodes[&2].view.send_replace(with(
+        3,
+        2,
+        3,
+        view(None, &[3, 1], &[Role::Writer], &[(3, 3), (1, 1)]),
+    ));
+    let writer_term = tree.nodes[&2].position.borrow().0;
+    let replica = tree.nodes.get_mut(&1).unwrap();
     tokio::time::timeout(
         Duration::from_secs(10),
         replica
@@ -283,48 +322,43 @@ async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_th
     .await
     .expect("the replica rebuilt its copy from the writer")
     .unwrap();
-    assert_eq!(tree.nodes[&2].metrics.data_copies_discarded.get(), 1);
-    assert_eq!(hash(&tree.nodes[&2]).await, hash(&tree.nodes[&1]).await);
+    assert_eq!(tree.nodes[&1].metrics.data_copies_discarded.get(), 1);
+    assert_eq!(hash(&tree.nodes[&1]).await, hash(&tree.nodes[&2]).await);
 
     // And it keeps following: a new write reaches it.
-    let next = tree.nodes[&1]
+    let next = tree.nodes[&2]
         .handle
         .service()
         .execute(register("dee"))
         .await
         .unwrap();
-    replica_reaches(tree.nodes.get_mut(&2).unwrap(), next.epoch).await;
+    replica_reaches(tree.nodes.get_mut(&1).unwrap(), next.epoch).await;
 }
 
 #[tokio::test]
-async fn a_write_is_acknowledged_once_a_majority_of_registered_nodes_hold_it_deep_copies_included()
-{
-    // 1 ── 2 ── 3, with four nodes registered: the writer needs two copies besides its own, so the
-    // input node below the replica counts, and losing it blocks acknowledgements.
-    let mut tree = start(
-        path_views()
-            .into_iter()
-            .map(|(id, view)| {
-                (
-                    id,
-                    ControlView {
-                        registered: 4,
-                        ..view
-                    },
-                )
-            })
-            .collect(),
-    )
-    .await;
+async fn a_write_is_acknowledged_by_a_majority_of_the_voters_and_learners_never_count() {
+    // 1 ── 2 ── 3 with two voters: the writer and its child. Node 3 is a learner: it keeps a copy
+    // for its users' reads, and losing it changes nothing for writes; losing node 2 stops them.
+    let mut tree = start_with(path_views(), ReplicationFactor::new(2).unwrap()).await;
     let written = tree.nodes[&1]
         .handle
         .service()
         .execute(register("ada"))
         .await
         .unwrap();
-    // Acknowledged means both copies hold it already.
+    // Acknowledged means the voter holds it already.
     assert!(tree.nodes[&2].position.borrow().1 >= written.epoch);
-    assert!(tree.nodes[&3].position.borrow().1 >= written.epoch);
+    let voters = vec![NodeId(1), NodeId(2)];
+    assert_eq!(tree.nodes[&1].status.snapshot().voters, voters);
+    replica_reaches(tree.nodes.get_mut(&3).unwrap(), written.epoch).await;
+    for (id, copy) in [
+        (1, CopyKind::Voter),
+        (2, CopyKind::Voter),
+        (3, CopyKind::Learner),
+    ] {
+        let status = tree.nodes[&id].status.snapshot();
+        assert_eq!((status.copy, &status.voters), (copy, &voters), "node {id}");
+    }
     assert_eq!(hash(&tree.nodes[&3]).await, hash(&tree.nodes[&1]).await);
     // The input node answers its users' fresh-enough reads from its own copy.
     let Outcome::User(ada) = written.outcome else {
@@ -337,19 +371,99 @@ async fn a_write_is_acknowledged_once_a_majority_of_registered_nodes_hold_it_dee
         .await
         .unwrap();
     assert_eq!(reads_answered_by(&tree.nodes[&3], "replica"), 1);
-    assert_eq!(reads_answered_by(&tree.nodes[&2], "replica"), 0);
 
     tree.network.crash(NodeId(3));
-    let result = tree.nodes[&1]
+    tree.nodes[&1]
         .handle
         .service()
         .execute(register("bob"))
+        .await
+        .expect("a learner's loss does not matter");
+
+    tree.network.crash(NodeId(2));
+    let result = tree.nodes[&1]
+        .handle
+        .service()
+        .execute(register("cy"))
         .await;
     assert!(
         matches!(result, Err(ServiceError::Unavailable { .. })),
-        "one copy is not enough: {result:?}"
+        "one voter of two is not enough: {result:?}"
     );
-    replica_reaches(tree.nodes.get_mut(&2).unwrap(), Epoch(written.epoch.0 + 1)).await;
+}
+
+#[tokio::test]
+async fn a_voter_that_stays_away_is_replaced_by_a_caught_up_learner_one_change_at_a_time() {
+    // A star of four with three voters; one voter leaves the tree for longer than the grace period.
+    let views = vec![
+        (
+            1,
+            view(None, &[2, 3, 4], &[Role::Writer], &[(2, 2), (3, 3), (4, 4)]),
+        ),
+        (
+            2,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+        (
+            3,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+        (
+            4,
+            view(Some(1), &[], &[Role::Persistence, Role::Input], &[]),
+        ),
+    ];
+    let tree = start(views).await;
+    let writer = &tree.nodes[&1];
+    writer
+        .handle
+        .service()
+        .execute(register("ada"))
+        .await
+        .unwrap();
+    let mut status = writer.status.subscribe();
+    let first = vec![NodeId(1), NodeId(2), NodeId(3)];
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| s.voters == first),
+    )
+    .await
+    .expect("the first voters are the writer and its two lowest children")
+    .unwrap();
+
+    tree.network.crash(NodeId(3));
+    writer.view.send_modify(|view| {
+        view.children = vec![NodeId(2), NodeId(4)];
+        view.routes = [(NodeId(2), NodeId(2)), (NodeId(4), NodeId(4))].into();
+    });
+    // Writes go on meanwhile (two of three voters)...
+    writer
+        .handle
+        .service()
+        .execute(register("bob"))
+        .await
+        .unwrap();
+    // ... and after the grace period node 4 takes node 3's place: added first, then 3 removed.
+    let replaced = vec![NodeId(1), NodeId(2), NodeId(4)];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| s.voters == replaced),
+    )
+    .await
+    .expect("the absent voter was replaced")
+    .unwrap();
+    assert!(
+        writer.metrics.configuration_changes.get() >= 3,
+        "first, add 4, remove 3"
+    );
+    writer
+        .handle
+        .service()
+        .execute(register("cy"))
+        .await
+        .unwrap();
+    let copy = tree.nodes[&4].status.snapshot().copy;
+    assert_eq!(copy, CopyKind::Voter);
 }
 
 #[test]
