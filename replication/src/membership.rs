@@ -14,6 +14,7 @@
 //!   writer still needs stays).
 //! - Below `R` voters (a cluster that grew, or a first configuration written with fewer children), a
 //!   caught-up learner is added.
+//!
 //! A cluster with fewer live nodes than `R` keeps the voters it has: an absent voter is removed only
 //! once a replacement has joined.
 

@@ -83,7 +83,8 @@ mod tests {
     #[test]
     fn a_majority_of_the_voters_with_the_writer_among_them() {
         // (voters, durable reports) → the highest acknowledged epoch of a writer at 10.
-        let cases: [(&[u64], &[(u64, u64)], u64); 8] = [
+        type Case = (&'static [u64], &'static [(u64, u64)], u64);
+        let cases: [Case; 8] = [
             (&[1], &[], 10),
             (&[1, 2], &[(2, 7)], 7),
             (&[1, 2, 3], &[], 0),

@@ -183,26 +183,48 @@ async fn top_replica(cluster: &Cluster, root: u64, mut id: u64) -> Option<u64> {
     }
 }
 
-#[tokio::test]
-async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when_it_cannot() {
-    // Two replicas or more, so one can be cut off while the client's path to the writer stays whole.
-    let (cluster, shape) = cluster_where(8, |shape| shape.replicas.len() >= 2).await;
-    let (all, writer, replicas) = (shape.all.clone(), shape.leader, shape.replicas.clone());
-    // Every node below the writer keeps a copy and its acknowledgements reach the writer through the
-    // replica at the top of its subtree: a write needs the writer and `quorum` copies, a majority of
-    // the registered nodes.
-    let quorum = all.len() / 2;
-    let mut subtree: BTreeMap<u64, usize> = replicas.iter().map(|&r| (r, 0)).collect();
-    for &id in &all {
-        if id != writer
-            && let Some(top) = top_replica(&cluster, writer, id).await
+/// The voters the writer's `/status` names, once the configuration has `size` of them.
+async fn voters(cluster: &Cluster, writer: u64, size: usize) -> Vec<u64> {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        if let Some(status) = cluster.status(writer).await
+            && let Some(list) = status["voters"].as_array()
+            && list.len() == size
         {
-            *subtree.entry(top).or_default() += 1;
+            return list.iter().filter_map(|v| v.as_u64()).collect();
         }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never named {size} voters"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The client stays under the smallest subtree, which alone is less than a quorum.
-    let kept = *replicas.iter().min_by_key(|r| subtree[r]).unwrap();
-    assert!(subtree[&kept] < quorum, "{subtree:?}");
+}
+
+#[tokio::test]
+async fn writes_succeed_while_a_majority_of_the_voters_acknowledges_and_get_503_when_it_cannot() {
+    // Three children of the writer or more, so one subtree holds no voter (R = 3: the writer and
+    // two of its children) and the client can stay under it while the others are cut off.
+    let (cluster, shape) = cluster_where(8, |shape| shape.replicas.len() >= 3).await;
+    let (all, writer, children) = (shape.all.clone(), shape.leader, shape.replicas.clone());
+    let voters = voters(&cluster, writer, 3).await;
+    // A voter's acknowledgements reach the writer through the child at the top of its subtree.
+    let mut holding: BTreeMap<u64, usize> = children.iter().map(|&c| (c, 0)).collect();
+    for &voter in voters.iter().filter(|&&v| v != writer) {
+        let top = top_replica(&cluster, writer, voter)
+            .await
+            .expect("every voter is in the writer's tree");
+        *holding.entry(top).or_default() += 1;
+    }
+    let majority = voters.len() / 2 + 1;
+    let own = usize::from(voters.contains(&writer));
+    // The client stays under a subtree without voters.
+    let kept = *children
+        .iter()
+        .find(|c| holding[c] == 0)
+        .unwrap_or_else(|| panic!("a child without voters below it: {holding:?}"));
+    let subtree = holding.clone();
+    let quorum = majority - own;
     let mut client_url = None;
     for &id in &all {
         if id != writer
@@ -221,16 +243,16 @@ async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when
         group.body["id"].as_str().unwrap()
     );
 
-    // Cut the writer's data plane (only: the tree stays as it is) from as many replicas as the quorum
-    // can spare, smallest subtrees first: writes still succeed.
-    let mut others: Vec<u64> = replicas.iter().copied().filter(|&r| r != kept).collect();
-    others.sort_by_key(|r| subtree[r]);
+    // Cut the writer's data plane (only: the tree stays as it is) from as many subtrees as the
+    // voters can spare, those without voters first: writes still succeed.
+    let mut others: Vec<u64> = children.iter().copied().filter(|&c| c != kept).collect();
+    others.sort_by_key(|c| subtree[c]);
     let mut holding: usize = subtree.values().sum();
     let mut cut = Vec::new();
-    for &replica in &others {
-        if holding - subtree[&replica] >= quorum {
-            holding -= subtree[&replica];
-            cut.push(replica);
+    for &child in &others {
+        if holding - subtree[&child] >= quorum {
+            holding -= subtree[&child];
+            cut.push(child);
         }
     }
     cluster.isolate_plane(writer, &cut, "data").await;
@@ -239,8 +261,8 @@ async fn writes_succeed_while_a_quorum_of_replicas_acknowledges_and_get_503_when
         .await;
     assert_eq!(posted.status, 201, "cut {cut:?} of {subtree:?}: {posted:?}");
 
-    // Every replica but the client's cut off: the write commits on the writer but is not
-    // acknowledged.
+    // Every subtree but the client's (which holds no voter) cut off: the write commits on the
+    // writer but is not acknowledged.
     cluster.isolate_plane(writer, &others, "data").await;
     let refused = ada
         .post(&messages, json!({"content": "without a quorum"}))
