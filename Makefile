@@ -54,9 +54,11 @@ test:
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-## bench [RUNS=3 DURATION=10 CLIENTS=16 NODES=1,4,8 SIZES=4,8,16,32 ...]: build, load 1-, 4- and 8-node clusters
-##   with chat-bench, run control-bench, write target/bench/<time>/ with summary.md (knobs: scripts/bench.sh,
-##   docs/PERFORMANCE.md); about 11 minutes on 2 cores; its clusters use their own ports, beside make up
+## bench [RUNS=3 DURATION=10 CLIENTS=16 NODES=1,4,8,16 SIZES=4,8,16,32 BIN=dir ...]: build, load 1-, 4-, 8- and
+##   16-node clusters with chat-bench (req/s, p50/p99, CPU of all nodes per acknowledged write), run control-bench,
+##   write target/bench/<time>/ with summary.md (knobs: scripts/bench.sh, docs/PERFORMANCE.md); about 13 minutes
+##   on 2 cores; its clusters use their own ports, beside make up. A/B: BIN=<old checkout>/target/release BUILD=0
+##   benches that commit's binaries with its init.sh and cluster.sh
 bench:
 	CARGO="$(CARGO)" scripts/bench.sh
 

@@ -2,55 +2,96 @@
 # `make bench`: the comparisons of DESIGN §10 in one run, every raw figure and a Markdown summary written
 # to a results directory. See docs/PERFORMANCE.md for what each number means.
 #
-#   0. Builds the release binaries once (cargo build --release --bins).
-#   1. For each N in NODES (1, 4, 8), one after the other: a fresh cluster in a temporary directory, on
-#      ports of its own (a `make up` cluster can keep running), started with init.sh and
-#      scripts/cluster.sh, until every node is ready under one leader and the writer accepts writes
-#      (cluster.sh wait-ready) and the nameserver lists every input node. After IDLE seconds: each
-#      node's /status and resident memory (VmRSS). Then RUNS rounds of chat-bench `write`, `read` and
-#      `mixed` with CLIENTS clients and a moderate-load `write` with MODERATE_CLIENTS clients, each
-#      WARMUP + DURATION seconds. The first run creates the users; later runs reuse them and their
-#      sessions (chat-bench --users-file), so the login limit (30 per minute per client address on each
-#      input node) is never hit. After IDLE seconds more: VmRSS again; teardown.
-#   2. control-bench over SIZES, CONTROL_RUNS runs each: election time and messages, heal after killing
-#      a leaf, an interior node and the leader, writer failover.
-#   3. bench-summary: medians (min–max), cluster ÷ single-node ratios, DESIGN §10 targets → summary.md.
+#   0. Builds the release binaries once (cargo build --release --bins; with BIN elsewhere only this
+#      tree's chat-bench and bench-summary: cargo build --release -p chat-bench --bins).
+#   1. For each N in NODES (1, 4, 8, 16), one after the other: a fresh cluster in a temporary directory,
+#      on ports of its own (a `make up` cluster can keep running), started with init.sh and
+#      scripts/cluster.sh (those of SCRIPTS) and the binaries of BIN, until every node is ready under
+#      one leader and the writer accepts writes (cluster.sh wait-ready) and the nameserver lists every
+#      input node. After IDLE seconds: each node's /status and resident memory (VmRSS). Then RUNS
+#      rounds of chat-bench `write`, `read` and `mixed` with CLIENTS clients and a moderate-load
+#      `write` with MODERATE_CLIENTS clients, each WARMUP + DURATION seconds. The first run creates the
+#      users; later runs reuse them and their sessions (chat-bench --users-file), so the login limit
+#      (30 per minute per client address on each input node) is never hit. Every run also measures
+#      the CPU time (user + system, /proc/<pid>/stat) of every cluster-node process of the cluster
+#      (chat-bench --cpu nodes=…; the bootstrap and nameserver apart, --cpu services=…) over exactly
+#      its measured window: chat-bench reads it when its warmup ends and again at its last answer.
+#      After IDLE seconds more: VmRSS again; teardown.
+#   2. control-bench (BIN's, which starts BIN's binaries) over SIZES, CONTROL_RUNS runs each:
+#      election time and messages, heal after killing a leaf, an interior node and the leader,
+#      writer failover.
+#   3. bench-summary: medians (min–max), cluster ÷ single-node ratios, CPU ms per acknowledged write,
+#      DESIGN §10 and scaling targets → summary.md.
 #
-# Knobs (environment), with their defaults (about 11 minutes on 2 cores, build excluded):
+# Knobs (environment), with their defaults (about 13 minutes on 2 cores, build excluded):
 #   RUNS=3              chat-bench runs per workload and cluster size
 #   DURATION=10         measured seconds per chat-bench run
 #   WARMUP=2            unmeasured seconds before each run
 #   CLIENTS=16          clients of the write, read and mixed runs
 #   MODERATE_CLIENTS=4  clients of the moderate-load write run (the p99 target)
-#   NODES=1,4,8         cluster sizes for chat-bench; keep 1, the single node the ratios divide by
+#   NODES=1,4,8,16      cluster sizes for chat-bench; keep 1, the single node the ratios divide by
 #   SIZES=4,8,16,32     cluster sizes for control-bench; SIZES=none skips it
 #   CONTROL_RUNS=5      control-bench runs per size
 #   IDLE=5              seconds a cluster idles before its memory is read
 #   PORT_BASE=29900     bootstrap PORT_BASE+1, nameserver gRPC +2, HTTP +3; nodes: control 62000+i,
 #                       data 64000+i, HTTP 28000+i, admin 28500+i (make up uses 45999/45998/9999 and
 #                       61000+i, 63000+i, 8000+i, 9000+i)
+#   BIN=target/release  the cluster's binaries (bootstrap, nameserver, cluster-node, control-bench);
+#                       another directory, e.g. an older commit's target/release, benches those (A/B)
+#                       and builds only this tree's chat-bench and bench-summary, which always come
+#                       from target/release
+#   SCRIPTS=<checkout>  the directory whose init.sh and scripts/cluster.sh write and run the nodes:
+#                       this tree; with BIN elsewhere, BIN/../.. when it has both (the checkout that
+#                       built BIN: an older cluster-node refuses config keys it does not know)
 #   BUILD=1             0 skips the build (the binaries must exist); CARGO names cargo
 #   OUT=target/bench/<UTC time>   results directory; target/bench/latest points at the last one
 #   UPDATE_DOC=0        1 pastes summary.md into docs/PERFORMANCE.md, between its results markers
 #
+# A/B: BIN=/path/to/old/target/release BUILD=0 NODES=1,16 make bench, then the same without BIN.
+#
 # Results: knobs.env, machine.txt, chat/n<N>/{write,read,mixed,moderate}-<run>.json (chat-bench
-# --json), chat/n<N>/status/<id>.json, chat/n<N>/rss-{idle,after}.tsv, chat/n<N>/logs/ (each node's
-# stderr.log), control.json and control.txt, failures.txt, summary.md.
+# --json, with the CPU seconds of the node processes under cpu.nodes), chat/n<N>/status/<id>.json,
+# chat/n<N>/rss-{idle,after}.tsv, chat/n<N>/logs/ (each node's stderr.log), control.json and
+# control.txt, failures.txt, summary.md.
 #
 # One `make bench` at a time (the ports are fixed). Ctrl-C stops the running tool and tears the cluster
 # down. Requires curl.
 set -euo pipefail
 
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+# BIN and SCRIPTS as absolute paths (relative ones are taken from where the script was called).
+absolute() { (cd "$2" 2>/dev/null && pwd) || die "$1=$2 is not a directory"; }
+if [[ -n ${BIN:-} ]]; then BIN=$(absolute BIN "$BIN") || exit 1; fi
+if [[ -n ${SCRIPTS:-} ]]; then SCRIPTS=$(absolute SCRIPTS "$SCRIPTS") || exit 1; fi
+
 cd "$(dirname "$0")/.."
 readonly ROOT=$PWD
-readonly RELEASE=$ROOT/target/release
+# This tree's chat-bench and bench-summary, whatever BIN is.
+readonly TOOLS=$ROOT/target/release
+BIN=${BIN:-$TOOLS}
+own_binaries=0
+[[ $BIN == "$TOOLS" ]] && own_binaries=1
+if [[ -z ${SCRIPTS:-} ]]; then
+    if ((own_binaries)); then
+        SCRIPTS=$ROOT
+    elif [[ -x $BIN/../../init.sh && -x $BIN/../../scripts/cluster.sh ]]; then
+        SCRIPTS=$(cd "$BIN/../.." && pwd)
+    else
+        SCRIPTS=$ROOT
+        say "warning: $BIN/../.. has no init.sh and scripts/cluster.sh: using this tree's; set SCRIPTS to the checkout that built BIN if its nodes refuse the configs"
+    fi
+fi
+[[ -x $SCRIPTS/init.sh && -x $SCRIPTS/scripts/cluster.sh ]] || die "SCRIPTS=$SCRIPTS has no executable init.sh and scripts/cluster.sh"
+readonly SCRIPTS own_binaries
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CLIENTS=${CLIENTS:-16}
 MODERATE_CLIENTS=${MODERATE_CLIENTS:-4}
-NODES=${NODES:-1,4,8}
+NODES=${NODES:-1,4,8,16}
 SIZES=${SIZES:-4,8,16,32}
 CONTROL_RUNS=${CONTROL_RUNS:-5}
 IDLE=${IDLE:-5}
@@ -62,9 +103,6 @@ OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 readonly BOOTSTRAP_PORT=$((PORT_BASE + 1)) NAMESERVER_GRPC_PORT=$((PORT_BASE + 2)) NAMESERVER_HTTP_PORT=$((PORT_BASE + 3))
 readonly CONTROL_BASE=62000 DATA_BASE=64000 HTTP_BASE=28000 ADMIN_BASE=28500
 readonly NAMESERVER_URL=http://127.0.0.1:$NAMESERVER_HTTP_PORT
-
-die() { echo "bench: $*" >&2; exit 1; }
-say() { echo "bench: $*" >&2; }
 
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= $2)); }
 is_count "$RUNS" 1 || die "RUNS must be a whole number ≥ 1, not '$RUNS'"
@@ -112,7 +150,7 @@ run_child() {
 }
 
 cluster() { # cluster COMMAND...: scripts/cluster.sh in the current cluster's directory, on its ports
-    BIN=$RELEASE BOOTSTRAP_ADDR=127.0.0.1:$BOOTSTRAP_PORT NAMESERVER_GRPC=127.0.0.1:$NAMESERVER_GRPC_PORT \
+    BIN=$BIN BOOTSTRAP_ADDR=127.0.0.1:$BOOTSTRAP_PORT NAMESERVER_GRPC=127.0.0.1:$NAMESERVER_GRPC_PORT \
         NAMESERVER_HTTP=127.0.0.1:$NAMESERVER_HTTP_PORT WAIT_SECONDS=60 "$cluster_dir/scripts/cluster.sh" "$@"
 }
 
@@ -121,9 +159,31 @@ started_pids() {
     cat "$cluster_dir"/.pids/*.pid 2>/dev/null || true
 }
 
-# Whether PID still runs one of the release binaries (not a reused pid, not a shell before its exec).
+# Whether PID still runs one of BIN's binaries (not a reused pid, not a shell before its exec).
 runs_ours() {
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q "^$RELEASE/"
+    local command
+    command=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    [[ $command == "$BIN/"* ]]
+}
+
+# cpu_groups N: fills cpu_args with chat-bench's --cpu options: every cluster-node process of the
+# current cluster (nodes, the figure per write) and the bootstrap and nameserver (services, apart).
+# Only pids cluster.sh started that still run BIN's binaries count. Fails when fewer than N nodes run.
+cpu_args=()
+cpu_groups() {
+    local n=$1 file pid nodes=() services=()
+    for file in "$cluster_dir"/.pids/*.pid; do
+        [[ -f $file ]] || continue
+        pid=$(<"$file")
+        [[ $pid =~ ^[0-9]+$ ]] && runs_ours "$pid" || continue
+        case ${file##*/} in
+            NODE_*) nodes+=("$pid") ;;
+            *) services+=("$pid") ;;
+        esac
+    done
+    local IFS=,
+    cpu_args=(--cpu "nodes=${nodes[*]}" --cpu "services=${services[*]}")
+    ((${#nodes[@]} == n))
 }
 
 # Waits (up to 10 s) until every process cluster.sh started runs its binary: cluster.sh recognises its
@@ -212,9 +272,9 @@ start_cluster() {
     mkdir -p "$cluster_dir/scripts"
     # cluster.sh works in the directory above its own: a link to it from the cluster's folder makes it
     # keep pid files, logs and bootstrap state there.
-    ln -s "$ROOT/scripts/cluster.sh" "$cluster_dir/scripts/cluster.sh"
+    ln -s "$SCRIPTS/scripts/cluster.sh" "$cluster_dir/scripts/cluster.sh"
     HOST=127.0.0.1 BOOTSTRAP=127.0.0.1:$BOOTSTRAP_PORT NAMESERVER=127.0.0.1:$NAMESERVER_GRPC_PORT \
-        NAMESERVER_HTTP=$NAMESERVER_URL "$ROOT/init.sh" "$n" "$cluster_dir" >/dev/null
+        NAMESERVER_HTTP=$NAMESERVER_URL "$SCRIPTS/init.sh" "$n" "$cluster_dir" >/dev/null
     for ((id = 1; id <= n; id++)); do
         cfg=$cluster_dir/NODE_$id/.cfg
         sed -i -E -e "s/^control_port = [0-9]+$/control_port = $((CONTROL_BASE + id))/" \
@@ -234,13 +294,19 @@ start_cluster() {
     cluster wait-ready >&2 && wait_for_endpoints "$n"
 }
 
-# last_result LOG PHASE: the figures of the row that matters in the last table chat-bench printed.
+# last_result LOG PHASE: the figures of the row that matters in the last table chat-bench printed, and
+# for a write run the node processes' CPU per successful write.
 last_result() {
     local kind=write
     [[ $2 == read ]] && kind=read
     [[ $2 == mixed ]] && kind=total
-    tail -n 10 "$1" | awk -v kind="$kind" \
-        '$1 == kind { printf "%s req/s, p50 %s ms, p99 %s ms, %s failed", $5, $6, $8, $4 }'
+    awk -v kind="$kind" '
+        /^chat-bench run / { row = ""; cpu = "" }
+        $1 == kind { row = sprintf("%s req/s, p50 %s ms, p99 %s ms, %s failed", $5, $6, $8, $4) }
+        kind == "write" && $1 == "cpu" && $2 == "nodes:" && match($0, /[0-9.]+ ms per successful write/) {
+            cpu = substr($0, RSTART, RLENGTH); sub(/ .*/, "", cpu); cpu = ", node CPU " cpu " ms per write"
+        }
+        END { printf "%s%s", row, cpu }' "$1"
 }
 
 # bench_cluster N: every chat-bench run against a fresh cluster of N nodes.
@@ -264,9 +330,11 @@ bench_cluster() {
         for phase in write read mixed moderate; do
             workload=$phase clients=$CLIENTS
             [[ $phase == moderate ]] && workload=write clients=$MODERATE_CLIENTS
-            if run_child "$results/chat-bench.log" all "$RELEASE/chat-bench" --nameserver "$NAMESERVER_URL" \
+            cpu_groups "$n" || failed "N=$n $phase run $round: fewer than $n node processes run: $(printf '%s ' "${cpu_args[@]}")"
+            if run_child "$results/chat-bench.log" all "$TOOLS/chat-bench" --nameserver "$NAMESERVER_URL" \
                 --workload "$workload" --clients "$clients" --duration "${DURATION}s" --warmup "${WARMUP}s" \
-                --users-file "$cluster_dir/users.json" --json "$results/$phase-$round.json" --quiet; then
+                --users-file "$cluster_dir/users.json" --json "$results/$phase-$round.json" --quiet \
+                "${cpu_args[@]}"; then
                 say "N=$n $phase ($clients clients) run $round/$RUNS: $(last_result "$results/chat-bench.log" "$phase")"
             else
                 failed "N=$n $phase run $round: chat-bench failed (see chat/n$n/chat-bench.log)"
@@ -289,6 +357,12 @@ SIZES=$SIZES
 CONTROL_RUNS=$CONTROL_RUNS
 IDLE=$IDLE
 KNOBS
+if ((!own_binaries)); then
+    printf 'BIN=%s\n' "$BIN" >>"$OUT/knobs.env"
+fi
+if [[ $SCRIPTS != "$ROOT" ]]; then
+    printf 'SCRIPTS=%s\n' "$SCRIPTS" >>"$OUT/knobs.env"
+fi
 
 {
     echo "cpu:     $(lscpu 2>/dev/null | sed -nE 's/^Model name:[[:space:]]*//p' | head -n1), $(nproc) CPUs online"
@@ -296,16 +370,30 @@ KNOBS
     echo "kernel:  $(uname -sr)"
     echo "rustc:   $(rustc --version 2>/dev/null || echo unknown)"
     echo "commit:  $(GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)$(GIT_OPTIONAL_LOCKS=0 git diff --quiet HEAD 2>/dev/null || echo ' with local changes')"
+    if ((!own_binaries)); then
+        echo "cluster: binaries of $BIN, init.sh and cluster.sh of $SCRIPTS (commit $(GIT_OPTIONAL_LOCKS=0 git -C "$SCRIPTS" rev-parse --short HEAD 2>/dev/null || echo unknown)$(GIT_OPTIONAL_LOCKS=0 git -C "$SCRIPTS" diff --quiet HEAD 2>/dev/null || echo ' with local changes')); chat-bench of the commit above"
+    fi
     echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.txt"
 
 if [[ $BUILD != 0 ]]; then
-    say "building the release binaries"
-    "${CARGO:-cargo}" build --release --bins
+    if ((own_binaries)); then
+        say "building the release binaries"
+        "${CARGO:-cargo}" build --release --bins
+    else
+        say "building chat-bench and bench-summary (the cluster's binaries are those of $BIN)"
+        "${CARGO:-cargo}" build --release -p chat-bench --bins
+    fi
 fi
-for tool in bootstrap nameserver cluster-node chat-bench control-bench bench-summary; do
-    [[ -x $RELEASE/$tool ]] || die "$RELEASE/$tool is missing (run with BUILD=1)"
+for tool in chat-bench bench-summary; do
+    [[ -x $TOOLS/$tool ]] || die "$TOOLS/$tool is missing (run with BUILD=1)"
 done
+for tool in bootstrap nameserver cluster-node; do
+    [[ -x $BIN/$tool ]] || die "$BIN/$tool is missing ($( ((own_binaries)) && echo 'run with BUILD=1' || echo 'build that checkout with cargo build --release --bins'))"
+done
+if [[ $SIZES != none ]]; then
+    [[ -x $BIN/control-bench ]] || die "$BIN/control-bench is missing (or set SIZES=none)"
+fi
 build_done=$SECONDS
 
 for n in ${NODES//,/ }; do
@@ -314,7 +402,7 @@ done
 
 if [[ $SIZES != none ]]; then
     say "control-bench: sizes $SIZES, $CONTROL_RUNS run(s) each"
-    run_child "$OUT/control.txt" out "$RELEASE/control-bench" --sizes "$SIZES" --runs "$CONTROL_RUNS" \
+    run_child "$OUT/control.txt" out "$BIN/control-bench" --sizes "$SIZES" --runs "$CONTROL_RUNS" \
         --json "$OUT/control.json" || failed "control-bench failed (see control.txt)"
     cat "$OUT/control.txt" >&2
 fi
@@ -327,7 +415,7 @@ if [[ $(dirname "$OUT") == "$ROOT/target/bench" ]]; then
 fi
 
 echo
-"$RELEASE/bench-summary" "${OUT#"$ROOT"/}"
+"$TOOLS/bench-summary" "${OUT#"$ROOT"/}"
 echo
 if [[ $UPDATE_DOC == 1 ]]; then
     # The results section of docs/PERFORMANCE.md lies between two marker comments.

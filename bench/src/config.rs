@@ -12,6 +12,8 @@ use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::cpu::CpuGroup;
+
 /// The share of writes in `--workload mixed` when `--write-ratio` is not given.
 pub const DEFAULT_WRITE_RATIO: f64 = 0.2;
 /// More clients than this is a typo, not a benchmark of one machine.
@@ -133,6 +135,13 @@ pub struct Args {
     /// Allow a nameserver or input nodes outside the loopback range 127.0.0.0/8 (and ::1).
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Measure the CPU time (user + system, from /proc/<pid>/stat; Linux) that these local processes
+    /// spend in the measured window, from the end of the warmup to the last answer:
+    /// `NAME=PID,PID,…`, repeatable (e.g. `--cpu nodes=101,102 --cpu services=99`). The report gives
+    /// the seconds per group and, in the table, per successful write.
+    #[arg(long, value_name = "NAME=PIDS")]
+    pub cpu: Vec<CpuGroup>,
 }
 
 /// A bad value on the command line, named so the user can fix it.
@@ -196,6 +205,8 @@ pub struct Config {
     pub progress: Progress,
     pub seed: u64,
     pub allow_remote: bool,
+    /// Processes whose CPU time over the measured window is reported (see `--cpu`).
+    pub cpu: Vec<CpuGroup>,
 }
 
 impl Config {
@@ -254,6 +265,7 @@ impl Args {
             },
             seed: self.seed,
             allow_remote: self.allow_remote,
+            cpu: self.cpu,
         };
         check_counts(&config)?;
         Ok(config)
@@ -459,6 +471,20 @@ mod tests {
         assert!(parse_duration("10h").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cpu_groups_are_repeatable_and_checked() {
+        let config = args(&["--cpu", "nodes=11,12", "--cpu", "services=10"])
+            .into_config()
+            .unwrap();
+
+        assert_eq!(config.cpu.len(), 2);
+        assert_eq!(config.cpu[0].name, "nodes");
+        assert_eq!(config.cpu[0].pids, [11, 12]);
+        assert_eq!(config.cpu[1].pids, [10]);
+        assert!(Args::try_parse_from(["chat-bench", "--cpu", "nodes=x"]).is_err());
+        assert!(args(&[]).into_config().unwrap().cpu.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod config;
+pub mod cpu;
 pub mod report;
 pub mod saved_setup;
 pub mod setup;
@@ -77,5 +78,6 @@ pub async fn run(config: Config) -> Result<Report, BenchError> {
         reads: outcome.reads.summarise(outcome.measured),
         writes: outcome.writes.summarise(outcome.measured),
         total: total.summarise(outcome.measured),
+        cpu: outcome.cpu,
     })
 }

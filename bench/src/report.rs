@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Endpoint, TransportFailure};
 use crate::config::{Config, Workload};
+use crate::cpu::CpuUse;
 
 /// Highest latency a histogram tracks, in microseconds (longer ones are clamped to it).
 const HIGHEST_MICROS: u64 = 600_000_000;
@@ -218,6 +219,9 @@ pub struct Report {
     pub reads: KindStats,
     pub writes: KindStats,
     pub total: KindStats,
+    /// CPU time of the `--cpu` process groups over the measured window, by group name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu: BTreeMap<String, CpuUse>,
 }
 
 impl Report {
@@ -289,6 +293,24 @@ impl Report {
             let _ = writeln!(out, "errors: none");
         } else {
             let _ = writeln!(out, "errors: {}", errors.join(", "));
+        }
+        for (name, used) in &self.cpu {
+            let per_write = used.ms_per(self.writes.ok).map_or(String::new(), |ms| {
+                format!(", {ms:.3} ms per successful write")
+            });
+            let missing = if used.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (not counted, not running: {:?})", used.missing)
+            };
+            let _ = writeln!(
+                out,
+                "cpu {name}: {:.2} s user+system of {} process{} in {:.1} s{per_write}{missing}",
+                used.seconds,
+                used.pids.len(),
+                if used.pids.len() == 1 { "" } else { "es" },
+                used.window_secs,
+            );
         }
         out
     }
@@ -445,6 +467,7 @@ mod tests {
             reads: reads.summarise(measured),
             writes: writes.summarise(measured),
             total: total.summarise(measured),
+            cpu: BTreeMap::new(),
         }
     }
 
@@ -477,6 +500,36 @@ mod tests {
 
         assert!(table.contains("errors: none"), "{table}");
         assert!(!table.lines().any(|l| l.starts_with("read ")), "{table}");
+    }
+
+    #[test]
+    fn the_cpu_of_each_group_is_shown_per_successful_write_and_kept_in_the_json() {
+        let mut report = sample_report();
+        report.cpu.insert(
+            "nodes".into(),
+            CpuUse {
+                pids: vec![11, 12],
+                seconds: 0.25,
+                clock_ticks_per_sec: 100,
+                window_secs: 1.0,
+                missing: vec![12],
+            },
+        );
+
+        let table = report.table();
+        let json = report.to_json();
+        let parsed: Report = serde_json::from_str(&json).unwrap();
+        let without: Report = serde_json::from_str(&sample_report().to_json()).unwrap();
+
+        assert!(
+            table.contains(
+                "cpu nodes: 0.25 s user+system of 2 processes in 1.0 s, 250.000 ms per successful write (not counted, not running: [12])"
+            ),
+            "{table}"
+        );
+        assert_eq!(parsed, report);
+        assert!(!sample_report().to_json().contains("\"cpu\""));
+        assert!(without.cpu.is_empty());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! ```text
 //!   knobs.env                       the knobs of the run, KEY=VALUE
 //!   machine.txt                     CPU, memory, kernel, toolchain, commit
-//!   chat/n<N>/<phase>-<run>.json    chat-bench --json; phase: write, read, mixed, moderate
+//!   chat/n<N>/<phase>-<run>.json    chat-bench --json; phase: write, read, mixed, moderate; with
+//!                                   `cpu.nodes` (chat-bench --cpu): the CPU seconds of every node
+//!                                   process over the measured window
 //!   chat/n<N>/status/<id>.json      each node's admin /status once the cluster idled
 //!   chat/n<N>/rss-idle.tsv          "<id> <VmRSS kB>" per node once the cluster idled, before any load
 //!   chat/n<N>/rss-after.tsv         the same after the runs, once the cluster idled again
@@ -43,6 +45,15 @@ pub const ELECTION_16_TARGET_MS: f64 = 1000.0;
 pub const HEAL_TARGET_MS: f64 = 2000.0;
 /// DESIGN §10: writes accepted again after the writer is killed, in milliseconds.
 pub const WRITER_FAILOVER_TARGET_MS: f64 = 3000.0;
+/// Scaling: the cluster sizes whose writes must reach [`WRITE_RATIO_TARGET`] of the single node's.
+pub const SCALING_SIZES: [u64; 3] = [4, 8, 16];
+/// Scaling: the largest cluster measured against the CPU and p99 targets.
+pub const LARGE_CLUSTER: u64 = 16;
+/// Scaling: CPU of all node processes per acknowledged write at [`LARGE_CLUSTER`] nodes, at most this
+/// multiple of the single node's.
+pub const CPU_PER_WRITE_RATIO_TARGET: f64 = 3.0;
+/// The `--cpu` group of chat-bench that holds every cluster-node process (scripts/bench.sh names it).
+pub const NODE_CPU_GROUP: &str = "nodes";
 
 /// Why a results directory could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +236,12 @@ impl ClusterResults {
             .sum()
     }
 
+    /// CPU milliseconds that all node processes spent per acknowledged (successful) write of `phase`,
+    /// over its runs: [`cpu_ms_per_write`] of each.
+    pub fn cpu_ms_per_write(&self, phase: Phase) -> Option<Spread> {
+        Spread::of(self.runs(phase).iter().filter_map(cpu_ms_per_write))
+    }
+
     /// Clients of `phase` (the same in every run).
     pub fn clients(&self, phase: Phase) -> Option<usize> {
         self.runs(phase)
@@ -236,6 +253,17 @@ impl ClusterResults {
     pub fn rss_mb(kb: &BTreeMap<u64, u64>) -> Option<Spread> {
         Spread::of(kb.values().map(|&kb| megabytes(kb)))
     }
+}
+
+/// CPU milliseconds of the node processes (`cpu.nodes`) per successful write of one run; `None` without
+/// CPU figures, without successful writes, or when a node process could not be read at both ends of
+/// the window (its share would be missing).
+pub fn cpu_ms_per_write(report: &Report) -> Option<f64> {
+    let nodes = report.cpu.get(NODE_CPU_GROUP)?;
+    if !nodes.missing.is_empty() || nodes.pids.is_empty() {
+        return None;
+    }
+    nodes.ms_per(report.writes.ok)
 }
 
 /// Which latency percentile.
@@ -408,6 +436,113 @@ impl Suite {
         let single = self.single()?.throughput(phase)?.median;
         let this = cluster.throughput(phase)?.median;
         (single > 0.0).then_some(this / single)
+    }
+
+    /// Median CPU per acknowledged write (the 16-client `write` run) on `cluster` divided by the single
+    /// node's.
+    pub fn cpu_ratio(&self, cluster: &ClusterResults) -> Option<f64> {
+        let single = self.single()?.cpu_ms_per_write(Phase::Write)?.median;
+        let this = cluster.cpu_ms_per_write(Phase::Write)?.median;
+        (single > 0.0).then_some(this / single)
+    }
+
+    /// The scaling targets: writes at 4, 8 and 16 nodes, CPU per write and moderate p99 at 16 nodes.
+    pub fn scaling_targets(&self) -> Vec<TargetCheck> {
+        vec![
+            self.write_ratio_at_sizes_target(),
+            self.cpu_per_write_target(),
+            self.large_moderate_p99_target(),
+        ]
+    }
+
+    fn write_ratio_at_sizes_target(&self) -> TargetCheck {
+        let target = "Writes at 4, 8 and 16 nodes ≥ 0.5 × single node";
+        if self
+            .single()
+            .and_then(|s| s.throughput(Phase::Write))
+            .is_none()
+        {
+            return not_measured(target, "needs the single node");
+        }
+        let ratios: Vec<(u64, Option<f64>)> = SCALING_SIZES
+            .iter()
+            .map(|&nodes| {
+                let ratio = self
+                    .clusters
+                    .get(&nodes)
+                    .and_then(|cluster| self.ratio(cluster, Phase::Write));
+                (nodes, ratio)
+            })
+            .collect();
+        let measured = ratios
+            .iter()
+            .map(|(nodes, ratio)| match ratio {
+                Some(ratio) => format!("{ratio:.2} ({nodes} nodes)"),
+                None => format!("— ({nodes} nodes not measured)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let verdict = if ratios
+            .iter()
+            .any(|(_, ratio)| ratio.is_some_and(|r| r < WRITE_RATIO_TARGET))
+        {
+            Verdict::NotMet
+        } else if ratios.iter().all(|(_, ratio)| ratio.is_some()) {
+            Verdict::Met
+        } else {
+            Verdict::NotMeasured
+        };
+        TargetCheck {
+            target,
+            measured,
+            verdict,
+        }
+    }
+
+    fn cpu_per_write_target(&self) -> TargetCheck {
+        let target =
+            "CPU of all node processes per acknowledged write at 16 nodes ≤ 3 × single node";
+        let Some(single) = self.single().and_then(|s| s.cpu_ms_per_write(Phase::Write)) else {
+            return not_measured(target, "no CPU figures of the single node");
+        };
+        let Some(large) = self
+            .clusters
+            .get(&LARGE_CLUSTER)
+            .and_then(|c| c.cpu_ms_per_write(Phase::Write))
+        else {
+            return not_measured(target, "no CPU figures of 16 nodes");
+        };
+        if single.median <= 0.0 {
+            return not_measured(target, "the single node's CPU per write is 0");
+        }
+        let ratio = large.median / single.median;
+        TargetCheck {
+            target,
+            measured: format!(
+                "{ratio:.2} × ({} ms at 16 nodes, {} ms single)",
+                number(large.median),
+                number(single.median)
+            ),
+            verdict: Verdict::of(ratio <= CPU_PER_WRITE_RATIO_TARGET),
+        }
+    }
+
+    fn large_moderate_p99_target(&self) -> TargetCheck {
+        let target = "Write p99 at moderate load at 16 nodes: < 20 ms";
+        let Some(cluster) = self.clusters.get(&LARGE_CLUSTER) else {
+            return not_measured(target, "NODES has no 16");
+        };
+        match (
+            cluster.latency(Phase::Moderate, Percentile::P99),
+            cluster.clients(Phase::Moderate),
+        ) {
+            (Some(p99), Some(clients)) => TargetCheck {
+                target,
+                measured: format!("{} ms ({clients} clients)", p99.show()),
+                verdict: Verdict::of(p99.median < MODERATE_P99_TARGET_MS),
+            },
+            _ => not_measured(target, "no moderate write run at 16 nodes"),
+        }
     }
 
     /// DESIGN §10's targets, each with what this run measured.
@@ -618,6 +753,24 @@ impl Suite {
             );
         }
         let _ = writeln!(out);
+        let _ = writeln!(out, "### Scaling targets (4, 8 and 16 nodes)\n");
+        let _ = writeln!(
+            out,
+            "Medians of this run. CPU: user + system time of every cluster-node process over the \
+             measured window of the 16-client write run, ÷ the writes acknowledged in it.\n"
+        );
+        let _ = writeln!(out, "| target | measured | verdict |");
+        let _ = writeln!(out, "| --- | --- | --- |");
+        for check in self.scaling_targets() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                check.target,
+                check.measured,
+                check.verdict.as_str()
+            );
+        }
+        let _ = writeln!(out);
         if !self.failures.is_empty() {
             let _ = writeln!(out, "### Steps that failed\n");
             for failure in &self.failures {
@@ -633,15 +786,17 @@ impl Suite {
         let _ = writeln!(
             out,
             "Median of the runs (min–max). req/s: successful requests per second of the measured \
-             window; latencies of successful requests; `mixed` counts reads and writes together.\n"
+             window; latencies of successful requests; `mixed` counts reads and writes together. \
+             CPU ms per acknowledged write: user + system time of all node processes over the \
+             measured window ÷ the successful writes in it (write runs).\n"
         );
         let _ = writeln!(
             out,
-            "| nodes | input nodes | replicas | workload | clients | req/s | p50 ms | p99 ms | failed |"
+            "| nodes | input nodes | replicas | workload | clients | req/s | p50 ms | p99 ms | CPU ms per acknowledged write | failed |"
         );
         let _ = writeln!(
             out,
-            "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+            "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for cluster in self.clusters.values() {
             for phase in Phase::ALL {
@@ -650,7 +805,7 @@ impl Suite {
                 }
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     cluster.nodes,
                     optional(cluster.input_nodes()),
                     optional(cluster.replicas()),
@@ -662,6 +817,10 @@ impl Suite {
                     show(cluster.throughput(phase)),
                     show(cluster.latency(phase, Percentile::P50)),
                     show(cluster.latency(phase, Percentile::P99)),
+                    match phase {
+                        Phase::Write | Phase::Moderate => show(cluster.cpu_ms_per_write(phase)),
+                        Phase::Read | Phase::Mixed => "".into(),
+                    },
                     cluster.failed(phase),
                 );
             }
@@ -700,6 +859,15 @@ impl Suite {
             "grows with replicas",
         );
         row(out, "mixed req/s", &ratio(Phase::Mixed), "");
+        row(
+            out,
+            "CPU ms per acknowledged write (write run)",
+            &|cluster: &ClusterResults| {
+                self.cpu_ratio(cluster)
+                    .map_or("—".into(), |r| format!("{r:.2}"))
+            },
+            "≤ 3 at 16 nodes",
+        );
         row(
             out,
             "replicas (input nodes)",
@@ -925,6 +1093,7 @@ mod tests {
             reads,
             writes,
             total: some,
+            cpu: BTreeMap::new(),
         }
     }
 
@@ -1025,6 +1194,178 @@ mod tests {
             markdown.contains("| 4 | 2 | 1 | write, moderate | 4 |"),
             "{markdown}"
         );
+    }
+
+    /// A write report of `clients` clients (100 successful writes) whose node processes spent
+    /// `cpu_seconds`; `missing` node pids could not be read.
+    fn write_with_cpu(
+        clients: usize,
+        per_sec: f64,
+        p99: f64,
+        cpu_seconds: f64,
+        missing: &[u32],
+    ) -> Report {
+        let mut report = report(Workload::Write, clients, per_sec, p99);
+        report.cpu.insert(
+            NODE_CPU_GROUP.into(),
+            crate::cpu::CpuUse {
+                pids: vec![11, 12, 13],
+                seconds: cpu_seconds,
+                clock_ticks_per_sec: 100,
+                window_secs: 10.0,
+                missing: missing.to_vec(),
+            },
+        );
+        report
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn cpu_per_acknowledged_write_is_the_median_over_runs_and_judged_at_sixteen_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Single node: 0.3, 0.5 and 0.4 ms per write (100 writes each) → median 0.4.
+        for (run, cpu) in [(1, 0.03), (2, 0.05), (3, 0.04)] {
+            let name = format!("write-{run}");
+            write_report(root, 1, &name, &write_with_cpu(16, 1000.0, 10.0, cpu, &[]));
+        }
+        // A run during which a node could not be read is left out, not counted low.
+        write_report(
+            root,
+            1,
+            "write-4",
+            &write_with_cpu(16, 1000.0, 10.0, 0.001, &[12]),
+        );
+        write_report(
+            root,
+            4,
+            "write-1",
+            &write_with_cpu(16, 600.0, 15.0, 0.08, &[]),
+        );
+        write_report(
+            root,
+            8,
+            "write-1",
+            &write_with_cpu(16, 500.0, 15.0, 0.10, &[]),
+        );
+        // 16 nodes: 1.2 ms per write, exactly 3 × the single node's; the moderate run's p99 is 19.9 ms.
+        write_report(
+            root,
+            16,
+            "write-1",
+            &write_with_cpu(16, 450.0, 30.0, 0.12, &[]),
+        );
+        write_report(
+            root,
+            16,
+            "moderate-1",
+            &write_with_cpu(4, 200.0, 19.9, 0.2, &[]),
+        );
+        // A run of the old format (no CPU figures) still reads, and shows no CPU.
+        write_report(root, 16, "read-1", &report(Workload::Read, 16, 900.0, 8.0));
+
+        let suite = Suite::read(root).unwrap();
+        let single = suite.clusters[&1].cpu_ms_per_write(Phase::Write).unwrap();
+        let large = &suite.clusters[&16];
+        let checks = suite.scaling_targets();
+        let markdown = suite.markdown();
+
+        assert_eq!(single.count, 3, "the run with a missing node is left out");
+        assert!(close(single.median, 0.4), "{single:?}");
+        assert!(
+            close(single.min, 0.3) && close(single.max, 0.5),
+            "{single:?}"
+        );
+        assert!(close(suite.cpu_ratio(large).unwrap(), 3.0));
+        assert!(close(
+            large.cpu_ms_per_write(Phase::Moderate).unwrap().median,
+            2.0
+        ));
+        assert_eq!(large.cpu_ms_per_write(Phase::Read), None);
+        assert_eq!(checks[0].verdict, Verdict::NotMet, "{checks:?}");
+        assert_eq!(
+            checks[0].measured,
+            "0.60 (4 nodes), 0.50 (8 nodes), 0.45 (16 nodes)"
+        );
+        assert_eq!(checks[1].verdict, Verdict::Met, "{checks:?}");
+        assert_eq!(
+            checks[1].measured,
+            "3.00 × (1.20 ms at 16 nodes, 0.40 ms single)"
+        );
+        assert_eq!(checks[2].verdict, Verdict::Met, "{checks:?}");
+        assert_eq!(checks[2].measured, "19.9 ms (4 clients)");
+        assert!(
+            markdown
+                .contains("| 1 | 1 | — | write | 16 | 1000 | 5.00 | 10.0 | 0.40 (0.30–0.50) | 0 |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| CPU ms per acknowledged write (write run) | 2.00 | 2.50 | 3.00 | ≤ 3 at 16 nodes |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("### Scaling targets"), "{markdown}");
+        assert!(
+            markdown.contains("| 16 | 1 | — | read | 16 | 900 | 4.00 | 8.00 |  | 0 |"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn scaling_targets_judge_what_was_measured_and_say_what_was_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_report(
+            root,
+            1,
+            "write-1",
+            &write_with_cpu(16, 1000.0, 10.0, 0.04, &[]),
+        );
+        write_report(
+            root,
+            4,
+            "write-1",
+            &write_with_cpu(16, 700.0, 12.0, 0.08, &[]),
+        );
+
+        let checks = Suite::read(root).unwrap().scaling_targets();
+
+        assert_eq!(checks[0].verdict, Verdict::NotMeasured, "{checks:?}");
+        assert_eq!(
+            checks[0].measured,
+            "0.70 (4 nodes), — (8 nodes not measured), — (16 nodes not measured)"
+        );
+        assert_eq!(checks[1].verdict, Verdict::NotMeasured, "{checks:?}");
+        assert_eq!(checks[2].verdict, Verdict::NotMeasured, "{checks:?}");
+
+        // 16 nodes spending more than 3 × the single node's CPU per write, with a p99 over 20 ms.
+        write_report(
+            root,
+            8,
+            "write-1",
+            &write_with_cpu(16, 600.0, 12.0, 0.1, &[]),
+        );
+        write_report(
+            root,
+            16,
+            "write-1",
+            &write_with_cpu(16, 500.0, 30.0, 0.13, &[]),
+        );
+        write_report(
+            root,
+            16,
+            "moderate-1",
+            &write_with_cpu(4, 200.0, 25.0, 0.1, &[]),
+        );
+
+        let checks = Suite::read(root).unwrap().scaling_targets();
+
+        assert_eq!(checks[0].verdict, Verdict::Met, "{checks:?}");
+        assert_eq!(checks[1].verdict, Verdict::NotMet, "{checks:?}");
+        assert!(checks[1].measured.starts_with("3.25 ×"), "{checks:?}");
+        assert_eq!(checks[2].verdict, Verdict::NotMet, "{checks:?}");
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! ```
 //!
 //! A request counts in the measured window when it *started* after the warmup; the window ends when the
-//! last client got its last answer. Client `i` works on group `(i + k) mod groups` for its `k`-th request
+//! last client got its last answer. With `--cpu`, the CPU time of the named processes is read at both
+//! ends of that window (see [`crate::cpu`]). Client `i` works on group `(i + k) mod groups` for its `k`-th request
 //! and chooses write or read with a seeded random draw, so a run's sequence of choices is reproducible.
 //! A client whose node is unreachable or answers 502/503/504/429 backs off (20 ms doubling to 1 s)
 //! instead of spinning; it stays with its node (its session lives there).
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +25,7 @@ use reqwest::StatusCode;
 
 use crate::client::TransportFailure;
 use crate::config::{Config, Progress};
+use crate::cpu::{CpuSample, CpuUse, clock_ticks_per_sec};
 use crate::report::Recorder;
 use crate::setup::{BenchUser, Prepared};
 
@@ -46,6 +49,9 @@ pub struct Outcome {
     pub measured: Duration,
     /// Requests sent, warmup included.
     pub sent: u64,
+    /// CPU time of the `--cpu` groups from the end of the warmup to the last answer (empty without
+    /// groups, or when the run ended before the warmup did).
+    pub cpu: BTreeMap<String, CpuUse>,
 }
 
 /// Counters shared by the clients and the progress line.
@@ -85,6 +91,15 @@ pub async fn run(config: &Config, prepared: &Prepared) -> Outcome {
         Progress::Off => None,
     };
 
+    // The CPU window opens when the warmup ends, the moment from which requests are recorded.
+    let cpu_start = (!config.cpu.is_empty()).then(|| {
+        let groups = config.cpu.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(schedule.measure_from.into()).await;
+            CpuSample::take(&groups)
+        })
+    });
+
     let mut tasks = tokio::task::JoinSet::new();
     for (index, user) in prepared.users.iter().enumerate() {
         let client = ClientLoop {
@@ -121,6 +136,19 @@ pub async fn run(config: &Config, prepared: &Prepared) -> Outcome {
         }
     }
 
+    // … and closes once the last client has its last answer.
+    let mut cpu = BTreeMap::new();
+    if let Some(start) = cpu_start {
+        if Instant::now() >= schedule.measure_from {
+            let end = CpuSample::take(&config.cpu);
+            if let Ok(start) = start.await {
+                cpu = start.until(&end, &config.cpu, clock_ticks_per_sec());
+            }
+        } else {
+            start.abort();
+        }
+    }
+
     done.store(true, Ordering::Relaxed);
     if let Some(ticker) = ticker {
         let _ = ticker.await;
@@ -132,6 +160,7 @@ pub async fn run(config: &Config, prepared: &Prepared) -> Outcome {
             .map(|last| last.saturating_duration_since(schedule.measure_from))
             .unwrap_or_default(),
         sent: counters.sent.load(Ordering::Relaxed),
+        cpu,
     }
 }
 
