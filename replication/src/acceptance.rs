@@ -3,7 +3,8 @@
 //! The root accepts writes only while
 //! 1. it leads a ready tree,
 //! 2. its tree holds a majority of the voters of the newest configuration in its log (before the first
-//!    configuration: a strict majority of the registered nodes),
+//!    configuration: a strict majority of the registered nodes), counting only voters whose copy is
+//!    *whole*,
 //! 3. every node of its tree has reported its data position, and
 //! 4. none of them holds newer data than the root.
 //!
@@ -18,6 +19,15 @@
 //! it instead. Two trees that each hold a majority of one configuration share a node, and a node is in
 //! one tree only, so two roots cannot accept at once with the same configuration; with configurations
 //! one change apart the same overlap holds.
+//!
+//! **Whole copies.** The argument needs the common node to still hold what it acknowledged. A node
+//! that lost its disk (or threw its copy away after a divergence) comes back holding less than it
+//! acknowledged; counted as a voter, it could complete a majority that holds none of a write
+//! acknowledged by it and another voter that is now away, and that write would be lost. Such a copy
+//! is therefore not *whole* (it does not count for (2)) until it has caught up with a writer that
+//! accepts writes, which holds every acknowledged write. A node that kept its database is whole. (Raft
+//! has the same hole and closes it the same way: a server that lost its disk must rejoin as a new
+//! member.)
 
 use std::collections::BTreeSet;
 
@@ -30,6 +40,8 @@ pub struct TreeReport {
     pub leads: bool,
     /// Every node of the tree, the root included.
     pub members: BTreeSet<NodeId>,
+    /// The members whose copy is whole (see the module documentation), the root included.
+    pub whole: BTreeSet<NodeId>,
     /// Every node of the tree has reported its data position.
     pub all_reported: bool,
     /// A node of the tree holds newer data than the root.
@@ -58,8 +70,13 @@ pub fn may_accept(
     accepting: bool,
 ) -> Acceptance {
     let majority = match configuration {
-        Some(configuration) => configuration.is_majority(|v| tree.members.contains(&v)),
-        None => tree.registered > 0 && 2 * tree.members.len() > tree.registered,
+        Some(configuration) => configuration.is_majority(|v| tree.whole.contains(&v)),
+        // Before any configuration, every copy counts: all must be whole.
+        None => {
+            tree.registered > 0
+                && 2 * tree.members.len() > tree.registered
+                && tree.whole == tree.members
+        }
     };
     if !tree.leads {
         Acceptance::NotLeading
@@ -82,6 +99,7 @@ mod tests {
         TreeReport {
             leads: true,
             members: members.iter().copied().map(NodeId).collect(),
+            whole: members.iter().copied().map(NodeId).collect(),
             all_reported: true,
             newer_data: false,
             registered: 16,
@@ -113,6 +131,17 @@ mod tests {
     }
 
     #[test]
+    fn a_voter_that_lost_its_copy_does_not_count_until_it_caught_up() {
+        let voters = Configuration::new(4, [NodeId(1), NodeId(2), NodeId(3)]);
+        // Node 1 (writer, holding a write with node 2) is away; node 2 came back without its disk.
+        let mut report = tree(&[2, 3]);
+        report.whole.remove(&NodeId(2));
+        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::NoMajority);
+        report.whole.insert(NodeId(2));
+        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::Accept);
+    }
+
+    #[test]
     fn without_a_configuration_a_majority_of_the_registered_nodes() {
         let mut report = tree(&[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
@@ -121,11 +150,19 @@ mod tests {
             "8 of 16"
         );
         report.members.insert(NodeId(9));
+        report.whole.insert(NodeId(9));
         assert_eq!(
             may_accept(None, &report, false),
             Acceptance::Accept,
             "9 of 16"
         );
+        report.whole.remove(&NodeId(9));
+        assert_eq!(
+            may_accept(None, &report, false),
+            Acceptance::NoMajority,
+            "before the first configuration every copy counts: none may have lost its disk"
+        );
+        report.whole.insert(NodeId(9));
         report.registered = 0;
         assert_eq!(
             may_accept(None, &report, false),

@@ -147,8 +147,10 @@ impl Default for Pacing {
 pub struct Shape {
     pub all: Vec<u64>,
     pub writer: u64,
-    /// Nodes with the `persistence` role (children of the writer).
+    /// Nodes with the `persistence` role (the voters besides the writer).
     pub replicas: Vec<u64>,
+    /// The voters the writer's configuration names (empty before the first configuration).
+    pub voters: Vec<u64>,
     pub forwarders: Vec<u64>,
     /// Nodes with the `input` role.
     pub inputs: Vec<u64>,
@@ -196,8 +198,14 @@ impl Shape {
         for list in graph.values_mut() {
             list.sort_unstable();
         }
+        let voters = statuses
+            .get(&writer)
+            .and_then(|status| status["voters"].as_array())
+            .map(|list| list.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default();
         Ok(Shape {
             writer,
+            voters,
             replicas: with_role("persistence"),
             forwarders: with_role("forwarder"),
             inputs: with_role("input"),
@@ -217,8 +225,18 @@ impl Shape {
         connected(&self.graph, &self.without(&[id]))
     }
 
+    /// Whether `part` can accept writes: it holds a majority of the voters (of every node before
+    /// the first configuration).
+    pub fn holds_majority(&self, part: &[u64]) -> bool {
+        if self.voters.is_empty() {
+            return part.len() * 2 > self.all.len();
+        }
+        let held = self.voters.iter().filter(|v| part.contains(v)).count();
+        held * 2 > self.voters.len()
+    }
+
     /// The part of the others (all but `gone`) that stays connected in the graph and holds a
-    /// majority of every node: where a writer can accept writes while `gone` are away.
+    /// majority of the voters: where a writer can accept writes while `gone` are away.
     pub fn majority_without(&self, gone: &[u64]) -> Option<Vec<u64>> {
         let mut left = self.without(gone);
         while let Some(&first) = left.first() {
@@ -232,7 +250,7 @@ impl Shape {
                     }
                 }
             }
-            if part.len() * 2 > self.all.len() {
+            if self.holds_majority(&part) {
                 part.sort_unstable();
                 return Some(part);
             }
@@ -365,7 +383,7 @@ pub fn plan(scenario: Scenario, shape: &Shape) -> Result<Plan, String> {
             };
             split_with_writer(shape, size)
                 .map(|(writer_side, other_side)| {
-                    let survivors = if writer_side.len() * 2 > shape.all.len() {
+                    let survivors = if shape.holds_majority(&writer_side) {
                         writer_side.clone()
                     } else {
                         other_side.clone()
@@ -420,7 +438,7 @@ fn split_with_writer(shape: &Shape, size: usize) -> Option<(Vec<u64>, Vec<u64>)>
     }
     let replicas_along = |side: &Vec<u64>| {
         let count = side.iter().filter(|id| shape.replicas.contains(id)).count();
-        if side.len() * 2 > shape.all.len() {
+        if shape.holds_majority(side) {
             count
         } else {
             usize::MAX - count
@@ -860,7 +878,7 @@ pub async fn run(
                 cluster.isolate(id, writer_side).await;
             }
             seen.mark(&format!("split {writer_side:?} | {other_side:?}"), started);
-            let minority = if writer_side.len() * 2 > all.len() {
+            let minority = if shape.holds_majority(writer_side) {
                 other_side
             } else {
                 writer_side

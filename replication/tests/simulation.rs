@@ -1,0 +1,576 @@
+//! A deterministic simulation of the replication rules under failures.
+//!
+//! The model: nodes with logs of `(term, epoch, entry)`; partitions, crashes and restarts (keeping
+//! their disk or losing it) chosen by a seeded RNG; inside every connected part of live nodes a tree
+//! forms under a root (usually the node with the most recent data, as the election picks it; sometimes
+//! any node, as when a stronger tree absorbs a weaker one), whose writer runs the crate's rules:
+//! [`may_accept`] decides whether it writes, [`Acks`] which writes are acknowledged, [`next_change`]
+//! the configuration changes. Copies get the writer's entries over lossy links, apply them in order,
+//! drop a tail the writer never had (histories never merge), and acknowledge durably only while they
+//! vote. The overlay and the node's runtime are abstracted (instantaneous trees, one step at a time);
+//! what is checked is the rules themselves.
+//!
+//! After every step:
+//! - at most one writer accepts writes (each term belongs to one writer);
+//! - every acknowledged write is in the log of every writer that accepts writes later, at its epoch;
+//! - any two logs that hold an entry of the same term at the same epoch agree up to there;
+//! - at most one configuration change is in flight: a writer starts a change only once the
+//!   configuration it replaces, and the first entry of its own term, are held by a majority of that
+//!   configuration's voters (checked in ground truth when it starts it), and successive
+//!   configurations in any log differ by one voter.
+//!
+//! At the end, with faults stopped and a majority of the voters alive and whole: writes are
+//! acknowledged and the configuration has `min(R, live nodes)` voters, all live.
+//!
+//! `SIM_SEEDS=n` runs more seeds; `SIM_SEED=s` replays one (the failing seed is printed).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use replication::{
+    Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, TreeReport,
+    may_accept, next_change,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Body {
+    Write(u64),
+    Configure(BTreeSet<NodeId>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    term: u64,
+    body: Body,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    alive: bool,
+    /// `log[i]` is the entry at epoch `i + 1`.
+    log: Vec<Entry>,
+    /// Which partition the node is in (nodes talk only within one).
+    side: u8,
+    /// Holds everything it ever acknowledged (false from losing its disk or discarding a diverged
+    /// copy until it catches up with an accepting writer).
+    whole: bool,
+}
+
+impl Node {
+    fn position(&self) -> (u64, u64) {
+        (
+            self.log.last().map_or(0, |entry| entry.term),
+            self.log.len() as u64,
+        )
+    }
+
+    fn configuration(&self) -> Option<Configuration> {
+        configuration_of(&self.log)
+    }
+}
+
+fn configuration_of(log: &[Entry]) -> Option<Configuration> {
+    log.iter().enumerate().rev().find_map(|(i, entry)| match &entry.body {
+        Body::Configure(voters) => Some(Configuration::new(i as u64 + 1, voters.iter().copied())),
+        Body::Write(_) => None,
+    })
+}
+
+/// The writer of one part, while it leads it.
+#[derive(Debug, Clone)]
+struct Writer {
+    id: NodeId,
+    term: u64,
+    members: BTreeSet<NodeId>,
+    accepting: bool,
+    term_start: Option<u64>,
+    durable: BTreeMap<NodeId, u64>,
+    progress: BTreeMap<NodeId, u64>,
+    absent_since: BTreeMap<NodeId, u64>,
+    /// Writes waiting for their acknowledgement: (write id, epoch).
+    waiting: Vec<(u64, u64)>,
+}
+
+struct Sim {
+    rng: StdRng,
+    factor: ReplicationFactor,
+    nodes: BTreeMap<NodeId, Node>,
+    writers: Vec<Writer>,
+    next_term: u64,
+    next_write: u64,
+    /// Acknowledged writes: id → epoch.
+    acknowledged: BTreeMap<u64, u64>,
+    step: u64,
+    loss: f64,
+    grace_steps: u64,
+    /// Set when a writer broke a rule at the moment it acted (checked with the invariants).
+    violation: Option<String>,
+    /// Clients write exactly once per step (the quiet phase), not a random number of times.
+    steady: bool,
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+
+impl Sim {
+    fn new(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let size = rng.random_range(1..=30u64);
+        let factor = ReplicationFactor::new(rng.random_range(1..=5)).unwrap();
+        let nodes = (1..=size)
+            .map(|id| {
+                (
+                    NodeId(id),
+                    Node {
+                        alive: true,
+                        whole: true,
+                        ..Node::default()
+                    },
+                )
+            })
+            .collect();
+        let loss = [0.0, 0.1, 0.3][rng.random_range(0..3)];
+        Sim {
+            rng,
+            factor,
+            nodes,
+            writers: Vec::new(),
+            next_term: 1,
+            next_write: 1,
+            acknowledged: BTreeMap::new(),
+            step: 0,
+            loss,
+            grace_steps: 5,
+            violation: None,
+            steady: false,
+        }
+    }
+
+    /// The live parts of the cluster (live nodes that share a side).
+    fn parts(&self) -> Vec<BTreeSet<NodeId>> {
+        let mut parts: BTreeMap<u8, BTreeSet<NodeId>> = BTreeMap::new();
+        for (id, node) in &self.nodes {
+            if node.alive {
+                parts.entry(node.side).or_default().insert(*id);
+            }
+        }
+        parts.into_values().collect()
+    }
+
+    fn fault(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let pick = ids[self.rng.random_range(0..ids.len())];
+        match self.rng.random_range(0..100) {
+            0..8 => self.nodes.get_mut(&pick).unwrap().alive = false,
+            8..16 => self.nodes.get_mut(&pick).unwrap().alive = true,
+            16..19 => {
+                // A restart without its disk.
+                let node = self.nodes.get_mut(&pick).unwrap();
+                node.alive = true;
+                node.log.clear();
+                node.whole = false;
+            }
+            19..25 => {
+                // A partition: every node on one of two sides.
+                for node in self.nodes.values_mut() {
+                    node.side = self.rng.random_range(0..2);
+                }
+            }
+            25..31 => {
+                for node in self.nodes.values_mut() {
+                    node.side = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Trees form: one writer per part, re-chosen when the part changed.
+    fn form_trees(&mut self) {
+        let parts = self.parts();
+        let mut kept = Vec::new();
+        for part in parts {
+            if let Some(writer) = self
+                .writers
+                .iter()
+                .find(|w| w.members == part && part.contains(&w.id))
+            {
+                kept.push(writer.clone());
+                continue;
+            }
+            // Usually the most recent data wins the election; sometimes the tree's shape picks
+            // another root, which must then hand over (newer data in its tree).
+            let best = *part
+                .iter()
+                .max_by_key(|id| (self.nodes[id].position(), std::cmp::Reverse(id.0)))
+                .unwrap();
+            let root = if self.rng.random_bool(0.8) {
+                best
+            } else {
+                *part.iter().nth(self.rng.random_range(0..part.len())).unwrap()
+            };
+            kept.push(Writer {
+                id: root,
+                term: 0,
+                members: part,
+                accepting: false,
+                term_start: None,
+                durable: BTreeMap::new(),
+                progress: BTreeMap::new(),
+                absent_since: BTreeMap::new(),
+                waiting: Vec::new(),
+            });
+        }
+        self.writers = kept;
+    }
+
+    fn acks(&self, writer: &Writer) -> Acks {
+        Acks {
+            writer: Some(writer.id),
+            configuration: self.nodes[&writer.id].configuration(),
+            tree_copies: writer.members.iter().copied().filter(|m| *m != writer.id).collect(),
+            registered: self.nodes.len(),
+            durable: writer.durable.clone(),
+            fenced: !writer.accepting,
+        }
+    }
+
+    fn run_writers(&mut self) {
+        for index in 0..self.writers.len() {
+            let mut writer = self.writers[index].clone();
+            let own = self.nodes[&writer.id].position();
+            let newer = writer
+                .members
+                .iter()
+                .any(|m| self.nodes[m].position() > own);
+            let report = TreeReport {
+                leads: true,
+                members: writer.members.clone(),
+                whole: writer
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|m| self.nodes[m].whole)
+                    .collect(),
+                all_reported: true,
+                newer_data: newer,
+                registered: self.nodes.len(),
+            };
+            let configuration = self.nodes[&writer.id].configuration();
+            let verdict = may_accept(configuration.as_ref(), &report, writer.accepting);
+            if verdict != Acceptance::Accept {
+                writer.accepting = false;
+                writer.waiting.clear();
+                if verdict == Acceptance::NewerData {
+                    // The root calls an election, which the node with the newest data wins.
+                    writer.members.clear();
+                }
+                self.writers[index] = writer;
+                continue;
+            }
+            if !writer.accepting {
+                writer.accepting = true;
+                writer.term = self.next_term;
+                self.next_term += 1;
+                // The first entry of a term restates the voters (or names the first ones).
+                let voters = match &configuration {
+                    Some(configuration) => configuration.voters.clone(),
+                    None => {
+                        let mut children: Vec<NodeId> =
+                            writer.members.iter().copied().filter(|m| *m != writer.id).collect();
+                        children.sort();
+                        children
+                            .into_iter()
+                            .take(self.factor.get() - 1)
+                            .chain([writer.id])
+                            .collect()
+                    }
+                };
+                self.append(&mut writer, Body::Configure(voters));
+            }
+            // Clients write.
+            let writes = if self.steady { 1 } else { self.rng.random_range(0..3) };
+            for _ in 0..writes {
+                let id = self.next_write;
+                self.next_write += 1;
+                let epoch = self.append(&mut writer, Body::Write(id));
+                writer.waiting.push((id, epoch));
+            }
+            self.replicate(&mut writer);
+            self.acknowledge(&mut writer);
+            self.change_configuration(&mut writer);
+            self.writers[index] = writer;
+        }
+    }
+
+    fn append(&mut self, writer: &mut Writer, body: Body) -> u64 {
+        let node = self.nodes.get_mut(&writer.id).unwrap();
+        node.log.push(Entry {
+            term: writer.term,
+            body,
+        });
+        let epoch = node.log.len() as u64;
+        if writer.term_start.is_none() {
+            writer.term_start = Some(epoch);
+        }
+        epoch
+    }
+
+    /// The writer's entries reach each copy of its tree (or are lost on the way).
+    fn replicate(&mut self, writer: &mut Writer) {
+        let log = self.nodes[&writer.id].log.clone();
+        for member in writer.members.clone() {
+            if member == writer.id || self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let copy = self.nodes.get_mut(&member).unwrap();
+            // The copy's last entry must be in the writer's log with the same term (the log
+            // check); otherwise it holds a tail the writer never had and starts again from nothing.
+            let held = copy.log.len();
+            let agrees = held == 0
+                || (held <= log.len() && log[held - 1].term == copy.log[held - 1].term);
+            if !agrees {
+                copy.log.clear();
+                copy.whole = false;
+            }
+            let from = copy.log.len();
+            let upto = (from + 8).min(log.len());
+            copy.log.extend_from_slice(&log[from..upto]);
+            if copy.log.len() == log.len() {
+                copy.whole = true;
+            }
+            let epoch = copy.log.len() as u64;
+            writer.progress.insert(member, epoch);
+            let votes = configuration_of(&copy.log).is_none_or(|c| c.contains(member));
+            if votes {
+                writer.durable.insert(member, epoch);
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, writer: &mut Writer) {
+        let acks = self.acks(writer);
+        let written = self.nodes[&writer.id].log.len() as u64;
+        let acknowledged = acks.acknowledged(written);
+        let (done, waiting): (Vec<_>, Vec<_>) = writer
+            .waiting
+            .drain(..)
+            .partition(|(_, epoch)| *epoch <= acknowledged);
+        writer.waiting = waiting;
+        for (id, epoch) in done {
+            self.acknowledged.insert(id, epoch);
+        }
+    }
+
+    fn change_configuration(&mut self, writer: &mut Writer) {
+        let Some(configuration) = self.nodes[&writer.id].configuration() else {
+            return;
+        };
+        for voter in &configuration.voters {
+            if writer.members.contains(voter) {
+                writer.absent_since.remove(voter);
+            } else {
+                writer.absent_since.entry(*voter).or_insert(self.step);
+            }
+        }
+        let acks = self.acks(writer);
+        let written = self.nodes[&writer.id].log.len() as u64;
+        let grace_steps = self.grace_steps;
+        let absent_for: BTreeMap<NodeId, Duration> = writer
+            .absent_since
+            .iter()
+            .map(|(voter, since)| {
+                let steps = self.step - since;
+                (*voter, GRACE * (steps as u32) / (grace_steps as u32))
+            })
+            .collect();
+        let children: Vec<NodeId> =
+            writer.members.iter().copied().filter(|m| *m != writer.id).collect();
+        let change = next_change(&MembershipView {
+            writer: writer.id,
+            factor: self.factor,
+            configuration: &configuration,
+            acknowledged: acks.acknowledged(written),
+            term_start: writer.term_start,
+            written,
+            tree: &writer.members,
+            children: &children,
+            progress: &writer.progress,
+            absent_for: &absent_for,
+            grace: GRACE,
+        });
+        if let Some(change) = change {
+            // Ground truth, whatever the writer believes: the configuration being replaced and the
+            // first entry of this writer's term are held by a majority of that configuration.
+            let log = &self.nodes[&writer.id].log;
+            for epoch in [configuration.epoch, writer.term_start.unwrap_or(0)] {
+                let entry = &log[epoch as usize - 1];
+                let holders = |voter: NodeId| {
+                    self.nodes[&voter].log.get(epoch as usize - 1) == Some(entry)
+                };
+                if !configuration.is_majority(holders) {
+                    self.violation = Some(format!(
+                        "writer {} changes {configuration} by {change:?} before epoch {epoch} is on a majority of it",
+                        writer.id
+                    ));
+                }
+            }
+            self.append(writer, Body::Configure(change.apply(&configuration)));
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let Some(violation) = &self.violation {
+            return Err(violation.clone());
+        }
+        let accepting: Vec<&Writer> = self.writers.iter().filter(|w| w.accepting).collect();
+        if accepting.len() > 1 {
+            let ids: Vec<u64> = accepting.iter().map(|w| w.id.0).collect();
+            return Err(format!("two writers accept writes at once: {ids:?}"));
+        }
+        for writer in &accepting {
+            let log = &self.nodes[&writer.id].log;
+            for (id, epoch) in &self.acknowledged {
+                let held = log.get(*epoch as usize - 1).map(|e| &e.body);
+                if held != Some(&Body::Write(*id)) {
+                    return Err(format!(
+                        "acknowledged write {id} at epoch {epoch} is missing from the log of writer {}",
+                        writer.id
+                    ));
+                }
+            }
+        }
+        let logs: Vec<(NodeId, &Vec<Entry>)> =
+            self.nodes.iter().map(|(id, node)| (*id, &node.log)).collect();
+        for (a, log_a) in &logs {
+            let mut previous: Option<&BTreeSet<NodeId>> = None;
+            for entry in log_a.iter() {
+                if let Body::Configure(voters) = &entry.body {
+                    if let Some(previous) = previous
+                        && previous.symmetric_difference(voters).count() > 1
+                    {
+                        return Err(format!("node {a}: configuration {previous:?} → {voters:?}"));
+                    }
+                    previous = Some(voters);
+                }
+            }
+            for (b, log_b) in &logs {
+                if a >= b {
+                    continue;
+                }
+                let common = log_a.len().min(log_b.len());
+                if let Some(last_same) = (0..common).rev().find(|i| log_a[*i].term == log_b[*i].term)
+                    && log_a[..=last_same] != log_b[..=last_same]
+                {
+                    return Err(format!(
+                        "nodes {a} and {b} hold the same term at epoch {} but differ before it",
+                        last_same + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, steps: u64) -> Result<(), String> {
+        for _ in 0..steps {
+            self.step += 1;
+            if self.rng.random_bool(0.3) {
+                self.fault();
+            }
+            self.form_trees();
+            self.run_writers();
+            self.check()
+                .map_err(|problem| format!("step {}: {problem}", self.step))?;
+        }
+        // Quiescence: faults stop, every side heals, and the dead stay dead.
+        for node in self.nodes.values_mut() {
+            node.side = 0;
+        }
+        self.loss = 0.0;
+        let live: BTreeSet<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.alive)
+            .map(|(id, _)| *id)
+            .collect();
+        // Voters that are alive and hold everything they acknowledged: with fewer than a majority of
+        // them, writes rightly stay refused (more voters failed than the configuration tolerates).
+        let sound: BTreeSet<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.alive && n.whole)
+            .map(|(id, _)| *id)
+            .collect();
+        for _ in 0..40 {
+            self.step += 1;
+            self.form_trees();
+            self.run_writers();
+            self.check()
+                .map_err(|problem| format!("step {} (quiet): {problem}", self.step))?;
+        }
+        let Some(writer) = self.writers.first() else {
+            return Ok(()); // nobody alive
+        };
+        let configuration = self.nodes[&writer.id].configuration();
+        let majority_alive = configuration
+            .as_ref()
+            .is_some_and(|c| c.is_majority(|v| sound.contains(&v)));
+        if !majority_alive {
+            // Writes may rightly stay refused (a majority of the voters is dead): nothing to check.
+            return Ok(());
+        }
+        if !writer.accepting {
+            return Err(format!("quiet: writer {} does not accept writes", writer.id));
+        }
+        let voters = configuration.unwrap().voters;
+        // `R` voters, all live, once there are enough live nodes; with fewer, every live node votes
+        // and the absent voters stay (a cluster keeps what it has until a replacement can join).
+        let expected = self.factor.get().min(live.len());
+        let live_voters = voters.iter().filter(|v| live.contains(v)).count();
+        if live_voters != expected || (live.len() >= self.factor.get() && voters.len() != expected)
+        {
+            return Err(format!(
+                "quiet: voters {voters:?}, expected {expected} live ones of {live:?}"
+            ));
+        }
+        let before = self.acknowledged.len();
+        self.steady = true;
+        for _ in 0..3 {
+            self.step += 1;
+            self.run_writers();
+        }
+        if self.acknowledged.len() == before {
+            return Err("quiet: no write was acknowledged".into());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_replication_rules_keep_their_promises_under_seeded_faults() {
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let only: Option<u64> = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok());
+    let base = 0x5eed_0001_u64;
+    let list: Vec<u64> = match only {
+        Some(seed) => vec![seed],
+        None => (0..seeds).map(|i| base + i).collect(),
+    };
+    let mut writes = 0;
+    for seed in list {
+        let mut sim = Sim::new(seed);
+        if let Err(problem) = sim.run(200) {
+            panic!(
+                "seed {seed} ({} nodes, R = {}): {problem}\nreplay: SIM_SEED={seed} cargo test -p replication --test simulation",
+                sim.nodes.len(),
+                sim.factor.get()
+            );
+        }
+        writes += sim.acknowledged.len();
+    }
+    assert!(writes > 0, "the simulation acknowledged no write at all");
+}
