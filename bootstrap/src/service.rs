@@ -48,6 +48,7 @@ impl Bootstrap for BootstrapService {
         tracing::info!(?change, neighbors = ?neighbor_ids, "node registered");
         Ok(Response::new(RegisterResponse {
             neighbors: neighbors.iter().map(NodeAddress::to_proto).collect(),
+            known: change != crate::registry::Change::Added,
         }))
     }
 

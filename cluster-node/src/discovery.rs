@@ -184,7 +184,15 @@ pub async fn follow_registered(
 }
 
 /// One registration call.
-pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterError> {
+/// What the bootstrap answered a registration.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub neighbours: Vec<Neighbour>,
+    /// This node id was registered before (the node has run in this cluster).
+    pub known: bool,
+}
+
+pub async fn register_once(config: &Config) -> Result<Registration, RegisterError> {
     let mut client = client(config).await?;
     let request = RegisterRequest {
         node: Some(NodeAddress {
@@ -197,7 +205,8 @@ pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterEr
         }),
     };
     let response = client.register(request).await?.into_inner();
-    Ok(response
+    let known = response.known;
+    let neighbours = response
         .neighbors
         .into_iter()
         .filter_map(|address| match neighbour_from_wire(&address) {
@@ -211,7 +220,8 @@ pub async fn register_once(config: &Config) -> Result<Vec<Neighbour>, RegisterEr
                 None
             }
         })
-        .collect())
+        .collect();
+    Ok(Registration { neighbours, known })
 }
 
 /// Registers until the bootstrap answers; `None` when `shutdown` fired first.
@@ -220,7 +230,7 @@ pub async fn register_until_accepted(
     config: &Config,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> Option<Vec<Neighbour>> {
+) -> Option<Registration> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut failures = FailureLog::new(Duration::from_secs(10));
     let mut total_failures = 0u64;
@@ -231,11 +241,11 @@ pub async fn register_until_accepted(
             () = shutdown.cancelled() => return None,
         };
         match attempt {
-            Ok(neighbours) => {
+            Ok(registration) => {
                 if total_failures > 0 {
                     tracing::info!(failures = total_failures, "bootstrap reachable again");
                 }
-                return Some(neighbours);
+                return Some(registration);
             }
             Err(error) => {
                 total_failures += 1;

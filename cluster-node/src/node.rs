@@ -206,11 +206,20 @@ impl Node {
         let plane_stop = stop.clone();
         let plane_tasks = tasks.clone();
         tasks.spawn(async move {
-            let Some(neighbours) =
+            // Whether this node's copy holds everything it ever acknowledged: yes if it kept its
+            // database, or if it never ran in this cluster (it acknowledged nothing). A known node
+            // without its database lost its disk (see `replication::acceptance`).
+            let had_database = config.data_dir.join(crate::storage::DATABASE_FILE).exists();
+            let Some(registration) =
                 discovery::register_until_accepted(&config, &metrics, &plane_stop).await
             else {
                 return;
             };
+            let whole_at_start = had_database || !registration.known;
+            if !whole_at_start {
+                tracing::warn!(target: HEADLINE, "this node ran in the cluster before but has no database: its copy counts for no majority until it has caught up");
+            }
+            let neighbours = registration.neighbours;
             let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
             tracing::info!(target: HEADLINE, neighbours = %ids.join(","), "registered with the bootstrap");
             status.update(|s| {
@@ -236,6 +245,7 @@ impl Node {
                 plane_stop.clone(),
             ));
             let data_options = DataOptions {
+                whole_at_start,
                 replication_factor: config.replication_factor,
                 voter_grace: config.voter_grace,
                 ..DataOptions::new(config.data_dir.clone())

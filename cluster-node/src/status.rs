@@ -48,6 +48,9 @@ pub struct NodeStatus {
     pub voters: Vec<NodeId>,
     /// What this node's copy of the data is.
     pub copy: CopyKind,
+    /// The copy holds everything this node ever acknowledged (false after the node lost its disk
+    /// or discarded a diverged copy, until it caught up): only then does it count for a majority.
+    pub whole: bool,
     /// The roles the tree's shape gives (the control plane's); `roles` adds the voter set's.
     #[serde(skip)]
     pub tree_roles: Vec<Role>,
@@ -85,6 +88,7 @@ impl NodeStatus {
             accepting_writes: false,
             voters: Vec::new(),
             copy: CopyKind::None,
+            whole: true,
             tree_roles: Vec::new(),
         }
     }

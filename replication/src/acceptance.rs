@@ -136,9 +136,15 @@ mod tests {
         // Node 1 (writer, holding a write with node 2) is away; node 2 came back without its disk.
         let mut report = tree(&[2, 3]);
         report.whole.remove(&NodeId(2));
-        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::NoMajority);
+        assert_eq!(
+            may_accept(Some(&voters), &report, false),
+            Acceptance::NoMajority
+        );
         report.whole.insert(NodeId(2));
-        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::Accept);
+        assert_eq!(
+            may_accept(Some(&voters), &report, false),
+            Acceptance::Accept
+        );
     }
 
     #[test]

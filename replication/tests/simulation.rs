@@ -72,10 +72,15 @@ impl Node {
 }
 
 fn configuration_of(log: &[Entry]) -> Option<Configuration> {
-    log.iter().enumerate().rev().find_map(|(i, entry)| match &entry.body {
-        Body::Configure(voters) => Some(Configuration::new(i as u64 + 1, voters.iter().copied())),
-        Body::Write(_) => None,
-    })
+    log.iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, entry)| match &entry.body {
+            Body::Configure(voters) => {
+                Some(Configuration::new(i as u64 + 1, voters.iter().copied()))
+            }
+            Body::Write(_) => None,
+        })
 }
 
 /// The writer of one part, while it leads it.
@@ -208,7 +213,10 @@ impl Sim {
             let root = if self.rng.random_bool(0.8) {
                 best
             } else {
-                *part.iter().nth(self.rng.random_range(0..part.len())).unwrap()
+                *part
+                    .iter()
+                    .nth(self.rng.random_range(0..part.len()))
+                    .unwrap()
             };
             kept.push(Writer {
                 id: root,
@@ -229,7 +237,12 @@ impl Sim {
         Acks {
             writer: Some(writer.id),
             configuration: self.nodes[&writer.id].configuration(),
-            tree_copies: writer.members.iter().copied().filter(|m| *m != writer.id).collect(),
+            tree_copies: writer
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != writer.id)
+                .collect(),
             registered: self.nodes.len(),
             durable: writer.durable.clone(),
             fenced: !writer.accepting,
@@ -277,8 +290,12 @@ impl Sim {
                 let voters = match &configuration {
                     Some(configuration) => configuration.voters.clone(),
                     None => {
-                        let mut children: Vec<NodeId> =
-                            writer.members.iter().copied().filter(|m| *m != writer.id).collect();
+                        let mut children: Vec<NodeId> = writer
+                            .members
+                            .iter()
+                            .copied()
+                            .filter(|m| *m != writer.id)
+                            .collect();
                         children.sort();
                         children
                             .into_iter()
@@ -290,7 +307,11 @@ impl Sim {
                 self.append(&mut writer, Body::Configure(voters));
             }
             // Clients write.
-            let writes = if self.steady { 1 } else { self.rng.random_range(0..3) };
+            let writes = if self.steady {
+                1
+            } else {
+                self.rng.random_range(0..3)
+            };
             for _ in 0..writes {
                 let id = self.next_write;
                 self.next_write += 1;
@@ -328,8 +349,8 @@ impl Sim {
             // The copy's last entry must be in the writer's log with the same term (the log
             // check); otherwise it holds a tail the writer never had and starts again from nothing.
             let held = copy.log.len();
-            let agrees = held == 0
-                || (held <= log.len() && log[held - 1].term == copy.log[held - 1].term);
+            let agrees =
+                held == 0 || (held <= log.len() && log[held - 1].term == copy.log[held - 1].term);
             if !agrees {
                 copy.log.clear();
                 copy.whole = false;
@@ -385,8 +406,12 @@ impl Sim {
                 (*voter, GRACE * (steps as u32) / (grace_steps as u32))
             })
             .collect();
-        let children: Vec<NodeId> =
-            writer.members.iter().copied().filter(|m| *m != writer.id).collect();
+        let children: Vec<NodeId> = writer
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != writer.id)
+            .collect();
         let change = next_change(&MembershipView {
             writer: writer.id,
             factor: self.factor,
@@ -406,9 +431,8 @@ impl Sim {
             let log = &self.nodes[&writer.id].log;
             for epoch in [configuration.epoch, writer.term_start.unwrap_or(0)] {
                 let entry = &log[epoch as usize - 1];
-                let holders = |voter: NodeId| {
-                    self.nodes[&voter].log.get(epoch as usize - 1) == Some(entry)
-                };
+                let holders =
+                    |voter: NodeId| self.nodes[&voter].log.get(epoch as usize - 1) == Some(entry);
                 if !configuration.is_majority(holders) {
                     self.violation = Some(format!(
                         "writer {} changes {configuration} by {change:?} before epoch {epoch} is on a majority of it",
@@ -441,8 +465,11 @@ impl Sim {
                 }
             }
         }
-        let logs: Vec<(NodeId, &Vec<Entry>)> =
-            self.nodes.iter().map(|(id, node)| (*id, &node.log)).collect();
+        let logs: Vec<(NodeId, &Vec<Entry>)> = self
+            .nodes
+            .iter()
+            .map(|(id, node)| (*id, &node.log))
+            .collect();
         for (a, log_a) in &logs {
             let mut previous: Option<&BTreeSet<NodeId>> = None;
             for entry in log_a.iter() {
@@ -460,7 +487,8 @@ impl Sim {
                     continue;
                 }
                 let common = log_a.len().min(log_b.len());
-                if let Some(last_same) = (0..common).rev().find(|i| log_a[*i].term == log_b[*i].term)
+                if let Some(last_same) =
+                    (0..common).rev().find(|i| log_a[*i].term == log_b[*i].term)
                     && log_a[..=last_same] != log_b[..=last_same]
                 {
                     return Err(format!(
@@ -522,7 +550,10 @@ impl Sim {
             return Ok(());
         }
         if !writer.accepting {
-            return Err(format!("quiet: writer {} does not accept writes", writer.id));
+            return Err(format!(
+                "quiet: writer {} does not accept writes",
+                writer.id
+            ));
         }
         let voters = configuration.unwrap().voters;
         // `R` voters, all live, once there are enough live nodes; with fewer, every live node votes

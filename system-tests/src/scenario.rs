@@ -1044,10 +1044,24 @@ mod tests {
             all: vec![1, 2, 3, 4, 5],
             writer: 2,
             replicas: vec![1, 3, 4],
+            // No configuration yet: majorities are over every node.
+            voters: vec![],
             forwarders: vec![],
             inputs: vec![3, 5],
             graph,
         }
+    }
+
+    #[test]
+    fn with_voters_a_majority_is_one_of_the_voters_whatever_the_number_of_nodes() {
+        let mut shape = shape();
+        shape.voters = vec![1, 2, 3];
+        // Without the writer, {1, 4, 5} is most of the nodes but holds one voter of three.
+        assert_eq!(shape.majority_without(&[2]), None);
+        // Without 4, the writer's part holds all three voters.
+        assert_eq!(shape.majority_without(&[4]), Some(vec![1, 2, 3, 5]));
+        assert!(shape.holds_majority(&[1, 2]));
+        assert!(!shape.holds_majority(&[3, 4, 5]));
     }
 
     #[test]

@@ -49,12 +49,14 @@ async fn a_writer_isolated_in_a_minority_of_one_stops_and_the_majority_takes_ove
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_three_split_keeps_writes_on_the_side_with_a_majority_of_the_voters_writer_on_the_two_side() {
+async fn a_two_three_split_keeps_writes_on_the_side_with_a_majority_of_the_voters_writer_on_the_two_side()
+ {
     run_on_new_cluster(Scenario::SplitWriterWithTwo, NODES).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_three_split_keeps_writes_on_the_side_with_a_majority_of_the_voters_writer_on_the_three_side() {
+async fn a_two_three_split_keeps_writes_on_the_side_with_a_majority_of_the_voters_writer_on_the_three_side()
+ {
     run_on_new_cluster(Scenario::SplitWriterWithThree, NODES).await;
 }
 

@@ -76,6 +76,16 @@ impl TestApp {
             .map(|response| response.into_inner().neighbors)
     }
 
+    /// Registers `node` and answers whether the bootstrap knew its id before.
+    pub async fn known(&mut self, node: NodeAddress) -> bool {
+        self.client
+            .register(RegisterRequest { node: Some(node) })
+            .await
+            .expect("register")
+            .into_inner()
+            .known
+    }
+
     pub async fn list(&mut self) -> Vec<NodeEntry> {
         self.client
             .list_nodes(ListNodesRequest {})

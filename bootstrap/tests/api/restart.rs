@@ -22,6 +22,10 @@ async fn registrations_survive_a_restart() {
     // The cursor was saved too: the next node gets what it would have got without the restart.
     let seventh = second.register(node(7)).await.expect("register 7");
     assert_eq!(ids(&seventh), vec![3, 4]);
+    // A node that registers again is told it was known (a node that then finds no database of its
+    // own lost its disk); a new one is not.
+    assert!(second.known(node(3)).await);
+    assert!(!second.known(node(8)).await);
     second.stop().await;
 }
 

@@ -200,7 +200,7 @@ impl<T: Transport> ControlPlane<T> {
                 let sender = refreshed_tx.clone();
                 tokio::spawn(async move {
                     let neighbours = match discovery::register_once(&config).await {
-                        Ok(neighbours) => Some(neighbours),
+                        Ok(registration) => Some(registration.neighbours),
                         Err(error) => {
                             tracing::warn!(%error, "neighbour refresh failed; retrying");
                             None

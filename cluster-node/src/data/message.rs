@@ -77,6 +77,9 @@ pub enum DataMessage {
         nodes: usize,
         best_term: Term,
         best_epoch: Epoch,
+        /// The nodes of the subtree whose copy holds everything they acknowledged (a node that lost
+        /// its disk is missing until it caught up): only they count for a majority of the voters.
+        whole: Vec<NodeId>,
     },
 }
 
@@ -162,6 +165,7 @@ mod tests {
                 nodes: 3,
                 best_term: Term(2),
                 best_epoch: Epoch(9),
+                whole: vec![NodeId(3)],
             },
             DataMessage::Position {
                 term: Term(2),

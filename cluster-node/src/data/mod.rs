@@ -92,10 +92,12 @@ pub struct DataOutputs {
 }
 
 /// What a subtree reported: how many nodes it has and the most recent data among them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Summary {
     nodes: usize,
     best: (Term, Epoch),
+    /// The nodes of the subtree whose copy is whole (see `replication::acceptance`).
+    whole: BTreeSet<NodeId>,
 }
 
 /// How the data plane behaves.
@@ -113,6 +115,9 @@ pub struct DataOptions {
     pub replication_factor: ReplicationFactor,
     /// How long a voter may stay out of the writer's tree before a learner replaces it.
     pub voter_grace: Duration,
+    /// The copy found at start holds everything this node ever acknowledged (false when the node
+    /// ran in the cluster before but its database is gone).
+    pub whole_at_start: bool,
 }
 
 impl DataOptions {
@@ -125,6 +130,7 @@ impl DataOptions {
             service: ServiceOptions::default(),
             replication_factor: ReplicationFactor::DEFAULT,
             voter_grace: Duration::from_secs(5),
+            whole_at_start: true,
         }
     }
 }
@@ -274,6 +280,9 @@ pub struct DataPlane<T: Transport> {
     voters: VoterTracking,
     /// A learner's last progress report to the writer.
     progress_sent: Option<Epoch>,
+    /// This node's copy holds everything it ever acknowledged: false after it lost its disk or
+    /// discarded a diverged copy, until it caught up with a writer that accepts writes.
+    whole: bool,
     position: watch::Sender<(Term, Epoch)>,
     election_requests: mpsc::Sender<()>,
     last_election_call: Option<Instant>,
@@ -313,6 +322,7 @@ impl<T: Transport> DataPlane<T> {
         } = outputs;
         let addresses = context.addresses.clone();
         let metrics = context.metrics.clone();
+        let whole = options.whole_at_start;
         let (submit, submits) = mpsc::channel(4096);
         let (events, _) = broadcast::channel(4096);
         let (outcomes_tx, outcomes) = mpsc::channel(4096);
@@ -346,6 +356,7 @@ impl<T: Transport> DataPlane<T> {
             queued_configuration: None,
             voters: VoterTracking::default(),
             progress_sent: None,
+            whole,
             position,
             election_requests,
             last_election_call: None,
@@ -371,6 +382,8 @@ impl<T: Transport> DataPlane<T> {
     /// Runs until `shutdown` is cancelled.
     #[tracing::instrument(name = "data", skip_all, fields(node = %self.me))]
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let whole = self.whole;
+        self.status.update(|status| status.whole = whole);
         self.report_stored_position().await;
         let mut housekeeping = tokio::time::interval(Duration::from_millis(500));
         self.on_view_change().await;
@@ -688,13 +701,16 @@ impl<T: Transport> DataPlane<T> {
                 nodes,
                 best_term,
                 best_epoch,
+                whole,
             } => {
                 if self.view.borrow().children.contains(&from) {
                     let summary = Summary {
                         nodes,
                         best: (best_term, best_epoch),
+                        whole: whole.into_iter().collect(),
                     };
-                    if self.summaries.insert(from, summary) != Some(summary) {
+                    if self.summaries.get(&from) != Some(&summary) {
+                        self.summaries.insert(from, summary);
                         self.send_summary(false);
                         self.evaluate_writer().await;
                     }
@@ -830,6 +846,7 @@ impl<T: Transport> DataPlane<T> {
             }
         }
         let voter = self.is_voter() && done.durable;
+        let mut caught_up = false;
         let (parent, leader) = {
             let view = self.view.borrow();
             (view.parent, view.leader)
@@ -864,6 +881,10 @@ impl<T: Transport> DataPlane<T> {
                 if more {
                     *asked_at = None;
                 }
+                // A catch-up answer that was not full brought this copy to where the (accepting)
+                // writer was: it holds every acknowledged write again.
+                caught_up = *verified_by == leader
+                    && done.batches.iter().any(|batch| !batch.live && !batch.more);
                 let term = self.position.borrow().0.max(newest.unwrap_or_default());
                 self.set_position((term, epoch));
                 // The position is published before the ack, so whoever sees the write acknowledged
@@ -896,6 +917,22 @@ impl<T: Transport> DataPlane<T> {
                 *queued = *applied;
                 tracing::error!(%error, "cannot apply the writer's log");
             }
+        }
+        if caught_up && !self.whole {
+            self.set_whole(true);
+        }
+    }
+
+    /// Whether this copy holds everything this node acknowledged; reported up in `Summary`, shown
+    /// on `/status`.
+    fn set_whole(&mut self, whole: bool) {
+        if self.whole != whole {
+            self.whole = whole;
+            if whole {
+                tracing::info!(target: HEADLINE, "this copy has caught up: it counts for a majority of the voters again");
+            }
+            self.status.update(|status| status.whole = whole);
+            self.send_summary(false);
         }
     }
 
@@ -1171,17 +1208,23 @@ impl<T: Transport> DataPlane<T> {
     // ----- one writer at a time ------------------------------------------------------------------
 
     /// The nodes below this one that reported, and the most recent data among them.
-    fn below(&self) -> (usize, Option<(Term, Epoch)>) {
+    fn below(&self) -> (usize, Option<(Term, Epoch)>, BTreeSet<NodeId>) {
         let view = self.view.borrow();
-        let mut nodes = 0;
+        let mut nodes = 0usize;
         let mut best = None;
+        let mut whole = BTreeSet::new();
         for child in &view.children {
             if let Some(summary) = self.summaries.get(child) {
-                nodes += summary.nodes;
+                // Counts come from peers: saturate rather than overflow.
+                nodes = nodes.saturating_add(summary.nodes);
                 best = best.max(Some(summary.best));
+                whole.extend(summary.whole.iter().copied());
             }
         }
-        (nodes, best)
+        if self.whole {
+            whole.insert(self.me);
+        }
+        (nodes, best, whole)
     }
 
     /// An accepting writer tells its children where its log is (idle replicas notice what they
@@ -1199,24 +1242,24 @@ impl<T: Transport> DataPlane<T> {
             self.sent_summary = None;
             return;
         };
-        let (below, best) = self.below();
+        let (below, best, whole) = self.below();
         let own = *self.position.borrow();
         let summary = Summary {
-            nodes: below + 1,
+            nodes: below.saturating_add(1),
             best: best.map_or(own, |best| best.max(own)),
+            whole,
         };
-        if !force && self.sent_summary == Some((parent, summary)) {
+        if !force && self.sent_summary.as_ref() == Some(&(parent, summary.clone())) {
             return;
         }
+        let message = DataMessage::Summary {
+            nodes: summary.nodes,
+            best_term: summary.best.0,
+            best_epoch: summary.best.1,
+            whole: summary.whole.iter().copied().collect(),
+        };
         self.sent_summary = Some((parent, summary));
-        self.send(
-            parent,
-            &DataMessage::Summary {
-                nodes: summary.nodes,
-                best_term: summary.best.0,
-                best_epoch: summary.best.1,
-            },
-        );
+        self.send(parent, &message);
     }
 
     /// Decides whether the writer accepts writes (see the module documentation) and acts on a change.
@@ -1234,7 +1277,7 @@ impl<T: Transport> DataPlane<T> {
         let service = service.clone();
         let view = self.view.borrow().clone();
         let own = *self.position.borrow();
-        let (reported, best) = self.below();
+        let (reported, best, whole) = self.below();
         let newer = best.max(self.newer_seen).filter(|best| *best > own);
         if let Some((term, epoch)) = newer {
             self.call_election(term, epoch);
@@ -1242,6 +1285,7 @@ impl<T: Transport> DataPlane<T> {
         let report = TreeReport {
             leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
             members: tree_members(self.me, &view),
+            whole,
             all_reported: reported == view.routes.len(),
             newer_data: newer.is_some(),
             registered: view.registered,
@@ -1503,6 +1547,7 @@ impl<T: Transport> DataPlane<T> {
             return;
         }
         self.metrics.data_copies_discarded.inc();
+        self.set_whole(false);
         self.position.send_replace((Term(0), Epoch(0)));
         let view = self.view.borrow().clone();
         if view.parent.is_some() && !view.roles.contains(&overlay::Role::Writer) {

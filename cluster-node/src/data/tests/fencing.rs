@@ -324,6 +324,12 @@ async fn a_replica_with_entries_the_writer_never_had_discards_them_and_copies_th
     .unwrap();
     assert_eq!(tree.nodes[&1].metrics.data_copies_discarded.get(), 1);
     assert_eq!(hash(&tree.nodes[&1]).await, hash(&tree.nodes[&2]).await);
+    // Its copy was thrown away (not whole: it counted for no majority) and is whole again.
+    let mut status = tree.nodes[&1].status.subscribe();
+    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.whole))
+        .await
+        .expect("the rebuilt copy is whole again")
+        .unwrap();
 
     // And it keeps following: a new write reaches it.
     let next = tree.nodes[&2]
