@@ -55,10 +55,21 @@ pub enum Scenario {
     FullRestart,
     /// Kill a replica, delete its database, restart it: it must be given a full copy.
     WipeReplica,
+    /// SIGKILL a voter and keep it down past the grace period: writes go on and a learner takes
+    /// its place in the configuration; then start it again.
+    ReplaceVoter,
+    /// SIGKILL every voter but the writer (a majority of the voters): writes are refused, none is
+    /// acknowledged; writes resume when one of them returns.
+    KillVoterMajority,
+    /// SIGKILL learners (copies outside the voter set): writes never stop.
+    KillLearners,
+    /// SIGKILL a voter, and the writer as soon as it has added the replacement (the change in
+    /// flight), bring the voter back: the next writer continues from whatever configuration it holds.
+    KillWriterMidChange,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::NoFault,
         Scenario::KillReplica,
         Scenario::KillWriter,
@@ -71,6 +82,10 @@ impl Scenario {
         Scenario::RollingRestart,
         Scenario::FullRestart,
         Scenario::WipeReplica,
+        Scenario::ReplaceVoter,
+        Scenario::KillVoterMajority,
+        Scenario::KillLearners,
+        Scenario::KillWriterMidChange,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +102,10 @@ impl Scenario {
             Scenario::RollingRestart => "rolling-restart",
             Scenario::FullRestart => "full-restart",
             Scenario::WipeReplica => "wipe-replica",
+            Scenario::ReplaceVoter => "replace-voter",
+            Scenario::KillVoterMajority => "kill-voter-majority",
+            Scenario::KillLearners => "kill-learners",
+            Scenario::KillWriterMidChange => "kill-writer-mid-change",
         }
     }
 }
@@ -162,8 +181,29 @@ impl Shape {
     /// Waits for one tree over every live node and reads its shape.
     pub async fn observe(cluster: &Cluster, timeout: Duration) -> Result<Shape, String> {
         let all = cluster.live_ids();
+        let since = Instant::now();
         let writer = cluster.try_wait_for_tree(&all, timeout).await?;
-        let statuses = cluster.statuses(&all).await;
+        // A new cluster's writer names the first voters right after it starts accepting writes;
+        // until every node has applied that configuration the roles say nothing about voters.
+        let statuses = loop {
+            let statuses = cluster.statuses(&all).await;
+            let named = statuses
+                .get(&writer)
+                .map(voters_of)
+                .filter(|voters| !voters.is_empty());
+            let settled = named
+                .as_ref()
+                .is_some_and(|voters| statuses.values().all(|status| voters_of(status) == *voters));
+            if settled {
+                break statuses;
+            }
+            if since.elapsed() >= timeout {
+                return Err(format!(
+                    "the writer {writer} named no voters that every node holds"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let with_role = |role: &str| -> Vec<u64> {
             statuses
                 .iter()
@@ -212,6 +252,15 @@ impl Shape {
             graph,
             all,
         })
+    }
+
+    /// Nodes that keep a copy outside the voter set.
+    pub fn learners(&self) -> Vec<u64> {
+        self.all
+            .iter()
+            .copied()
+            .filter(|id| *id != self.writer && !self.voters.contains(id))
+            .collect()
     }
 
     /// Every node but `gone`.
@@ -300,6 +349,28 @@ pub enum Plan {
     },
     RollingRestart(Vec<u64>),
     FullRestart,
+    /// Kill voter `victim` until the writer has replaced it.
+    ReplaceVoter {
+        victim: u64,
+        writer: u64,
+        survivors: Vec<u64>,
+    },
+    /// Kill `victims` (every voter but the writer); restart them one by one.
+    KillVoterMajority {
+        victims: Vec<u64>,
+        writer: u64,
+    },
+    /// Kill `victims` (learners) while the writer keeps accepting writes.
+    KillLearners {
+        victims: Vec<u64>,
+        writer: u64,
+    },
+    /// Kill `voter`; once the writer has added a replacement, kill the writer and restart `voter`.
+    KillWriterMidChange {
+        writer: u64,
+        voter: u64,
+        survivors: Vec<u64>,
+    },
 }
 
 /// The victims of `scenario` in this tree, or why this tree does not allow it.
@@ -408,6 +479,60 @@ pub fn plan(scenario: Scenario, shape: &Shape) -> Result<Plan, String> {
             Ok(Plan::RollingRestart(order))
         }
         Scenario::FullRestart => Ok(Plan::FullRestart),
+        Scenario::ReplaceVoter => {
+            let learners = shape.learners();
+            if learners.is_empty() {
+                return Err("no learner to take a voter's place".into());
+            }
+            match victim_among(&shape.replicas, "voter", false)? {
+                Plan::Kill {
+                    victim, survivors, ..
+                } if survivors.iter().any(|id| learners.contains(id)) => Ok(Plan::ReplaceVoter {
+                    victim,
+                    writer,
+                    survivors,
+                }),
+                _ => Err("no voter whose loss leaves a learner with the majority".into()),
+            }
+        }
+        Scenario::KillVoterMajority => {
+            let victims = shape.replicas.clone();
+            if victims.len() * 2 < shape.voters.len() || shape.voters.len() < 2 {
+                return Err(format!("voters {:?}: no majority to kill", shape.voters));
+            }
+            Ok(Plan::KillVoterMajority { victims, writer })
+        }
+        Scenario::KillLearners => {
+            // Learners whose loss keeps the others connected, at most two.
+            let mut victims = Vec::new();
+            for learner in shape.learners() {
+                let mut gone = victims.clone();
+                gone.push(learner);
+                if victims.len() < 2 && connected(&shape.graph, &shape.without(&gone)) {
+                    victims.push(learner);
+                }
+            }
+            if victims.is_empty() {
+                return Err("no learner can go without splitting the graph".into());
+            }
+            Ok(Plan::KillLearners { victims, writer })
+        }
+        Scenario::KillWriterMidChange => {
+            let learners = shape.learners();
+            // A voter whose loss, together with the writer's, leaves the others connected, with a
+            // learner among them to be added.
+            let voter = shape.replicas.iter().copied().find(|&voter| {
+                let rest = shape.without(&[writer, voter]);
+                connected(&shape.graph, &rest) && rest.iter().any(|id| learners.contains(id))
+            });
+            let voter =
+                voter.ok_or("no voter whose loss with the writer's keeps the rest connected")?;
+            Ok(Plan::KillWriterMidChange {
+                writer,
+                voter,
+                survivors: shape.without(&[writer]),
+            })
+        }
     }
 }
 
@@ -548,6 +673,65 @@ impl Observations {
                     format!("none of {candidates:?} accepted writes within {timeout:?} ({label})"),
                 );
                 return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Time from `since` until the node accepting writes among `ids` names voters for which `done`
+    /// holds; answers them.
+    async fn voters_until(
+        &mut self,
+        cluster: &Cluster,
+        label: &str,
+        ids: &[u64],
+        since: Instant,
+        timeout: Duration,
+        done: impl Fn(&[u64]) -> bool,
+    ) -> Option<Vec<u64>> {
+        let mut last = Vec::new();
+        loop {
+            if let Some(&writer) = cluster.accepting_writes(ids).await.first()
+                && let Some(status) = cluster.status(writer).await
+            {
+                last = voters_of(&status);
+                if done(&last) {
+                    self.timed(format!("{label} (voters {last:?})"), since);
+                    return Some(last);
+                }
+            }
+            if since.elapsed() >= timeout {
+                self.gave_up(
+                    label,
+                    format!("{label}: voters still {last:?} after {timeout:?}"),
+                );
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Time from `since` until no node among `ids` accepts writes.
+    async fn nobody_accepts(
+        &mut self,
+        cluster: &Cluster,
+        label: &str,
+        ids: &[u64],
+        since: Instant,
+        timeout: Duration,
+    ) {
+        loop {
+            let accepting = cluster.accepting_writes(ids).await;
+            if accepting.is_empty() {
+                self.timed(label, since);
+                return;
+            }
+            if since.elapsed() >= timeout {
+                self.gave_up(
+                    label,
+                    format!("{label}: {accepting:?} still accept writes after {timeout:?}"),
+                );
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -742,6 +926,14 @@ impl WriterMonitor {
             })
             .collect()
     }
+}
+
+/// The voters a node's `/status` names.
+fn voters_of(status: &Value) -> Vec<u64> {
+    status["voters"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
 }
 
 async fn sleep_until(at: Instant) {
@@ -964,6 +1156,183 @@ pub async fn run(
                     wait,
                 )
                 .await;
+                seen.catch_up(cluster, &all, root, wait).await;
+            }
+        }
+        &Plan::ReplaceVoter {
+            victim,
+            writer,
+            ref survivors,
+        } => {
+            let killed = Instant::now();
+            cluster.kill(victim);
+            seen.mark(&format!("voter {victim} killed"), started);
+            seen.cut_off(shape, victim, survivors);
+            seen.new_writer(
+                cluster,
+                "writes accepted without the voter",
+                survivors,
+                killed,
+                wait,
+            )
+            .await;
+            let size = shape.voters.len();
+            let label = format!("a learner replaced voter {victim}");
+            let replaced = |voters: &[u64]| !voters.contains(&victim) && voters.len() == size;
+            seen.voters_until(cluster, &label, survivors, killed, wait, replaced)
+                .await;
+            if !cluster.accepting_writes(&[writer]).await.contains(&writer) {
+                seen.problems
+                    .push(format!("writer {writer} stopped accepting writes"));
+            }
+            let restarted = Instant::now();
+            cluster.restart(victim);
+            seen.mark(&format!("{victim} restarted"), started);
+            let label = format!("tree with {victim} back");
+            if let Some(root) = seen.tree(cluster, &label, &all, restarted, wait).await {
+                seen.catch_up(cluster, &all, root, wait).await;
+            }
+        }
+        &Plan::KillVoterMajority {
+            ref victims,
+            writer,
+        } => {
+            let killed = Instant::now();
+            for &victim in victims {
+                cluster.kill(victim);
+            }
+            seen.mark(&format!("voters {victims:?} killed"), started);
+            let rest = shape.without(victims);
+            let label = format!("writes refused without voters {victims:?}");
+            seen.nobody_accepts(cluster, &label, &rest, killed, wait)
+                .await;
+            sleep_until(killed + pacing.hold).await;
+            // Still refused after the hold: nothing replaced the voters behind the majority's back.
+            let accepting = cluster.accepting_writes(&rest).await;
+            if !accepting.is_empty() {
+                seen.problems.push(format!(
+                    "{accepting:?} accepted writes with a majority of the voters down"
+                ));
+            }
+            let back = victims[0];
+            let restarted = Instant::now();
+            cluster.restart(back);
+            seen.mark(&format!("voter {back} restarted"), started);
+            let mut live = rest.clone();
+            live.push(back);
+            let label = format!("writes accepted again with voter {back} back");
+            seen.new_writer(cluster, &label, &live, restarted, wait)
+                .await;
+            for &victim in &victims[1..] {
+                cluster.restart(victim);
+            }
+            let label = "tree with every voter back";
+            if let Some(root) = seen.tree(cluster, label, &all, restarted, wait).await {
+                seen.catch_up(cluster, &all, root, wait).await;
+            }
+            seen.notes
+                .push(format!("writer before the fault: {writer}"));
+        }
+        &Plan::KillLearners {
+            ref victims,
+            writer,
+        } => {
+            let killed = Instant::now();
+            for &victim in victims {
+                cluster.kill(victim);
+            }
+            seen.mark(&format!("learners {victims:?} killed"), started);
+            let rest = shape.without(victims);
+            let label = format!("tree of {rest:?} without learners {victims:?}");
+            seen.tree(cluster, &label, &rest, killed, wait).await;
+            // The writer and the voters stay what they were: learners count for nothing.
+            let mut refused = 0;
+            while killed.elapsed() < pacing.hold {
+                match cluster.status(writer).await {
+                    Some(status) => {
+                        if voters_of(&status) != shape.voters {
+                            seen.problems.push(format!(
+                                "the voters changed from {:?} to {:?} when learners died",
+                                shape.voters,
+                                voters_of(&status)
+                            ));
+                            break;
+                        }
+                        if status["accepting_writes"] != true {
+                            refused += 1;
+                        }
+                    }
+                    None => {
+                        seen.problems
+                            .push(format!("writer {writer} stopped answering"));
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if refused > 0 {
+                seen.notes.push(format!(
+                    "writer {writer} did not accept writes in {refused} samples of 100 ms (the tree healing)"
+                ));
+            }
+            let restarted = Instant::now();
+            for &victim in victims {
+                cluster.restart(victim);
+            }
+            if let Some(root) = seen
+                .tree(
+                    cluster,
+                    "tree with the learners back",
+                    &all,
+                    restarted,
+                    wait,
+                )
+                .await
+            {
+                seen.catch_up(cluster, &all, root, wait).await;
+            }
+        }
+        &Plan::KillWriterMidChange {
+            writer,
+            voter,
+            ref survivors,
+        } => {
+            let killed = Instant::now();
+            cluster.kill(voter);
+            seen.mark(&format!("voter {voter} killed"), started);
+            let size = shape.voters.len();
+            let others = shape.without(&[voter]);
+            let label = format!("a replacement for voter {voter} added");
+            let added = seen
+                .voters_until(cluster, &label, &others, killed, wait, |voters| {
+                    voters.len() == size + 1
+                })
+                .await;
+            let writer_killed = Instant::now();
+            cluster.kill(writer);
+            cluster.restart(voter);
+            seen.mark(
+                &format!("writer {writer} killed with voters {added:?}, voter {voter} restarted"),
+                started,
+            );
+            seen.new_writer(
+                cluster,
+                "a new writer accepts writes",
+                survivors,
+                writer_killed,
+                wait,
+            )
+            .await;
+            let label = format!("{size} live voters without the old writer {writer}");
+            seen.voters_until(cluster, &label, survivors, writer_killed, wait, |voters| {
+                !voters.contains(&writer) && voters.len() == size
+            })
+            .await;
+            let restarted = Instant::now();
+            cluster.restart(writer);
+            seen.mark(&format!("old writer {writer} restarted"), started);
+            let label = format!("tree with the old writer {writer} back");
+            if let Some(root) = seen.tree(cluster, &label, &all, restarted, wait).await {
                 seen.catch_up(cluster, &all, root, wait).await;
             }
         }

@@ -74,3 +74,23 @@ async fn a_full_restart_of_the_cluster_keeps_every_acknowledged_message() {
 async fn a_replica_whose_database_was_deleted_gets_a_full_copy_again() {
     run_on_new_cluster(Scenario::WipeReplica, NODES).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_that_stays_down_is_replaced_by_a_learner_while_writes_go_on() {
+    run_on_new_cluster(Scenario::ReplaceVoter, NODES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_majority_of_the_voters_down_writes_are_refused_and_resume_when_one_returns() {
+    run_on_new_cluster(Scenario::KillVoterMajority, NODES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_learners_changes_neither_the_writer_nor_the_voters() {
+    run_on_new_cluster(Scenario::KillLearners, NODES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_while_a_configuration_change_is_in_flight_loses_nothing() {
+    run_on_new_cluster(Scenario::KillWriterMidChange, NODES).await;
+}
