@@ -9,7 +9,8 @@
 //! - A voter that stayed out of the writer's tree for `grace` is replaced, adding first: a caught-up
 //!   learner joins (the writer's children first), and once that is acknowledged the absent voter is
 //!   removed. Adding first keeps a majority of live voters at every step.
-//! - Above `R` voters, one is removed: an absent one first, else one that is not the writer's child.
+//! - Above `R` voters, one is removed: an absent one first (past the grace period, then any out of
+//!   the tree), else one that is not the writer's child.
 //!   Never a removal whose remaining majority is not in the tree (the last voter of a majority the
 //!   writer still needs stays).
 //! - Below `R` voters (a cluster that grew, or a first configuration written with fewer children), a
@@ -144,18 +145,25 @@ pub fn next_change(view: &MembershipView<'_>) -> Option<Change> {
     }
     if voters > factor {
         let children: BTreeSet<NodeId> = view.children.iter().copied().collect();
-        let mut present: Vec<NodeId> = view
+        let mut others: Vec<NodeId> = view
             .configuration
             .voters
             .iter()
             .copied()
             .filter(|v| !gone.contains(v))
             .collect();
-        // Not the writer's children first, highest id first among equals.
-        present.sort_by_key(|v| (children.contains(v), std::cmp::Reverse(*v)));
+        // Out of the tree (within the grace period) first, then not the writer's children, highest
+        // id first among equals.
+        others.sort_by_key(|v| {
+            (
+                view.tree.contains(v),
+                children.contains(v),
+                std::cmp::Reverse(*v),
+            )
+        });
         return gone
             .into_iter()
-            .chain(present)
+            .chain(others)
             .find(|v| view.may_remove(*v))
             .map(Change::Remove);
     }
@@ -286,6 +294,14 @@ mod tests {
         );
         s.factor = 4;
         assert_eq!(s.next(), None, "at the factor, with no learner to add");
+    }
+
+    #[test]
+    fn above_the_factor_a_voter_out_of_the_tree_goes_even_within_the_grace_period() {
+        // A new writer added itself; the old writer (1) left the tree a moment ago.
+        let mut s = Situation::new(4, &[1, 2, 3, 4], &[2, 3, 4]);
+        s.absent = vec![(1, 1)];
+        assert_eq!(s.next(), Some(Change::Remove(NodeId(1))));
     }
 
     #[test]

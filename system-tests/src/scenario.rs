@@ -131,6 +131,9 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// Voters the nodes keep (their configs leave `replication_factor` at its default).
+pub const REPLICATION_FACTOR: usize = 3;
+
 /// How long each phase of a step lasts, and the bounds of every wait.
 #[derive(Debug, Clone)]
 pub struct Pacing {
@@ -190,7 +193,7 @@ impl Shape {
             let named = statuses
                 .get(&writer)
                 .map(voters_of)
-                .filter(|voters| !voters.is_empty());
+                .filter(|voters| voters.len() == REPLICATION_FACTOR.min(all.len()));
             let settled = named
                 .as_ref()
                 .is_some_and(|voters| statuses.values().all(|status| voters_of(status) == *voters));
