@@ -1,0 +1,177 @@
+//! One writer at a time: subtree summaries travel up the tree, and the root decides with
+//! `replication::may_accept` whether it accepts writes (and asks for an election when a node of its
+//! tree holds newer data).
+
+use super::*;
+
+impl<T: Transport> DataPlane<T> {
+    /// The nodes below this one that reported, and the most recent data among them.
+    pub(super) fn below(&self) -> (usize, Option<(Term, Epoch)>, BTreeSet<NodeId>) {
+        let view = self.view.borrow();
+        let mut nodes = 0usize;
+        let mut best = None;
+        let mut whole = BTreeSet::new();
+        for child in &view.children {
+            if let Some(summary) = self.summaries.get(child) {
+                // Counts come from peers: saturate rather than overflow.
+                nodes = nodes.saturating_add(summary.nodes);
+                best = best.max(Some(summary.best));
+                whole.extend(summary.whole.iter().copied());
+            }
+        }
+        if self.whole {
+            whole.insert(self.me);
+        }
+        (nodes, best, whole)
+    }
+
+    /// An accepting writer tells its children where its log is (idle replicas notice what they
+    /// missed; new ones learn that their catch-up will be answered).
+    pub(super) fn send_position(&self) {
+        if let Local::Writer { active: true, .. } = &self.local {
+            let (term, epoch) = *self.position.borrow();
+            self.send_to_children(&DataMessage::Position { term, epoch });
+        }
+    }
+
+    /// Reports this subtree to the parent: on change, or always when `force`.
+    pub(super) fn send_summary(&mut self, force: bool) {
+        let Some(parent) = self.view.borrow().parent else {
+            self.sent_summary = None;
+            return;
+        };
+        let (below, best, whole) = self.below();
+        let own = *self.position.borrow();
+        let summary = Summary {
+            nodes: below.saturating_add(1),
+            best: best.map_or(own, |best| best.max(own)),
+            whole,
+        };
+        if !force && self.sent_summary.as_ref() == Some(&(parent, summary.clone())) {
+            return;
+        }
+        let message = DataMessage::Summary {
+            nodes: summary.nodes,
+            best_term: summary.best.0,
+            best_epoch: summary.best.1,
+            whole: summary.whole.iter().copied().collect(),
+        };
+        self.sent_summary = Some((parent, summary));
+        self.send(parent, &message);
+    }
+
+    /// Decides whether the writer accepts writes (see the module documentation) and acts on a change.
+    pub(super) async fn evaluate_writer(&mut self) {
+        let Local::Writer {
+            service,
+            active,
+            term,
+        } = &self.local
+        else {
+            return;
+        };
+        let (active, taken) = (*active, *term);
+        let database = service.database().clone();
+        let service = service.clone();
+        let view = self.view.borrow().clone();
+        let own = *self.position.borrow();
+        let (reported, best, whole) = self.below();
+        let newer = best.max(self.newer_seen).filter(|best| *best > own);
+        if let Some((term, epoch)) = newer {
+            self.call_election(term, epoch);
+        }
+        let report = TreeReport {
+            leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
+            members: tree_members(self.me, &view),
+            whole,
+            all_reported: reported == view.routes.len(),
+            newer_data: newer.is_some(),
+            registered: view.registered,
+        };
+        let verdict = may_accept(self.configuration.as_ref(), &report, active);
+        let want = verdict == Acceptance::Accept;
+        let term = Term(view.term);
+        if want == active && (!want || taken == Some(term)) {
+            return;
+        }
+        if want && taken != Some(term) {
+            // Entries written from now on carry a data term of this writer's own (see `data_term`).
+            let data_term = data_term(view.term, own.0, self.me);
+            if let Err(error) = database.set_term(data_term).await {
+                tracing::error!(%error, term = data_term.0, "cannot take a new data term; not accepting writes");
+                return;
+            }
+            self.publish_position().await;
+            // The first entry of every term restates the voters (or names the first ones): a writer
+            // changes the configuration only once an entry of its own term is acknowledged.
+            self.voters.start_term(data_term);
+            let voters = match &self.configuration {
+                Some(configuration) => configuration.voters.clone(),
+                None => first_voters(self.me, self.options.replication_factor, &view.children),
+            };
+            self.submit_configuration(service, voters);
+        }
+        if want && let Local::Writer { term: taken, .. } = &mut self.local {
+            *taken = Some(term);
+        }
+        self.set_accepting(want);
+        self.send_position();
+        let voters = self
+            .configuration
+            .as_ref()
+            .map_or_else(|| "none yet".to_string(), ToString::to_string);
+        match verdict {
+            Acceptance::Accept => {
+                tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), %voters,
+                "accepting writes")
+            }
+            Acceptance::NoMajority => {
+                tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
+                "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)")
+            }
+            Acceptance::NewerData => {
+                tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data")
+            }
+            Acceptance::NotReported | Acceptance::NotLeading => {
+                tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree")
+            }
+        }
+    }
+
+    /// Asks the control plane for an election that the node with newer data will win.
+    pub(super) fn call_election(&mut self, term: Term, epoch: Epoch) {
+        if self
+            .last_election_call
+            .is_some_and(|at| at.elapsed() < ELECTION_CALL_SPACING)
+        {
+            return;
+        }
+        self.last_election_call = Some(Instant::now());
+        tracing::warn!(target: HEADLINE, newer_term = term.0, newer_epoch = epoch.0,
+            "a node of this tree holds newer data than this writer; asking for an election");
+        let _ = self.election_requests.try_send(());
+    }
+
+    /// The one place a writer starts or stops accepting writes: its own flag, the fence its waiting
+    /// writes watch, `/status` and the gauge move together.
+    pub(super) fn set_accepting(&mut self, accepting: bool) {
+        if let Local::Writer { active, .. } = &mut self.local {
+            *active = accepting;
+        }
+        self.acks.send_modify(|acks| acks.fenced = !accepting);
+        self.status
+            .update(|status| status.accepting_writes = accepting);
+        self.metrics.writer_accepting.set(i64::from(accepting));
+    }
+
+    /// Leaving the writer role: pending acknowledgements fail, nothing more is accepted.
+    pub(super) fn fence_writer(&mut self) {
+        if let Local::Writer { active, .. } = &self.local {
+            if *active {
+                tracing::warn!(target: HEADLINE, "no longer the writer; pending writes are not acknowledged");
+            }
+            self.set_accepting(false);
+            self.acks.send_modify(|acks| acks.durable.clear());
+        }
+    }
+}
