@@ -27,7 +27,11 @@
 //! is therefore not *whole* (it does not count for (2)) until it has caught up with a writer that
 //! accepts writes, which holds every acknowledged write. A node that kept its database is whole. (Raft
 //! has the same hole and closes it the same way: a server that lost its disk must rejoin as a new
-//! member.)
+//! member.) A root that already accepts writes keeps counting every voter of its tree, whole or not:
+//! it holds every acknowledged write itself, a copy that is catching up counts for a write only once
+//! it holds it, and a node is in one tree only, so no other root can count the same voter meanwhile.
+//! Without this, a voter that discards a diverged copy while another voter is down would stop the
+//! writer it needs to catch up from, for good.
 
 use std::collections::BTreeSet;
 
@@ -69,13 +73,19 @@ pub fn may_accept(
     tree: &TreeReport,
     accepting: bool,
 ) -> Acceptance {
+    // Starting needs whole voters; going on needs voters (see the module documentation).
+    let counted = if accepting {
+        &tree.members
+    } else {
+        &tree.whole
+    };
     let majority = match configuration {
-        Some(configuration) => configuration.is_majority(|v| tree.whole.contains(&v)),
+        Some(configuration) => configuration.is_majority(|v| counted.contains(&v)),
         // Before any configuration, every copy counts: all must be whole.
         None => {
             tree.registered > 0
                 && 2 * tree.members.len() > tree.registered
-                && tree.whole == tree.members
+                && (accepting || tree.whole == tree.members)
         }
     };
     if !tree.leads {
@@ -140,6 +150,8 @@ mod tests {
             may_accept(Some(&voters), &report, false),
             Acceptance::NoMajority
         );
+        // A root that already accepts goes on counting it: the copy catches up from that root.
+        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::Accept);
         report.whole.insert(NodeId(2));
         assert_eq!(
             may_accept(Some(&voters), &report, false),

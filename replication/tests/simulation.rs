@@ -56,6 +56,8 @@ struct Node {
     /// Holds everything it ever acknowledged (false from losing its disk or discarding a diverged
     /// copy until it catches up with an accepting writer).
     whole: bool,
+    /// Counts restarts: a writer's state dies with its process.
+    incarnation: u64,
 }
 
 impl Node {
@@ -87,6 +89,7 @@ fn configuration_of(log: &[Entry]) -> Option<Configuration> {
 #[derive(Debug, Clone)]
 struct Writer {
     id: NodeId,
+    incarnation: u64,
     term: u64,
     members: BTreeSet<NodeId>,
     accepting: bool,
@@ -114,6 +117,9 @@ struct Sim {
     violation: Option<String>,
     /// Clients write exactly once per step (the quiet phase), not a random number of times.
     steady: bool,
+    /// Entries `(epoch, term)` that a majority of the voters of the configuration in force there
+    /// held at some moment (ground truth; a later disk loss does not undo it).
+    held_by_majority: BTreeSet<(u64, u64)>,
 }
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -149,6 +155,7 @@ impl Sim {
             grace_steps: 5,
             violation: None,
             steady: false,
+            held_by_majority: BTreeSet::new(),
         }
     }
 
@@ -168,13 +175,24 @@ impl Sim {
         let pick = ids[self.rng.random_range(0..ids.len())];
         match self.rng.random_range(0..100) {
             0..8 => self.nodes.get_mut(&pick).unwrap().alive = false,
-            8..16 => self.nodes.get_mut(&pick).unwrap().alive = true,
-            16..19 => {
-                // A restart without its disk.
+            8..16 => {
                 let node = self.nodes.get_mut(&pick).unwrap();
-                node.alive = true;
-                node.log.clear();
-                node.whole = false;
+                if !node.alive {
+                    node.alive = true;
+                    node.incarnation += 1;
+                }
+            }
+            16..19 => {
+                // A crashed node comes back without its disk. (It must have been down: a disk
+                // lost and a process back before anyone noticed it was gone is beyond what any
+                // protocol that trusts acknowledgements can survive.)
+                let node = self.nodes.get_mut(&pick).unwrap();
+                if !node.alive {
+                    node.alive = true;
+                    node.log.clear();
+                    node.whole = false;
+                    node.incarnation += 1;
+                }
             }
             19..25 => {
                 // A partition: every node on one of two sides.
@@ -196,11 +214,11 @@ impl Sim {
         let parts = self.parts();
         let mut kept = Vec::new();
         for part in parts {
-            if let Some(writer) = self
-                .writers
-                .iter()
-                .find(|w| w.members == part && part.contains(&w.id))
-            {
+            if let Some(writer) = self.writers.iter().find(|w| {
+                w.members == part
+                    && part.contains(&w.id)
+                    && w.incarnation == self.nodes[&w.id].incarnation
+            }) {
                 kept.push(writer.clone());
                 continue;
             }
@@ -218,11 +236,17 @@ impl Sim {
                     .nth(self.rng.random_range(0..part.len()))
                     .unwrap()
             };
+            // A root that accepted writes and leads the new tree too goes on accepting if the rules
+            // let it (as the node does across a tree change), under a new term.
+            let accepting = self.writers.iter().any(|w| {
+                w.id == root && w.accepting && w.incarnation == self.nodes[&root].incarnation
+            });
             kept.push(Writer {
                 id: root,
+                incarnation: self.nodes[&root].incarnation,
                 term: 0,
                 members: part,
-                accepting: false,
+                accepting,
                 term_start: None,
                 durable: BTreeMap::new(),
                 progress: BTreeMap::new(),
@@ -282,7 +306,7 @@ impl Sim {
                 self.writers[index] = writer;
                 continue;
             }
-            if !writer.accepting {
+            if !writer.accepting || writer.term == 0 {
                 writer.accepting = true;
                 writer.term = self.next_term;
                 self.next_term += 1;
@@ -364,8 +388,12 @@ impl Sim {
             let epoch = copy.log.len() as u64;
             writer.progress.insert(member, epoch);
             let votes = configuration_of(&copy.log).is_none_or(|c| c.contains(member));
+            // Every report replaces the last: a copy that lost its disk, or no longer votes in its
+            // own view, must not keep counting for what it once said it held.
             if votes {
                 writer.durable.insert(member, epoch);
+            } else {
+                writer.durable.remove(&member);
             }
         }
     }
@@ -427,21 +455,64 @@ impl Sim {
         });
         if let Some(change) = change {
             // Ground truth, whatever the writer believes: the configuration being replaced and the
-            // first entry of this writer's term are held by a majority of that configuration.
+            // first entry of this writer's term have been held by a majority of their
+            // configuration (a disk lost since does not undo that).
+            self.note_majorities();
             let log = &self.nodes[&writer.id].log;
             for epoch in [configuration.epoch, writer.term_start.unwrap_or(0)] {
                 let entry = &log[epoch as usize - 1];
-                let holders =
-                    |voter: NodeId| self.nodes[&voter].log.get(epoch as usize - 1) == Some(entry);
-                if !configuration.is_majority(holders) {
+                if !self.held_by_majority.contains(&(epoch, entry.term)) {
+                    let holding: Vec<String> = configuration
+                        .voters
+                        .iter()
+                        .map(|v| {
+                            let n = &self.nodes[v];
+                            format!(
+                                "{v}: alive {} whole {} len {} at {:?}",
+                                n.alive,
+                                n.whole,
+                                n.log.len(),
+                                n.log.get(epoch as usize - 1).map(|e| e.term)
+                            )
+                        })
+                        .collect();
                     self.violation = Some(format!(
-                        "writer {} changes {configuration} by {change:?} before epoch {epoch} is on a majority of it",
-                        writer.id
+                        "writer {} (term {}) changes {configuration} by {change:?} before epoch {epoch} (term {}) is on a majority of it; durable {:?}; {}",
+                        writer.id,
+                        writer.term,
+                        entry.term,
+                        writer.durable,
+                        holding.join("; ")
                     ));
                 }
             }
             self.append(writer, Body::Configure(change.apply(&configuration)));
         }
+    }
+
+    /// Notes every entry of every log that a majority of its configuration's voters holds now.
+    fn note_majorities(&mut self) {
+        let mut held = Vec::new();
+        for node in self.nodes.values() {
+            for (i, entry) in node.log.iter().enumerate() {
+                let key = (i as u64 + 1, entry.term);
+                if self.held_by_majority.contains(&key) {
+                    continue;
+                }
+                let Some(configuration) = configuration_of(&node.log[..=i]) else {
+                    continue;
+                };
+                let holders = |voter: NodeId| {
+                    self.nodes
+                        .get(&voter)
+                        .is_some_and(|n| n.log.get(i) == Some(entry))
+                };
+                if configuration.is_majority(holders) {
+                    held.push(key);
+                }
+            }
+        }
+        self.held_by_majority.extend(held);
     }
 
     fn check(&self) -> Result<(), String> {
@@ -509,6 +580,7 @@ impl Sim {
             }
             self.form_trees();
             self.run_writers();
+            self.note_majorities();
             self.check()
                 .map_err(|problem| format!("step {}: {problem}", self.step))?;
         }
@@ -550,9 +622,23 @@ impl Sim {
             return Ok(());
         }
         if !writer.accepting {
+            let nodes: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(id, n)| {
+                    format!(
+                        "{id}: alive {} whole {} position {:?} voters {:?}",
+                        n.alive,
+                        n.whole,
+                        n.position(),
+                        n.configuration().map(|c| c.to_string())
+                    )
+                })
+                .collect();
             return Err(format!(
-                "quiet: writer {} does not accept writes",
-                writer.id
+                "quiet: writer {} does not accept writes; {}",
+                writer.id,
+                nodes.join("; ")
             ));
         }
         let voters = configuration.unwrap().voters;

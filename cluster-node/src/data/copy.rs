@@ -220,7 +220,9 @@ impl<T: Transport> DataPlane<T> {
             return;
         };
         let applied = *applied;
-        if self.progress_sent == Some(applied) || verified_by.is_none() {
+        // A voter's acknowledgements already say it (and a report without `durable` would take
+        // its acknowledgement back).
+        if self.progress_sent == Some(applied) || verified_by.is_none() || self.is_voter() {
             return;
         }
         if let Some(parent) = parent {

@@ -46,6 +46,10 @@ impl<T: Transport> DataPlane<T> {
                 acks.writer = Some(me);
                 acks.tree_copies = view.routes.keys().copied().collect();
                 acks.registered = view.registered;
+                // A copy that left the tree may come back with less (a lost disk): what it
+                // reported before counts no more; it reports again once it is back.
+                let copies = &acks.tree_copies;
+                acks.durable.retain(|copy, _| copies.contains(copy));
             });
         }
         self.publish_position().await;

@@ -512,13 +512,16 @@ impl<T: Transport> DataPlane<T> {
             } => match &self.local {
                 Local::Writer { .. } => {
                     self.voters.progress.insert(node, epoch);
-                    if durable {
-                        // The last report counts, not the highest: a copy that came back without
-                        // its disk holds less than it once said.
-                        self.acks.send_modify(|acks| {
+                    // The last report counts, not the highest: a copy that came back without its
+                    // disk holds less than it once said, and one that reports as a learner no
+                    // longer counts for what it said as a voter.
+                    self.acks.send_modify(|acks| {
+                        if durable {
                             acks.durable.insert(node, epoch.0);
-                        });
-                    }
+                        } else {
+                            acks.durable.remove(&node);
+                        }
+                    });
                 }
                 _ => self.send_up(raw),
             },
@@ -530,7 +533,18 @@ impl<T: Transport> DataPlane<T> {
             } => {
                 if !matches!(self.local, Local::Writer { .. }) {
                     self.send_up(raw);
-                } else if held > *self.position.borrow() {
+                    return;
+                }
+                // A copy asking from `held` on holds no more than that, whatever it said before.
+                self.acks
+                    .send_if_modified(|acks| match acks.durable.get_mut(&origin) {
+                        Some(epoch) if *epoch > held.1.0 => {
+                            *epoch = held.1.0;
+                            true
+                        }
+                        _ => false,
+                    });
+                if held > *self.position.borrow() {
                     // A copy newer than ours joined before its summary arrived: not ours to judge.
                     self.newer_seen = self.newer_seen.max(Some(held));
                     self.evaluate_writer().await;
