@@ -63,6 +63,8 @@ pub struct NodeReport {
     pub http: Option<String>,
     /// Only some versions report it; shown for the writer when present.
     pub accepting_writes: Option<bool>,
+    /// What the node's copy counts for: `voter`, `learner` or `none` (newer nodes only).
+    pub copy: Option<String>,
 }
 
 impl NodeReport {
@@ -109,6 +111,9 @@ pub struct NodeView {
     pub data_epoch: Option<u64>,
     pub http: Option<String>,
     pub accepting_writes: Option<bool>,
+    /// `voter`, `learner` or `none`, when the node reports it: voters hold the durable copies a
+    /// write's acknowledgement counts.
+    pub copy: Option<String>,
     /// Neighbour ids from the bootstrap (the graph the tree is drawn over).
     pub neighbors: Vec<u64>,
     /// Distance from the root of its tree; `None` when the node hangs in no tree.
@@ -181,6 +186,7 @@ fn node_view(node: &RegisteredNode, answer: Option<&StatusAnswer>) -> NodeView {
         data_epoch: None,
         http: None,
         accepting_writes: None,
+        copy: None,
         neighbors: node.neighbors.clone(),
         depth: None,
         column: 0.0,
@@ -206,6 +212,7 @@ fn node_view(node: &RegisteredNode, answer: Option<&StatusAnswer>) -> NodeView {
             data_epoch: Some(report.data_epoch),
             http: report.http.clone(),
             accepting_writes: report.accepting_writes,
+            copy: report.copy.clone(),
             neighbors: node.neighbors.clone(),
             depth: None,
             column: 0.0,
@@ -297,6 +304,7 @@ mod tests {
             data_epoch: 7,
             http: None,
             accepting_writes: None,
+            copy: None,
         })
     }
 
@@ -494,13 +502,14 @@ mod tests {
     #[test]
     fn a_status_with_unknown_and_missing_fields_still_parses() {
         let report = NodeReport::parse(
-            br#"{"id":4,"roles":["writer"],"accepting_writes":true,"tick":9,"future":{"x":1}}"#,
+            br#"{"id":4,"roles":["writer"],"accepting_writes":true,"copy":"voter","tick":9,"future":{"x":1}}"#,
         )
         .expect("lenient parse");
 
         assert_eq!(report.id, 4);
         assert_eq!(report.roles, ["writer"]);
         assert_eq!(report.accepting_writes, Some(true));
+        assert_eq!(report.copy.as_deref(), Some("voter"));
         assert_eq!(report.leader, None);
         assert!(!report.ready);
     }
