@@ -30,6 +30,14 @@ use crate::storage::{Database, Epoch, KeptConnection, LogEntry, StorageError};
 /// Most entries applied in one transaction.
 const MAX_ENTRIES: usize = 1024;
 
+/// How long a learner lets the writer's commits gather before it applies them. A learner's apply
+/// is off the write path (nobody waits for it), and what costs it CPU is the number of
+/// transactions, not their size: every statement is a hand-off to the database's thread. Applied
+/// as they come, the commits of a loaded writer cost every learner a transaction each; gathered for
+/// this long, one transaction carries tens of them. Its reads stay correct meanwhile: a read the
+/// copy is not fresh enough for goes up the tree.
+const LEARNER_GATHER: Duration = Duration::from_millis(25);
+
 /// Entries to apply, in the order they came from the parent.
 #[derive(Debug)]
 pub struct Batch {
@@ -91,6 +99,14 @@ async fn run(
     let mut connection = KeptConnection::new(database);
     let mut waiting = Vec::new();
     while connection.idle(queue.recv_many(&mut waiting, 64)).await > 0 {
+        if waiting.iter().all(|batch| batch.live && !batch.durable) {
+            tokio::time::sleep(LEARNER_GATHER).await;
+            while waiting.len() < 4096
+                && let Ok(batch) = queue.try_recv()
+            {
+                waiting.push(batch);
+            }
+        }
         // Batches are applied whole (a transaction may exceed MAX_ENTRIES by one batch), and only
         // batches that continue each other share a transaction: a catch-up answer that overlaps
         // commits, or commits after a gap, are applied on their own, so whatever applies does.
