@@ -580,6 +580,30 @@ log_dir = "/var/log/node3"
     }
 
     #[test]
+    fn the_replication_factor_is_1_to_7_and_3_by_default_and_the_voter_grace_is_bounded() {
+        let config = parse(VALID).unwrap();
+        assert_eq!(config.replication_factor.get(), 3);
+        assert_eq!(
+            config.voter_grace,
+            std::time::Duration::from_millis(DEFAULT_VOTER_GRACE_MS)
+        );
+        let five = parse(&format!(
+            "{VALID}\nreplication_factor = 5\nvoter_grace_ms = 2000\n"
+        ))
+        .unwrap();
+        assert_eq!(five.replication_factor.get(), 5);
+        assert_eq!(five.voter_grace, std::time::Duration::from_secs(2));
+        for bad in ["0", "8", "1000000000000"] {
+            let error = parse(&format!("{VALID}\nreplication_factor = {bad}\n")).unwrap_err();
+            assert_eq!(error.field(), Some("replication_factor"), "{bad}");
+            let line = error.to_string();
+            assert!(line.contains("1 to 7") && !line.contains('\n'), "{line}");
+        }
+        let error = parse(&format!("{VALID}\nvoter_grace_ms = 5\n")).unwrap_err();
+        assert_eq!(error.field(), Some("voter_grace_ms"));
+    }
+
+    #[test]
     fn a_cluster_key_never_shows_in_debug_output() {
         let text = format!("{VALID}\ncluster_key = \"{}\"\n", "s3cret".repeat(8));
         let config = parse(&text).unwrap();
