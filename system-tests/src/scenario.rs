@@ -656,6 +656,35 @@ impl Observations {
         self.problems.push(problem.into());
     }
 
+    /// Asks `probe` every `every` until it answers `Ok` (timed from `since` as `label`, with the
+    /// detail it gives) or `timeout` has passed (a problem, with the last `Err` it gave).
+    async fn poll<T, Probe, Answer>(
+        &mut self,
+        label: &str,
+        since: Instant,
+        timeout: Duration,
+        every: Duration,
+        mut probe: Probe,
+    ) -> Option<T>
+    where
+        Probe: FnMut() -> Answer,
+        Answer: std::future::Future<Output = Result<(T, String), String>>,
+    {
+        loop {
+            match probe().await {
+                Ok((value, detail)) => {
+                    self.timed(format!("{label}{detail}"), since);
+                    return Some(value);
+                }
+                Err(last) if since.elapsed() >= timeout => {
+                    self.gave_up(label, format!("{label}: {last} after {timeout:?}"));
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(every).await,
+            }
+        }
+    }
+
     /// Time from `since` until one of `candidates` accepts writes; answers it.
     async fn new_writer(
         &mut self,
@@ -665,20 +694,14 @@ impl Observations {
         since: Instant,
         timeout: Duration,
     ) -> Option<u64> {
-        loop {
-            if let Some(&writer) = cluster.accepting_writes(candidates).await.first() {
-                self.timed(format!("{label} (node {writer})"), since);
-                return Some(writer);
+        let probe = || async {
+            match cluster.accepting_writes(candidates).await.first() {
+                Some(&writer) => Ok((writer, format!(" (node {writer})"))),
+                None => Err(format!("none of {candidates:?} accepted writes")),
             }
-            if since.elapsed() >= timeout {
-                self.gave_up(
-                    label,
-                    format!("none of {candidates:?} accepted writes within {timeout:?} ({label})"),
-                );
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        self.poll(label, since, timeout, Duration::from_millis(50), probe)
+            .await
     }
 
     /// Time from `since` until the node accepting writes among `ids` names voters for which `done`
@@ -692,26 +715,21 @@ impl Observations {
         timeout: Duration,
         done: impl Fn(&[u64]) -> bool,
     ) -> Option<Vec<u64>> {
-        let mut last = Vec::new();
-        loop {
-            if let Some(&writer) = cluster.accepting_writes(ids).await.first()
-                && let Some(status) = cluster.status(writer).await
-            {
-                last = voters_of(&status);
-                if done(&last) {
-                    self.timed(format!("{label} (voters {last:?})"), since);
-                    return Some(last);
-                }
+        let probe = || async {
+            let writer = cluster.accepting_writes(ids).await.first().copied();
+            let status = match writer {
+                Some(writer) => cluster.status(writer).await,
+                None => None,
+            };
+            let voters = status.as_ref().map(voters_of).unwrap_or_default();
+            if status.is_some() && done(&voters) {
+                Ok((voters.clone(), format!(" (voters {voters:?})")))
+            } else {
+                Err(format!("voters {voters:?} (writer {writer:?})"))
             }
-            if since.elapsed() >= timeout {
-                self.gave_up(
-                    label,
-                    format!("{label}: voters still {last:?} after {timeout:?}"),
-                );
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        self.poll(label, since, timeout, Duration::from_millis(20), probe)
+            .await
     }
 
     /// Time from `since` until no node among `ids` accepts writes.
@@ -723,21 +741,16 @@ impl Observations {
         since: Instant,
         timeout: Duration,
     ) {
-        loop {
+        let probe = || async {
             let accepting = cluster.accepting_writes(ids).await;
             if accepting.is_empty() {
-                self.timed(label, since);
-                return;
+                Ok(((), String::new()))
+            } else {
+                Err(format!("{accepting:?} still accept writes"))
             }
-            if since.elapsed() >= timeout {
-                self.gave_up(
-                    label,
-                    format!("{label}: {accepting:?} still accept writes after {timeout:?}"),
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        self.poll(label, since, timeout, Duration::from_millis(50), probe)
+            .await;
     }
 
     /// Time from `since` until `ids` form one tree; answers its root.
