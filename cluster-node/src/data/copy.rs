@@ -49,7 +49,7 @@ impl<T: Transport> DataPlane<T> {
     /// applied durably: while this copy is a voter (or no configuration exists yet, when every copy
     /// counts), or from the entry that makes it one.
     pub(super) fn queue_configuration(&mut self, entries: &[LogEntry]) -> bool {
-        if let Some(newest) = newest_configuration(entries) {
+        if let Some(newest) = newest_configuration(entries.iter()) {
             self.queued_configuration = Some(newest);
         }
         self.queued_configuration
@@ -82,10 +82,8 @@ impl<T: Transport> DataPlane<T> {
                 .batches
                 .iter()
                 .flat_map(|batch| &batch.entries)
-                .filter(|entry| entry.epoch <= *epoch)
-                .cloned()
-                .collect::<Vec<_>>();
-            if let Some(newest) = newest_configuration(&applied) {
+                .filter(|entry| entry.epoch <= *epoch);
+            if let Some(newest) = newest_configuration(applied) {
                 self.set_configuration(Some(newest));
             }
         }

@@ -514,12 +514,13 @@ impl<T: Transport> DataPlane<T> {
                     self.voters.progress.insert(node, epoch);
                     // The last report counts, not the highest: a copy that came back without its
                     // disk holds less than it once said, and one that reports as a learner no
-                    // longer counts for what it said as a voter.
-                    self.acks.send_modify(|acks| {
+                    // longer counts for what it said as a voter. (A learner's report changes
+                    // nothing the waiting writes look at: they are not woken for it.)
+                    self.acks.send_if_modified(|acks| {
                         if durable {
-                            acks.durable.insert(node, epoch.0);
+                            acks.durable.insert(node, epoch.0) != Some(epoch.0)
                         } else {
-                            acks.durable.remove(&node);
+                            acks.durable.remove(&node).is_some()
                         }
                     });
                 }
@@ -644,16 +645,15 @@ fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
 }
 
 /// The newest configuration among `entries` (in log order).
-fn newest_configuration(entries: &[LogEntry]) -> Option<Configuration> {
-    entries
-        .iter()
-        .rev()
-        .find_map(|entry| match &entry.mutation {
-            crate::storage::Mutation::Configure { voters } => {
-                Some(Configuration::new(entry.epoch.0, voters.iter().copied()))
-            }
-            _ => None,
-        })
+fn newest_configuration<'a>(
+    entries: impl DoubleEndedIterator<Item = &'a LogEntry>,
+) -> Option<Configuration> {
+    entries.rev().find_map(|entry| match &entry.mutation {
+        crate::storage::Mutation::Configure { voters } => {
+            Some(Configuration::new(entry.epoch.0, voters.iter().copied()))
+        }
+        _ => None,
+    })
 }
 
 fn stage(metrics: &Metrics, stage: &'static str, took: Duration) {

@@ -38,14 +38,10 @@ impl VoterTracking {
     /// Notes which voters are out of the tree (and since when) at `now`.
     pub fn observe(
         &mut self,
-        configuration: Option<&Configuration>,
+        configuration: &Configuration,
         tree: &BTreeSet<NodeId>,
         now: Instant,
     ) {
-        let Some(configuration) = configuration else {
-            self.absent_since.clear();
-            return;
-        };
         self.absent_since
             .retain(|voter, _| configuration.contains(*voter) && !tree.contains(voter));
         for voter in &configuration.voters {
@@ -151,13 +147,13 @@ mod tests {
         let configuration = Configuration::new(1, [NodeId(1), NodeId(2), NodeId(3)]);
         let tree: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
         let start = Instant::now();
-        tracking.observe(Some(&configuration), &tree, start);
+        tracking.observe(&configuration, &tree, start);
         let later = start + Duration::from_secs(4);
-        tracking.observe(Some(&configuration), &tree, later);
+        tracking.observe(&configuration, &tree, later);
         assert_eq!(tracking.absent_since.get(&NodeId(3)), Some(&start));
         // Back in the tree: forgotten.
         let all: BTreeSet<NodeId> = [NodeId(1), NodeId(2), NodeId(3)].into();
-        tracking.observe(Some(&configuration), &all, later);
+        tracking.observe(&configuration, &all, later);
         assert!(tracking.absent_since.is_empty());
     }
 }

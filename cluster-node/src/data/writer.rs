@@ -5,18 +5,25 @@
 use super::*;
 
 impl<T: Transport> DataPlane<T> {
+    /// The writer's service while this node accepts writes.
+    fn accepting_writer(&self) -> Option<LocalService> {
+        match &self.local {
+            Local::Writer {
+                service,
+                active: true,
+                ..
+            } => Some(service.clone()),
+            _ => None,
+        }
+    }
+
     /// Answers a replica's catch-up (off the plane's task): `Diverged` when its last entry is not in
     /// this log with the same term, else the next batch of the log after it (possibly empty, which
     /// still confirms the replica's copy).
     pub(super) fn serve_catch_up(&mut self, origin: NodeId, from: Epoch, last_term: Term) {
         // Only a writer that knows it holds the newest data of its tree may judge another copy:
         // until then the replica may be the one with more (it asks again every second).
-        let Local::Writer {
-            service,
-            active: true,
-            ..
-        } = &self.local
-        else {
+        let Some(service) = self.accepting_writer() else {
             return;
         };
         if from.0 == 0 {
@@ -90,7 +97,7 @@ impl<T: Transport> DataPlane<T> {
         if let Some(first) = entries.first() {
             self.voters.committed(first.term, first.epoch);
         }
-        if let Some(newest) = newest_configuration(&entries) {
+        if let Some(newest) = newest_configuration(entries.iter()) {
             self.metrics.configuration_changes.inc();
             self.voters.submitted = false;
             self.set_configuration(Some(newest));
@@ -103,15 +110,9 @@ impl<T: Transport> DataPlane<T> {
     /// On an accepting writer: starts the next configuration change the rules call for (one at a
     /// time; see `replication::membership`).
     pub(super) fn plan_configuration(&mut self) {
-        let Local::Writer {
-            service,
-            active: true,
-            ..
-        } = &self.local
-        else {
+        let Some(service) = self.accepting_writer() else {
             return;
         };
-        let service = service.clone();
         let view = self.view.borrow().clone();
         let Some(configuration) = self.configuration.clone() else {
             // The first configuration was not written (its job failed): try again.
@@ -123,7 +124,7 @@ impl<T: Transport> DataPlane<T> {
         };
         let now = Instant::now();
         self.voters
-            .observe(Some(&configuration), &tree_members(self.me, &view), now);
+            .observe(&configuration, &tree_members(self.me, &view), now);
         let written = self.position.borrow().1;
         let acknowledged = Epoch(self.acks.borrow().acknowledged(written.0));
         let Some(change) = self.voters.next_change(

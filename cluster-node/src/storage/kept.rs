@@ -42,8 +42,9 @@ impl KeptConnection {
     /// rather than given back to the pool, so nobody else (the writer, after a role change) ever
     /// commits on it without knowing.
     pub async fn set_durable(&mut self, durable: bool) -> Result<(), StorageError> {
-        if durable != self.relaxed {
-            // Already as wanted (a fresh connection is durable).
+        let already = self.relaxed != durable;
+        if already {
+            // (A fresh connection is durable.)
             return Ok(());
         }
         let level = if durable { "FULL" } else { "NORMAL" };
@@ -100,5 +101,49 @@ impl KeptConnection {
 impl Drop for KeptConnection {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DatabaseOptions;
+
+    async fn synchronous(connection: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(connection)
+            .await
+            .expect("the pragma answers")
+    }
+
+    #[tokio::test]
+    async fn a_relaxed_connection_never_goes_back_to_the_pool() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        // One connection: whatever the pool hands out next would be this one if it went back.
+        let options = DatabaseOptions {
+            max_connections: 1,
+            ..DatabaseOptions::default()
+        };
+        let database = Database::open(directory.path(), options).await.unwrap();
+        let mut kept = KeptConnection::new(database.clone());
+        kept.set_durable(false).await.unwrap();
+        assert_eq!(synchronous(kept.get().await.unwrap()).await, 1, "NORMAL");
+        kept.set_durable(true).await.unwrap();
+        assert_eq!(synchronous(kept.get().await.unwrap()).await, 2, "FULL");
+        kept.set_durable(false).await.unwrap();
+        kept.release();
+        let mut next = database.pool().acquire().await.unwrap();
+        assert_eq!(
+            synchronous(&mut next).await,
+            2,
+            "the pool's connections stay FULL"
+        );
+        drop(next);
+        // Dropped while relaxed (an applier that stopped): the same.
+        let mut kept = KeptConnection::new(database.clone());
+        kept.set_durable(false).await.unwrap();
+        drop(kept);
+        let mut next = database.pool().acquire().await.unwrap();
+        assert_eq!(synchronous(&mut next).await, 2);
     }
 }
