@@ -145,6 +145,9 @@ async fn chat_data_crosses_input_nodes_reads_see_own_writes_and_every_replica_ho
     cluster.kill(victim);
     let rest: Vec<u64> = all.iter().copied().filter(|&id| id != victim).collect();
     cluster.wait_for_tree(&rest, CONVERGE).await;
+    // The writer may have paused while the victim's subtree moved (it counts the voters its tree
+    // holds); once the tree is whole again it accepts writes, and from then on none may fail.
+    cluster.wait_for_writer(&rest, CONVERGE).await;
     for n in 20..30 {
         let posted = ada
             .post(&messages_path, json!({"content": format!("hello {n}")}))
