@@ -19,10 +19,13 @@ pub const CLUSTER_PORT_RANGE: std::ops::RangeInclusive<u16> = 46000..=65535;
 /// A node's identity in the cluster, shared with the control-plane algorithms.
 pub use overlay::NodeId;
 
-/// Zero is reserved (it means "unknown" on the wire), so a configured or received id must be at least 1.
+/// Zero is reserved (it means "unknown" on the wire), so a configured or received id must be at least 1;
+/// a writer's id is part of its data term, so it must fit there (`replication::MAX_NODE_ID`).
 pub fn parse_node_id(raw: u64) -> Result<NodeId, String> {
     if raw == 0 {
         Err("must be at least 1".into())
+    } else if raw > replication::MAX_NODE_ID {
+        Err(format!("must be at most {}", replication::MAX_NODE_ID))
     } else {
         Ok(NodeId(raw))
     }
@@ -501,8 +504,10 @@ log_dir = "/var/log/node3"
     }
 
     #[test]
-    fn id_zero_is_refused() {
+    fn ids_outside_one_to_the_largest_a_data_term_holds_are_refused() {
         assert_eq!(field_of(&with("id", "0")), "id");
+        assert_eq!(field_of(&with("id", "1048576")), "id");
+        assert!(parse(&with("id", "1048575")).is_ok());
     }
 
     #[test]

@@ -263,7 +263,7 @@ pub async fn register_until_accepted(
 }
 
 fn neighbour_from_wire(address: &NodeAddress) -> Result<Neighbour, &'static str> {
-    let id = parse_node_id(address.id).map_err(|_| "id 0")?;
+    let id = parse_node_id(address.id).map_err(|_| "an id out of range")?;
     // The 46000–65535 range is a rule for configuration files; on the wire any real port is
     // accepted, so nodes embedded with kernel-chosen ports can still be neighbours.
     let port = |port: u32| u16::try_from(port).ok().filter(|p| *p != 0);

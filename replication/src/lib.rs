@@ -5,6 +5,7 @@
 //!   quorum.rs         which epochs a majority of the voters holds durably (the write is acknowledged)
 //!   acceptance.rs     whether the root of a tree may accept writes
 //!   membership.rs     the writer's next configuration change (one voter at a time)
+//!   term.rs           the data term a writer writes under (term fencing)
 //! ```
 //!
 //! Nothing here does IO, reads a clock or spawns: the node's data plane feeds in what it observed
@@ -15,9 +16,11 @@ pub mod acceptance;
 pub mod configuration;
 pub mod membership;
 pub mod quorum;
+pub mod term;
 
 pub use acceptance::{Acceptance, TreeReport, may_accept};
 pub use configuration::{Configuration, MAX_REPLICATION_FACTOR, ReplicationFactor};
 pub use membership::{Change, MembershipView, next_change};
 pub use overlay::NodeId;
 pub use quorum::Acks;
+pub use term::{MAX_NODE_ID, data_term};

@@ -96,7 +96,15 @@ impl<T: Transport> DataPlane<T> {
         }
         if want && taken != Some(term) {
             // Entries written from now on carry a data term of this writer's own (see `data_term`).
-            let data_term = data_term(view.term, own.0, self.me);
+            let Some(data_term) = replication::data_term(view.term, own.0.0, self.me).map(Term)
+            else {
+                tracing::error!(
+                    term = view.term,
+                    stored = own.0.0,
+                    "no data term is left above the stored one; not accepting writes"
+                );
+                return;
+            };
             if let Err(error) = database.set_term(data_term).await {
                 tracing::error!(%error, term = data_term.0, "cannot take a new data term; not accepting writes");
                 return;

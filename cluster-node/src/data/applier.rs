@@ -117,7 +117,7 @@ async fn run(
         let mut entries: Vec<LogEntry> = Vec::new();
         for batch in waiting.drain(..) {
             let continues = match (entries.last(), batch.entries.first()) {
-                (Some(last), Some(first)) => first.epoch.0 == last.epoch.0 + 1,
+                (Some(last), Some(first)) => last.epoch.0.checked_add(1) == Some(first.epoch.0),
                 _ => true,
             };
             if !entries.is_empty()

@@ -196,7 +196,7 @@ impl<T: Transport> DataPlane<T> {
         *asked_at = Some(Instant::now());
         let message = DataMessage::CatchUp {
             origin: self.me,
-            from: Epoch(applied.0 + 1),
+            from: Epoch(applied.0.saturating_add(1)),
             last_term: *applied_term,
             held: *self.position.borrow(),
         };

@@ -631,19 +631,6 @@ impl<T: Transport> DataPlane<T> {
     }
 }
 
-/// Bits of a data term that hold the writer's node id.
-const WRITER_BITS: u32 = 20;
-
-/// The term a writer's entries carry: a round that is above both the tree's (control) term and every
-/// round this copy has seen, with the writer's id in the low bits. Two writers can never write entries
-/// of the same data term: a round taken by two nodes (elections in two parts of a split pick their
-/// terms independently, and control terms restart at 1 after a full restart) still differs in the low
-/// bits, so the log check that compares terms at an epoch always tells two histories apart.
-fn data_term(tree_term: u64, stored: Term, writer: NodeId) -> Term {
-    let round = tree_term.max((stored.0 >> WRITER_BITS) + 1);
-    Term((round << WRITER_BITS) | (writer.0 & ((1 << WRITER_BITS) - 1)))
-}
-
 /// The newest configuration among `entries` (in log order).
 fn newest_configuration<'a>(
     entries: impl DoubleEndedIterator<Item = &'a LogEntry>,

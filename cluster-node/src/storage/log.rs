@@ -24,8 +24,8 @@ pub async fn append(
             .map_err(|error| StorageError::Corrupt(error.to_string()))?;
         let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO log (epoch, term, entry) ");
         insert.push_values(chunk.iter().zip(texts), |mut row, (entry, text)| {
-            row.push_bind(entry.epoch.0 as i64)
-                .push_bind(entry.term.0 as i64)
+            row.push_bind(super::counter_to_sql(entry.epoch.0))
+                .push_bind(super::counter_to_sql(entry.term.0))
                 .push_bind(text);
         });
         insert.build().execute(&mut *connection).await?;
@@ -40,8 +40,8 @@ pub async fn since(
     limit: usize,
 ) -> Result<Vec<LogEntry>, StorageError> {
     let rows = sqlx::query("SELECT entry FROM log WHERE epoch >= ? ORDER BY epoch LIMIT ?")
-        .bind(from.0 as i64)
-        .bind(limit as i64)
+        .bind(super::counter_to_sql(from.0))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *connection)
         .await?;
     rows.iter()
@@ -58,7 +58,7 @@ pub async fn term_at(
     epoch: Epoch,
 ) -> Result<Option<super::Term>, StorageError> {
     let row = sqlx::query("SELECT term FROM log WHERE epoch = ?")
-        .bind(epoch.0 as i64)
+        .bind(super::counter_to_sql(epoch.0))
         .fetch_optional(&mut *connection)
         .await?;
     match row {

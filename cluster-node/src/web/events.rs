@@ -227,7 +227,7 @@ impl EventHub {
         if state
             .ring
             .back()
-            .is_some_and(|last| last.epoch.0 + 1 != entry.epoch.0)
+            .is_some_and(|last| last.epoch.0.checked_add(1) != Some(entry.epoch.0))
         {
             // Not contiguous (a new writer's history, or a source that skipped): older entries cannot
             // prove coverage any more.
@@ -264,7 +264,7 @@ impl EventHub {
                     .filter(|entry| entry.epoch > after)
                     .cloned()
                     .collect();
-                let covered = first.is_some_and(|first| first.0 <= after.0 + 1)
+                let covered = first.is_some_and(|first| first.0 <= after.0.saturating_add(1))
                     || latest.is_some_and(|latest| latest <= after);
                 (replay, covered)
             }
@@ -624,7 +624,9 @@ impl EventStream {
                         .filter(|message| message.epoch > after),
                 );
                 match oldest {
-                    Some(oldest) if full && oldest.0 > after.0 + 1 => before = Some(oldest),
+                    Some(oldest) if full && oldest.0 > after.0.saturating_add(1) => {
+                        before = Some(oldest)
+                    }
                     _ => break,
                 }
             }
@@ -1037,6 +1039,11 @@ mod tests {
         assert!(!old.covered);
         assert_eq!(old.first, Some(Epoch(3)));
         assert!(epochs(&fresh).is_empty());
+
+        // A client may send any epoch: the largest is past everything held, not an overflow.
+        let beyond = hub.subscribe(Some(Epoch(u64::MAX)));
+        assert!(epochs(&beyond).is_empty());
+        assert!(beyond.covered);
         stop.cancel();
     }
 }

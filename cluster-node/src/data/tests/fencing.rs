@@ -472,22 +472,6 @@ async fn a_voter_that_stays_away_is_replaced_by_a_caught_up_learner_one_change_a
     assert_eq!(copy, CopyKind::Voter);
 }
 
-#[test]
-fn data_terms_grow_past_everything_stored_and_differ_between_writers() {
-    let a = data_term(1, Term(0), NodeId(3));
-    assert!(a > Term(0));
-    // A full restart: the tree's term starts again at 1, below what is stored.
-    let b = data_term(1, a, NodeId(3));
-    assert!(b > a);
-    // Two writers that reach the same round write under different terms.
-    let c = data_term(5, a, NodeId(2));
-    let d = data_term(5, a, NodeId(4));
-    assert_ne!(c, d);
-    assert!(c > b && d > b);
-    // A plain small term from an older database is below any data term.
-    assert!(data_term(1, Term(7), NodeId(1)) > Term(7));
-}
-
 #[tokio::test]
 async fn requests_sent_into_a_tree_that_changed_fail_at_once_and_can_be_retried() {
     let tree = start(path_views()).await;
