@@ -5,8 +5,11 @@
 //! 2. its tree holds a majority of the voters of the newest configuration in its log (before the first
 //!    configuration: a strict majority of the registered nodes), counting only voters whose copy is
 //!    *whole*,
-//! 3. every node of its tree has reported its data position, and
-//! 4. none of them holds newer data than the root.
+//! 3. every node of its tree has reported its data position,
+//! 4. none of them holds newer data than the root, and
+//! 5. (to start) a majority of those voters has durably *promised* the data term the root is to write
+//!    under: each remembers, on disk, the highest term it promised, and a root picks a term above
+//!    every promise its tree reports (see `term`).
 //!
 //! Why this gives one writer holding every acknowledged write: an acknowledged write is on a majority
 //! of the voters of some configuration `C` (see `quorum`). A tree that can accept holds a majority of
@@ -19,6 +22,17 @@
 //! it instead. Two trees that each hold a majority of one configuration share a node, and a node is in
 //! one tree only, so two roots cannot accept at once with the same configuration; with configurations
 //! one change apart the same overlap holds.
+//!
+//! **Promises.** Comparing data positions `(term, epoch)` finds the newest history only if a later
+//! writer always writes under a higher term than any earlier writer wrote under, including an earlier
+//! writer whose entries reached a minority only and were never acknowledged. Terms picked from what a
+//! root can see (its tree's term, its own log) do not ensure it: tree terms start again after a full
+//! restart, and the nodes that hold an unacknowledged tail may be away. So, as Raft's votes do, a
+//! root claims its term first and writes nothing until a majority of the voters has promised it. Any
+//! earlier writer that wrote anything had a majority promise its term; the new root's tree holds a
+//! majority of the voters, one of which holds that promise, so the new term is higher. (The
+//! configurations may differ by one change, whose majorities still overlap; further apart, the same
+//! induction as above applies.) A node that lost its disk lost its promises too, and is not whole.
 //!
 //! **Whole copies.** The argument needs the common node to still hold what it acknowledged. A node
 //! that lost its disk (or threw its copy away after a divergence) comes back holding less than it
@@ -52,6 +66,8 @@ pub struct TreeReport {
     pub newer_data: bool,
     /// Nodes registered with the bootstrap (used only before the first configuration).
     pub registered: usize,
+    /// The members that durably promised the data term the root claims, the root included.
+    pub promised: BTreeSet<NodeId>,
 }
 
 /// The verdict, with the reason when it is no.
@@ -63,6 +79,8 @@ pub enum Acceptance {
     NoMajority,
     NotReported,
     NewerData,
+    /// Everything holds but the promises: claim a data term (and ask again once they came).
+    Claim,
 }
 
 /// Whether a root with `configuration` (the newest in its log) may accept writes; `accepting` is
@@ -88,6 +106,12 @@ pub fn may_accept(
                 && (accepting || tree.whole == tree.members)
         }
     };
+    let promised = match configuration {
+        Some(configuration) => {
+            configuration.is_majority(|v| tree.whole.contains(&v) && tree.promised.contains(&v))
+        }
+        None => 2 * tree.members.intersection(&tree.promised).count() > tree.registered,
+    };
     if !tree.leads {
         Acceptance::NotLeading
     } else if !majority {
@@ -96,6 +120,8 @@ pub fn may_accept(
         Acceptance::NewerData
     } else if !accepting && !tree.all_reported {
         Acceptance::NotReported
+    } else if !accepting && !promised {
+        Acceptance::Claim
     } else {
         Acceptance::Accept
     }
@@ -113,6 +139,7 @@ mod tests {
             all_reported: true,
             newer_data: false,
             registered: 16,
+            promised: members.iter().copied().map(NodeId).collect(),
         }
     }
 
@@ -169,6 +196,7 @@ mod tests {
         );
         report.members.insert(NodeId(9));
         report.whole.insert(NodeId(9));
+        report.promised.insert(NodeId(9));
         assert_eq!(
             may_accept(None, &report, false),
             Acceptance::Accept,
@@ -187,6 +215,33 @@ mod tests {
             Acceptance::NoMajority,
             "unknown count"
         );
+    }
+
+    #[test]
+    fn a_root_starts_only_once_a_majority_of_whole_voters_promised_its_term() {
+        let voters = Configuration::new(4, [NodeId(1), NodeId(2), NodeId(3)]);
+        let mut report = tree(&[1, 2, 3, 7]);
+        report.promised = [NodeId(1), NodeId(7)].into();
+        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::Claim);
+        // A learner's promise is no voter's; a voter without a whole copy keeps no promise.
+        report.promised.insert(NodeId(2));
+        report.whole.remove(&NodeId(2));
+        assert_eq!(may_accept(Some(&voters), &report, false), Acceptance::Claim);
+        report.whole.insert(NodeId(2));
+        assert_eq!(
+            may_accept(Some(&voters), &report, false),
+            Acceptance::Accept
+        );
+        // A root that accepts already wrote under a promised term: no new claim.
+        report.promised.clear();
+        assert_eq!(may_accept(Some(&voters), &report, true), Acceptance::Accept);
+        // Before the first configuration, a majority of the registered nodes promises.
+        let mut first = tree(&[1, 2, 3]);
+        first.registered = 5;
+        first.promised = [NodeId(1), NodeId(2)].into();
+        assert_eq!(may_accept(None, &first, false), Acceptance::Claim);
+        first.promised.insert(NodeId(3));
+        assert_eq!(may_accept(None, &first, false), Acceptance::Accept);
     }
 
     #[test]

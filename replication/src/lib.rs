@@ -6,6 +6,9 @@
 //!   acceptance.rs     whether the root of a tree may accept writes
 //!   membership.rs     the writer's next configuration change (one voter at a time)
 //!   term.rs           the data term a writer writes under (term fencing)
+//!   catch_up.rs       the log check: a copy catching up gets the next entries or starts again
+//!   routing.rs        where a request goes: answered here, sent to the parent, or refused
+//!   summary.rs        what a subtree reports to the root (counts, newest data, whole copies)
 //! ```
 //!
 //! Nothing here does IO, reads a clock or spawns: the node's data plane feeds in what it observed
@@ -13,9 +16,12 @@
 //! run the same functions over many generated situations.
 
 pub mod acceptance;
+pub mod catch_up;
 pub mod configuration;
 pub mod membership;
 pub mod quorum;
+pub mod routing;
+pub mod summary;
 pub mod term;
 
 pub use acceptance::{Acceptance, TreeReport, may_accept};
@@ -23,4 +29,6 @@ pub use configuration::{Configuration, MAX_REPLICATION_FACTOR, ReplicationFactor
 pub use membership::{Change, MembershipView, next_change};
 pub use overlay::NodeId;
 pub use quorum::Acks;
-pub use term::{MAX_NODE_ID, data_term};
+pub use routing::{Route, route};
+pub use summary::{Below, Summary};
+pub use term::{MAX_NODE_ID, data_term, promised_by};

@@ -10,10 +10,16 @@
 //! their terms independently, and control terms start again at 1 after a full restart) still differ in
 //! the low bits.
 //!
+//! Picking a term above what the root can see is not enough on its own (an earlier writer's
+//! unacknowledged tail may sit on nodes that are away, under a higher term); the root also claims its
+//! term from a majority of the voters before writing, see [`promised_by`] and `acceptance`.
+//!
 //! Both parts are bounded: node ids above [`MAX_NODE_ID`] are refused where ids enter the node (its
 //! config and every message that names one), and the round stops below [`MAX_ROUND`] so a term fits
 //! the signed 64-bit integers SQLite stores. A round past it is refused rather than wrapped: wrapping
 //! would hand a new writer a term below the ones stored, and the log check would keep old entries.
+
+use std::collections::BTreeSet;
 
 use crate::NodeId;
 
@@ -26,15 +32,36 @@ pub const MAX_NODE_ID: u64 = (1 << WRITER_BITS) - 1;
 /// The largest round: `round << WRITER_BITS | id` stays at or below `i64::MAX`.
 pub const MAX_ROUND: u64 = (i64::MAX as u64) >> WRITER_BITS;
 
-/// The data term a writer takes when it starts accepting writes: a round above both the tree's
-/// (control) term and every round in `stored` (the highest term of its log), with its id in the low
-/// bits. `None` when the writer's id does not fit or the rounds are used up.
-pub fn data_term(tree_term: u64, stored: u64, writer: NodeId) -> Option<u64> {
+/// The data term a root claims before it starts accepting writes: a round above both the tree's
+/// (control) term and the round of `seen` (the highest term its log holds or a node of its tree
+/// promised), with its id in the low bits. `None` when the writer's id does not fit or the rounds are
+/// used up.
+pub fn data_term(tree_term: u64, seen: u64, writer: NodeId) -> Option<u64> {
     if writer.0 == 0 || writer.0 > MAX_NODE_ID {
         return None;
     }
-    let round = tree_term.max((stored >> WRITER_BITS).checked_add(1)?);
+    let round = tree_term.max((seen >> WRITER_BITS).checked_add(1)?);
     (round <= MAX_ROUND).then_some((round << WRITER_BITS) | writer.0)
+}
+
+/// The members that promised the root's `claim`, or `None` when the root must claim (again): it has
+/// no claim yet, or a member promised a higher term (to another root, or to an older claim of this
+/// one), which the new claim must exceed. `promises` is every member's highest promise, kept on disk.
+pub fn promised_by(
+    claim: Option<u64>,
+    promises: impl IntoIterator<Item = (NodeId, u64)>,
+) -> Option<BTreeSet<NodeId>> {
+    let claim = claim?;
+    let mut promised = BTreeSet::new();
+    for (node, promise) in promises {
+        if promise > claim {
+            return None;
+        }
+        if promise == claim {
+            promised.insert(node);
+        }
+    }
+    Some(promised)
 }
 
 #[cfg(test)]
@@ -78,5 +105,20 @@ mod tests {
         let last = data_term(MAX_ROUND, 0, NodeId(1)).unwrap();
         assert!(i64::try_from(last).is_ok());
         assert_eq!(data_term(1, last, NodeId(1)), None);
+    }
+
+    #[test]
+    fn a_claim_counts_the_members_that_promised_exactly_it_and_is_renewed_above_a_higher_promise() {
+        let promises = |list: &[(u64, u64)]| {
+            list.iter()
+                .map(|(node, promise)| (NodeId(*node), *promise))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(promised_by(None, promises(&[(1, 5)])), None);
+        assert_eq!(
+            promised_by(Some(9), promises(&[(1, 9), (2, 5), (3, 9)])),
+            Some([NodeId(1), NodeId(3)].into())
+        );
+        assert_eq!(promised_by(Some(9), promises(&[(1, 9), (2, 10)])), None);
     }
 }

@@ -4,14 +4,15 @@
 //! their disk or losing it) chosen by a seeded RNG; inside every connected part of live nodes a tree
 //! forms under a root (usually the node with the most recent data, as the election picks it; sometimes
 //! any node, as when a stronger tree absorbs a weaker one), whose writer runs the crate's rules:
-//! [`may_accept`] decides whether it writes, [`Acks`] which writes are acknowledged, [`next_change`]
+//! [`may_accept`] decides whether it writes, [`data_term`] under which term, [`Acks`] which writes are acknowledged, [`next_change`]
 //! the configuration changes. Copies get the writer's entries over lossy links, apply them in order,
-//! drop a tail the writer never had (histories never merge), and acknowledge durably only while they
+//! drop a tail the writer never had by the crate's log check ([`judge`]; histories never merge), and acknowledge durably only while they
 //! vote. The overlay and the node's runtime are abstracted (instantaneous trees, one step at a time);
 //! what is checked is the rules themselves.
 //!
 //! After every step:
-//! - at most one writer accepts writes (each term belongs to one writer);
+//! - at most one writer accepts writes, and every data term ([`data_term`], from tree terms that parts
+//!   and restarted nodes pick independently) is taken once, by one writer;
 //! - every acknowledged write is in the log of every writer that accepts writes later, at its epoch;
 //! - any two logs that hold an entry of the same term at the same epoch agree up to there;
 //! - at most one configuration change is in flight: a writer starts a change only once the
@@ -27,11 +28,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use overlay::{Epoch, Term};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use replication::catch_up::{CatchUp, Verdict, judge};
 use replication::{
     Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, TreeReport,
-    may_accept, next_change,
+    data_term, may_accept, next_change, promised_by,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,11 @@ struct Node {
     whole: bool,
     /// Counts restarts: a writer's state dies with its process.
     incarnation: u64,
+    /// The newest tree (control) term this process has seen; a restart starts again from 0, so
+    /// two parts, or a cluster restarted whole, pick the same tree terms again.
+    control_term: u64,
+    /// The highest data term this node promised to a claiming root (on disk).
+    promised: u64,
 }
 
 impl Node {
@@ -90,6 +98,10 @@ fn configuration_of(log: &[Entry]) -> Option<Configuration> {
 struct Writer {
     id: NodeId,
     incarnation: u64,
+    /// The tree's (control) term, the data term this root claimed, and the one it writes under (0:
+    /// none taken yet).
+    tree_term: u64,
+    claim: Option<u64>,
     term: u64,
     members: BTreeSet<NodeId>,
     accepting: bool,
@@ -106,7 +118,8 @@ struct Sim {
     factor: ReplicationFactor,
     nodes: BTreeMap<NodeId, Node>,
     writers: Vec<Writer>,
-    next_term: u64,
+    /// Every data term a writer took: a term is taken once, by one writer, ever.
+    terms_taken: BTreeSet<u64>,
     next_write: u64,
     /// Acknowledged writes: id → epoch.
     acknowledged: BTreeMap<u64, u64>,
@@ -147,7 +160,7 @@ impl Sim {
             factor,
             nodes,
             writers: Vec::new(),
-            next_term: 1,
+            terms_taken: BTreeSet::new(),
             next_write: 1,
             acknowledged: BTreeMap::new(),
             step: 0,
@@ -180,6 +193,7 @@ impl Sim {
                 if !node.alive {
                     node.alive = true;
                     node.incarnation += 1;
+                    node.control_term = 0;
                 }
             }
             16..19 => {
@@ -190,8 +204,10 @@ impl Sim {
                 if !node.alive {
                     node.alive = true;
                     node.log.clear();
+                    node.promised = 0;
                     node.whole = false;
                     node.incarnation += 1;
+                    node.control_term = 0;
                 }
             }
             19..25 => {
@@ -203,6 +219,15 @@ impl Sim {
             25..31 => {
                 for node in self.nodes.values_mut() {
                     node.side = 0;
+                }
+            }
+            31..34 => {
+                // The whole cluster restarts (every process, disks kept; some stay down): tree terms
+                // start again from 1, below the rounds the logs hold.
+                for node in self.nodes.values_mut() {
+                    node.alive = self.rng.random_bool(0.7);
+                    node.incarnation += 1;
+                    node.control_term = 0;
                 }
             }
             _ => {}
@@ -237,17 +262,33 @@ impl Sim {
                     .unwrap()
             };
             // A root that accepted writes and leads the new tree too goes on accepting if the rules
-            // let it (as the node does across a tree change), under a new term.
-            let accepting = self.writers.iter().any(|w| {
+            // let it (as the node does across a tree change), under the term it claimed.
+            let previous = self.writers.iter().find(|w| {
                 w.id == root && w.accepting && w.incarnation == self.nodes[&root].incarnation
             });
+            let accepting = previous.is_some();
+            let (claim, term, term_start) =
+                previous.map_or((None, 0, None), |w| (w.claim, w.term, w.term_start));
+            // Each part's election picks its term from what its own members saw: parts pick terms
+            // independently, so two of them (or a cluster restarted whole) may pick the same one.
+            let tree_term = part
+                .iter()
+                .map(|id| self.nodes[id].control_term)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            for id in &part {
+                self.nodes.get_mut(id).unwrap().control_term = tree_term;
+            }
             kept.push(Writer {
                 id: root,
                 incarnation: self.nodes[&root].incarnation,
-                term: 0,
+                tree_term,
+                claim,
+                term,
                 members: part,
                 accepting,
-                term_start: None,
+                term_start,
                 durable: BTreeMap::new(),
                 progress: BTreeMap::new(),
                 absent_since: BTreeMap::new(),
@@ -281,6 +322,10 @@ impl Sim {
                 .members
                 .iter()
                 .any(|m| self.nodes[m].position() > own);
+            let promised = promised_by(
+                writer.claim,
+                writer.members.iter().map(|m| (*m, self.nodes[m].promised)),
+            );
             let report = TreeReport {
                 leads: true,
                 members: writer.members.clone(),
@@ -293,9 +338,15 @@ impl Sim {
                 all_reported: true,
                 newer_data: newer,
                 registered: self.nodes.len(),
+                promised: promised.clone().unwrap_or_default(),
             };
             let configuration = self.nodes[&writer.id].configuration();
             let verdict = may_accept(configuration.as_ref(), &report, writer.accepting);
+            if verdict == Acceptance::Claim {
+                self.claim(&mut writer, promised.is_none());
+                self.writers[index] = writer;
+                continue;
+            }
             if verdict != Acceptance::Accept {
                 writer.accepting = false;
                 writer.waiting.clear();
@@ -308,8 +359,17 @@ impl Sim {
             }
             if !writer.accepting || writer.term == 0 {
                 writer.accepting = true;
-                writer.term = self.next_term;
-                self.next_term += 1;
+                let Some(term) = writer.claim else {
+                    self.violation = Some(format!("writer {} accepts without a claim", writer.id));
+                    return;
+                };
+                if !self.terms_taken.insert(term) {
+                    self.violation = Some(format!(
+                        "writer {} took data term {term}, which was taken before",
+                        writer.id
+                    ));
+                }
+                writer.term = term;
                 // The first entry of a term restates the voters (or names the first ones).
                 let voters = match &configuration {
                     Some(configuration) => configuration.voters.clone(),
@@ -349,6 +409,38 @@ impl Sim {
         }
     }
 
+    /// A root claims a data term (a new one when `renew`, else it asks again for the one it has):
+    /// each member that hears it (over lossy links; the root always) promises it on disk.
+    fn claim(&mut self, writer: &mut Writer, renew: bool) {
+        if renew {
+            let seen = writer
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let node = &self.nodes[m];
+                    node.log
+                        .iter()
+                        .map(|entry| entry.term)
+                        .chain([node.promised])
+                })
+                .max()
+                .unwrap_or(0);
+            let Some(term) = data_term(writer.tree_term, seen, writer.id) else {
+                self.violation = Some(format!("writer {} found no data term", writer.id));
+                return;
+            };
+            writer.claim = Some(term);
+        }
+        let Some(term) = writer.claim else { return };
+        for member in writer.members.clone() {
+            if member != writer.id && self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let node = self.nodes.get_mut(&member).unwrap();
+            node.promised = node.promised.max(term);
+        }
+    }
+
     fn append(&mut self, writer: &mut Writer, body: Body) -> u64 {
         let node = self.nodes.get_mut(&writer.id).unwrap();
         node.log.push(Entry {
@@ -370,12 +462,17 @@ impl Sim {
                 continue;
             }
             let copy = self.nodes.get_mut(&member).unwrap();
-            // The copy's last entry must be in the writer's log with the same term (the log
-            // check); otherwise it holds a tail the writer never had and starts again from nothing.
-            let held = copy.log.len();
-            let agrees =
-                held == 0 || (held <= log.len() && log[held - 1].term == copy.log[held - 1].term);
-            if !agrees {
+            // The log check: the copy's last entry must be in the writer's log with the same term;
+            // otherwise it holds a tail the writer never had and starts again from nothing.
+            let request = CatchUp::after(
+                Epoch(copy.log.len() as u64),
+                Term(copy.log.last().map_or(0, |entry| entry.term)),
+            );
+            let term_at_check = request
+                .to_check()
+                .and_then(|last| log.get(last.0 as usize - 1))
+                .map(|entry| Term(entry.term));
+            if judge(request, Epoch(log.len() as u64), term_at_check) == Verdict::Diverged {
                 copy.log.clear();
                 copy.whole = false;
             }

@@ -5,24 +5,14 @@
 use super::*;
 
 impl<T: Transport> DataPlane<T> {
-    /// The nodes below this one that reported, and the most recent data among them.
-    pub(super) fn below(&self) -> (usize, Option<(Term, Epoch)>, BTreeSet<NodeId>) {
+    /// What the current children reported, and this node's own whole copy.
+    pub(super) fn below(&self) -> Below {
         let view = self.view.borrow();
-        let mut nodes = 0usize;
-        let mut best = None;
-        let mut whole = BTreeSet::new();
-        for child in &view.children {
-            if let Some(summary) = self.summaries.get(child) {
-                // Counts come from peers: saturate rather than overflow.
-                nodes = nodes.saturating_add(summary.nodes);
-                best = best.max(Some(summary.best));
-                whole.extend(summary.whole.iter().copied());
-            }
-        }
-        if self.whole {
-            whole.insert(self.me);
-        }
-        (nodes, best, whole)
+        Below::gather(
+            self.me,
+            self.whole,
+            view.children.iter().map(|child| self.summaries.get(child)),
+        )
     }
 
     /// An accepting writer tells its children where its log is (idle replicas notice what they
@@ -40,13 +30,7 @@ impl<T: Transport> DataPlane<T> {
             self.sent_summary = None;
             return;
         };
-        let (below, best, whole) = self.below();
-        let own = *self.position.borrow();
-        let summary = Summary {
-            nodes: below.saturating_add(1),
-            best: best.map_or(own, |best| best.max(own)),
-            whole,
-        };
+        let summary = self.below().summary(*self.position.borrow());
         if !force && self.sent_summary.as_ref() == Some(&(parent, summary.clone())) {
             return;
         }
@@ -75,16 +59,18 @@ impl<T: Transport> DataPlane<T> {
         let service = service.clone();
         let view = self.view.borrow().clone();
         let own = *self.position.borrow();
-        let (reported, best, whole) = self.below();
-        let newer = best.max(self.newer_seen).filter(|best| *best > own);
+        let below = self.below();
+        let newer = below
+            .newer_than(own)
+            .max(self.newer_seen.filter(|seen| *seen > own));
         if let Some((term, epoch)) = newer {
             self.call_election(term, epoch);
         }
         let report = TreeReport {
             leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
             members: tree_members(self.me, &view),
-            whole,
-            all_reported: reported == view.routes.len(),
+            all_reported: below.all_reported(view.routes.len()),
+            whole: below.whole,
             newer_data: newer.is_some(),
             registered: view.registered,
         };

@@ -4,6 +4,7 @@
 //! knowing whether its copy is whole.
 
 use super::*;
+use replication::catch_up::CatchUp;
 
 impl<T: Transport> DataPlane<T> {
     /// A copy applies entries from its parent (coming from the writer) in order, on its applier.
@@ -194,10 +195,11 @@ impl<T: Transport> DataPlane<T> {
             return;
         }
         *asked_at = Some(Instant::now());
+        let request = CatchUp::after(*applied, *applied_term);
         let message = DataMessage::CatchUp {
             origin: self.me,
-            from: Epoch(applied.0.saturating_add(1)),
-            last_term: *applied_term,
+            from: request.from,
+            last_term: request.last_term,
             held: *self.position.borrow(),
         };
         if let Some(parent) = parent {

@@ -1,7 +1,8 @@
 //! The data plane: client operations up the tree, answers and commits down, replication to the
 //! voters and learners, and the local database opened or closed as the node's role changes. The
-//! rules it follows (quorum counting, write acceptance, configuration changes) are the pure functions
-//! of the `replication` crate; this module is their runtime.
+//! rules it follows (routing, quorum counting, subtree summaries, write acceptance, the log check of a
+//! catch-up, data terms, configuration changes) are the pure functions of the `replication` crate;
+//! this module is their runtime.
 //!
 //! ```text
 //!            ProxyService (web layer) ──Submit──┐
@@ -85,14 +86,15 @@ use crate::logging::HEADLINE;
 use crate::metrics::{AnsweredBy, Metrics};
 use crate::service::{
     ChatService, LocalService, ServiceError, ServiceOptions, ServiceRequest, ServiceResponse,
-    replica_can_answer,
 };
 use crate::status::StatusBoard;
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
 use quorum::{CATCH_UP_BATCH, wait_for_quorum};
-use replication::{Acceptance, Acks, Configuration, ReplicationFactor, TreeReport, may_accept};
+use replication::{
+    Acceptance, Acks, Below, Configuration, ReplicationFactor, Summary, TreeReport, may_accept,
+};
 use voters::{VoterTracking, first_voters, tree_members};
 
 /// Most entries the writer sends down in one commit message.
@@ -112,15 +114,6 @@ pub struct DataOutputs {
     pub position: watch::Sender<(Term, Epoch)>,
     /// Asks the control plane for a new election (a node of this root's tree has newer data).
     pub election_requests: mpsc::Sender<()>,
-}
-
-/// What a subtree reported: how many nodes it has and the most recent data among them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Summary {
-    nodes: usize,
-    best: (Term, Epoch),
-    /// The nodes of the subtree whose copy is whole (see `replication::acceptance`).
-    whole: BTreeSet<NodeId>,
 }
 
 /// How the data plane behaves.

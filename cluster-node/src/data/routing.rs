@@ -3,6 +3,7 @@
 //! request (its pending entry), so a loss anywhere becomes that node's timeout, never a hang.
 
 use super::*;
+use replication::routing::{Answerer, Ask, Holder, Position, Refusal, Route};
 
 impl<T: Transport> DataPlane<T> {
     pub(super) fn on_submit(&mut self, submit: Submit) {
@@ -16,80 +17,78 @@ impl<T: Transport> DataPlane<T> {
     }
 
     /// Answers locally when this node may, else sends the request on to the parent: as the bytes it
-    /// arrived in (`raw`) when it came from a child, so a forwarder never re-encodes a request.
+    /// arrived in (`raw`) when it came from a child, so a forwarder never re-encodes a request. The
+    /// decision is `replication::route`'s; this carries it out.
     pub(super) fn route_request(
         &mut self,
         id: RequestId,
         request: ServiceRequest,
         raw: Option<Bytes>,
     ) {
-        let view = self.view.borrow().clone();
-        if !view.ready {
-            self.deliver(id, Err(unavailable()));
-            return;
-        }
-        if request.operation.is_write() && matches!(self.local, Local::Writer { active: false, .. })
-        {
-            // Not (or no longer) sure to be the only writer with all acknowledged data: refuse
-            // before writing anything, so nothing needs to be taken back.
-            self.metrics.data_writes_refused.inc();
-            self.deliver(id, Err(unavailable()));
-            return;
-        }
-        if matches!(self.local, Local::Writer { active: false, .. })
-            && request.client_epoch > self.position.borrow().1
-        {
-            // A root that does not accept writes may hold less than a node below it (it is about
-            // to hand over): it must not answer a client that has seen more than it holds.
-            self.deliver(id, Err(unavailable()));
-            return;
-        }
-        if let Some(service) = self.local_answerer(&request) {
-            let by = if service.is_writer() {
-                "writer"
-            } else {
-                "replica"
-            };
-            if !request.operation.is_write() {
-                self.metrics
-                    .data_reads_answered
-                    .get_or_create(&AnsweredBy { by })
-                    .inc();
+        let ask = Ask {
+            write: request.operation.is_write(),
+            client_epoch: request.client_epoch,
+        };
+        match replication::route(&self.routing_position(), ask) {
+            Route::Refuse(refusal) => {
+                if refusal == Refusal::NotAccepting {
+                    self.metrics.data_writes_refused.inc();
+                }
+                self.deliver(id, Err(unavailable()));
             }
-            self.spawn_local_answer(service, id, request);
-            return;
-        }
-        match (view.parent, raw) {
-            (Some(parent), Some(raw)) => {
+            Route::Answer(answerer) => {
+                // Routing answers only where data is held (`Holder::Nothing` never answers).
+                let (Local::Writer { service, .. } | Local::Replica { service, .. }) = &self.local
+                else {
+                    self.deliver(id, Err(unavailable()));
+                    return;
+                };
+                let service = service.clone();
+                if !ask.write {
+                    let by = match answerer {
+                        Answerer::Writer => "writer",
+                        Answerer::Copy => "replica",
+                    };
+                    self.metrics
+                        .data_reads_answered
+                        .get_or_create(&AnsweredBy { by })
+                        .inc();
+                }
+                self.spawn_local_answer(service, id, request);
+            }
+            Route::Forward(parent) => {
                 self.metrics.data_forwarded.inc();
-                self.send_bytes(parent, raw);
+                match raw {
+                    Some(raw) => self.send_bytes(parent, raw),
+                    None => self.send(parent, &DataMessage::Request { id, request }),
+                }
             }
-            (Some(parent), None) => {
-                self.metrics.data_forwarded.inc();
-                self.send(parent, &DataMessage::Request { id, request });
-            }
-            (None, _) => self.deliver(id, Err(unavailable())),
         }
     }
 
-    pub(super) fn local_answerer(&self, request: &ServiceRequest) -> Option<LocalService> {
-        match &self.local {
-            Local::Writer { service, .. } => Some(service.clone()),
-            // Any copy answers the reads it is fresh enough for, once the current writer has
-            // confirmed its log (before that it may hold entries that were never acknowledged).
+    /// This node as routing sees it.
+    pub(super) fn routing_position(&self) -> Position {
+        let view = self.view.borrow();
+        let holder = match &self.local {
+            Local::Writer { active, .. } => Holder::Writer {
+                accepting: *active,
+                holds: self.position.borrow().1,
+            },
             Local::Replica {
-                service,
                 applied,
                 verified_by,
                 ..
-            } if !request.operation.is_write()
-                && verified_by.is_some()
-                && *verified_by == self.view.borrow().leader
-                && replica_can_answer(request.client_epoch, *applied) =>
-            {
-                Some(service.clone())
-            }
-            _ => None,
+            } => Holder::Copy {
+                applied: *applied,
+                verified_by: *verified_by,
+            },
+            Local::None => Holder::Nothing,
+        };
+        Position {
+            ready: view.ready,
+            parent: view.parent,
+            leader: view.leader,
+            holder,
         }
     }
 
@@ -129,13 +128,12 @@ impl<T: Transport> DataPlane<T> {
         match outcome {
             LocalOutcome::Answer { id, result } => self.deliver(id, result),
             LocalOutcome::Forward { id, request } => {
-                let parent = self.view.borrow().parent;
-                match parent {
-                    Some(parent) => {
+                match replication::routing::forward(&self.routing_position()) {
+                    Route::Forward(parent) => {
                         self.metrics.data_forwarded.inc();
                         self.send(parent, &DataMessage::Request { id, request });
                     }
-                    None => self.deliver(id, Err(unavailable())),
+                    _ => self.deliver(id, Err(unavailable())),
                 }
             }
             LocalOutcome::Configured(Ok(_)) => {}

@@ -3,6 +3,7 @@
 //! `replication::next_change`).
 
 use super::*;
+use replication::catch_up::{CatchUp, Verdict, judge};
 
 impl<T: Transport> DataPlane<T> {
     /// The writer's service while this node accepts writes.
@@ -26,7 +27,8 @@ impl<T: Transport> DataPlane<T> {
         let Some(service) = self.accepting_writer() else {
             return;
         };
-        if from.0 == 0 {
+        let request = CatchUp { from, last_term };
+        if request.from.0 == 0 {
             return;
         }
         let Some(next_hop) = self.view.borrow().routes.get(&origin).copied() else {
@@ -39,23 +41,26 @@ impl<T: Transport> DataPlane<T> {
         tokio::spawn(async move {
             let answer = async {
                 let writer_epoch = database.epoch().await?;
-                let last = Epoch(from.0 - 1);
-                let matches = last.0 == 0
-                    || (last <= writer_epoch && database.term_at(last).await? == Some(last_term));
-                if !matches {
-                    return Ok(DataMessage::Diverged {
+                let term_at_check = match request.to_check() {
+                    Some(last) if last <= writer_epoch => database.term_at(last).await?,
+                    _ => None,
+                };
+                let message = match judge(request, writer_epoch, term_at_check) {
+                    Verdict::Send { from } => DataMessage::Entries {
+                        to: origin,
+                        entries: database.log_since(from, CATCH_UP_BATCH).await?,
+                    },
+                    Verdict::Diverged => DataMessage::Diverged {
                         to: origin,
                         writer_epoch,
-                    });
-                }
-                let entries = database.log_since(from, CATCH_UP_BATCH).await?;
-                Ok::<_, StorageError>(DataMessage::Entries {
-                    to: origin,
-                    entries,
-                })
+                    },
+                    Verdict::Invalid => return Ok(None),
+                };
+                Ok::<_, StorageError>(Some(message))
             };
             match answer.await {
-                Ok(message) => {
+                Ok(None) => {}
+                Ok(Some(message)) => {
                     let _ = transport.send(next_hop, Bytes::from(message::encode(term, &message)));
                 }
                 Err(error) => {

@@ -68,10 +68,9 @@ pub trait ChatService: Send + Sync {
 
 /// Whether a replica at `replica_epoch` may answer a read from a client that has seen `client_epoch`:
 /// only when `0 < client_epoch <= replica_epoch`. A new client (epoch 0) always goes to the writer, so its
-/// first answer sets a floor that later reads never fall below (read-your-writes, monotonic reads).
-pub fn replica_can_answer(client_epoch: Epoch, replica_epoch: Epoch) -> bool {
-    client_epoch.0 > 0 && client_epoch <= replica_epoch
-}
+/// first answer sets a floor that later reads never fall below (read-your-writes, monotonic reads). The
+/// rule belongs to the replication core's routing; the local service applies it too, as a last check.
+pub use replication::routing::copy_can_answer as replica_can_answer;
 
 /// Who asks and what they have seen: the part of a [`ServiceRequest`] that is not the operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1077,15 +1077,6 @@ async fn two_writers_with_the_same_seed_choose_the_same_ids_and_tags() {
 
 // ─── replicas ───────────────────────────────────────────────────────────────────────────────────────
 
-#[test]
-fn a_replica_answers_only_clients_between_epoch_one_and_its_own() {
-    assert!(!replica_can_answer(Epoch(0), Epoch(5)));
-    assert!(replica_can_answer(Epoch(1), Epoch(5)));
-    assert!(replica_can_answer(Epoch(5), Epoch(5)));
-    assert!(!replica_can_answer(Epoch(6), Epoch(5)));
-    assert!(!replica_can_answer(Epoch(0), Epoch(0)));
-}
-
 #[tokio::test]
 async fn a_replica_refuses_writes_and_reads_it_is_not_fresh_enough_for() {
     let service = writer().await;
