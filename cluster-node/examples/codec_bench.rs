@@ -186,11 +186,15 @@ enum MirrorDataMessage {
         term: Term,
         epoch: Epoch,
     },
+    Claim {
+        term: Term,
+    },
     Summary {
         nodes: usize,
         best_term: Term,
         best_epoch: Epoch,
         whole: Vec<NodeId>,
+        promises: Vec<(NodeId, Term)>,
     },
 }
 
@@ -353,16 +357,19 @@ fn mirror(message: &DataMessage) -> MirrorDataMessage {
             term: *term,
             epoch: *epoch,
         },
+        DataMessage::Claim { term } => MirrorDataMessage::Claim { term: *term },
         DataMessage::Summary {
             nodes,
             best_term,
             best_epoch,
             whole,
+            promises,
         } => MirrorDataMessage::Summary {
             nodes: *nodes,
             best_term: *best_term,
             best_epoch: *best_epoch,
             whole: whole.clone(),
+            promises: promises.clone(),
         },
     }
 }

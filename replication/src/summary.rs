@@ -8,7 +8,7 @@
 //! than overflow, and a child's report counts only while the child is a child (the caller keeps the
 //! reports of its current children only).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::NodeId;
 use overlay::{Epoch, Term};
@@ -22,6 +22,8 @@ pub struct Summary {
     pub best: (Term, Epoch),
     /// The nodes of the subtree whose copy is whole.
     pub whole: BTreeSet<NodeId>,
+    /// The highest data term each copy of the subtree promised (see `term::promised_by`).
+    pub promises: BTreeMap<NodeId, Term>,
 }
 
 /// What a node knows of the subtrees below it, and of itself.
@@ -33,6 +35,8 @@ pub struct Below {
     pub best: Option<(Term, Epoch)>,
     /// Whole copies below, and this node when its own copy is whole.
     pub whole: BTreeSet<NodeId>,
+    /// Promises below, and this node's own when it keeps a copy.
+    pub promises: BTreeMap<NodeId, Term>,
 }
 
 impl Below {
@@ -40,6 +44,7 @@ impl Below {
     pub fn gather<'a>(
         me: NodeId,
         my_copy_whole: bool,
+        my_promise: Option<Term>,
         children: impl IntoIterator<Item = Option<&'a Summary>>,
     ) -> Self {
         let mut below = Below::default();
@@ -47,11 +52,22 @@ impl Below {
             below.reported = below.reported.saturating_add(summary.nodes);
             below.best = below.best.max(Some(summary.best));
             below.whole.extend(summary.whole.iter().copied());
+            below
+                .promises
+                .extend(summary.promises.iter().map(|(node, term)| (*node, *term)));
         }
         if my_copy_whole {
             below.whole.insert(me);
         }
+        if let Some(promise) = my_promise {
+            below.promises.insert(me, promise);
+        }
         below
+    }
+
+    /// The highest promise in the subtree (zero when none).
+    pub fn highest_promise(&self) -> Term {
+        self.promises.values().copied().max().unwrap_or(Term(0))
     }
 
     /// This node's report to its parent, holding `own` itself.
@@ -60,6 +76,7 @@ impl Below {
             nodes: self.reported.saturating_add(1),
             best: self.best.map_or(own, |best| best.max(own)),
             whole: self.whole.clone(),
+            promises: self.promises.clone(),
         }
     }
 
@@ -84,6 +101,7 @@ mod tests {
             nodes,
             best: (Term(term), Epoch(epoch)),
             whole: whole.iter().copied().map(NodeId).collect(),
+            promises: BTreeMap::new(),
         }
     }
 
@@ -93,13 +111,14 @@ mod tests {
 
     #[test]
     fn a_leaf_reports_itself() {
-        let below = Below::gather(NodeId(4), true, []);
+        let below = Below::gather(NodeId(4), true, None, []);
         assert_eq!(
             below,
             Below {
                 reported: 0,
                 best: None,
                 whole: ids(&[4]),
+                promises: BTreeMap::new(),
             }
         );
         assert_eq!(below.summary((Term(2), Epoch(9))), summary(1, 2, 9, &[4]));
@@ -110,7 +129,7 @@ mod tests {
     fn children_add_up_and_the_newest_position_wins_by_term_then_epoch() {
         let a = summary(3, 2, 40, &[5, 6]);
         let b = summary(2, 3, 10, &[7]);
-        let below = Below::gather(NodeId(4), false, [Some(&a), None, Some(&b)]);
+        let below = Below::gather(NodeId(4), false, None, [Some(&a), None, Some(&b)]);
         assert_eq!(below.reported, 5);
         assert_eq!(below.best, Some((Term(3), Epoch(10))));
         assert_eq!(below.whole, ids(&[5, 6, 7]));
@@ -131,9 +150,29 @@ mod tests {
     #[test]
     fn counts_from_peers_saturate_instead_of_overflowing() {
         let huge = summary(usize::MAX, 1, 1, &[]);
-        let below = Below::gather(NodeId(1), true, [Some(&huge), Some(&huge)]);
+        let below = Below::gather(NodeId(1), true, None, [Some(&huge), Some(&huge)]);
         assert_eq!(below.reported, usize::MAX);
         assert_eq!(below.summary((Term(1), Epoch(1))).nodes, usize::MAX);
         assert!(!below.all_reported(3));
+    }
+
+    #[test]
+    fn promises_are_gathered_with_this_nodes_own() {
+        let mut a = summary(2, 1, 1, &[5]);
+        a.promises = [(NodeId(5), Term(9)), (NodeId(6), Term(3))].into();
+        let below = Below::gather(NodeId(4), true, Some(Term(7)), [Some(&a)]);
+        assert_eq!(
+            below.promises,
+            [
+                (NodeId(4), Term(7)),
+                (NodeId(5), Term(9)),
+                (NodeId(6), Term(3))
+            ]
+            .into()
+        );
+        assert_eq!(below.highest_promise(), Term(9));
+        assert_eq!(below.summary((Term(1), Epoch(1))).promises, below.promises);
+        let forwarder = Below::gather(NodeId(4), false, None, []);
+        assert_eq!(forwarder.highest_promise(), Term(0));
     }
 }

@@ -11,6 +11,7 @@ impl<T: Transport> DataPlane<T> {
         Below::gather(
             self.me,
             self.whole,
+            self.promised,
             view.children.iter().map(|child| self.summaries.get(child)),
         )
     }
@@ -39,6 +40,7 @@ impl<T: Transport> DataPlane<T> {
             best_term: summary.best.0,
             best_epoch: summary.best.1,
             whole: summary.whole.iter().copied().collect(),
+            promises: summary.promises.iter().map(|(n, t)| (*n, *t)).collect(),
         };
         self.sent_summary = Some((parent, summary));
         self.send(parent, &message);
@@ -49,12 +51,13 @@ impl<T: Transport> DataPlane<T> {
         let Local::Writer {
             service,
             active,
-            term,
+            claim,
+            ..
         } = &self.local
         else {
             return;
         };
-        let (active, taken) = (*active, *term);
+        let (active, claim) = (*active, *claim);
         let database = service.database().clone();
         let service = service.clone();
         let view = self.view.borrow().clone();
@@ -66,47 +69,50 @@ impl<T: Transport> DataPlane<T> {
         if let Some((term, epoch)) = newer {
             self.call_election(term, epoch);
         }
+        let promised = replication::promised_by(
+            claim.map(|term| term.0),
+            below.promises.iter().map(|(node, term)| (*node, term.0)),
+        );
         let report = TreeReport {
             leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
             members: tree_members(self.me, &view),
             all_reported: below.all_reported(view.routes.len()),
-            whole: below.whole,
+            whole: below.whole.clone(),
             newer_data: newer.is_some(),
             registered: view.registered,
+            promised: promised.clone().unwrap_or_default(),
         };
         let verdict = may_accept(self.configuration.as_ref(), &report, active);
-        let want = verdict == Acceptance::Accept;
-        let term = Term(view.term);
-        if want == active && (!want || taken == Some(term)) {
+        if verdict == Acceptance::Claim {
+            // Everything holds but the promises: claim a term (a new one when none is held or a node
+            // promised a higher one), or repeat the claim for the copies that have not heard it.
+            let seen = below.highest_promise().max(own.0);
+            self.claim(&database, view.term, seen, promised.is_none())
+                .await;
             return;
         }
-        if want && taken != Some(term) {
-            // Entries written from now on carry a data term of this writer's own (see `data_term`).
-            let Some(data_term) = replication::data_term(view.term, own.0.0, self.me).map(Term)
-            else {
-                tracing::error!(
-                    term = view.term,
-                    stored = own.0.0,
-                    "no data term is left above the stored one; not accepting writes"
-                );
+        let want = verdict == Acceptance::Accept;
+        if want == active {
+            return;
+        }
+        if want {
+            // `Accept` for a root that does not accept yet means a majority promised its claim.
+            let Some(term) = claim else {
                 return;
             };
-            if let Err(error) = database.set_term(data_term).await {
-                tracing::error!(%error, term = data_term.0, "cannot take a new data term; not accepting writes");
+            if let Err(error) = database.set_term(term).await {
+                tracing::error!(%error, term = term.0, "cannot take the claimed data term; not accepting writes");
                 return;
             }
             self.publish_position().await;
             // The first entry of every term restates the voters (or names the first ones): a writer
             // changes the configuration only once an entry of its own term is acknowledged.
-            self.voters.start_term(data_term);
+            self.voters.start_term(term);
             let voters = match &self.configuration {
                 Some(configuration) => configuration.voters.clone(),
                 None => first_voters(self.me, self.options.replication_factor, &view.children),
             };
             self.submit_configuration(service, voters);
-        }
-        if want && let Local::Writer { term: taken, .. } = &mut self.local {
-            *taken = Some(term);
         }
         self.set_accepting(want);
         self.send_position();
@@ -116,8 +122,8 @@ impl<T: Transport> DataPlane<T> {
             .map_or_else(|| "none yet".to_string(), ToString::to_string);
         match verdict {
             Acceptance::Accept => {
-                tracing::info!(target: HEADLINE, term = view.term, tree = view.tree_size(), %voters,
-                "accepting writes")
+                tracing::info!(target: HEADLINE, term = view.term, data_term = claim.map_or(0, |t| t.0),
+                    tree = view.tree_size(), %voters, "accepting writes")
             }
             Acceptance::NoMajority => {
                 tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
@@ -126,8 +132,77 @@ impl<T: Transport> DataPlane<T> {
             Acceptance::NewerData => {
                 tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data")
             }
-            Acceptance::NotReported | Acceptance::NotLeading => {
+            Acceptance::NotReported | Acceptance::NotLeading | Acceptance::Claim => {
                 tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree")
+            }
+        }
+    }
+
+    /// Claims a data term for this root (a new one above `seen` when `renew`) and sends the claim
+    /// down the tree, at most every [`CLAIM_RESEND`] unless it is new.
+    async fn claim(&mut self, database: &Database, tree_term: u64, seen: Term, renew: bool) {
+        if renew {
+            let Some(term) = replication::data_term(tree_term, seen.0, self.me).map(Term) else {
+                tracing::error!(
+                    tree_term,
+                    seen = seen.0,
+                    "no data term is left above the ones seen; not accepting writes"
+                );
+                return;
+            };
+            // The root's own promise first: it counts among the voters' like any other.
+            match database.promise(term).await {
+                Ok(held) => self.promised = Some(held),
+                Err(error) => {
+                    tracing::error!(%error, term = term.0, "cannot promise a claimed data term; not accepting writes");
+                    return;
+                }
+            }
+            tracing::info!(target: HEADLINE, data_term = term.0, "claiming a data term; writing once a majority of the voters promised it");
+            if let Local::Writer {
+                claim, claim_sent, ..
+            } = &mut self.local
+            {
+                *claim = Some(term);
+                *claim_sent = None;
+            }
+        }
+        let Local::Writer {
+            claim: Some(term),
+            claim_sent,
+            ..
+        } = &mut self.local
+        else {
+            return;
+        };
+        if claim_sent.is_some_and(|at| at.elapsed() < CLAIM_RESEND) {
+            return;
+        }
+        *claim_sent = Some(Instant::now());
+        let message = DataMessage::Claim { term: *term };
+        self.send_to_children(&message);
+    }
+
+    /// A copy promises `term` to the root that claims it, on disk, unless it promised as much
+    /// already, and reports its promise up the tree.
+    pub(super) async fn promise(&mut self, term: Term) {
+        if self.promised.is_none_or(|promised| promised >= term) {
+            // No copy here (a forwarder passes claims on only), or promised already.
+            return;
+        }
+        let database = match &self.local {
+            Local::Replica { service, .. } | Local::Writer { service, .. } => {
+                service.database().clone()
+            }
+            Local::None => return,
+        };
+        match database.promise(term).await {
+            Ok(held) => {
+                self.promised = Some(held);
+                self.send_summary(false);
+            }
+            Err(error) => {
+                tracing::error!(%error, term = term.0, "cannot promise a claimed data term")
             }
         }
     }
@@ -149,8 +224,12 @@ impl<T: Transport> DataPlane<T> {
     /// The one place a writer starts or stops accepting writes: its own flag, the fence its waiting
     /// writes watch, `/status` and the gauge move together.
     pub(super) fn set_accepting(&mut self, accepting: bool) {
-        if let Local::Writer { active, .. } = &mut self.local {
+        if let Local::Writer { active, claim, .. } = &mut self.local {
             *active = accepting;
+            if !accepting {
+                // Every start claims a new term: one that a majority promised now, above all others.
+                *claim = None;
+            }
         }
         self.acks.send_modify(|acks| acks.fenced = !accepting);
         self.status

@@ -95,6 +95,7 @@ impl<T: Transport> DataPlane<T> {
             return;
         };
         let configuration = database.configuration().await.ok().flatten();
+        self.promised = database.promised().await.ok();
         let service = LocalService::writer(database, self.options.service.clone());
         self.commits = service.subscribe();
         self.voters = VoterTracking::default();
@@ -103,7 +104,8 @@ impl<T: Transport> DataPlane<T> {
         self.local = Local::Writer {
             service,
             active: false,
-            term: None,
+            claim: None,
+            claim_sent: None,
         };
         self.set_configuration(configuration);
         self.publish_copy_status();
@@ -132,6 +134,7 @@ impl<T: Transport> DataPlane<T> {
         self.queued_configuration = configuration.clone();
         self.progress_sent = None;
         self.applier = Some(Applier::start(database.clone(), self.applied_tx.clone()));
+        self.promised = database.promised().await.ok();
         self.local = Local::Replica {
             service: LocalService::replica(database),
             applied,
@@ -206,6 +209,7 @@ impl<T: Transport> DataPlane<T> {
         self.retire_writer().await;
         self.commits = None;
         self.local = Local::None;
+        self.promised = None;
         self.configuration = None;
         self.queued_configuration = None;
         self.publish_copy_status();

@@ -70,6 +70,11 @@ pub enum DataMessage {
     },
     /// The writer's log position, sent periodically so an idle replica notices what it missed.
     Position { term: Term, epoch: Epoch },
+    /// A root that is to start accepting writes claims the data term it will write under; passed
+    /// down the whole tree. Every copy promises it on disk (unless it promised a higher one) and
+    /// reports its promise in its [`DataMessage::Summary`]; the root writes nothing before a majority
+    /// of the voters has promised (see `replication::acceptance`).
+    Claim { term: Term },
     /// Sent up the tree by every node: how many nodes its subtree has and the most recent data
     /// position among them. The root accepts writes only once every node of its tree reported and
     /// none holds newer data than itself.
@@ -80,6 +85,9 @@ pub enum DataMessage {
         /// The nodes of the subtree whose copy holds everything they acknowledged (a node that lost
         /// its disk is missing until it caught up): only they count for a majority of the voters.
         whole: Vec<NodeId>,
+        /// Every copy of the subtree with the highest data term it promised.
+        #[serde(default)]
+        promises: Vec<(NodeId, Term)>,
     },
 }
 
@@ -166,6 +174,10 @@ mod tests {
                 best_term: Term(2),
                 best_epoch: Epoch(9),
                 whole: vec![NodeId(3)],
+                promises: vec![(NodeId(3), Term(2 << 20 | 1))],
+            },
+            DataMessage::Claim {
+                term: Term(2 << 20 | 1),
             },
             DataMessage::Position {
                 term: Term(2),

@@ -41,10 +41,12 @@
 //! One writer at a time, and no acknowledged write lost (DESIGN §4, docs/FAILOVER.md):
 //! - The root *accepts writes* only while its tree holds a majority of the whole voters of its newest
 //!   configuration, every node of the tree has reported its data position up the tree
-//!   ([`DataMessage::Summary`]), and none holds newer data than the root. Then it takes a data term
-//!   of its own, whose first entry restates the voters. A node with newer data makes the root call an
-//!   election, which that node wins (the election value is the data position). Otherwise writes get
-//!   503 and pending acknowledgements fail.
+//!   ([`DataMessage::Summary`]), and none holds newer data than the root. Then it claims a data term
+//!   of its own above every promise its tree reports ([`DataMessage::Claim`]), and once a majority of
+//!   the whole voters promised it on disk it starts writing under it, with a first entry that
+//!   restates the voters. A node with newer data makes the root call an election, which that node
+//!   wins (the election value is the data position). Otherwise writes get 503 and pending
+//!   acknowledgements fail.
 //! - Every message carries the sender's term; older terms are dropped.
 //! - A copy applies commits only after the writer has checked that the copy's log is a prefix of
 //!   its own (`CatchUp` carries the term of the copy's last entry). A copy holding entries the
@@ -107,6 +109,8 @@ const STALL: Duration = Duration::from_millis(1500);
 /// A root that found newer data in its tree asks for an election at most this often (the election
 /// takes a few hundred milliseconds; asking again meanwhile would only restart it).
 const ELECTION_CALL_SPACING: Duration = Duration::from_secs(3);
+/// How often a root repeats its claim to copies that have not promised yet (a claim may be lost).
+const CLAIM_RESEND: Duration = Duration::from_millis(200);
 
 /// What the data plane tells the rest of the node.
 pub struct DataOutputs {
@@ -179,8 +183,11 @@ enum Local {
         service: LocalService,
         /// Whether writes are accepted now (see the module documentation).
         active: bool,
-        /// The term the database was last given for new entries.
-        term: Option<Term>,
+        /// The data term this root claimed, and writes under once it accepts (kept while it goes on
+        /// accepting across tree changes: a majority promised it).
+        claim: Option<Term>,
+        /// When the claim last went down the tree (it is repeated until enough promises came).
+        claim_sent: Option<Instant>,
     },
     Replica {
         service: LocalService,
@@ -299,6 +306,8 @@ pub struct DataPlane<T: Transport> {
     /// This node's copy holds everything it ever acknowledged: false after it lost its disk or
     /// discarded a diverged copy, until it caught up with a writer that accepts writes.
     whole: bool,
+    /// The highest data term this node's database promised (`None` while it keeps no database).
+    promised: Option<Term>,
     position: watch::Sender<(Term, Epoch)>,
     election_requests: mpsc::Sender<()>,
     last_election_call: Option<Instant>,
@@ -379,6 +388,7 @@ impl<T: Transport> DataPlane<T> {
             summaries: HashMap::new(),
             sent_summary: None,
             newer_seen: None,
+            promised: None,
             pending_path: (0, None),
             last_housekeeping: Instant::now(),
             commits: None,
@@ -575,17 +585,26 @@ impl<T: Transport> DataPlane<T> {
                     }
                 }
             }
+            DataMessage::Claim { term } => {
+                if self.view.borrow().parent != Some(from) {
+                    return;
+                }
+                self.send_bytes_to_children(&raw);
+                self.promise(term).await;
+            }
             DataMessage::Summary {
                 nodes,
                 best_term,
                 best_epoch,
                 whole,
+                promises,
             } => {
                 if self.view.borrow().children.contains(&from) {
                     let summary = Summary {
                         nodes,
                         best: (best_term, best_epoch),
                         whole: whole.into_iter().collect(),
+                        promises: promises.into_iter().collect(),
                     };
                     if self.summaries.get(&from) != Some(&summary) {
                         self.summaries.insert(from, summary);

@@ -197,6 +197,21 @@ impl Database {
         system::position(&mut connection).await
     }
 
+    /// The highest data term this database promised to a claiming root.
+    pub async fn promised(&self) -> Result<Term, StorageError> {
+        let mut connection = self.pool.acquire().await?;
+        system::promised(&mut connection).await
+    }
+
+    /// Promises `term` to the root that claims it, durably (a promise outlives a crash, or it would
+    /// be worthless), and answers the promise now held: `term`, or a higher one made before.
+    pub async fn promise(&self, term: Term) -> Result<Term, StorageError> {
+        let mut transaction = self.begin_write().await?;
+        let held = system::promise(&mut transaction, term).await?;
+        transaction.commit().await?;
+        Ok(held)
+    }
+
     /// Records that this node now writes under `term` (called by the data plane when it becomes writer).
     /// A lower term than the stored one is refused: terms only grow.
     pub async fn set_term(&self, term: Term) -> Result<(), StorageError> {

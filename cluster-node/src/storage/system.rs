@@ -1,4 +1,5 @@
-//! The `system_state` row: the log position `(term, epoch)` this database has reached.
+//! The `system_state` row: the log position `(term, epoch)` this database has reached, and the highest
+//! data term it promised to a claiming root.
 
 use sqlx::{Row, SqliteConnection};
 
@@ -27,4 +28,23 @@ pub async fn set_position(
         .execute(connection)
         .await?;
     Ok(())
+}
+
+/// The highest data term promised.
+pub async fn promised(connection: &mut SqliteConnection) -> Result<Term, StorageError> {
+    let promised: i64 = sqlx::query_scalar("SELECT promised FROM system_state WHERE id = 1")
+        .fetch_one(connection)
+        .await?;
+    Ok(Term(counter_from_sql(promised)))
+}
+
+/// Raises the promise to `term` (never lowers it) and answers the promise now held.
+pub async fn promise(connection: &mut SqliteConnection, term: Term) -> Result<Term, StorageError> {
+    let promised: i64 = sqlx::query_scalar(
+        "UPDATE system_state SET promised = MAX(promised, ?1) WHERE id = 1 RETURNING promised",
+    )
+    .bind(counter_to_sql(term.0))
+    .fetch_one(connection)
+    .await?;
+    Ok(Term(counter_from_sql(promised)))
 }

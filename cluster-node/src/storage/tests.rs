@@ -510,3 +510,22 @@ async fn a_log_read_from_an_epoch_beyond_what_sqlite_counts_is_empty_not_the_who
         assert!(entries.is_empty(), "from {from:?}: {entries:?}");
     }
 }
+
+#[tokio::test]
+async fn a_promise_only_grows_and_survives_a_reopen_but_not_the_content_hash() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let database = Database::open(directory.path(), DatabaseOptions::default())
+        .await
+        .expect("open");
+    let before = database.content_hash().await.unwrap();
+    assert_eq!(database.promised().await.unwrap(), Term(0));
+    assert_eq!(database.promise(Term(9)).await.unwrap(), Term(9));
+    assert_eq!(database.promise(Term(4)).await.unwrap(), Term(9));
+    // Promises are this node's own, not replicated data.
+    assert_eq!(database.content_hash().await.unwrap(), before);
+    database.close().await;
+    let reopened = Database::open(directory.path(), DatabaseOptions::default())
+        .await
+        .expect("reopen");
+    assert_eq!(reopened.promised().await.unwrap(), Term(9));
+}

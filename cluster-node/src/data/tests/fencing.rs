@@ -506,3 +506,40 @@ async fn requests_sent_into_a_tree_that_changed_fail_at_once_and_can_be_retried(
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn a_root_writes_under_a_term_a_majority_promised_and_claims_above_any_higher_promise() {
+    let tree = start(writer_and_replica(2)).await;
+    let (writer, replica) = (&tree.nodes[&1], &tree.nodes[&2]);
+    let (writer_db, _) = writer.database.get().expect("the writer's database");
+    let (replica_db, _) = replica.database.get().expect("the replica's database");
+    let first = writer_db.term().await.unwrap();
+    assert_eq!(writer_db.promised().await.unwrap(), first);
+    assert_eq!(replica_db.promised().await.unwrap(), first);
+
+    // Meanwhile the replica promised a higher term to another root (say, across a split that
+    // healed): a term this root could not have seen in any log.
+    let higher = Term(first.0 + (5 << replication::term::WRITER_BITS));
+    assert_eq!(replica_db.promise(higher).await.unwrap(), higher);
+    assert_eq!(
+        replica_db.promise(first).await.unwrap(),
+        higher,
+        "promises never go down"
+    );
+
+    // The tree is rebuilt: the root stops, then claims anew, and must end above that promise.
+    writer.view.send_modify(|view| view.ready = false);
+    accepting(writer, false).await;
+    for node in tree.nodes.values() {
+        node.view.send_modify(|view| {
+            view.ready = true;
+            view.term = 2;
+        });
+    }
+    accepting(writer, true).await;
+    let second = writer_db.term().await.unwrap();
+    assert!(second > higher, "{second:?} is not above {higher:?}");
+    assert_eq!(replica_db.promised().await.unwrap(), second);
+    let written = writer.handle.service().execute(register("ada")).await;
+    assert!(written.is_ok(), "{written:?}");
+}
