@@ -36,10 +36,13 @@ impl Bootstrap for BootstrapService {
         self.guard
             .check(Rpc::BootstrapRegister, &request)
             .inspect_err(|status| {
-                tracing::warn!(
-                    reason = status.message(),
-                    "registration without a valid proof refused"
-                );
+                if let Some(refused) = self.guard.refusal_to_log() {
+                    tracing::warn!(
+                        reason = status.message(),
+                        refused,
+                        "registrations without a valid proof of the cluster key refused"
+                    );
+                }
             })?;
         let address = NodeAddress::from_proto(request.into_inner().node).map_err(|error| {
             tracing::warn!(%error, "registration refused");

@@ -2,7 +2,7 @@
 //! first thing a mutating handler calls.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::metadata::MetadataValue;
 
@@ -34,11 +34,23 @@ pub fn authorized<T: prost::Message>(key: &ProofKey, rpc: Rpc, message: T) -> to
     request
 }
 
+/// How often a server logs refused requests: anyone can send them, so one line per interval with a
+/// count, not one per request.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Checks the proofs of one server's mutating requests and remembers those it accepted.
 #[derive(Debug)]
 pub struct Guard {
     key: ProofKey,
     seen: Mutex<ReplayCache>,
+    refusals: Mutex<RefusalCount>,
+}
+
+/// Refusals since the last log line, and when that line was written.
+#[derive(Debug, Default)]
+struct RefusalCount {
+    last_logged: Option<Instant>,
+    unlogged: u64,
 }
 
 impl Guard {
@@ -46,7 +58,30 @@ impl Guard {
         Self {
             key,
             seen: Mutex::new(ReplayCache::default()),
+            refusals: Mutex::new(RefusalCount::default()),
         }
+    }
+
+    /// Counts one refused request; `Some(refusals since the last line)` when a log line is due (the
+    /// first refusal, then at most one per 10 s), so a flood of forged requests cannot flood the log.
+    pub fn refusal_to_log(&self) -> Option<u64> {
+        self.refusal_to_log_at(Instant::now())
+    }
+
+    fn refusal_to_log_at(&self, now: Instant) -> Option<u64> {
+        let mut refusals = self
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refusals.unlogged = refusals.unlogged.saturating_add(1);
+        let due = refusals
+            .last_logged
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL);
+        if !due {
+            return None;
+        }
+        refusals.last_logged = Some(now);
+        Some(std::mem::take(&mut refusals.unlogged))
     }
 
     /// `Ok` when `request` carries a fresh, unused proof of the cluster key for `rpc` and its message;
@@ -216,6 +251,19 @@ mod tests {
             guard().verify(Rpc::BootstrapRegister, b"x", "garbage", now),
             Err(ProofError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn refusals_are_logged_first_then_once_per_interval_with_a_count() {
+        let guard = guard();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+
+        assert_eq!(guard.refusal_to_log_at(at(0)), Some(1));
+        assert_eq!(guard.refusal_to_log_at(at(10)), None);
+        assert_eq!(guard.refusal_to_log_at(at(9_999)), None);
+        assert_eq!(guard.refusal_to_log_at(at(10_000)), Some(3));
+        assert_eq!(guard.refusal_to_log_at(at(10_001)), None);
     }
 
     #[test]

@@ -31,10 +31,13 @@ impl NameserverService {
         request: &Request<T>,
     ) -> Result<(), Status> {
         self.guard.check(rpc, request).inspect_err(|status| {
-            tracing::warn!(
-                reason = status.message(),
-                "request without a valid proof refused"
-            );
+            if let Some(refused) = self.guard.refusal_to_log() {
+                tracing::warn!(
+                    reason = status.message(),
+                    refused,
+                    "requests without a valid proof of the cluster key refused"
+                );
+            }
         })
     }
 }
