@@ -20,7 +20,8 @@
 # Every config gets the same `cluster_key`, the secret that signs session cookies, so a user signed in
 # through one input node stays signed in on the others. It is generated once per DIR and kept in
 # DIR/.cluster_key (mode 600): running init.sh again reuses it and keeps existing sessions valid.
-# Delete that file and re-run to end every session.
+# Delete that file and re-run to end every session. scripts/cluster.sh gives DIR/.cluster_key to the
+# bootstrap and the nameserver (--cluster-key-file), which accept only registrations that prove the key.
 set -euo pipefail
 
 readonly MAX_NODES=500

@@ -8,7 +8,9 @@
 #
 # Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
-# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30).
+# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30),
+# CLUSTER_KEY_FILE (.cluster_key, written by init.sh: the bootstrap and the nameserver accept only
+# registrations that prove this key, which every node's config holds).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ readonly BOOTSTRAP_ADDR=${BOOTSTRAP_ADDR:-127.0.0.1:45999}
 readonly NAMESERVER_GRPC=${NAMESERVER_GRPC:-127.0.0.1:45998}
 readonly NAMESERVER_HTTP=${NAMESERVER_HTTP:-127.0.0.1:9999}
 readonly WAIT_SECONDS=${WAIT_SECONDS:-30}
+readonly CLUSTER_KEY_FILE=${CLUSTER_KEY_FILE:-.cluster_key}
 readonly PIDS=.pids LOGS=.logs
 
 die() { echo "cluster: $*" >&2; exit 1; }
@@ -35,6 +38,10 @@ live_pid() {
 
 need_binary() {
     [[ -x $BIN/$1 ]] || die "$BIN/$1 is missing: run 'make build' first"
+}
+
+need_cluster_key() {
+    [[ -s $CLUSTER_KEY_FILE ]] || die "$CLUSTER_KEY_FILE is missing: run ./init.sh N first (it writes the cluster key)"
 }
 
 # start NAME LOGFILE COMMAND...: starts COMMAND in the background unless NAME already runs.
@@ -151,13 +158,16 @@ shift || true
 case $command in
     run-bootstrap)
         need_binary bootstrap
+        need_cluster_key
         mkdir -p .state
-        start bootstrap "$LOGS/bootstrap.log" "$BIN/bootstrap" --listen "$BOOTSTRAP_ADDR" --state .state/bootstrap.json
+        start bootstrap "$LOGS/bootstrap.log" "$BIN/bootstrap" --listen "$BOOTSTRAP_ADDR" --state .state/bootstrap.json \
+            --cluster-key-file "$CLUSTER_KEY_FILE"
         ;;
     run-nameserver)
         need_binary nameserver
+        need_cluster_key
         start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP" \
-            --bootstrap "$BOOTSTRAP_ADDR"
+            --bootstrap "$BOOTSTRAP_ADDR" --cluster-key-file "$CLUSTER_KEY_FILE"
         ;;
     run-nodes)
         ids=$(node_ids)

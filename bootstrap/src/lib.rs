@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cluster-node ──gRPC Register/ListNodes──► service ──► store ──► registry (pure: the neighbour pattern)
-//!                                                         └─────► state file (JSON, replaced atomically)
+//!                                              │          └─────► state file (JSON, replaced atomically)
+//!                                              └─ Register needs a proof of the cluster key (cluster-auth)
 //! ```
 //!
 //! `Application::build` loads the state and binds the listener, so tests can pass port 0 and read the
@@ -19,33 +20,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chat_proto::bootstrap::bootstrap_server::BootstrapServer;
+use cluster_auth::{Guard, ProofKey};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 pub use store::StoreError;
 
-/// Where the service listens and keeps its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the service listens, where it keeps its state, and the key registrations must prove.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// The JSON state file; its parent directories are created if missing.
     pub state_path: PathBuf,
+    /// Derived from the cluster key: `Register` is refused without a proof made with it.
+    pub cluster_key: ProofKey,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45999));
     pub const DEFAULT_STATE_PATH: &str = ".state/bootstrap.json";
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: Self::DEFAULT_LISTEN,
-            state_path: PathBuf::from(Self::DEFAULT_STATE_PATH),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +76,10 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            service: service::BootstrapService::new(Arc::new(store)),
+            service: service::BootstrapService::new(
+                Arc::new(store),
+                Guard::new(config.cluster_key),
+            ),
         })
     }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bootstrap::{Application, Config};
 use clap::Parser;
+use cluster_auth::ProofKey;
 use tracing_subscriber::EnvFilter;
 
 /// Registers cluster nodes and hands each its neighbours.
@@ -19,6 +20,10 @@ struct Args {
     /// JSON file holding the registry; parent directories are created.
     #[arg(long, default_value = Config::DEFAULT_STATE_PATH)]
     state: PathBuf,
+    /// File holding the cluster key (required; `init.sh` writes it to `.cluster_key`). Registrations
+    /// must prove they hold it; others are refused with UNAUTHENTICATED.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -41,10 +46,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Checked here rather than by clap, whose error spans several lines.
+    let key_file = args.cluster_key_file.context(
+        "--cluster-key-file is required: the file holding the cluster key (init.sh writes .cluster_key)",
+    )?;
+    let cluster_key = ProofKey::from_file(&key_file)?;
     let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let config = Config {
         listen: args.listen,
         state_path: args.state,
+        cluster_key,
     };
     let application = Application::build(config)
         .await

@@ -1,6 +1,6 @@
 //! The gRPC face of the registry: parses requests into domain types, answers with wire types, and maps
-//! failures to status codes (bad input → `INVALID_ARGUMENT`, a failed save → `UNAVAILABLE`, so the node
-//! retries).
+//! failures to status codes (no proof of the cluster key → `UNAUTHENTICATED`, bad input →
+//! `INVALID_ARGUMENT`, a failed save → `UNAVAILABLE`, so the node retries).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use chat_proto::bootstrap::bootstrap_server::Bootstrap;
 use chat_proto::bootstrap::{
     ListNodesRequest, ListNodesResponse, NodeEntry, RegisterRequest, RegisterResponse,
 };
+use cluster_auth::{Guard, Rpc};
 use tonic::{Request, Response, Status};
 
 use crate::address::NodeAddress;
@@ -15,11 +16,13 @@ use crate::store::Store;
 
 pub struct BootstrapService {
     store: Arc<Store>,
+    /// Registrations change who the nodes connect to: only cluster members may make them.
+    guard: Guard,
 }
 
 impl BootstrapService {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, guard: Guard) -> Self {
+        Self { store, guard }
     }
 }
 
@@ -30,6 +33,17 @@ impl Bootstrap for BootstrapService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        self.guard
+            .check(Rpc::BootstrapRegister, &request)
+            .inspect_err(|status| {
+                if let Some(refused) = self.guard.refusal_to_log() {
+                    tracing::warn!(
+                        reason = status.message(),
+                        refused,
+                        "registrations without a valid proof of the cluster key refused"
+                    );
+                }
+            })?;
         let address = NodeAddress::from_proto(request.into_inner().node).map_err(|error| {
             tracing::warn!(%error, "registration refused");
             Status::invalid_argument(error.to_string())

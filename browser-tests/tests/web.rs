@@ -5,7 +5,8 @@
 //!   missed;
 //! * a real browser: two headless-Chromium sessions (chromedriver + fantoccini) enter through the
 //!   nameserver, register, form a group, and a message sent in one page appears in the other without
-//!   a reload.
+//!   a reload; then the nameserver's cluster view draws every node (its script runs under the strict
+//!   Content-Security-Policy).
 //!
 //! Without chromium and chromedriver (looked for at `$CHROMIUM_BIN` and `$CHROMEDRIVER_BIN`, in
 //! /usr/bin, then on `PATH`) the browser test prints why and passes, unless `CI` is set: then it fails
@@ -455,6 +456,25 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     screenshot(two, dir, "browser-bob-group.png").await;
 }
 
+/// The nameserver's cluster view, whose style and script are files its Content-Security-Policy allows
+/// (no inline code), draws and lists all `nodes` in a real browser.
+async fn the_cluster_view_draws_every_node(cluster: &Cluster, browser: &Client, nodes: usize) {
+    browser
+        .goto(&format!("http://{}/cluster", cluster.dir.nameserver_http))
+        .await
+        .expect("the cluster view opens");
+    poll("the cluster view draws every node", EVENT, || async {
+        let drawn = browser
+            .find_all(Locator::Css("#graph g.node"))
+            .await
+            .ok()?
+            .len();
+        let listed = texts(browser, "#nodes tr").await.len();
+        (drawn == nodes && listed == nodes).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_message_live() {
     let test = "two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_message_live";
@@ -482,7 +502,10 @@ async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_messag
     let two = driver.session(&profiles[1]).await;
     eprintln!("browsers ready after {:?}", started.elapsed());
 
-    let scenario = two_people_chat(&cluster, &one, &two, dir.path());
+    let scenario = async {
+        two_people_chat(&cluster, &one, &two, dir.path()).await;
+        the_cluster_view_draws_every_node(&cluster, &one, 5).await;
+    };
     if tokio::time::timeout(Duration::from_secs(180), scenario)
         .await
         .is_err()

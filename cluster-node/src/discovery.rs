@@ -1,5 +1,6 @@
 //! Registration with the bootstrap service: how a starting node learns its neighbours.
 //!
+//! A registration carries a proof of the cluster key (`cluster-auth`): the bootstrap refuses any other.
 //! The bootstrap may start after the nodes, or restart while they run, so registration retries with
 //! exponential backoff until it succeeds or the node shuts down. Failures are logged once per
 //! interval with a count, never once per attempt: a node waiting a minute for the bootstrap writes a
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use chat_proto::bootstrap::bootstrap_client::BootstrapClient;
 use chat_proto::bootstrap::{ListNodesRequest, NodeAddress, RegisterRequest};
+use cluster_auth::{ProofKey, Rpc, authorized};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -194,7 +196,7 @@ pub struct Registration {
 
 pub async fn register_once(config: &Config) -> Result<Registration, RegisterError> {
     let mut client = client(config).await?;
-    let request = RegisterRequest {
+    let message = RegisterRequest {
         node: Some(NodeAddress {
             id: config.id.0,
             host: config.host.to_string(),
@@ -203,6 +205,15 @@ pub async fn register_once(config: &Config) -> Result<Registration, RegisterErro
             admin_port: config.admin_port.into(),
             http_port: config.http_port.into(),
         }),
+    };
+    // Without a key the request goes unproven, and the bootstrap refuses it, saying why.
+    let request = match &config.cluster_key {
+        Some(key) => authorized(
+            &ProofKey::derive(key.as_bytes()),
+            Rpc::BootstrapRegister,
+            message,
+        ),
+        None => tonic::Request::new(message),
     };
     let response = client.register(request).await?.into_inner();
     let known = response.known;

@@ -55,6 +55,10 @@ pub async fn supervise(
         .with_metrics(data.metrics());
     let addr = SocketAddr::new(config.host, config.http_port);
     let url = format!("http://{addr}");
+    let proof_key = config
+        .cluster_key
+        .as_ref()
+        .map(|key| cluster_auth::ProofKey::derive(key.as_bytes()));
     let mut running: Option<Serving> = None;
     loop {
         let (is_input, ready) = {
@@ -78,6 +82,7 @@ pub async fn supervise(
                         config.nameserver.clone(),
                         config.id,
                         url.clone(),
+                        proof_key.clone(),
                         stop.clone(),
                     ));
                     running = Some(Serving {

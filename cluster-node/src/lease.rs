@@ -2,25 +2,38 @@
 //! renewing well inside the lease, and deregisters when it stops serving, so browsers are only ever
 //! sent to nodes that answer.
 //!
+//! Every call carries a proof of the cluster key (`cluster-auth`); the nameserver refuses any other.
 //! The nameserver may restart or forget the node (an expired lease answers NOT_FOUND): the holder then
-//! registers again. An unreachable nameserver is retried quietly; the node keeps serving meanwhile.
+//! registers again. An unreachable nameserver is retried quietly; the node keeps serving meanwhile. A
+//! refused proof (another cluster's key, a clock far off) is logged, at most once per interval.
 
 use std::time::Duration;
 
 use chat_proto::nameserver::nameserver_client::NameserverClient;
 use chat_proto::nameserver::{DeregisterRequest, RegisterRequest, RenewRequest};
+use cluster_auth::{ProofKey, Rpc, authorized};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::{NodeId, ServiceAddr};
+use crate::discovery::FailureLog;
 
 /// How often the lease is renewed: a third of the nameserver's default 3 s lease, so two renewals in
 /// a row may be lost before browsers stop being sent here.
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
-/// Holds the lease for `url` until `stop` is cancelled, then deregisters (best effort, bounded).
+/// Holds the lease for `url` until `stop` is cancelled, then deregisters (best effort, bounded). Calls
+/// are proven with `key`; without one they go unproven and the nameserver refuses them.
 #[tracing::instrument(name = "nameserver_lease", skip_all, fields(%url))]
-pub async fn hold(nameserver: ServiceAddr, id: NodeId, url: String, stop: CancellationToken) {
+pub async fn hold(
+    nameserver: ServiceAddr,
+    id: NodeId,
+    url: String,
+    key: Option<ProofKey>,
+    stop: CancellationToken,
+) {
+    let mut refusals = FailureLog::new(Duration::from_secs(10));
     let mut client: Option<NameserverClient<Channel>> = None;
     let mut registered = false;
     let mut ticker = tokio::time::interval(RENEW_EVERY);
@@ -36,15 +49,15 @@ pub async fn hold(nameserver: ServiceAddr, id: NodeId, url: String, stop: Cancel
             continue;
         };
         let result = if registered {
-            connected.renew(RenewRequest { id: id.0 }).await.map(|_| ())
+            let renew = request_for(&key, Rpc::NameserverRenew, RenewRequest { id: id.0 });
+            connected.renew(renew).await.map(|_| ())
         } else {
-            connected
-                .register(RegisterRequest {
-                    id: id.0,
-                    url: url.clone(),
-                })
-                .await
-                .map(|_| ())
+            let register = RegisterRequest {
+                id: id.0,
+                url: url.clone(),
+            };
+            let register = request_for(&key, Rpc::NameserverRegister, register);
+            connected.register(register).await.map(|_| ())
         };
         match result {
             Ok(()) => {
@@ -57,6 +70,16 @@ pub async fn hold(nameserver: ServiceAddr, id: NodeId, url: String, stop: Cancel
                 tracing::info!("the nameserver forgot this node; registering again");
                 registered = false;
             }
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                if let Some(count) = refusals.record(Instant::now()) {
+                    tracing::warn!(
+                        reason = status.message(),
+                        refusals = count,
+                        "the nameserver refused this node's proof of the cluster key; retrying"
+                    );
+                }
+                registered = false;
+            }
             Err(status) => {
                 tracing::debug!(%status, "nameserver call failed; retrying");
                 registered = false;
@@ -65,11 +88,27 @@ pub async fn hold(nameserver: ServiceAddr, id: NodeId, url: String, stop: Cancel
         }
     }
     if let Some(mut connected) = client {
-        let goodbye = connected.deregister(DeregisterRequest { id: id.0 });
+        let goodbye = connected.deregister(request_for(
+            &key,
+            Rpc::NameserverDeregister,
+            DeregisterRequest { id: id.0 },
+        ));
         match tokio::time::timeout(Duration::from_secs(1), goodbye).await {
             Ok(Ok(_)) => tracing::info!("deregistered from the nameserver"),
             _ => tracing::debug!("could not deregister; the lease will expire"),
         }
+    }
+}
+
+/// `message` with the proof of `key`, or bare without a key.
+fn request_for<T: prost::Message>(
+    key: &Option<ProofKey>,
+    rpc: Rpc,
+    message: T,
+) -> tonic::Request<T> {
+    match key {
+        Some(key) => authorized(key, rpc, message),
+        None => tonic::Request::new(message),
     }
 }
 

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use cluster_node::config::{Config, NodeId};
+use cluster_node::config::{ClusterKey, Config, NodeId};
 use cluster_node::{Node, status::NodeStatus};
 use tokio_util::sync::CancellationToken;
+
+/// One key for the bootstrap and both nodes: their registrations must prove it.
+const CLUSTER_KEY: &str = "5e1f0c3a9b7d2e4f6a8c0b1d3e5f7a9c2b4d6e8f0a1c3e5b7d9f1a3c5e7b9d0f";
 
 fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Config {
     Config {
@@ -25,7 +28,7 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
         nameserver_http: None,
-        cluster_key: None,
+        cluster_key: Some(ClusterKey::parse(CLUSTER_KEY).unwrap()),
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
     }
@@ -50,6 +53,7 @@ async fn two_library_nodes_on_kernel_chosen_ports_elect_one_leader_and_stop_on_c
     let bootstrap = bootstrap::Application::build(bootstrap::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         state_path: dir.path().join("bootstrap.json"),
+        cluster_key: cluster_auth::ProofKey::derive(CLUSTER_KEY.as_bytes()),
     })
     .await
     .unwrap();

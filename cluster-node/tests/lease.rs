@@ -7,6 +7,13 @@ use chat_proto::nameserver::nameserver_client::NameserverClient;
 use cluster_node::config::NodeId;
 use tokio_util::sync::CancellationToken;
 
+/// The cluster key the nameserver and the lease holder share.
+fn key() -> cluster_auth::ProofKey {
+    cluster_auth::ProofKey::derive(
+        b"5e1f0c3a9b7d2e4f6a8c0b1d3e5f7a9c2b4d6e8f0a1c3e5b7d9f1a3c5e7b9d0f",
+    )
+}
+
 async fn listed(client: &mut NameserverClient<tonic::transport::Channel>) -> Vec<(u64, String)> {
     let response = client.list(ListRequest {}).await.unwrap().into_inner();
     response
@@ -22,6 +29,7 @@ async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
         grpc: "127.0.0.1:0".parse().unwrap(),
         http: "127.0.0.1:0".parse().unwrap(),
         lease: Duration::from_millis(1500),
+        cluster_key: key(),
     })
     .await
     .unwrap();
@@ -37,6 +45,7 @@ async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
         grpc.to_string().parse().unwrap(),
         NodeId(7),
         "http://127.0.0.1:8007".into(),
+        Some(key()),
         stop.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

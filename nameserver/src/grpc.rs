@@ -1,12 +1,14 @@
 //! The gRPC side: input nodes register their base URL, renew their lease, and deregister when they stop
-//! serving HTTP. Bad input is `INVALID_ARGUMENT`; renewing a lease that is gone is `NOT_FOUND`, which
-//! tells the node to register again.
+//! serving HTTP. Each of those proves the cluster key first (`UNAUTHENTICATED` otherwise, and nothing
+//! changes); `List` stays open. Bad input is `INVALID_ARGUMENT`; renewing a lease that is gone is
+//! `NOT_FOUND`, which tells the node to register again.
 
 use chat_proto::nameserver::nameserver_server::Nameserver;
 use chat_proto::nameserver::{
     DeregisterRequest, DeregisterResponse, Endpoint, Lease, ListRequest, ListResponse,
     RegisterRequest, RenewRequest,
 };
+use cluster_auth::{Guard, Rpc};
 use tonic::{Request, Response, Status};
 
 use crate::directory::Directory;
@@ -14,11 +16,29 @@ use crate::leases::{BaseUrl, InvalidInput, NodeId};
 
 pub struct NameserverService {
     directory: Directory,
+    guard: Guard,
 }
 
 impl NameserverService {
-    pub fn new(directory: Directory) -> Self {
-        Self { directory }
+    pub fn new(directory: Directory, guard: Guard) -> Self {
+        Self { directory, guard }
+    }
+
+    /// The proof check every mutating RPC starts with.
+    fn authenticate<T: prost::Message>(
+        &self,
+        rpc: Rpc,
+        request: &Request<T>,
+    ) -> Result<(), Status> {
+        self.guard.check(rpc, request).inspect_err(|status| {
+            if let Some(refused) = self.guard.refusal_to_log() {
+                tracing::warn!(
+                    reason = status.message(),
+                    refused,
+                    "requests without a valid proof of the cluster key refused"
+                );
+            }
+        })
     }
 }
 
@@ -37,6 +57,7 @@ fn lease(ttl: std::time::Duration) -> Response<Lease> {
 impl Nameserver for NameserverService {
     #[tracing::instrument(name = "nameserver.register", skip_all, fields(node_id = request.get_ref().id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Lease>, Status> {
+        self.authenticate(Rpc::NameserverRegister, &request)?;
         let request = request.into_inner();
         let id = NodeId::parse(request.id).map_err(invalid)?;
         let url = BaseUrl::parse(&request.url).map_err(invalid)?;
@@ -46,6 +67,7 @@ impl Nameserver for NameserverService {
 
     #[tracing::instrument(name = "nameserver.renew", skip_all, fields(node_id = request.get_ref().id))]
     async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<Lease>, Status> {
+        self.authenticate(Rpc::NameserverRenew, &request)?;
         let id = NodeId::parse(request.into_inner().id).map_err(invalid)?;
         match self.directory.renew(id) {
             Ok(ttl) => Ok(lease(ttl)),
@@ -61,6 +83,7 @@ impl Nameserver for NameserverService {
         &self,
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
+        self.authenticate(Rpc::NameserverDeregister, &request)?;
         let id = NodeId::parse(request.into_inner().id).map_err(invalid)?;
         // Idempotent: a node retrying its deregistration must not see an error.
         let held_lease = self.directory.deregister(id);

@@ -2,12 +2,17 @@
 //! shows a self-refreshing "no server" page (503); `GET /api/endpoints` lists the live input nodes.
 //!
 //! Every answer carries `Cache-Control: no-store`: a cached redirect would pin a browser to a node that
-//! may be gone. The cluster view's routes (`/cluster`, `/cluster/state`) are merged in from
-//! `cluster_view`.
+//! may be gone. Every answer also carries a strict Content-Security-Policy (no inline style or script,
+//! nothing from elsewhere, never framed), `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and
+//! `Referrer-Policy: no-referrer`. The cluster view's routes (`/cluster`, its assets, `/cluster/state`)
+//! are merged in from `cluster_view`.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
@@ -18,6 +23,13 @@ use crate::directory::Directory;
 
 /// Shown when no input node is live; it refreshes itself, so the browser lands on the chat once one is.
 const NO_SERVER_PAGE: &str = include_str!("unavailable.html");
+const NO_SERVER_STYLESHEET: &str = include_str!("unavailable.css");
+
+/// The pages here load their own stylesheets and scripts and talk only to this server; anything else
+/// (inline script injected into a page, a foreign script, a frame around a page) is refused.
+const CONTENT_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'";
 
 /// Seconds a browser or client should wait before asking again; matches the page's refresh.
 const RETRY_AFTER_SECONDS: &str = "2";
@@ -26,9 +38,11 @@ pub fn router(directory: Directory, cluster: ClusterView) -> Router {
     Router::new()
         .route("/", get(redirect_to_input_node))
         .route("/api/endpoints", get(list_endpoints))
+        .route("/static/unavailable.css", get(no_server_stylesheet))
         .with_state(directory)
         .merge(cluster_view::router(cluster))
         .layer(axum::middleware::map_response(never_cache))
+        .layer(axum::middleware::map_response(harden))
 }
 
 async fn never_cache(mut response: Response) -> Response {
@@ -36,6 +50,27 @@ async fn never_cache(mut response: Response) -> Response {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The security headers of every answer (see the module's documentation).
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_POLICY),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+async fn no_server_stylesheet() -> Response {
+    (
+        [(CONTENT_TYPE, "text/css; charset=utf-8")],
+        NO_SERVER_STYLESHEET,
+    )
+        .into_response()
 }
 
 #[tracing::instrument(name = "http.redirect", skip_all)]
@@ -164,6 +199,63 @@ mod tests {
         assert!(page.contains("No chat server is available right now"));
         assert!(page.contains(r#"<meta http-equiv="refresh" content="2">"#));
         assert!(page.contains(r#"href="/cluster""#));
+    }
+
+    /// Every header `harden` sets, with its value.
+    fn assert_hardened(response: &Response) {
+        let policy = header(response, "content-security-policy").unwrap_or_default();
+        assert!(policy.starts_with("default-src 'none'"), "{policy}");
+        for directive in [
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(policy.contains(directive), "{policy} lacks {directive}");
+        }
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert_eq!(header(response, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(response, "x-frame-options"), Some("DENY"));
+        assert_eq!(header(response, "referrer-policy"), Some("no-referrer"));
+    }
+
+    #[tokio::test]
+    async fn every_page_asset_and_api_answer_carries_the_security_headers() {
+        let live = router(directory_with(&[(4, "http://127.0.0.1:8084")]));
+        let empty = router(directory_with(&[]));
+
+        for (router, path) in [
+            (&live, "/"),
+            (&empty, "/"),
+            (&live, "/static/unavailable.css"),
+            (&live, "/api/endpoints"),
+            (&live, "/cluster"),
+            (&live, "/cluster/cluster.css"),
+            (&live, "/cluster/cluster.js"),
+            (&live, "/nope"),
+        ] {
+            let response = get(router, path).await;
+            assert_hardened(&response);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_no_server_page_has_its_style_in_a_stylesheet_the_policy_allows() {
+        let router = router(directory_with(&[]));
+
+        let page = get(&router, "/").await;
+        let page = to_bytes(page.into_body(), usize::MAX).await.expect("body");
+        let stylesheet = get(&router, "/static/unavailable.css").await;
+
+        let page = String::from_utf8(page.to_vec()).expect("UTF-8 page");
+        assert!(page.contains(r#"<link rel="stylesheet" href="/static/unavailable.css">"#));
+        for inline in ["<style", "style=", "<script"] {
+            assert!(!page.contains(inline), "the page has inline {inline:?}");
+        }
+        assert_eq!(stylesheet.status(), StatusCode::OK);
+        let content_type = header(&stylesheet, "content-type").unwrap_or_default();
+        assert!(content_type.starts_with("text/css"), "{content_type}");
     }
 
     #[tokio::test]

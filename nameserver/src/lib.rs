@@ -2,7 +2,7 @@
 //! the HTTP side are redirected to one of the live ones. It also draws the whole cluster (`/cluster`).
 //!
 //! ```text
-//! input node ──gRPC Register/Renew/Deregister──► grpc ──┐
+//! input node ──gRPC Register/Renew/Deregister──► grpc ──┐   (each with a proof of the cluster key)
 //!                                                      ├──► directory (clock + lock) ──► leases (pure)
 //! browser ─────HTTP GET / , /api/endpoints──────► http ──┘
 //!         ─────HTTP GET /cluster, /cluster/state ─► cluster_view ──► bootstrap ListNodes, nodes' /status
@@ -21,6 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use chat_proto::nameserver::nameserver_server::NameserverServer;
+use cluster_auth::{Guard, ProofKey};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -29,13 +30,16 @@ use tonic::transport::server::TcpIncoming;
 use crate::cluster_view::ClusterView;
 use crate::directory::Directory;
 
-/// Where the two sides listen and how long a lease lasts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the two sides listen, how long a lease lasts, and the key lease changes must prove.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     /// How long a registration lives without a renewal; nodes renew about every second.
     pub lease: Duration,
+    /// Derived from the cluster key: `Register`, `Renew` and `Deregister` are refused without a proof
+    /// made with it, so no one else can have browsers sent to their server.
+    pub cluster_key: ProofKey,
 }
 
 impl Config {
@@ -48,16 +52,6 @@ impl Config {
     /// says otherwise (the bootstrap's own default).
     pub const DEFAULT_BOOTSTRAP: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45999));
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            grpc: Self::DEFAULT_GRPC,
-            http: Self::DEFAULT_HTTP,
-            lease: Self::DEFAULT_LEASE,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +77,7 @@ pub struct Application {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     directory: Directory,
+    guard: Guard,
     bootstrap: SocketAddr,
 }
 
@@ -99,6 +94,7 @@ impl Application {
             grpc_addr,
             http_addr,
             directory: Directory::new(config.lease),
+            guard: Guard::new(config.cluster_key),
             bootstrap: Config::DEFAULT_BOOTSTRAP,
         })
     }
@@ -144,6 +140,7 @@ impl Application {
         let grpc = Server::builder()
             .add_service(NameserverServer::new(grpc::NameserverService::new(
                 self.directory.clone(),
+                self.guard,
             )))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),

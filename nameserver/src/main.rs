@@ -1,11 +1,13 @@
 //! `nameserver`: parse flags, start logging, serve gRPC and HTTP until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use cluster_auth::ProofKey;
 use nameserver::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +27,10 @@ struct Args {
     /// Address of the bootstrap's gRPC service, asked for the registered nodes the cluster view draws.
     #[arg(long, default_value_t = Config::DEFAULT_BOOTSTRAP)]
     bootstrap: SocketAddr,
+    /// File holding the cluster key (required; `init.sh` writes it to `.cluster_key`). Register, Renew
+    /// and Deregister must prove they hold it; others are refused with UNAUTHENTICATED.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,11 +53,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Checked here rather than by clap, whose error spans several lines.
+    let key_file = args.cluster_key_file.context(
+        "--cluster-key-file is required: the file holding the cluster key (init.sh writes .cluster_key)",
+    )?;
+    let cluster_key = ProofKey::from_file(&key_file)?;
     let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let config = Config {
         grpc: args.grpc,
         http: args.http,
         lease: Duration::from_millis(args.lease_ms),
+        cluster_key,
     };
     let application = Application::build(config)
         .await

@@ -202,6 +202,38 @@ impl ClusterDir {
         self.dir.path()
     }
 
+    /// The cluster's key, generated on first use and kept in `.cluster_key` as init.sh does, so the
+    /// bootstrap, the nameserver and every node of the cluster share it: the services accept only
+    /// registrations that prove it, and every node accepts the session cookies of every other.
+    pub fn cluster_key(&self) -> String {
+        let key_path = self.cluster_key_path();
+        match std::fs::read_to_string(&key_path) {
+            Ok(key) => key.trim().to_owned(),
+            Err(_) => {
+                let mut rng = rand::rng();
+                let key: String = (0..64)
+                    .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit"))
+                    .collect();
+                std::fs::write(&key_path, &key).expect("the cluster key can be written");
+                key
+            }
+        }
+    }
+
+    /// Where [`ClusterDir::cluster_key`] keeps the key (the services' `--cluster-key-file`).
+    pub fn cluster_key_path(&self) -> PathBuf {
+        self.path().join(".cluster_key")
+    }
+
+    /// The services' `--cluster-key-file` argument, the key made first if it is not yet.
+    fn cluster_key_file(&self) -> String {
+        self.cluster_key();
+        self.cluster_key_path()
+            .to_str()
+            .expect("temp paths are UTF-8")
+            .to_owned()
+    }
+
     pub fn start_bootstrap(&self) -> Process {
         let state = self.path().join("bootstrap.json");
         Process::spawn(
@@ -212,6 +244,8 @@ impl ClusterDir {
                 &self.bootstrap.to_string(),
                 "--state",
                 state.to_str().expect("temp paths are UTF-8"),
+                "--cluster-key-file",
+                &self.cluster_key_file(),
             ],
         )
     }
@@ -227,6 +261,8 @@ impl ClusterDir {
                 &self.nameserver_http.to_string(),
                 "--bootstrap",
                 &self.bootstrap.to_string(),
+                "--cluster-key-file",
+                &self.cluster_key_file(),
             ],
         )
     }
@@ -244,20 +280,7 @@ impl ClusterDir {
             admin_port: free_port(),
             config_path: self.path().join(format!("NODE_{id}/.cfg")),
         };
-        // One cluster key per directory, kept in `.cluster_key` as init.sh does, so every node of the
-        // cluster accepts the session cookies of every other.
-        let key_path = self.path().join(".cluster_key");
-        let cluster_key = match std::fs::read_to_string(&key_path) {
-            Ok(key) => key.trim().to_owned(),
-            Err(_) => {
-                let mut rng = rand::rng();
-                let key: String = (0..64)
-                    .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit"))
-                    .collect();
-                std::fs::write(&key_path, &key).expect("the cluster key can be written");
-                key
-            }
-        };
+        let cluster_key = self.cluster_key();
         let text = format!(
             "id = {id}\nhost = \"{LOOPBACK}\"\ncontrol_port = {}\ndata_port = {}\nhttp_port = {}\n\
              admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use bootstrap::{Application, Config};
 use chat_proto::bootstrap::bootstrap_client::BootstrapClient;
 use chat_proto::bootstrap::{ListNodesRequest, NodeAddress, NodeEntry, RegisterRequest};
+use cluster_auth::{ProofKey, Rpc, authorized};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,6 +23,14 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
             .init();
     }
 });
+
+/// The cluster key of every test bootstrap (as `init.sh` writes one: 64 hex digits).
+pub const CLUSTER_KEY: &str = "5e1f0c3a9b7d2e4f6a8c0b1d3e5f7a9c2b4d6e8f0a1c3e5b7d9f1a3c5e7b9d0f";
+
+/// The proof key of the test cluster.
+pub fn cluster_key() -> ProofKey {
+    ProofKey::derive(CLUSTER_KEY.as_bytes())
+}
 
 pub struct TestApp {
     pub client: BootstrapClient<Channel>,
@@ -40,6 +49,7 @@ pub async fn spawn_app_with_state(state_path: &Path) -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         state_path: state_path.to_path_buf(),
+        cluster_key: cluster_key(),
     };
     let application = Application::build(config).await.expect("bootstrap builds");
     let address = application.local_addr();
@@ -69,9 +79,10 @@ impl TestApp {
             .expect("server stopped cleanly");
     }
 
+    /// Registers `node` as a cluster member does: with a proof of the cluster key.
     pub async fn register(&mut self, node: NodeAddress) -> Result<Vec<NodeAddress>, tonic::Status> {
         self.client
-            .register(RegisterRequest { node: Some(node) })
+            .register(member_request(RegisterRequest { node: Some(node) }))
             .await
             .map(|response| response.into_inner().neighbors)
     }
@@ -79,7 +90,7 @@ impl TestApp {
     /// Registers `node` and answers whether the bootstrap knew its id before.
     pub async fn known(&mut self, node: NodeAddress) -> bool {
         self.client
-            .register(RegisterRequest { node: Some(node) })
+            .register(member_request(RegisterRequest { node: Some(node) }))
             .await
             .expect("register")
             .into_inner()
@@ -94,6 +105,11 @@ impl TestApp {
             .into_inner()
             .nodes
     }
+}
+
+/// `message` with a proof of the test cluster's key, as a member sends it.
+pub fn member_request(message: RegisterRequest) -> tonic::Request<RegisterRequest> {
+    authorized(&cluster_key(), Rpc::BootstrapRegister, message)
 }
 
 /// A valid address whose ports are derived from `id` so they are easy to tell apart.

@@ -4,7 +4,7 @@ use chat_proto::bootstrap::RegisterRequest;
 use tempfile::tempdir;
 use tonic::Code;
 
-use crate::helpers::{node, spawn_app};
+use crate::helpers::{member_request, node, spawn_app};
 
 #[tokio::test]
 async fn a_request_without_a_node_is_an_invalid_argument() {
@@ -13,7 +13,7 @@ async fn a_request_without_a_node_is_an_invalid_argument() {
 
     let status = app
         .client
-        .register(RegisterRequest { node: None })
+        .register(member_request(RegisterRequest { node: None }))
         .await
         .expect_err("must be refused");
 

@@ -3,7 +3,7 @@
 use bootstrap::{Application, Config, Error, StoreError};
 use tempfile::tempdir;
 
-use crate::helpers::{ids, node, spawn_app, spawn_app_with_state};
+use crate::helpers::{cluster_key, ids, node, spawn_app, spawn_app_with_state};
 
 #[tokio::test]
 async fn registrations_survive_a_restart() {
@@ -37,6 +37,7 @@ async fn a_corrupt_state_file_stops_the_start_with_an_error_naming_the_file() {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         state_path: state_path.clone(),
+        cluster_key: cluster_key(),
     };
 
     let error = Application::build(config)

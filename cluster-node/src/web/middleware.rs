@@ -1,6 +1,7 @@
-//! The middlewares of the web layer, outermost first: the `X-Chat-Epoch` header, *pause* (503 while the
-//! node is not serving), the same-origin check that stops cross-site requests (CSRF), the body limit, and
-//! *auth* (401 for the API, a redirect to the login page for pages).
+//! The middlewares of the web layer, outermost first: the security headers of every answer, the
+//! `X-Chat-Epoch` header, *pause* (503 while the node is not serving), the same-origin check that stops
+//! cross-site requests (CSRF), the body limit, and *auth* (401 for the API, a redirect to the login page
+//! for pages).
 //!
 //! CSRF choice: a strict same-origin check on every non-GET request, API and forms alike, rather than
 //! per-form tokens. Browsers send `Origin` (or at least `Sec-Fetch-Site`/`Referer`) on every cross-site
@@ -21,6 +22,34 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::error::AppError;
 use super::session::{ChatSession, SessionSlot};
 use super::{EPOCH_HEADER, MAX_BODY_BYTES, WebState};
+
+/// The pages use only their own stylesheet and script and talk only to this server, so the policy
+/// allows nothing else: no inline script (an injected `<script>` does not run), no foreign resource, no
+/// frame around a page.
+const CONTENT_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'";
+
+/// Headers that keep every answer — pages, assets, API, errors — from being framed, sniffed into another
+/// type, fed foreign scripts or leaking its URL to other sites. On every answer rather than on pages
+/// only: a JSON answer opened as a document gets the same protection.
+pub(super) async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
 
 fn is_api(request: &Request) -> bool {
     let path = request.uri().path();

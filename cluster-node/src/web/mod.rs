@@ -12,6 +12,9 @@
 //!   ChatService::execute(ServiceRequest { caller, client_epoch: session's highest epoch, operation })
 //! ```
 //!
+//! Every answer, whatever its route or error, leaves with the security headers (a strict
+//! Content-Security-Policy, `nosniff`, no framing, a same-origin referrer; see `middleware`).
+//!
 //! The node builds a [`WebState`] once (it owns the login limiter and the event hub), flips the *serving*
 //! flag it passed in, and runs [`serve`] on a bound listener. Sessions live in signed cookies, not in the
 //! state: every input node that holds the same [`SessionKey`] accepts them (see `session`).
@@ -224,6 +227,7 @@ pub fn router(state: WebState) -> Router {
             metrics,
             middleware::record_metrics,
         ))
+        .layer(axum::middleware::map_response(middleware::security_headers))
 }
 
 /// Serves `state`'s application on `listener` until `shutdown` completes, then finishes in-flight

@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::helpers::CLUSTER_KEY;
+
 fn exits_zero_after(signal: Signal) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let key_file = directory.path().join(".cluster_key");
+    std::fs::write(&key_file, format!("{CLUSTER_KEY}\n")).expect("key file written");
     let mut child = Command::new(env!("CARGO_BIN_EXE_nameserver"))
         .args([
             "--grpc",
@@ -17,6 +22,8 @@ fn exits_zero_after(signal: Signal) {
             "--lease-ms",
             "500",
         ])
+        .arg("--cluster-key-file")
+        .arg(&key_file)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -70,4 +77,52 @@ fn the_binary_takes_the_bootstrap_address_for_the_cluster_view() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("--bootstrap"), "{help}");
     assert!(help.contains("127.0.0.1:45999"), "{help}");
+}
+
+#[test]
+fn the_binary_refuses_to_start_without_a_cluster_key_file_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nameserver binary runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--cluster-key-file is required"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_binary_refuses_a_key_file_it_cannot_read_naming_it() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let missing = directory.path().join("no_such_key");
+    let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .arg("--cluster-key-file")
+        .arg(&missing)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nameserver binary runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no_such_key"), "{stderr}");
+}
+
+#[test]
+fn the_help_documents_the_cluster_key_file() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .arg("--help")
+        .output()
+        .expect("nameserver binary runs");
+
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--cluster-key-file <PATH>"), "{help}");
+    assert!(help.contains(".cluster_key"), "{help}");
 }

@@ -146,8 +146,11 @@ async fn the_cluster_page_is_html_with_the_script_that_polls_the_state() {
     assert!(content_type.starts_with("text/html"), "{content_type}");
     let page = response.text().await.expect("body");
     assert!(page.contains("<svg"));
-    assert!(page.contains("<script>"));
-    assert!(page.contains(r#"fetch("/cluster/state""#));
+    assert!(page.contains(r#"<script src="/cluster/cluster.js"></script>"#));
+    let script = app.get("/cluster/cluster.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    let script = script.text().await.expect("body");
+    assert!(script.contains(r#"fetch("/cluster/state""#));
     app.stop().await;
 }
 

@@ -8,6 +8,7 @@ use chat_proto::nameserver::nameserver_client::NameserverClient;
 use chat_proto::nameserver::{
     DeregisterRequest, Endpoint, ListRequest, RegisterRequest, RenewRequest,
 };
+use cluster_auth::{ProofKey, Rpc, authorized};
 use nameserver::{Application, Config};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,6 +25,14 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
             .init();
     }
 });
+
+/// The cluster key of every test nameserver (as `init.sh` writes one: 64 hex digits).
+pub const CLUSTER_KEY: &str = "5e1f0c3a9b7d2e4f6a8c0b1d3e5f7a9c2b4d6e8f0a1c3e5b7d9f1a3c5e7b9d0f";
+
+/// The proof key of the test cluster.
+pub fn cluster_key() -> ProofKey {
+    ProofKey::derive(CLUSTER_KEY.as_bytes())
+}
 
 pub struct TestApp {
     /// Base URL of the HTTP side, e.g. `http://127.0.0.1:41234`.
@@ -55,6 +64,7 @@ async fn spawn(lease: Duration, bootstrap: SocketAddr) -> TestApp {
         grpc: "127.0.0.1:0".parse().expect("literal address"),
         http: "127.0.0.1:0".parse().expect("literal address"),
         lease,
+        cluster_key: cluster_key(),
     };
     let application = Application::build(config)
         .await
@@ -94,27 +104,37 @@ impl TestApp {
             .expect("server stopped cleanly");
     }
 
+    /// Registers as an input node does: with a proof of the cluster key (so do `renew` and
+    /// `deregister`).
     pub async fn register(&mut self, id: u64, url: &str) -> Result<u64, tonic::Status> {
         let request = RegisterRequest {
             id,
             url: url.to_owned(),
         };
         self.grpc
-            .register(request)
+            .register(authorized(&cluster_key(), Rpc::NameserverRegister, request))
             .await
             .map(|lease| lease.into_inner().ttl_ms)
     }
 
     pub async fn renew(&mut self, id: u64) -> Result<u64, tonic::Status> {
         self.grpc
-            .renew(RenewRequest { id })
+            .renew(authorized(
+                &cluster_key(),
+                Rpc::NameserverRenew,
+                RenewRequest { id },
+            ))
             .await
             .map(|lease| lease.into_inner().ttl_ms)
     }
 
     pub async fn deregister(&mut self, id: u64) -> Result<(), tonic::Status> {
         self.grpc
-            .deregister(DeregisterRequest { id })
+            .deregister(authorized(
+                &cluster_key(),
+                Rpc::NameserverDeregister,
+                DeregisterRequest { id },
+            ))
             .await
             .map(|_| ())
     }

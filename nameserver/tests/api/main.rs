@@ -2,6 +2,7 @@
 //! client and by reqwest with redirects disabled; the binary's signal handling is checked on the real
 //! executable. The cluster view runs against a fake bootstrap and fake nodes' admin ports.
 
+mod authentication;
 mod binary;
 mod cluster_view;
 mod endpoints;

@@ -317,3 +317,124 @@ async fn an_xss_payload_is_stored_as_sent_and_rendered_escaped() {
         );
     }
 }
+
+/// The headers `middleware::security_headers` sets on every answer.
+fn assert_hardened(answer: &super::Answer, what: &str) {
+    let header = |name: &str| {
+        answer
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_owned()
+    };
+    let policy = header("content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(
+            policy.contains(directive),
+            "{what}: {policy} lacks {directive}"
+        );
+    }
+    assert!(!policy.contains("unsafe"), "{what}: {policy}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+}
+
+#[tokio::test]
+async fn every_page_asset_api_answer_and_error_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+
+    let answers = [
+        (
+            "the signed-out home page",
+            app.send(call(Method::GET, "/")).await,
+        ),
+        (
+            "the signed-in home page",
+            app.send(alice.call(Method::GET, "/")).await,
+        ),
+        (
+            "the script",
+            app.send(call(Method::GET, "/static/app.js")).await,
+        ),
+        (
+            "the stylesheet",
+            app.send(call(Method::GET, "/static/app.css")).await,
+        ),
+        (
+            "an API answer",
+            app.send(alice.call(Method::GET, "/api/me")).await,
+        ),
+        ("an API 401", app.send(call(Method::GET, "/api/me")).await),
+        (
+            "an unknown page",
+            app.send(call(Method::GET, "/nope")).await,
+        ),
+        (
+            "an unknown API path",
+            app.send(call(Method::GET, "/api/nope")).await,
+        ),
+        (
+            "a cross-site POST",
+            app.send(
+                alice
+                    .call(Method::POST, "/api/groups")
+                    .header("origin", "http://evil.example")
+                    .json(json!({ "name": "x" })),
+            )
+            .await,
+        ),
+    ];
+    app.serving.send_replace(false);
+    let paused = app.send(call(Method::GET, "/api/me")).await;
+
+    assert_eq!(answers[4].0, "an API answer");
+    assert_eq!(answers[4].1.status, StatusCode::OK);
+    for (what, answer) in &answers {
+        assert_hardened(answer, what);
+    }
+    assert_eq!(paused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_hardened(&paused, "a 503 while paused");
+}
+
+#[test]
+fn the_templates_and_script_hold_nothing_the_policy_would_block() {
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&templates).expect("the templates folder") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|ext| ext != "html") {
+            continue;
+        }
+        let page = std::fs::read_to_string(&path).expect("a template");
+        for inline in ["<style", "style=", "<script>", "javascript:"] {
+            assert!(!page.contains(inline), "{path:?} has inline {inline:?}");
+        }
+        let handlers: Vec<&str> = page
+            .split_whitespace()
+            .filter(|word| word.starts_with("on") && word.contains('='))
+            .collect();
+        assert!(handlers.is_empty(), "{path:?}: {handlers:?}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} templates found");
+    let script = include_str!("../../../static/app.js");
+    for forbidden in [
+        "eval(",
+        "new Function",
+        "setAttribute(\"style\"",
+        "innerHTML",
+    ] {
+        assert!(!script.contains(forbidden), "app.js uses {forbidden}");
+    }
+}
