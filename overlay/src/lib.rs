@@ -33,8 +33,9 @@
 //! re-send what they logged; a neighbour silent for the failure timeout is OFF, which restarts a
 //! running election without it and orphans its children, who get adopted or, failing that, declare the
 //! leader lost and elect again with a higher term; trees that meet merge into the stronger one. The
-//! deterministic simulator in `tests/sim` runs all of this under delay, reordering, loss, crashes,
-//! restarts and partitions and checks the invariants.
+//! deterministic simulator in `tests/sim` (on the simulated network of the `cluster-sim` crate) runs
+//! all of this under delay, reordering, loss, crashes, restarts and partitions and checks the
+//! invariants.
 
 mod clock;
 mod election;

@@ -14,6 +14,11 @@
 //! Nothing here does IO, reads a clock or spawns: the node's data plane feeds in what it observed
 //! (acknowledgements, the tree, how long a voter has been away) and acts on the answers, and the tests
 //! run the same functions over many generated situations.
+//!
+//! Two deterministic simulations check them under faults, with the same model of logs, writers and
+//! invariants (`tests/model/`): `tests/simulation.rs` forms the trees itself, instantly, and
+//! `tests/joint.rs` runs the real `overlay` state machines on the simulated network of the
+//! `cluster-sim` crate and takes the trees they build, their terms and their elections.
 
 pub mod acceptance;
 pub mod catch_up;

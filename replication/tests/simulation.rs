@@ -1,233 +1,104 @@
-//! A deterministic simulation of the replication rules under failures.
+//! A deterministic simulation of the replication rules under failures, with the overlay abstracted.
 //!
-//! The model: nodes with logs of `(term, epoch, entry)`; partitions, crashes and restarts (keeping
-//! their disk or losing it) chosen by a seeded RNG; inside every connected part of live nodes a tree
-//! forms under a root (usually the node with the most recent data, as the election picks it; sometimes
-//! any node, as when a stronger tree absorbs a weaker one), whose writer runs the crate's rules:
-//! [`may_accept`] decides whether it writes, [`data_term`] under which term, [`Acks`] which writes are acknowledged, [`next_change`]
-//! the configuration changes. Copies get the writer's entries over lossy links, apply them in order,
-//! drop a tail the writer never had by the crate's log check ([`judge`]; histories never merge), and acknowledge durably only while they
-//! vote. The overlay and the node's runtime are abstracted (instantaneous trees, one step at a time);
-//! what is checked is the rules themselves.
+//! The replication model (`model`: logs, writers, the rules, the invariants) runs on trees this
+//! driver forms itself: partitions, crashes and restarts (keeping their disk or losing it) chosen by
+//! a seeded RNG; inside every connected part of live nodes a tree forms at once under a root (usually
+//! the node with the most recent data, as the election picks it; sometimes any node, as when a
+//! stronger tree absorbs a weaker one). The overlay and the node's runtime are abstracted
+//! (instantaneous trees, one step at a time); what is checked is the rules themselves. The joint
+//! simulation (`joint.rs`) runs the same model on trees built by the real overlay.
 //!
-//! After every step:
-//! - at most one writer accepts writes, and every data term ([`data_term`], from tree terms that parts
-//!   and restarted nodes pick independently) is taken once, by one writer;
-//! - every acknowledged write is in the log of every writer that accepts writes later, at its epoch;
-//! - any two logs that hold an entry of the same term at the same epoch agree up to there;
-//! - at most one configuration change is in flight: a writer starts a change only once the
-//!   configuration it replaces, and the first entry of its own term, are held by a majority of that
-//!   configuration's voters (checked in ground truth when it starts it), and successive
-//!   configurations in any log differ by one voter.
-//!
-//! At the end, with faults stopped and a majority of the voters alive and whole: writes are
-//! acknowledged and the configuration has `min(R, live nodes)` voters, all live.
+//! The invariants are checked after every step (see `model`). At the end, with faults stopped and a
+//! majority of the voters alive and whole: writes are acknowledged and the configuration has
+//! `min(R, live nodes)` voters, all live.
 //!
 //! `SIM_SEEDS=n` runs more seeds; `SIM_SEED=s` replays one (the failing seed is printed).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+mod model;
 
-use overlay::{Epoch, Term};
+use std::collections::{BTreeMap, BTreeSet};
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use replication::catch_up::{CatchUp, Verdict, judge};
-use replication::{
-    Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, TreeReport,
-    data_term, may_accept, next_change, promised_by,
-};
+use replication::{NodeId, ReplicationFactor};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Body {
-    Write(u64),
-    Configure(BTreeSet<NodeId>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    term: u64,
-    body: Body,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Node {
-    alive: bool,
-    /// `log[i]` is the entry at epoch `i + 1`.
-    log: Vec<Entry>,
-    /// Which partition the node is in (nodes talk only within one).
-    side: u8,
-    /// Holds everything it ever acknowledged (false from losing its disk or discarding a diverged
-    /// copy until it catches up with an accepting writer).
-    whole: bool,
-    /// Counts restarts: a writer's state dies with its process.
-    incarnation: u64,
-    /// The newest tree (control) term this process has seen; a restart starts again from 0, so
-    /// two parts, or a cluster restarted whole, pick the same tree terms again.
-    control_term: u64,
-    /// The highest data term this node promised to a claiming root (on disk).
-    promised: u64,
-}
-
-impl Node {
-    fn position(&self) -> (u64, u64) {
-        (
-            self.log.last().map_or(0, |entry| entry.term),
-            self.log.len() as u64,
-        )
-    }
-
-    fn configuration(&self) -> Option<Configuration> {
-        configuration_of(&self.log)
-    }
-}
-
-fn configuration_of(log: &[Entry]) -> Option<Configuration> {
-    log.iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, entry)| match &entry.body {
-            Body::Configure(voters) => {
-                Some(Configuration::new(i as u64 + 1, voters.iter().copied()))
-            }
-            Body::Write(_) => None,
-        })
-}
-
-/// The writer of one part, while it leads it.
-#[derive(Debug, Clone)]
-struct Writer {
-    id: NodeId,
-    incarnation: u64,
-    /// The tree's (control) term, the data term this root claimed, and the one it writes under (0:
-    /// none taken yet).
-    tree_term: u64,
-    claim: Option<u64>,
-    term: u64,
-    members: BTreeSet<NodeId>,
-    accepting: bool,
-    term_start: Option<u64>,
-    durable: BTreeMap<NodeId, u64>,
-    progress: BTreeMap<NodeId, u64>,
-    absent_since: BTreeMap<NodeId, u64>,
-    /// Writes waiting for their acknowledgement: (write id, epoch).
-    waiting: Vec<(u64, u64)>,
-}
+use model::Model;
 
 struct Sim {
-    rng: StdRng,
-    factor: ReplicationFactor,
-    nodes: BTreeMap<NodeId, Node>,
-    writers: Vec<Writer>,
-    /// Every data term a writer took: a term is taken once, by one writer, ever.
-    terms_taken: BTreeSet<u64>,
-    next_write: u64,
-    /// Acknowledged writes: id → epoch.
-    acknowledged: BTreeMap<u64, u64>,
-    step: u64,
-    loss: f64,
-    grace_steps: u64,
-    /// Set when a writer broke a rule at the moment it acted (checked with the invariants).
-    violation: Option<String>,
-    /// Clients write exactly once per step (the quiet phase), not a random number of times.
-    steady: bool,
-    /// Entries `(epoch, term)` that a majority of the voters of the configuration in force there
-    /// held at some moment (ground truth; a later disk loss does not undo it).
-    held_by_majority: BTreeSet<(u64, u64)>,
+    model: Model,
+    /// Which partition each node is in (nodes talk only within one).
+    sides: BTreeMap<NodeId, u8>,
+    /// The newest tree (control) term each process has seen; a restart starts again from 0, so two
+    /// parts, or a cluster restarted whole, pick the same tree terms again.
+    control_terms: BTreeMap<NodeId, u64>,
 }
-
-const GRACE: Duration = Duration::from_secs(5);
 
 impl Sim {
     fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let size = rng.random_range(1..=30u64);
         let factor = ReplicationFactor::new(rng.random_range(1..=5)).unwrap();
-        let nodes = (1..=size)
-            .map(|id| {
-                (
-                    NodeId(id),
-                    Node {
-                        alive: true,
-                        whole: true,
-                        ..Node::default()
-                    },
-                )
-            })
-            .collect();
         let loss = [0.0, 0.1, 0.3][rng.random_range(0..3)];
+        let model = Model::new(rng, size, factor, loss);
+        let sides = model.nodes.keys().map(|id| (*id, 0)).collect();
+        let control_terms = model.nodes.keys().map(|id| (*id, 0)).collect();
         Sim {
-            rng,
-            factor,
-            nodes,
-            writers: Vec::new(),
-            terms_taken: BTreeSet::new(),
-            next_write: 1,
-            acknowledged: BTreeMap::new(),
-            step: 0,
-            loss,
-            grace_steps: 5,
-            violation: None,
-            steady: false,
-            held_by_majority: BTreeSet::new(),
+            model,
+            sides,
+            control_terms,
         }
     }
 
     /// The live parts of the cluster (live nodes that share a side).
     fn parts(&self) -> Vec<BTreeSet<NodeId>> {
         let mut parts: BTreeMap<u8, BTreeSet<NodeId>> = BTreeMap::new();
-        for (id, node) in &self.nodes {
+        for (id, node) in &self.model.nodes {
             if node.alive {
-                parts.entry(node.side).or_default().insert(*id);
+                parts.entry(self.sides[id]).or_default().insert(*id);
             }
         }
         parts.into_values().collect()
     }
 
     fn fault(&mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        let pick = ids[self.rng.random_range(0..ids.len())];
-        match self.rng.random_range(0..100) {
-            0..8 => self.nodes.get_mut(&pick).unwrap().alive = false,
+        let rng = &mut self.model.rng;
+        let ids: Vec<NodeId> = self.model.nodes.keys().copied().collect();
+        let pick = ids[rng.random_range(0..ids.len())];
+        match rng.random_range(0..100) {
+            0..8 => self.model.nodes.get_mut(&pick).unwrap().alive = false,
             8..16 => {
-                let node = self.nodes.get_mut(&pick).unwrap();
+                let node = self.model.nodes.get_mut(&pick).unwrap();
                 if !node.alive {
-                    node.alive = true;
-                    node.incarnation += 1;
-                    node.control_term = 0;
+                    node.restart();
+                    self.control_terms.insert(pick, 0);
                 }
             }
             16..19 => {
-                // A crashed node comes back without its disk. (It must have been down: a disk
-                // lost and a process back before anyone noticed it was gone is beyond what any
-                // protocol that trusts acknowledgements can survive.)
-                let node = self.nodes.get_mut(&pick).unwrap();
+                // A crashed node comes back without its disk.
+                let node = self.model.nodes.get_mut(&pick).unwrap();
                 if !node.alive {
-                    node.alive = true;
-                    node.log.clear();
-                    node.promised = 0;
-                    node.whole = false;
-                    node.incarnation += 1;
-                    node.control_term = 0;
+                    node.restart_without_disk();
+                    self.control_terms.insert(pick, 0);
                 }
             }
             19..25 => {
                 // A partition: every node on one of two sides.
-                for node in self.nodes.values_mut() {
-                    node.side = self.rng.random_range(0..2);
+                for side in self.sides.values_mut() {
+                    *side = rng.random_range(0..2);
                 }
             }
             25..31 => {
-                for node in self.nodes.values_mut() {
-                    node.side = 0;
+                for side in self.sides.values_mut() {
+                    *side = 0;
                 }
             }
             31..34 => {
                 // The whole cluster restarts (every process, disks kept; some stay down): tree terms
                 // start again from 1, below the rounds the logs hold.
-                for node in self.nodes.values_mut() {
-                    node.alive = self.rng.random_bool(0.7);
+                for (id, node) in self.model.nodes.iter_mut() {
+                    node.alive = rng.random_bool(0.7);
                     node.incarnation += 1;
-                    node.control_term = 0;
+                    self.control_terms.insert(*id, 0);
                 }
             }
             _ => {}
@@ -239,10 +110,11 @@ impl Sim {
         let parts = self.parts();
         let mut kept = Vec::new();
         for part in parts {
-            if let Some(writer) = self.writers.iter().find(|w| {
+            let model = &self.model;
+            if let Some(writer) = model.writers.iter().find(|w| {
                 w.members == part
                     && part.contains(&w.id)
-                    && w.incarnation == self.nodes[&w.id].incarnation
+                    && w.incarnation == model.nodes[&w.id].incarnation
             }) {
                 kept.push(writer.clone());
                 continue;
@@ -251,511 +123,86 @@ impl Sim {
             // another root, which must then hand over (newer data in its tree).
             let best = *part
                 .iter()
-                .max_by_key(|id| (self.nodes[id].position(), std::cmp::Reverse(id.0)))
+                .max_by_key(|id| (model.nodes[id].position(), std::cmp::Reverse(id.0)))
                 .unwrap();
-            let root = if self.rng.random_bool(0.8) {
+            let root = if self.model.rng.random_bool(0.8) {
                 best
             } else {
                 *part
                     .iter()
-                    .nth(self.rng.random_range(0..part.len()))
+                    .nth(self.model.rng.random_range(0..part.len()))
                     .unwrap()
             };
-            // A root that accepted writes and leads the new tree too goes on accepting if the rules
-            // let it (as the node does across a tree change), under the term it claimed.
-            let previous = self.writers.iter().find(|w| {
-                w.id == root && w.accepting && w.incarnation == self.nodes[&root].incarnation
-            });
-            let accepting = previous.is_some();
-            let (claim, term, term_start) =
-                previous.map_or((None, 0, None), |w| (w.claim, w.term, w.term_start));
             // Each part's election picks its term from what its own members saw: parts pick terms
             // independently, so two of them (or a cluster restarted whole) may pick the same one.
             let tree_term = part
                 .iter()
-                .map(|id| self.nodes[id].control_term)
+                .map(|id| self.control_terms[id])
                 .max()
                 .unwrap_or(0)
                 + 1;
             for id in &part {
-                self.nodes.get_mut(id).unwrap().control_term = tree_term;
+                self.control_terms.insert(*id, tree_term);
             }
-            kept.push(Writer {
-                id: root,
-                incarnation: self.nodes[&root].incarnation,
-                tree_term,
-                claim,
-                term,
-                members: part,
-                accepting,
-                term_start,
-                durable: BTreeMap::new(),
-                progress: BTreeMap::new(),
-                absent_since: BTreeMap::new(),
-                waiting: Vec::new(),
-            });
+            kept.push(self.model.writer_for(root, tree_term, part, true));
         }
-        self.writers = kept;
-    }
-
-    fn acks(&self, writer: &Writer) -> Acks {
-        Acks {
-            writer: Some(writer.id),
-            configuration: self.nodes[&writer.id].configuration(),
-            tree_copies: writer
-                .members
-                .iter()
-                .copied()
-                .filter(|m| *m != writer.id)
-                .collect(),
-            registered: self.nodes.len(),
-            durable: writer.durable.clone(),
-            fenced: !writer.accepting,
-        }
-    }
-
-    fn run_writers(&mut self) {
-        for index in 0..self.writers.len() {
-            let mut writer = self.writers[index].clone();
-            let own = self.nodes[&writer.id].position();
-            let newer = writer
-                .members
-                .iter()
-                .any(|m| self.nodes[m].position() > own);
-            let promised = promised_by(
-                writer.claim,
-                writer.members.iter().map(|m| (*m, self.nodes[m].promised)),
-            );
-            let report = TreeReport {
-                leads: true,
-                members: writer.members.clone(),
-                whole: writer
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|m| self.nodes[m].whole)
-                    .collect(),
-                all_reported: true,
-                newer_data: newer,
-                registered: self.nodes.len(),
-                promised: promised.clone().unwrap_or_default(),
-            };
-            let configuration = self.nodes[&writer.id].configuration();
-            let verdict = may_accept(configuration.as_ref(), &report, writer.accepting);
-            if verdict == Acceptance::Claim {
-                self.claim(&mut writer, promised.is_none());
-                self.writers[index] = writer;
-                continue;
-            }
-            if verdict != Acceptance::Accept {
-                writer.accepting = false;
-                writer.waiting.clear();
-                if verdict == Acceptance::NewerData {
-                    // The root calls an election, which the node with the newest data wins.
-                    writer.members.clear();
-                }
-                self.writers[index] = writer;
-                continue;
-            }
-            if !writer.accepting || writer.term == 0 {
-                writer.accepting = true;
-                let Some(term) = writer.claim else {
-                    self.violation = Some(format!("writer {} accepts without a claim", writer.id));
-                    return;
-                };
-                if !self.terms_taken.insert(term) {
-                    self.violation = Some(format!(
-                        "writer {} took data term {term}, which was taken before",
-                        writer.id
-                    ));
-                }
-                writer.term = term;
-                // The first entry of a term restates the voters (or names the first ones).
-                let voters = match &configuration {
-                    Some(configuration) => configuration.voters.clone(),
-                    None => {
-                        let mut children: Vec<NodeId> = writer
-                            .members
-                            .iter()
-                            .copied()
-                            .filter(|m| *m != writer.id)
-                            .collect();
-                        children.sort();
-                        children
-                            .into_iter()
-                            .take(self.factor.get() - 1)
-                            .chain([writer.id])
-                            .collect()
-                    }
-                };
-                self.append(&mut writer, Body::Configure(voters));
-            }
-            // Clients write.
-            let writes = if self.steady {
-                1
-            } else {
-                self.rng.random_range(0..3)
-            };
-            for _ in 0..writes {
-                let id = self.next_write;
-                self.next_write += 1;
-                let epoch = self.append(&mut writer, Body::Write(id));
-                writer.waiting.push((id, epoch));
-            }
-            self.replicate(&mut writer);
-            self.acknowledge(&mut writer);
-            self.change_configuration(&mut writer);
-            self.writers[index] = writer;
-        }
-    }
-
-    /// A root claims a data term (a new one when `renew`, else it asks again for the one it has):
-    /// each member that hears it (over lossy links; the root always) promises it on disk.
-    fn claim(&mut self, writer: &mut Writer, renew: bool) {
-        if renew {
-            let seen = writer
-                .members
-                .iter()
-                .flat_map(|m| {
-                    let node = &self.nodes[m];
-                    node.log
-                        .iter()
-                        .map(|entry| entry.term)
-                        .chain([node.promised])
-                })
-                .max()
-                .unwrap_or(0);
-            let Some(term) = data_term(writer.tree_term, seen, writer.id) else {
-                self.violation = Some(format!("writer {} found no data term", writer.id));
-                return;
-            };
-            writer.claim = Some(term);
-        }
-        let Some(term) = writer.claim else { return };
-        for member in writer.members.clone() {
-            if member != writer.id && self.rng.random_bool(self.loss) {
-                continue;
-            }
-            let node = self.nodes.get_mut(&member).unwrap();
-            node.promised = node.promised.max(term);
-        }
-    }
-
-    fn append(&mut self, writer: &mut Writer, body: Body) -> u64 {
-        let node = self.nodes.get_mut(&writer.id).unwrap();
-        node.log.push(Entry {
-            term: writer.term,
-            body,
-        });
-        let epoch = node.log.len() as u64;
-        if writer.term_start.is_none() {
-            writer.term_start = Some(epoch);
-        }
-        epoch
-    }
-
-    /// The writer's entries reach each copy of its tree (or are lost on the way).
-    fn replicate(&mut self, writer: &mut Writer) {
-        let log = self.nodes[&writer.id].log.clone();
-        for member in writer.members.clone() {
-            if member == writer.id || self.rng.random_bool(self.loss) {
-                continue;
-            }
-            let copy = self.nodes.get_mut(&member).unwrap();
-            // The log check: the copy's last entry must be in the writer's log with the same term;
-            // otherwise it holds a tail the writer never had and starts again from nothing.
-            let request = CatchUp::after(
-                Epoch(copy.log.len() as u64),
-                Term(copy.log.last().map_or(0, |entry| entry.term)),
-            );
-            let term_at_check = request
-                .to_check()
-                .and_then(|last| log.get(last.0 as usize - 1))
-                .map(|entry| Term(entry.term));
-            if judge(request, Epoch(log.len() as u64), term_at_check) == Verdict::Diverged {
-                copy.log.clear();
-                copy.whole = false;
-            }
-            let from = copy.log.len();
-            let upto = (from + 8).min(log.len());
-            copy.log.extend_from_slice(&log[from..upto]);
-            if copy.log.len() == log.len() {
-                copy.whole = true;
-            }
-            let epoch = copy.log.len() as u64;
-            writer.progress.insert(member, epoch);
-            let votes = configuration_of(&copy.log).is_none_or(|c| c.contains(member));
-            // Every report replaces the last: a copy that lost its disk, or no longer votes in its
-            // own view, must not keep counting for what it once said it held.
-            if votes {
-                writer.durable.insert(member, epoch);
-            } else {
-                writer.durable.remove(&member);
-            }
-        }
-    }
-
-    fn acknowledge(&mut self, writer: &mut Writer) {
-        let acks = self.acks(writer);
-        let written = self.nodes[&writer.id].log.len() as u64;
-        let acknowledged = acks.acknowledged(written);
-        let (done, waiting): (Vec<_>, Vec<_>) = writer
-            .waiting
-            .drain(..)
-            .partition(|(_, epoch)| *epoch <= acknowledged);
-        writer.waiting = waiting;
-        for (id, epoch) in done {
-            self.acknowledged.insert(id, epoch);
-        }
-    }
-
-    fn change_configuration(&mut self, writer: &mut Writer) {
-        let Some(configuration) = self.nodes[&writer.id].configuration() else {
-            return;
-        };
-        for voter in &configuration.voters {
-            if writer.members.contains(voter) {
-                writer.absent_since.remove(voter);
-            } else {
-                writer.absent_since.entry(*voter).or_insert(self.step);
-            }
-        }
-        let acks = self.acks(writer);
-        let written = self.nodes[&writer.id].log.len() as u64;
-        let grace_steps = self.grace_steps;
-        let absent_for: BTreeMap<NodeId, Duration> = writer
-            .absent_since
-            .iter()
-            .map(|(voter, since)| {
-                let steps = self.step - since;
-                (*voter, GRACE * (steps as u32) / (grace_steps as u32))
-            })
-            .collect();
-        let children: Vec<NodeId> = writer
-            .members
-            .iter()
-            .copied()
-            .filter(|m| *m != writer.id)
-            .collect();
-        let change = next_change(&MembershipView {
-            writer: writer.id,
-            factor: self.factor,
-            configuration: &configuration,
-            acknowledged: acks.acknowledged(written),
-            term_start: writer.term_start,
-            written,
-            tree: &writer.members,
-            children: &children,
-            progress: &writer.progress,
-            absent_for: &absent_for,
-            grace: GRACE,
-        });
-        if let Some(change) = change {
-            // Ground truth, whatever the writer believes: the configuration being replaced and the
-            // first entry of this writer's term have been held by a majority of their
-            // configuration (a disk lost since does not undo that).
-            self.note_majorities();
-            let log = &self.nodes[&writer.id].log;
-            for epoch in [configuration.epoch, writer.term_start.unwrap_or(0)] {
-                let entry = &log[epoch as usize - 1];
-                if !self.held_by_majority.contains(&(epoch, entry.term)) {
-                    let holding: Vec<String> = configuration
-                        .voters
-                        .iter()
-                        .map(|v| {
-                            let n = &self.nodes[v];
-                            format!(
-                                "{v}: alive {} whole {} len {} at {:?}",
-                                n.alive,
-                                n.whole,
-                                n.log.len(),
-                                n.log.get(epoch as usize - 1).map(|e| e.term)
-                            )
-                        })
-                        .collect();
-                    self.violation = Some(format!(
-                        "writer {} (term {}) changes {configuration} by {change:?} before epoch {epoch} (term {}) is on a majority of it; durable {:?}; {}",
-                        writer.id,
-                        writer.term,
-                        entry.term,
-                        writer.durable,
-                        holding.join("; ")
-                    ));
-                }
-            }
-            self.append(writer, Body::Configure(change.apply(&configuration)));
-        }
-    }
-
-    /// Notes every entry of every log that a majority of its configuration's voters holds now.
-    fn note_majorities(&mut self) {
-        let mut held = Vec::new();
-        for node in self.nodes.values() {
-            for (i, entry) in node.log.iter().enumerate() {
-                let key = (i as u64 + 1, entry.term);
-                if self.held_by_majority.contains(&key) {
-                    continue;
-                }
-                let Some(configuration) = configuration_of(&node.log[..=i]) else {
-                    continue;
-                };
-                let holders = |voter: NodeId| {
-                    self.nodes
-                        .get(&voter)
-                        .is_some_and(|n| n.log.get(i) == Some(entry))
-                };
-                if configuration.is_majority(holders) {
-                    held.push(key);
-                }
-            }
-        }
-        self.held_by_majority.extend(held);
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if let Some(violation) = &self.violation {
-            return Err(violation.clone());
-        }
-        let accepting: Vec<&Writer> = self.writers.iter().filter(|w| w.accepting).collect();
-        if accepting.len() > 1 {
-            let ids: Vec<u64> = accepting.iter().map(|w| w.id.0).collect();
-            return Err(format!("two writers accept writes at once: {ids:?}"));
-        }
-        for writer in &accepting {
-            let log = &self.nodes[&writer.id].log;
-            for (id, epoch) in &self.acknowledged {
-                let held = log.get(*epoch as usize - 1).map(|e| &e.body);
-                if held != Some(&Body::Write(*id)) {
-                    return Err(format!(
-                        "acknowledged write {id} at epoch {epoch} is missing from the log of writer {}",
-                        writer.id
-                    ));
-                }
-            }
-        }
-        let logs: Vec<(NodeId, &Vec<Entry>)> = self
-            .nodes
-            .iter()
-            .map(|(id, node)| (*id, &node.log))
-            .collect();
-        for (a, log_a) in &logs {
-            let mut previous: Option<&BTreeSet<NodeId>> = None;
-            for entry in log_a.iter() {
-                if let Body::Configure(voters) = &entry.body {
-                    if let Some(previous) = previous
-                        && previous.symmetric_difference(voters).count() > 1
-                    {
-                        return Err(format!("node {a}: configuration {previous:?} → {voters:?}"));
-                    }
-                    previous = Some(voters);
-                }
-            }
-            for (b, log_b) in &logs {
-                if a >= b {
-                    continue;
-                }
-                let common = log_a.len().min(log_b.len());
-                if let Some(last_same) =
-                    (0..common).rev().find(|i| log_a[*i].term == log_b[*i].term)
-                    && log_a[..=last_same] != log_b[..=last_same]
-                {
-                    return Err(format!(
-                        "nodes {a} and {b} hold the same term at epoch {} but differ before it",
-                        last_same + 1
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.model.writers = kept;
     }
 
     fn run(&mut self, steps: u64) -> Result<(), String> {
         for _ in 0..steps {
-            self.step += 1;
-            if self.rng.random_bool(0.3) {
+            self.model.step += 1;
+            if self.model.rng.random_bool(0.3) {
                 self.fault();
             }
             self.form_trees();
-            self.run_writers();
-            self.note_majorities();
-            self.check()
-                .map_err(|problem| format!("step {}: {problem}", self.step))?;
+            self.model.run_writers();
+            self.model.note_majorities();
+            self.model
+                .check()
+                .map_err(|problem| format!("step {}: {problem}", self.model.step))?;
         }
         // Quiescence: faults stop, every side heals, and the dead stay dead.
-        for node in self.nodes.values_mut() {
-            node.side = 0;
+        for side in self.sides.values_mut() {
+            *side = 0;
         }
-        self.loss = 0.0;
+        self.model.loss = 0.0;
         let live: BTreeSet<NodeId> = self
+            .model
             .nodes
             .iter()
             .filter(|(_, n)| n.alive)
             .map(|(id, _)| *id)
             .collect();
-        // Voters that are alive and hold everything they acknowledged: with fewer than a majority of
-        // them, writes rightly stay refused (more voters failed than the configuration tolerates).
         let sound: BTreeSet<NodeId> = self
+            .model
             .nodes
             .iter()
             .filter(|(_, n)| n.alive && n.whole)
             .map(|(id, _)| *id)
             .collect();
         for _ in 0..40 {
-            self.step += 1;
+            self.model.step += 1;
             self.form_trees();
-            self.run_writers();
-            self.check()
-                .map_err(|problem| format!("step {} (quiet): {problem}", self.step))?;
+            self.model.run_writers();
+            self.model
+                .check()
+                .map_err(|problem| format!("step {} (quiet): {problem}", self.model.step))?;
         }
-        let Some(writer) = self.writers.first() else {
+        if self.model.writers.is_empty() {
             return Ok(()); // nobody alive
-        };
-        let configuration = self.nodes[&writer.id].configuration();
-        let majority_alive = configuration
-            .as_ref()
-            .is_some_and(|c| c.is_majority(|v| sound.contains(&v)));
-        if !majority_alive {
+        }
+        if !self.model.check_quiet(0, &live, &sound)? {
             // Writes may rightly stay refused (a majority of the voters is dead): nothing to check.
             return Ok(());
         }
-        if !writer.accepting {
-            let nodes: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|(id, n)| {
-                    format!(
-                        "{id}: alive {} whole {} position {:?} voters {:?}",
-                        n.alive,
-                        n.whole,
-                        n.position(),
-                        n.configuration().map(|c| c.to_string())
-                    )
-                })
-                .collect();
-            return Err(format!(
-                "quiet: writer {} does not accept writes; {}",
-                writer.id,
-                nodes.join("; ")
-            ));
-        }
-        let voters = configuration.unwrap().voters;
-        // `R` voters, all live, once there are enough live nodes; with fewer, every live node votes
-        // and the absent voters stay (a cluster keeps what it has until a replacement can join).
-        let expected = self.factor.get().min(live.len());
-        let live_voters = voters.iter().filter(|v| live.contains(v)).count();
-        if live_voters != expected || (live.len() >= self.factor.get() && voters.len() != expected)
-        {
-            return Err(format!(
-                "quiet: voters {voters:?}, expected {expected} live ones of {live:?}"
-            ));
-        }
-        let before = self.acknowledged.len();
-        self.steady = true;
+        let before = self.model.acknowledged.len();
+        self.model.steady = true;
         for _ in 0..3 {
-            self.step += 1;
-            self.run_writers();
+            self.model.step += 1;
+            self.model.run_writers();
         }
-        if self.acknowledged.len() == before {
+        if self.model.acknowledged.len() == before {
             return Err("quiet: no write was acknowledged".into());
         }
         Ok(())
@@ -780,11 +227,12 @@ fn the_replication_rules_keep_their_promises_under_seeded_faults() {
         if let Err(problem) = sim.run(200) {
             panic!(
                 "seed {seed} ({} nodes, R = {}): {problem}\nreplay: SIM_SEED={seed} cargo test -p replication --test simulation",
-                sim.nodes.len(),
-                sim.factor.get()
+                sim.model.nodes.len(),
+                sim.model.factor.get()
             );
         }
-        writes += sim.acknowledged.len();
+        writes += sim.model.acknowledged.len();
     }
+    println!("total acknowledged writes {writes}");
     assert!(writes > 0, "the simulation acknowledged no write at all");
 }

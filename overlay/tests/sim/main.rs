@@ -1,13 +1,12 @@
 //! Deterministic simulation of whole clusters running the real `Overlay` state machines over an
 //! in-memory network with seeded delays, reordering, loss, crashes, restarts and link cuts. Every
-//! invariant is checked at quiescence (see `invariants`). A failing run prints its scenario, starting
-//! with `SIM_SEED=<n>`; setting that variable makes `many_seeds_…` replay just that seed.
+//! invariant is checked at quiescence (see `cluster_sim::invariants`; the network and the graphs live
+//! in the `cluster-sim` crate, shared with the replication crate's joint simulation). A failing run
+//! prints its scenario, starting with `SIM_SEED=<n>`; setting that variable makes `many_seeds_…`
+//! replay just that seed.
 //!
 //! Run the summary with `cargo test -p overlay --test sim -- --nocapture`.
 
-mod graphs;
-mod invariants;
-mod network;
 mod scenarios;
 
 use std::collections::BTreeSet;
@@ -19,8 +18,8 @@ use overlay::{NodeId, Role};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use graphs::{Graph, GraphKind};
-use network::{Sim, SimConfig};
+use cluster_sim::graphs::{Graph, GraphKind};
+use cluster_sim::network::{Sim, SimConfig};
 use scenarios::{Fault, RunReport, Scenario, run, settle_window};
 
 const SEEDS: u64 = 1000;

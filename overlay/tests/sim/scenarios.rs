@@ -8,8 +8,8 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::graphs::{Graph, GraphKind};
-use crate::network::{Sim, SimConfig};
+use cluster_sim::graphs::{Graph, GraphKind};
+use cluster_sim::network::{Sim, SimConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use overlay::{
-    Body, ElectionBody, ElectionId, Envelope, Event, Millis, NodeId, Output, Overlay, Role, Timing,
-    TopologyBody, TreeBody, TreeId, encode,
+    Body, ElectionBody, ElectionId, Envelope, Epoch, Event, Millis, NodeId, Output, Overlay, Role,
+    Term, Timing, TopologyBody, TreeBody, TreeId, encode,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -117,6 +117,9 @@ struct SimNode {
     overlay: Option<Overlay>,
     incarnation: u64,
     generation: u64,
+    /// The data position the node runs for election with; a (re)started process reads it from its
+    /// database, so it outlives the overlay's state.
+    election_value: Option<(Term, Epoch)>,
 }
 
 /// A whole simulated cluster.
@@ -235,6 +238,29 @@ impl Sim {
         self.start_at(node, now, neighbours);
     }
 
+    /// Sets the data position `node` runs for election with, now and after every restart (as the
+    /// node reads it from its database when it starts).
+    pub fn set_election_value(&mut self, node: NodeId, term: Term, epoch: Epoch) {
+        let Some(slot) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        slot.election_value = Some((term, epoch));
+        if let Some(overlay) = slot.overlay.as_mut() {
+            overlay.set_election_value(term, epoch);
+        }
+    }
+
+    /// `node`'s data plane asks for an election (see [`Overlay::call_election`]); nothing if it is
+    /// down.
+    pub fn call_election(&mut self, node: NodeId) {
+        let now = Millis(self.now);
+        let Some(overlay) = self.nodes.get_mut(&node).and_then(|n| n.overlay.as_mut()) else {
+            return;
+        };
+        let output = overlay.call_election(now);
+        self.dispatch(node, output);
+    }
+
     pub fn cut(&mut self, a: NodeId, b: NodeId) {
         self.cut.insert(link(a, b));
     }
@@ -280,9 +306,12 @@ impl Sim {
                 };
                 slot.incarnation += 1;
                 slot.generation += 1;
-                slot.overlay = Some(
-                    Overlay::new(node, neighbours, timing, now).with_incarnation(slot.incarnation),
-                );
+                let mut overlay =
+                    Overlay::new(node, neighbours, timing, now).with_incarnation(slot.incarnation);
+                if let Some((term, epoch)) = slot.election_value {
+                    overlay.set_election_value(term, epoch);
+                }
+                slot.overlay = Some(overlay);
                 let generation = slot.generation;
                 // The runtime ticks right away, then periodically.
                 self.schedule(self.now, SimEvent::Tick { node, generation });

@@ -1,0 +1,648 @@
+//! The replication model both simulations run: nodes with logs of `(term, epoch, entry)`, the
+//! writers of the trees that lead, and the invariants. A driver decides which trees exist (the
+//! abstract simulation forms them itself, the joint one reads them off the real overlay) and what
+//! fails; each writer then runs the crate's rules: [`may_accept`] decides whether it writes,
+//! [`data_term`] under which term, [`Acks`] which writes are acknowledged, [`next_change`] the
+//! configuration changes. Copies get the writer's entries over lossy links, apply them in order, drop
+//! a tail the writer never had by the crate's log check ([`judge`]; histories never merge), and
+//! acknowledge durably only while they vote.
+//!
+//! [`Model::check`], after every step:
+//! - at most one writer accepts writes, and every data term is taken once, by one writer;
+//! - every acknowledged write is in the log of every writer that accepts writes later, at its epoch;
+//! - any two logs that hold an entry of the same term at the same epoch agree up to there;
+//! - at most one configuration change is in flight: a writer starts a change only once the
+//!   configuration it replaces, and the first entry of its own term, are held by a majority of that
+//!   configuration's voters (checked in ground truth when it starts it), and successive
+//!   configurations in any log differ by one voter.
+//!
+//! [`Model::check_quiet`], at the end with faults stopped: when a majority of the voters is alive,
+//! whole and in the writer's tree, the writer accepts and the configuration has
+//! `min(R, reachable nodes)` voters, all reachable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use overlay::{Epoch, Term};
+use rand::Rng;
+use rand::rngs::StdRng;
+use replication::catch_up::{CatchUp, Verdict, judge};
+use replication::{
+    Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, TreeReport,
+    data_term, may_accept, next_change, promised_by,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Write(u64),
+    Configure(BTreeSet<NodeId>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub term: u64,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub alive: bool,
+    /// `log[i]` is the entry at epoch `i + 1`.
+    pub log: Vec<Entry>,
+    /// Holds everything it ever acknowledged (false from losing its disk or discarding a diverged
+    /// copy until it catches up with an accepting writer).
+    pub whole: bool,
+    /// Counts restarts: a writer's state dies with its process.
+    pub incarnation: u64,
+    /// The highest data term this node promised to a claiming root (on disk).
+    pub promised: u64,
+}
+
+impl Node {
+    /// A live node with an empty, whole disk.
+    pub fn fresh() -> Self {
+        Node {
+            alive: true,
+            whole: true,
+            ..Node::default()
+        }
+    }
+
+    /// The data position `(term, epoch)` the node reports and runs for election with.
+    pub fn position(&self) -> (u64, u64) {
+        (
+            self.log.last().map_or(0, |entry| entry.term),
+            self.log.len() as u64,
+        )
+    }
+
+    pub fn configuration(&self) -> Option<Configuration> {
+        configuration_of(&self.log)
+    }
+
+    /// The process restarts with its disk: what it wrote and promised stays.
+    pub fn restart(&mut self) {
+        self.alive = true;
+        self.incarnation += 1;
+    }
+
+    /// The process restarts without its disk. (It must have been down: a disk lost and a process
+    /// back before anyone noticed it was gone is beyond what any protocol that trusts
+    /// acknowledgements can survive.)
+    pub fn restart_without_disk(&mut self) {
+        self.restart();
+        self.log.clear();
+        self.promised = 0;
+        self.whole = false;
+    }
+}
+
+pub fn configuration_of(log: &[Entry]) -> Option<Configuration> {
+    log.iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, entry)| match &entry.body {
+            Body::Configure(voters) => {
+                Some(Configuration::new(i as u64 + 1, voters.iter().copied()))
+            }
+            Body::Write(_) => None,
+        })
+}
+
+/// The writer of one tree, while its root leads it.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub id: NodeId,
+    pub incarnation: u64,
+    /// The tree's (control) term, the data term this root claimed, and the one it writes under (0:
+    /// none taken yet).
+    pub tree_term: u64,
+    pub claim: Option<u64>,
+    pub term: u64,
+    pub members: BTreeSet<NodeId>,
+    /// Every member has reported its data position to the root.
+    pub all_reported: bool,
+    pub accepting: bool,
+    pub term_start: Option<u64>,
+    pub durable: BTreeMap<NodeId, u64>,
+    pub progress: BTreeMap<NodeId, u64>,
+    pub absent_since: BTreeMap<NodeId, u64>,
+    /// Writes waiting for their acknowledgement: (write id, epoch).
+    pub waiting: Vec<(u64, u64)>,
+}
+
+pub struct Model {
+    pub rng: StdRng,
+    pub factor: ReplicationFactor,
+    pub nodes: BTreeMap<NodeId, Node>,
+    pub writers: Vec<Writer>,
+    /// Every data term a writer took: a term is taken once, by one writer, ever.
+    terms_taken: BTreeSet<u64>,
+    next_write: u64,
+    /// Acknowledged writes: id → epoch.
+    pub acknowledged: BTreeMap<u64, u64>,
+    pub step: u64,
+    /// Probability that a replication message (a claim, a batch of entries) is lost.
+    pub loss: f64,
+    /// How many steps make the grace period after which an absent voter is replaced.
+    pub grace_steps: u64,
+    /// Set when a writer broke a rule at the moment it acted (checked with the invariants).
+    violation: Option<String>,
+    /// Clients write exactly once per step (the quiet phase), not a random number of times.
+    pub steady: bool,
+    /// Entries `(epoch, term)` that a majority of the voters of the configuration in force there
+    /// held at some moment (ground truth; a later disk loss does not undo it).
+    held_by_majority: BTreeSet<(u64, u64)>,
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+
+impl Model {
+    /// Nodes `1..=size`, all live with empty disks.
+    pub fn new(rng: StdRng, size: u64, factor: ReplicationFactor, loss: f64) -> Self {
+        Model {
+            rng,
+            factor,
+            nodes: (1..=size).map(|id| (NodeId(id), Node::fresh())).collect(),
+            writers: Vec::new(),
+            terms_taken: BTreeSet::new(),
+            next_write: 1,
+            acknowledged: BTreeMap::new(),
+            step: 0,
+            loss,
+            grace_steps: 5,
+            violation: None,
+            steady: false,
+            held_by_majority: BTreeSet::new(),
+        }
+    }
+
+    /// The writer of a tree that `root` now leads with `members` under control term `tree_term`.
+    /// A root that accepted writes and leads the new tree too goes on accepting if the rules let it
+    /// (as the node does across a tree change), under the term it claimed.
+    pub fn writer_for(
+        &self,
+        root: NodeId,
+        tree_term: u64,
+        members: BTreeSet<NodeId>,
+        all_reported: bool,
+    ) -> Writer {
+        let incarnation = self.nodes[&root].incarnation;
+        let previous = self
+            .writers
+            .iter()
+            .find(|w| w.id == root && w.accepting && w.incarnation == incarnation);
+        let accepting = previous.is_some();
+        let (claim, term, term_start) =
+            previous.map_or((None, 0, None), |w| (w.claim, w.term, w.term_start));
+        Writer {
+            id: root,
+            incarnation,
+            tree_term,
+            claim,
+            term,
+            members,
+            all_reported,
+            accepting,
+            term_start,
+            durable: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            absent_since: BTreeMap::new(),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn acks(&self, writer: &Writer) -> Acks {
+        Acks {
+            writer: Some(writer.id),
+            configuration: self.nodes[&writer.id].configuration(),
+            tree_copies: writer
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != writer.id)
+                .collect(),
+            registered: self.nodes.len(),
+            durable: writer.durable.clone(),
+            fenced: !writer.accepting,
+        }
+    }
+
+    /// Every writer acts once on what its tree reports. Returns the roots that saw newer data in
+    /// their tree: the node then calls an election (the runtime does it whatever the verdict).
+    pub fn run_writers(&mut self) -> Vec<NodeId> {
+        let mut calls = Vec::new();
+        for index in 0..self.writers.len() {
+            let mut writer = self.writers[index].clone();
+            let own = self.nodes[&writer.id].position();
+            let newer = writer
+                .members
+                .iter()
+                .any(|m| self.nodes[m].position() > own);
+            if newer {
+                calls.push(writer.id);
+            }
+            let promised = promised_by(
+                writer.claim,
+                writer.members.iter().map(|m| (*m, self.nodes[m].promised)),
+            );
+            let report = TreeReport {
+                leads: true,
+                members: writer.members.clone(),
+                whole: writer
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|m| self.nodes[m].whole)
+                    .collect(),
+                all_reported: writer.all_reported,
+                newer_data: newer,
+                registered: self.nodes.len(),
+                promised: promised.clone().unwrap_or_default(),
+            };
+            let configuration = self.nodes[&writer.id].configuration();
+            let verdict = may_accept(configuration.as_ref(), &report, writer.accepting);
+            if verdict == Acceptance::Claim {
+                self.claim(&mut writer, promised.is_none());
+                self.writers[index] = writer;
+                continue;
+            }
+            if verdict != Acceptance::Accept {
+                writer.accepting = false;
+                writer.waiting.clear();
+                if verdict == Acceptance::NewerData {
+                    // The root calls an election, which the node with the newest data wins.
+                    writer.members.clear();
+                }
+                self.writers[index] = writer;
+                continue;
+            }
+            if !writer.accepting || writer.term == 0 {
+                writer.accepting = true;
+                let Some(term) = writer.claim else {
+                    self.violation = Some(format!("writer {} accepts without a claim", writer.id));
+                    return calls;
+                };
+                if !self.terms_taken.insert(term) {
+                    self.violation = Some(format!(
+                        "writer {} took data term {term}, which was taken before",
+                        writer.id
+                    ));
+                }
+                writer.term = term;
+                // The first entry of a term restates the voters (or names the first ones).
+                let voters = match &configuration {
+                    Some(configuration) => configuration.voters.clone(),
+                    None => {
+                        let mut children: Vec<NodeId> = writer
+                            .members
+                            .iter()
+                            .copied()
+                            .filter(|m| *m != writer.id)
+                            .collect();
+                        children.sort();
+                        children
+                            .into_iter()
+                            .take(self.factor.get() - 1)
+                            .chain([writer.id])
+                            .collect()
+                    }
+                };
+                self.append(&mut writer, Body::Configure(voters));
+            }
+            // Clients write.
+            let writes = if self.steady {
+                1
+            } else {
+                self.rng.random_range(0..3)
+            };
+            for _ in 0..writes {
+                let id = self.next_write;
+                self.next_write += 1;
+                let epoch = self.append(&mut writer, Body::Write(id));
+                writer.waiting.push((id, epoch));
+            }
+            self.replicate(&mut writer);
+            self.acknowledge(&mut writer);
+            self.change_configuration(&mut writer);
+            self.writers[index] = writer;
+        }
+        calls
+    }
+
+    /// A root claims a data term (a new one when `renew`, else it asks again for the one it has):
+    /// each member that hears it (over lossy links; the root always) promises it on disk.
+    fn claim(&mut self, writer: &mut Writer, renew: bool) {
+        if renew {
+            let seen = writer
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let node = &self.nodes[m];
+                    node.log
+                        .iter()
+                        .map(|entry| entry.term)
+                        .chain([node.promised])
+                })
+                .max()
+                .unwrap_or(0);
+            let Some(term) = data_term(writer.tree_term, seen, writer.id) else {
+                self.violation = Some(format!("writer {} found no data term", writer.id));
+                return;
+            };
+            writer.claim = Some(term);
+        }
+        let Some(term) = writer.claim else { return };
+        for member in writer.members.clone() {
+            if member != writer.id && self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let node = self.nodes.get_mut(&member).unwrap();
+            node.promised = node.promised.max(term);
+        }
+    }
+
+    fn append(&mut self, writer: &mut Writer, body: Body) -> u64 {
+        let node = self.nodes.get_mut(&writer.id).unwrap();
+        node.log.push(Entry {
+            term: writer.term,
+            body,
+        });
+        let epoch = node.log.len() as u64;
+        if writer.term_start.is_none() {
+            writer.term_start = Some(epoch);
+        }
+        epoch
+    }
+
+    /// The writer's entries reach each copy of its tree (or are lost on the way).
+    fn replicate(&mut self, writer: &mut Writer) {
+        let log = self.nodes[&writer.id].log.clone();
+        for member in writer.members.clone() {
+            if member == writer.id || self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let copy = self.nodes.get_mut(&member).unwrap();
+            // The log check: the copy's last entry must be in the writer's log with the same term;
+            // otherwise it holds a tail the writer never had and starts again from nothing.
+            let request = CatchUp::after(
+                Epoch(copy.log.len() as u64),
+                Term(copy.log.last().map_or(0, |entry| entry.term)),
+            );
+            let term_at_check = request
+                .to_check()
+                .and_then(|last| log.get(last.0 as usize - 1))
+                .map(|entry| Term(entry.term));
+            if judge(request, Epoch(log.len() as u64), term_at_check) == Verdict::Diverged {
+                copy.log.clear();
+                copy.whole = false;
+            }
+            let from = copy.log.len();
+            let upto = (from + 8).min(log.len());
+            copy.log.extend_from_slice(&log[from..upto]);
+            if copy.log.len() == log.len() {
+                copy.whole = true;
+            }
+            let epoch = copy.log.len() as u64;
+            writer.progress.insert(member, epoch);
+            let votes = configuration_of(&copy.log).is_none_or(|c| c.contains(member));
+            // Every report replaces the last: a copy that lost its disk, or no longer votes in its
+            // own view, must not keep counting for what it once said it held.
+            if votes {
+                writer.durable.insert(member, epoch);
+            } else {
+                writer.durable.remove(&member);
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, writer: &mut Writer) {
+        let acks = self.acks(writer);
+        let written = self.nodes[&writer.id].log.len() as u64;
+        let acknowledged = acks.acknowledged(written);
+        let (done, waiting): (Vec<_>, Vec<_>) = writer
+            .waiting
+            .drain(..)
+            .partition(|(_, epoch)| *epoch <= acknowledged);
+        writer.waiting = waiting;
+        for (id, epoch) in done {
+            self.acknowledged.insert(id, epoch);
+        }
+    }
+
+    fn change_configuration(&mut self, writer: &mut Writer) {
+        let Some(configuration) = self.nodes[&writer.id].configuration() else {
+            return;
+        };
+        for voter in &configuration.voters {
+            if writer.members.contains(voter) {
+                writer.absent_since.remove(voter);
+            } else {
+                writer.absent_since.entry(*voter).or_insert(self.step);
+            }
+        }
+        let acks = self.acks(writer);
+        let written = self.nodes[&writer.id].log.len() as u64;
+        let grace_steps = self.grace_steps;
+        let absent_for: BTreeMap<NodeId, Duration> = writer
+            .absent_since
+            .iter()
+            .map(|(voter, since)| {
+                let steps = self.step - since;
+                (*voter, GRACE * (steps as u32) / (grace_steps as u32))
+            })
+            .collect();
+        let children: Vec<NodeId> = writer
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != writer.id)
+            .collect();
+        let change = next_change(&MembershipView {
+            writer: writer.id,
+            factor: self.factor,
+            configuration: &configuration,
+            acknowledged: acks.acknowledged(written),
+            term_start: writer.term_start,
+            written,
+            tree: &writer.members,
+            children: &children,
+            progress: &writer.progress,
+            absent_for: &absent_for,
+            grace: GRACE,
+        });
+        if let Some(change) = change {
+            // Ground truth, whatever the writer believes: the configuration being replaced and the
+            // first entry of this writer's term have been held by a majority of their
+            // configuration (a disk lost since does not undo that).
+            self.note_majorities();
+            let log = &self.nodes[&writer.id].log;
+            for epoch in [configuration.epoch, writer.term_start.unwrap_or(0)] {
+                let entry = &log[epoch as usize - 1];
+                if !self.held_by_majority.contains(&(epoch, entry.term)) {
+                    let holding: Vec<String> = configuration
+                        .voters
+                        .iter()
+                        .map(|v| {
+                            let n = &self.nodes[v];
+                            format!(
+                                "{v}: alive {} whole {} len {} at {:?}",
+                                n.alive,
+                                n.whole,
+                                n.log.len(),
+                                n.log.get(epoch as usize - 1).map(|e| e.term)
+                            )
+                        })
+                        .collect();
+                    self.violation = Some(format!(
+                        "writer {} (term {}) changes {configuration} by {change:?} before epoch {epoch} (term {}) is on a majority of it; durable {:?}; {}",
+                        writer.id,
+                        writer.term,
+                        entry.term,
+                        writer.durable,
+                        holding.join("; ")
+                    ));
+                }
+            }
+            self.append(writer, Body::Configure(change.apply(&configuration)));
+        }
+    }
+
+    /// Notes every entry of every log that a majority of its configuration's voters holds now.
+    pub fn note_majorities(&mut self) {
+        let mut held = Vec::new();
+        for node in self.nodes.values() {
+            for (i, entry) in node.log.iter().enumerate() {
+                let key = (i as u64 + 1, entry.term);
+                if self.held_by_majority.contains(&key) {
+                    continue;
+                }
+                let Some(configuration) = configuration_of(&node.log[..=i]) else {
+                    continue;
+                };
+                let holders = |voter: NodeId| {
+                    self.nodes
+                        .get(&voter)
+                        .is_some_and(|n| n.log.get(i) == Some(entry))
+                };
+                if configuration.is_majority(holders) {
+                    held.push(key);
+                }
+            }
+        }
+        self.held_by_majority.extend(held);
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(violation) = &self.violation {
+            return Err(violation.clone());
+        }
+        let accepting: Vec<&Writer> = self.writers.iter().filter(|w| w.accepting).collect();
+        if accepting.len() > 1 {
+            let ids: Vec<u64> = accepting.iter().map(|w| w.id.0).collect();
+            return Err(format!("two writers accept writes at once: {ids:?}"));
+        }
+        for writer in &accepting {
+            let log = &self.nodes[&writer.id].log;
+            for (id, epoch) in &self.acknowledged {
+                let held = log.get(*epoch as usize - 1).map(|e| &e.body);
+                if held != Some(&Body::Write(*id)) {
+                    return Err(format!(
+                        "acknowledged write {id} at epoch {epoch} is missing from the log of writer {}",
+                        writer.id
+                    ));
+                }
+            }
+        }
+        let logs: Vec<(NodeId, &Vec<Entry>)> = self
+            .nodes
+            .iter()
+            .map(|(id, node)| (*id, &node.log))
+            .collect();
+        for (a, log_a) in &logs {
+            let mut previous: Option<&BTreeSet<NodeId>> = None;
+            for entry in log_a.iter() {
+                if let Body::Configure(voters) = &entry.body {
+                    if let Some(previous) = previous
+                        && previous.symmetric_difference(voters).count() > 1
+                    {
+                        return Err(format!("node {a}: configuration {previous:?} → {voters:?}"));
+                    }
+                    previous = Some(voters);
+                }
+            }
+            for (b, log_b) in &logs {
+                if a >= b {
+                    continue;
+                }
+                let common = log_a.len().min(log_b.len());
+                if let Some(last_same) =
+                    (0..common).rev().find(|i| log_a[*i].term == log_b[*i].term)
+                    && log_a[..=last_same] != log_b[..=last_same]
+                {
+                    return Err(format!(
+                        "nodes {a} and {b} hold the same term at epoch {} but differ before it",
+                        last_same + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The quiet check for the writer at `index`, once faults stopped and everything healed:
+    /// `reachable` is the live nodes it can reach, `sound` the nodes that were alive and whole when
+    /// the faults stopped (they hold everything they acknowledged; with fewer than a majority of the
+    /// voters among them, writes rightly stay refused: more voters failed than the configuration
+    /// tolerates). `Ok(false)` when nothing is to be checked for that reason; `Ok(true)` when the
+    /// writer accepts with the voters it should have.
+    pub fn check_quiet(
+        &self,
+        index: usize,
+        reachable: &BTreeSet<NodeId>,
+        sound: &BTreeSet<NodeId>,
+    ) -> Result<bool, String> {
+        let writer = &self.writers[index];
+        let sound: BTreeSet<NodeId> = sound.intersection(reachable).copied().collect();
+        let configuration = self.nodes[&writer.id].configuration();
+        let majority_alive = configuration
+            .as_ref()
+            .is_some_and(|c| c.is_majority(|v| sound.contains(&v)));
+        if !majority_alive {
+            return Ok(false);
+        }
+        if !writer.accepting {
+            let nodes: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(id, n)| {
+                    format!(
+                        "{id}: alive {} whole {} position {:?} voters {:?}",
+                        n.alive,
+                        n.whole,
+                        n.position(),
+                        n.configuration().map(|c| c.to_string())
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "quiet: writer {} does not accept writes; {}",
+                writer.id,
+                nodes.join("; ")
+            ));
+        }
+        let voters = configuration.map(|c| c.voters).unwrap_or_default();
+        // `R` voters, all live, once there are enough live nodes; with fewer, every live node votes
+        // and the absent voters stay (a cluster keeps what it has until a replacement can join).
+        let expected = self.factor.get().min(reachable.len());
+        let live_voters = voters.iter().filter(|v| reachable.contains(v)).count();
+        if live_voters != expected
+            || (reachable.len() >= self.factor.get() && voters.len() != expected)
+        {
+            return Err(format!(
+                "quiet: voters {voters:?}, expected {expected} live ones of {reachable:?}"
+            ));
+        }
+        Ok(true)
+    }
+}
