@@ -25,7 +25,10 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
         nameserver_http: None,
-        cluster_key: None,
+        cluster_key: cluster_node::config::ClusterKey::parse(
+            "a test cluster's key, 32 chars or more",
+        )
+        .unwrap(),
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
     }
