@@ -471,6 +471,24 @@ mod tests {
         assert_eq!(a.seal(B, PAYLOAD), Err(SealError::CountersExhausted));
     }
 
+    /// The cost docs/PERFORMANCE.md quotes; run it in release:
+    /// `cargo test --release -p cluster-node --lib seal_and_open_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn seal_and_open_cost_of_a_typical_frame() {
+        let payload = vec![b'x'; 300];
+        let a = sealer(A, FIRST);
+        let mut b = opener(B);
+        let rounds = 200_000u32;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let frame = a.seal(B, &payload).unwrap();
+            std::hint::black_box(b.open(A, &frame).unwrap());
+        }
+        let each = started.elapsed() / rounds;
+        println!("seal + open of a {}-byte payload: {each:?}", payload.len());
+    }
+
     #[test]
     fn a_plane_key_never_shows_in_debug_output() {
         assert_eq!(format!("{:?}", key("k")), "PlaneKey(…)");
