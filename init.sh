@@ -17,11 +17,13 @@
 #              REPLICATION_FACTOR (default 3: voters the writer keeps, 1–7; DESIGN §4).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
 #
-# Every config gets the same `cluster_key`, the secret that signs session cookies, so a user signed in
-# through one input node stays signed in on the others. It is generated once per DIR and kept in
-# DIR/.cluster_key (mode 600): running init.sh again reuses it and keeps existing sessions valid.
-# Delete that file and re-run to end every session. scripts/cluster.sh gives DIR/.cluster_key to the
-# bootstrap and the nameserver (--cluster-key-file), which accept only registrations that prove the key.
+# Every config gets the same `cluster_key`, the secret that seals the frames nodes exchange (a node
+# with another key is not heard) and signs session cookies, so a user signed in through one input node
+# stays signed in on the others. It is generated once per DIR and kept in DIR/.cluster_key (mode 600):
+# running init.sh again reuses it and keeps existing sessions valid. scripts/cluster.sh gives
+# DIR/.cluster_key to the bootstrap and the nameserver (--cluster-key-file), which accept only
+# registrations that prove the key. To rotate it, delete that file, re-run, and restart everything:
+# this also ends every session.
 set -euo pipefail
 
 readonly MAX_NODES=500

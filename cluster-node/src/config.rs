@@ -104,9 +104,11 @@ impl fmt::Display for ServiceAddr {
     }
 }
 
-/// The secret all nodes of one cluster share. Input nodes derive from it the key that signs session
-/// cookies, so a user signed in through one input node stays signed in on every other. `init.sh` writes
-/// the same random key into every config of a cluster. Its [`Debug`](fmt::Debug) never shows it.
+/// The secret all nodes of one cluster share. Every node derives from it the keys that seal its
+/// control- and data-plane frames (so only members can talk to members), and input nodes the key that
+/// signs session cookies (so a user signed in through one input node stays signed in on every other).
+/// `init.sh` writes the same random key into every config of a cluster. Its [`Debug`](fmt::Debug)
+/// never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClusterKey(String);
 
@@ -155,9 +157,8 @@ pub struct Config {
     pub allow_faults: bool,
     /// The nameserver's HTTP address, where a page goes back to when its input node stops answering.
     pub nameserver_http: Option<String>,
-    /// Signs session cookies; without it the node uses a random key and its sessions are valid only on
-    /// this node until it restarts.
-    pub cluster_key: Option<ClusterKey>,
+    /// Seals the planes' frames and signs session cookies; the same on every node of the cluster.
+    pub cluster_key: ClusterKey,
     /// How many voters the writer keeps (DESIGN §4): 1 to 7, default 3.
     pub replication_factor: replication::ReplicationFactor,
     /// How long a voter may stay out of the writer's tree before a learner replaces it.
@@ -215,6 +216,8 @@ pub struct RawConfig {
     pub allow_faults: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nameserver_http: Option<String>,
+    /// Required; an `Option` here only so that its absence is reported like every other field's
+    /// problem, with the field named, rather than as a generic parse error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,7 +261,7 @@ impl Config {
             log_dir: self.log_dir.clone(),
             allow_faults: self.allow_faults,
             nameserver_http: self.nameserver_http.clone(),
-            cluster_key: self.cluster_key.as_ref().map(|key| key.0.clone()),
+            cluster_key: Some(self.cluster_key.0.clone()),
             replication_factor: Some(self.replication_factor.get() as u64),
             voter_grace_ms: Some(self.voter_grace.as_millis() as u64),
         };
@@ -327,8 +330,11 @@ impl RawConfig {
         };
         let cluster_key = self
             .cluster_key
-            .map(ClusterKey::parse)
-            .transpose()
+            .ok_or_else(|| {
+                "is missing: every node needs the cluster's shared key (init.sh writes it)"
+                    .to_owned()
+            })
+            .and_then(ClusterKey::parse)
             .map_err(|reason| invalid("cluster_key", reason))?;
         let replication_factor = match self.replication_factor {
             None => replication::ReplicationFactor::DEFAULT,
@@ -442,6 +448,7 @@ bootstrap = "127.0.0.1:45999"
 nameserver = "localhost:45998"
 data_dir = "data"
 log_dir = "/var/log/node3"
+cluster_key = "0123456789abcdef0123456789abcdef"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -498,7 +505,7 @@ log_dir = "/var/log/node3"
         assert_eq!(config, again);
         config.allow_faults = true;
         config.nameserver_http = Some("http://127.0.0.1:9999".into());
-        config.cluster_key = Some(ClusterKey::parse("k".repeat(64)).unwrap());
+        config.cluster_key = ClusterKey::parse("k".repeat(64)).unwrap();
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
     }
@@ -571,16 +578,22 @@ log_dir = "/var/log/node3"
     }
 
     #[test]
-    fn a_cluster_key_is_optional_and_must_have_at_least_32_characters() {
-        assert_eq!(parse(VALID).unwrap().cluster_key, None);
-        let short = format!("{VALID}\ncluster_key = \"{}\"\n", "k".repeat(31));
+    fn a_cluster_key_is_required_and_must_have_at_least_32_characters() {
+        let error = parse(&without("cluster_key")).unwrap_err();
+        assert_eq!(error.field(), Some("cluster_key"));
+        let line = error.to_string();
+        assert!(
+            line.contains("cluster_key") && line.contains("missing") && !line.contains('\n'),
+            "{line}"
+        );
+        let short = with("cluster_key", &format!("\"{}\"", "k".repeat(31)));
         let error = parse(&short).unwrap_err();
         assert_eq!(error.field(), Some("cluster_key"));
         assert!(error.to_string().contains("31"), "{error}");
-        let fitting = format!("{VALID}\ncluster_key = \"{}\"\n", "k".repeat(32));
+        let fitting = with("cluster_key", &format!("\"{}\"", "k".repeat(32)));
         assert_eq!(
             parse(&fitting).unwrap().cluster_key,
-            Some(ClusterKey::parse("k".repeat(32)).unwrap())
+            ClusterKey::parse("k".repeat(32)).unwrap()
         );
     }
 
@@ -610,7 +623,7 @@ log_dir = "/var/log/node3"
 
     #[test]
     fn a_cluster_key_never_shows_in_debug_output() {
-        let text = format!("{VALID}\ncluster_key = \"{}\"\n", "s3cret".repeat(8));
+        let text = with("cluster_key", &format!("\"{}\"", "s3cret".repeat(8)));
         let config = parse(&text).unwrap();
         assert!(!format!("{config:?}").contains("s3cret"));
     }
@@ -635,7 +648,7 @@ log_dir = "/var/log/node3"
             .unwrap_err()
             .to_string();
         assert!(line.contains("data_prot"), "{line}");
-        assert!(line.contains("line 13"), "{line}");
+        assert!(line.contains("line 14"), "{line}");
         assert!(!line.contains('\n'), "{line}");
     }
 

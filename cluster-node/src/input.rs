@@ -121,18 +121,9 @@ pub async fn supervise(
     }
 }
 
-/// The key of the cluster's session cookies, or a random one (with a warning) without `cluster_key`.
+/// The key of the cluster's session cookies, the same on every node that holds the cluster key.
 fn session_key(config: &Config) -> SessionKey {
-    match &config.cluster_key {
-        Some(key) => SessionKey::derive(key.as_bytes()),
-        None => {
-            tracing::warn!(
-                "no `cluster_key` in the config: sessions are signed with a random key, valid only on \
-                 this node until it restarts (run ./init.sh to give every node the same key)"
-            );
-            SessionKey::random()
-        }
-    }
+    SessionKey::derive(config.cluster_key.as_bytes())
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

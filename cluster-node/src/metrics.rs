@@ -23,6 +23,14 @@ pub struct ScopeLabel {
     pub scope: &'static str,
 }
 
+/// Labels of the refused-frame counter: the plane, and why the frame did not open (`malformed`,
+/// `identity`, `replay` or `seal`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameRejectedLabel {
+    pub plane: &'static str,
+    pub reason: &'static str,
+}
+
 /// Labels of the data-operation latency histogram: the operation and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
@@ -85,6 +93,7 @@ pub struct Metrics {
     pub control_undecodable: Counter,
     pub control_send_failures: Counter,
     pub control_transport_dropped: Counter,
+    pub frames_rejected: Family<FrameRejectedLabel, Counter>,
     pub elections_started: Counter,
     pub elections_won: Counter,
     pub leaders_lost: Counter,
@@ -172,6 +181,13 @@ impl Metrics {
             "control_transport_dropped",
             "Control-plane messages the transport dropped (full queue, link down, fault switch)",
             control_transport_dropped.clone(),
+        );
+        let frames_rejected = Family::<FrameRejectedLabel, Counter>::default();
+        registry.register(
+            "frames_rejected",
+            "Control- and data-plane frames dropped unread because their seal did not open or they \
+             were replayed, malformed or sent under another node's identity, by plane and reason",
+            frames_rejected.clone(),
         );
         let elections_started = Counter::default();
         registry.register(
@@ -348,6 +364,7 @@ impl Metrics {
             control_undecodable,
             control_send_failures,
             control_transport_dropped,
+            frames_rejected,
             elections_started,
             elections_won,
             leaders_lost,
@@ -399,7 +416,20 @@ mod tests {
             .control_sent
             .get_or_create(&ScopeLabel { scope: "election" })
             .inc();
+        metrics
+            .frames_rejected
+            .get_or_create(&FrameRejectedLabel {
+                plane: "data",
+                reason: "seal",
+            })
+            .inc();
         let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"chat_node_frames_rejected_total{node_id="4",plane="data",reason="seal"} 1"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"chat_node_bootstrap_registration_attempts_total{node_id="4"} 2"#),
             "{text}"

@@ -36,7 +36,9 @@ use crate::status::{NeighbourStatus, NodeStatus, StatusBoard};
 use crate::storage::{Epoch, Term};
 use crate::transport::Inbound;
 use crate::transport::fault::FaultSwitches;
-use crate::transport::zmq::{TransportError, ZmqTransport};
+use crate::transport::incarnation::{Incarnation, IncarnationError};
+use crate::transport::seal::{Plane, PlaneKey};
+use crate::transport::zmq::{Sealing, TransportError, ZmqTransport};
 
 /// How long tasks get to finish after shutdown is requested before the node gives up waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -60,6 +62,8 @@ pub enum NodeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Incarnation(#[from] IncarnationError),
 }
 
 /// A node whose sockets are bound, ready to run.
@@ -100,9 +104,29 @@ impl Node {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let faults = FaultSwitches::default();
+        let started = SystemTime::now();
+        let metrics = Arc::new(Metrics::new(
+            config.id.0,
+            started
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        ));
+        let incarnation = Incarnation::next(&config.data_dir, started)?;
+        tracing::debug!(
+            incarnation = incarnation.0,
+            "sealing frames under a new incarnation"
+        );
+        let sealing = |plane| Sealing {
+            plane,
+            key: PlaneKey::derive(&config.cluster_key, plane),
+            incarnation,
+            rejected: metrics.frames_rejected.clone(),
+        };
         let (control_transport, control_inbound) = ZmqTransport::bind(
             config.id,
             SocketAddr::new(config.host, config.control_port),
+            sealing(Plane::Control),
             faults.control.clone(),
             stop.clone(),
             tasks.clone(),
@@ -112,6 +136,7 @@ impl Node {
         let (data_transport, data_inbound) = ZmqTransport::bind(
             config.id,
             SocketAddr::new(config.host, config.data_port),
+            sealing(Plane::Data),
             faults.data.clone(),
             stop.clone(),
             tasks.clone(),
@@ -124,12 +149,8 @@ impl Node {
         config.admin_port = admin_addr.port();
         config.control_port = control_transport.local_addr().port();
         config.data_port = data_transport.local_addr().port();
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         Ok(Self {
-            metrics: Arc::new(Metrics::new(config.id.0, started)),
+            metrics,
             status: StatusBoard::new(NodeStatus::starting(config.id)),
             config,
             admin_listener,

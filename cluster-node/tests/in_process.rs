@@ -28,7 +28,7 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
         nameserver_http: None,
-        cluster_key: Some(ClusterKey::parse(CLUSTER_KEY).unwrap()),
+        cluster_key: ClusterKey::parse(CLUSTER_KEY).unwrap(),
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
     }

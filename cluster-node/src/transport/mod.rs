@@ -9,10 +9,18 @@
 //! [`memory::MemoryNetwork`] (in-process, with link cuts, for tests). Both share the contract:
 //! `send` never blocks and never waits for the peer; a message to an unreachable peer is dropped and
 //! counted. The protocols above retry what matters, so a lost message costs a retry, never a stall.
+//!
+//! Over ZeroMQ every frame is sealed ([`seal`]): the identity a DEALER announces is only a claim, so
+//! the receiver believes the sender id that the cluster key authenticates, and drops ([`rejections`])
+//! anything that does not open, unread. The in-memory network carries payloads as they are.
 
 pub mod fault;
+pub mod incarnation;
 pub mod memory;
 pub mod queue;
+pub mod rejections;
+pub mod replay;
+pub mod seal;
 pub mod zmq;
 
 use std::net::SocketAddr;

@@ -15,6 +15,10 @@
 //!   timeout and the queue in front of it is bounded; callers never wait, they see `QueueFull`.
 //! - While a link is down its queue is drained and dropped: stale heartbeats delivered in a burst
 //!   after a reconnect would only mislead the failure detector.
+//!
+//! Every frame is sealed ([`super::seal`]): a link task seals what it sends, just before sending it,
+//! and the reader opens what it receives before anything else looks at it. The planes above only
+//! ever see payloads that came, unaltered and once, from the member the ZeroMQ identity names.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,10 +36,16 @@ use zeromq::{
 };
 
 use super::fault::FaultSwitch;
+use super::incarnation::Incarnation;
 use super::queue::DropOldestQueue;
+use super::rejections::Rejections;
+use super::seal::{Opener, Plane, PlaneKey, Rejection, Sealer};
 use super::{Inbound, SendError, Transport, TransportStats, identity_of, node_of_identity};
 use crate::config::NodeId;
 use crate::discovery::Backoff;
+use crate::metrics::FrameRejectedLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use zeromq::util::PeerIdentity;
 
 /// Messages queued per neighbour before sends are refused.
@@ -58,6 +68,17 @@ pub enum TransportError {
     UnexpectedEndpoint(SocketAddr),
 }
 
+/// How one plane's frames are sealed and where its refusals are counted.
+#[derive(Debug, Clone)]
+pub struct Sealing {
+    pub plane: Plane,
+    pub key: PlaneKey,
+    /// This process's incarnation, the same on both planes.
+    pub incarnation: Incarnation,
+    /// `chat_node_frames_rejected_total`, shared with `/metrics`.
+    pub rejected: Family<FrameRejectedLabel, Counter>,
+}
+
 struct Link {
     addr: SocketAddr,
     queue: Arc<DropOldestQueue<Bytes>>,
@@ -76,6 +97,7 @@ pub struct ZmqTransport {
     me: NodeId,
     local_addr: SocketAddr,
     links: Mutex<HashMap<NodeId, Link>>,
+    sealer: Arc<Sealer>,
     stats: Arc<TransportStats>,
     faults: Arc<FaultSwitch>,
     shutdown: CancellationToken,
@@ -83,12 +105,13 @@ pub struct ZmqTransport {
 }
 
 impl ZmqTransport {
-    /// Binds the ROUTER on `addr` (port 0 picks one) and starts its reader. Traffic with peers the
-    /// `faults` switch blocks is dropped both ways. Every task stops when `shutdown` is cancelled;
-    /// `tasks` lets the owner wait for them.
+    /// Binds the ROUTER on `addr` (port 0 picks one) and starts its reader. Frames are sealed and
+    /// opened as `sealing` says. Traffic with peers the `faults` switch blocks is dropped both ways.
+    /// Every task stops when `shutdown` is cancelled; `tasks` lets the owner wait for them.
     pub async fn bind(
         me: NodeId,
         addr: SocketAddr,
+        sealing: Sealing,
         faults: Arc<FaultSwitch>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -106,6 +129,8 @@ impl ZmqTransport {
         let (inbox, inbound) = mpsc::channel(INBOX);
         tasks.spawn(read_router(
             router,
+            Opener::new(sealing.key.clone(), me),
+            Rejections::new(sealing.plane, sealing.rejected),
             inbox,
             stats.clone(),
             faults.clone(),
@@ -115,6 +140,7 @@ impl ZmqTransport {
             me,
             local_addr,
             links: Mutex::new(HashMap::new()),
+            sealer: Arc::new(Sealer::new(sealing.key, me, sealing.incarnation)),
             stats,
             faults,
             shutdown,
@@ -167,6 +193,7 @@ impl Transport for ZmqTransport {
             self.me,
             peer,
             addr,
+            self.sealer.clone(),
             queue.clone(),
             self.stats.clone(),
             stop.clone(),
@@ -196,6 +223,8 @@ impl Drop for ZmqTransport {
 #[tracing::instrument(name = "router_reader", skip_all)]
 async fn read_router(
     mut router: RouterSocket,
+    mut opener: Opener,
+    mut rejections: Rejections,
     inbox: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     faults: Arc<FaultSwitch>,
@@ -216,19 +245,28 @@ async fn read_router(
             }
         };
         let mut frames = message.into_vec().into_iter();
-        let (Some(identity), Some(payload), None) = (frames.next(), frames.next(), frames.next())
-        else {
-            tracing::warn!("dropping a message that is not [identity, payload]");
-            continue;
-        };
-        let Some(from) = node_of_identity(&identity) else {
-            tracing::warn!(identity = ?identity, "dropping a message from an unknown identity");
+        let identity = frames.next();
+        let claimed = identity.as_deref().and_then(node_of_identity);
+        let (Some(from), Some(frame), None) = (claimed, frames.next(), frames.next()) else {
+            let reason = if claimed.is_none() {
+                Rejection::Identity
+            } else {
+                Rejection::Malformed
+            };
+            rejections.record(claimed, reason, tokio::time::Instant::now());
             continue;
         };
         if faults.blocks(from) {
             TransportStats::count(&stats.dropped);
             continue;
         }
+        let payload = match opener.open(from, &frame) {
+            Ok(payload) => payload,
+            Err(reason) => {
+                rejections.record(Some(from), reason, tokio::time::Instant::now());
+                continue;
+            }
+        };
         TransportStats::count(&stats.received);
         // Waiting here (rather than dropping) pushes back on the peers while our plane catches up.
         if inbox.send(Inbound { from, payload }).await.is_err() {
@@ -239,11 +277,12 @@ async fn read_router(
 }
 
 /// Owns the DEALER to one neighbour for the lifetime of the link: dial, send, redial.
-#[tracing::instrument(name = "link", skip(outbox, stats, stop), fields(me = %me, peer = %peer, %addr))]
+#[tracing::instrument(name = "link", skip(sealer, outbox, stats, stop), fields(me = %me, peer = %peer, %addr))]
 async fn drive_link(
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
+    sealer: Arc<Sealer>,
     outbox: Arc<DropOldestQueue<Bytes>>,
     stats: Arc<TransportStats>,
     stop: CancellationToken,
@@ -281,7 +320,15 @@ async fn drive_link(
             tokio::select! {
                 next = outbox.pop() => {
                     let Some(payload) = next else { return };
-                    match tokio::time::timeout(SEND_TIMEOUT, sender.send(ZmqMessage::from(payload))).await {
+                    let frame = match sealer.seal(peer, &payload) {
+                        Ok(frame) => frame,
+                        Err(error) => {
+                            TransportStats::count(&stats.dropped);
+                            tracing::error!(%error, "cannot seal a frame; dropping it");
+                            continue;
+                        }
+                    };
+                    match tokio::time::timeout(SEND_TIMEOUT, sender.send(ZmqMessage::from(frame))).await {
                         Ok(Ok(())) => TransportStats::count(&stats.sent),
                         Ok(Err(error)) => {
                             TransportStats::count(&stats.dropped);
@@ -338,22 +385,40 @@ mod tests {
         "127.0.0.1:0".parse().unwrap()
     }
 
+    const CLUSTER_KEY: &str = "a cluster key of at least 32 characters";
+
     struct TestNode {
         transport: ZmqTransport,
         inbound: mpsc::Receiver<Inbound>,
         faults: Arc<FaultSwitch>,
+        rejected: Family<FrameRejectedLabel, Counter>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     }
 
     impl TestNode {
         async fn bind(raw: u64, addr: SocketAddr) -> Self {
+            Self::bind_with_key(raw, addr, CLUSTER_KEY).await
+        }
+
+        async fn bind_with_key(raw: u64, addr: SocketAddr, key: &str) -> Self {
             let faults = Arc::new(FaultSwitch::default());
             let shutdown = CancellationToken::new();
             let tasks = TaskTracker::new();
+            let rejected = Family::default();
+            let sealing = Sealing {
+                plane: Plane::Control,
+                key: PlaneKey::derive(
+                    &crate::config::ClusterKey::parse(key).unwrap(),
+                    Plane::Control,
+                ),
+                incarnation: Incarnation(1),
+                rejected: rejected.clone(),
+            };
             let (transport, inbound) = ZmqTransport::bind(
                 id(raw),
                 addr,
+                sealing,
                 faults.clone(),
                 shutdown.clone(),
                 tasks.clone(),
@@ -364,9 +429,19 @@ mod tests {
                 transport,
                 inbound,
                 faults,
+                rejected,
                 shutdown,
                 tasks,
             }
+        }
+
+        fn rejected(&self, reason: &'static str) -> u64 {
+            self.rejected
+                .get_or_create(&FrameRejectedLabel {
+                    plane: "control",
+                    reason,
+                })
+                .get()
         }
 
         async fn stop(self) {
@@ -505,6 +580,89 @@ mod tests {
         assert!(TransportStats::get(&a.transport.stats().reconnects) >= 1);
         a.stop().await;
         b.stop().await;
+    }
+
+    /// Waits until `accept` holds, polling every 20 ms, up to 10 s.
+    async fn eventually(what: &str, accept: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !accept() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_with_another_cluster_key_is_refused_and_counted() {
+        let mut a = TestNode::bind(1, loopback()).await;
+        let stranger = TestNode::bind_with_key(2, loopback(), &"x".repeat(32)).await;
+        stranger.transport.set_peer(id(1), a.transport.local_addr());
+        eventually("the stranger's frames are refused", || {
+            let _ = stranger
+                .transport
+                .send(id(1), Bytes::from_static(b"forged"));
+            a.rejected("seal") >= 3
+        })
+        .await;
+        assert!(a.inbound.try_recv().is_err(), "a forged frame got through");
+        assert_eq!(TransportStats::get(&a.transport.stats().received), 0);
+        a.stop().await;
+        stranger.stop().await;
+    }
+
+    #[tokio::test]
+    async fn unsealed_frames_and_foreign_identities_never_reach_the_plane() {
+        let mut a = TestNode::bind(1, loopback()).await;
+        // A raw DEALER claiming to be member 2, and one whose identity names no node.
+        let (mut claims_member, _) = dial(id(2), a.transport.local_addr()).await.unwrap();
+        let mut options = SocketOptions::default();
+        options.peer_identity(PeerIdentity::try_from(Bytes::from_static(b"intruder")).unwrap());
+        let mut intruder = DealerSocket::with_options(options);
+        intruder
+            .connect(&format!("tcp://{}", a.transport.local_addr()))
+            .await
+            .unwrap();
+
+        let unsealed = br#"{"from":2,"to":1,"scope":"election","body":{}}"#;
+        claims_member
+            .send(ZmqMessage::from(Bytes::from_static(unsealed)))
+            .await
+            .unwrap();
+        let sealed_by_a_member = Sealer::new(
+            PlaneKey::derive(
+                &crate::config::ClusterKey::parse(CLUSTER_KEY).unwrap(),
+                Plane::Control,
+            ),
+            id(2),
+            Incarnation(1),
+        )
+        .seal(id(1), b"genuine")
+        .unwrap();
+        intruder
+            .send(ZmqMessage::from(sealed_by_a_member.clone()))
+            .await
+            .unwrap();
+        eventually("both frames are refused", || {
+            a.rejected("malformed") == 1 && a.rejected("identity") == 1
+        })
+        .await;
+
+        // The genuine frame from the identity it names opens once; sent again, it is a replay.
+        for _ in 0..2 {
+            claims_member
+                .send(ZmqMessage::from(sealed_by_a_member.clone()))
+                .await
+                .unwrap();
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), a.inbound.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((got.from, &got.payload[..]), (id(2), &b"genuine"[..]));
+        eventually("the replay is refused", || a.rejected("replay") == 1).await;
+        assert!(a.inbound.try_recv().is_err(), "a refused frame got through");
+        claims_member.close().await;
+        intruder.close().await;
+        a.stop().await;
     }
 
     fn free_port() -> u16 {
