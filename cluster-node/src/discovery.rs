@@ -206,15 +206,11 @@ pub async fn register_once(config: &Config) -> Result<Registration, RegisterErro
             http_port: config.http_port.into(),
         }),
     };
-    // Without a key the request goes unproven, and the bootstrap refuses it, saying why.
-    let request = match &config.cluster_key {
-        Some(key) => authorized(
-            &ProofKey::derive(key.as_bytes()),
-            Rpc::BootstrapRegister,
-            message,
-        ),
-        None => tonic::Request::new(message),
-    };
+    let request = authorized(
+        &ProofKey::derive(config.cluster_key.as_bytes()),
+        Rpc::BootstrapRegister,
+        message,
+    );
     let response = client.register(request).await?.into_inner();
     let known = response.known;
     let neighbours = response

@@ -55,10 +55,7 @@ pub async fn supervise(
         .with_metrics(data.metrics());
     let addr = SocketAddr::new(config.host, config.http_port);
     let url = format!("http://{addr}");
-    let proof_key = config
-        .cluster_key
-        .as_ref()
-        .map(|key| cluster_auth::ProofKey::derive(key.as_bytes()));
+    let proof_key = cluster_auth::ProofKey::derive(config.cluster_key.as_bytes());
     let mut running: Option<Serving> = None;
     loop {
         let (is_input, ready) = {

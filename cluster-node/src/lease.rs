@@ -24,13 +24,13 @@ use crate::discovery::FailureLog;
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Holds the lease for `url` until `stop` is cancelled, then deregisters (best effort, bounded). Calls
-/// are proven with `key`; without one they go unproven and the nameserver refuses them.
+/// are proven with `key`.
 #[tracing::instrument(name = "nameserver_lease", skip_all, fields(%url))]
 pub async fn hold(
     nameserver: ServiceAddr,
     id: NodeId,
     url: String,
-    key: Option<ProofKey>,
+    key: ProofKey,
     stop: CancellationToken,
 ) {
     let mut refusals = FailureLog::new(Duration::from_secs(10));
@@ -49,14 +49,14 @@ pub async fn hold(
             continue;
         };
         let result = if registered {
-            let renew = request_for(&key, Rpc::NameserverRenew, RenewRequest { id: id.0 });
+            let renew = authorized(&key, Rpc::NameserverRenew, RenewRequest { id: id.0 });
             connected.renew(renew).await.map(|_| ())
         } else {
             let register = RegisterRequest {
                 id: id.0,
                 url: url.clone(),
             };
-            let register = request_for(&key, Rpc::NameserverRegister, register);
+            let register = authorized(&key, Rpc::NameserverRegister, register);
             connected.register(register).await.map(|_| ())
         };
         match result {
@@ -88,7 +88,7 @@ pub async fn hold(
         }
     }
     if let Some(mut connected) = client {
-        let goodbye = connected.deregister(request_for(
+        let goodbye = connected.deregister(authorized(
             &key,
             Rpc::NameserverDeregister,
             DeregisterRequest { id: id.0 },
@@ -97,18 +97,6 @@ pub async fn hold(
             Ok(Ok(_)) => tracing::info!("deregistered from the nameserver"),
             _ => tracing::debug!("could not deregister; the lease will expire"),
         }
-    }
-}
-
-/// `message` with the proof of `key`, or bare without a key.
-fn request_for<T: prost::Message>(
-    key: &Option<ProofKey>,
-    rpc: Rpc,
-    message: T,
-) -> tonic::Request<T> {
-    match key {
-        Some(key) => authorized(key, rpc, message),
-        None => tonic::Request::new(message),
     }
 }
 

@@ -45,7 +45,7 @@ async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
         grpc.to_string().parse().unwrap(),
         NodeId(7),
         "http://127.0.0.1:8007".into(),
-        Some(key()),
+        key(),
         stop.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
