@@ -387,13 +387,7 @@ impl Joint {
         self.net.recover_all();
         self.net.set_loss(0.0);
         self.model.loss = 0.0;
-        let sound: BTreeSet<NodeId> = self
-            .model
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.alive && n.whole)
-            .map(|(id, _)| *id)
-            .collect();
+        let sound = self.model.alive(true);
         // Elections called for newer data, catch-up and configuration changes all take steps.
         for _ in 0..60 {
             self.step(false)?;

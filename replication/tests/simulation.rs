@@ -167,20 +167,8 @@ impl Sim {
             *side = 0;
         }
         self.model.loss = 0.0;
-        let live: BTreeSet<NodeId> = self
-            .model
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.alive)
-            .map(|(id, _)| *id)
-            .collect();
-        let sound: BTreeSet<NodeId> = self
-            .model
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.alive && n.whole)
-            .map(|(id, _)| *id)
-            .collect();
+        let live = self.model.alive(false);
+        let sound = self.model.alive(true);
         for _ in 0..40 {
             self.model.step += 1;
             self.form_trees();

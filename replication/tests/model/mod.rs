@@ -509,6 +509,15 @@ impl Model {
     }
 
     /// Notes every entry of every log that a majority of its configuration's voters holds now.
+    /// The nodes that are alive and, with `whole`, hold everything they acknowledged.
+    pub fn alive(&self, whole: bool) -> BTreeSet<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.alive && (n.whole || !whole))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn note_majorities(&mut self) {
         let mut held = Vec::new();
         for node in self.nodes.values() {
