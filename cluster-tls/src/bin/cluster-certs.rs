@@ -40,9 +40,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), cluster_tls::AuthorityError> {
+    // init.sh names HOST beside 127.0.0.1 and localhost, which is often one of them.
+    let mut hosts: Vec<String> = Vec::new();
+    for host in &args.hosts {
+        if !hosts.contains(host) {
+            hosts.push(host.clone());
+        }
+    }
     let (authority, created) = LocalAuthority::open_or_create(&args.ca_dir)?;
     for out in &args.outs {
-        authority.issue(&args.hosts)?.write_to(out)?;
+        authority.issue(&hosts)?.write_to(out)?;
     }
     let verb = if created { "created" } else { "reused" };
     println!(
@@ -52,7 +59,7 @@ fn run(args: &Args) -> Result<(), cluster_tls::AuthorityError> {
     println!(
         "issued {} server certificate(s) for {}",
         args.outs.len(),
-        args.hosts.join(", ")
+        hosts.join(", ")
     );
     Ok(())
 }
