@@ -14,7 +14,8 @@
 # Usage: ./init.sh N [DIR]   (DIR defaults to the current directory)
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
 #              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999),
-#              REPLICATION_FACTOR (default 3: voters the writer keeps, 1–7; DESIGN §4).
+#              REPLICATION_FACTOR (default 3: voters the writer keeps, 1–7; DESIGN §4),
+#              TLS=1 (HTTPS: see below; NAMESERVER_HTTP then defaults to https://127.0.0.1:9999).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
 #
 # Every config gets the same `cluster_key`, the secret that seals the frames nodes exchange (a node
@@ -24,6 +25,14 @@
 # DIR/.cluster_key to the bootstrap and the nameserver (--cluster-key-file), which accept only
 # registrations that prove the key. To rotate it, delete that file, re-run, and restart everything:
 # this also ends every session.
+#
+# With TLS=1 the input nodes and the nameserver serve HTTPS. A local CA is made once per DIR in
+# DIR/.tls (ca.pem to trust, ca-key.pem mode 600; reused on later runs, so a browser that trusts it
+# keeps trusting the cluster), and every run issues fresh certificates for HOST, 127.0.0.1 and
+# localhost: NODE_<i>/tls/{cert,key}.pem, named in the node's config as tls_cert and tls_key, and
+# DIR/.tls/nameserver/{cert,key}.pem, which scripts/cluster.sh gives the nameserver. Certificates are
+# issued by cluster-certs (built with `cargo build --release -p cluster-tls` when BIN has none).
+# A run without TLS=1 removes DIR/.tls/nameserver, so the whole cluster is back on plain HTTP.
 set -euo pipefail
 
 readonly MAX_NODES=500
@@ -43,7 +52,12 @@ n=$((10#$n))
 host=${HOST:-127.0.0.1}
 bootstrap=${BOOTSTRAP:-127.0.0.1:45999}
 nameserver=${NAMESERVER:-127.0.0.1:45998}
-nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
+tls=${TLS:-0}
+if [[ $tls == 1 ]]; then
+    nameserver_http=${NAMESERVER_HTTP:-https://127.0.0.1:9999}
+else
+    nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
+fi
 replication_factor=${REPLICATION_FACTOR:-3}
 if [[ ! $replication_factor =~ ^[1-7]$ ]]; then
     echo "$0: REPLICATION_FACTOR must be 1 to 7, not '$replication_factor'" >&2
@@ -69,6 +83,33 @@ if [[ ! $cluster_key =~ ^[A-Za-z0-9+/=_.-]+$ ]]; then
     exit 2
 fi
 
+tls_dir="$dir/.tls"
+tls_lines=
+if [[ $tls == 1 ]]; then
+    repo=$(cd "$(dirname "$0")" && pwd)
+    certs=${BIN:-$repo/target/release}/cluster-certs
+    if [[ ! -x $certs ]]; then
+        echo "building cluster-certs (TLS=1) …"
+        (cd "$repo" && cargo build --release --quiet -p cluster-tls --bin cluster-certs)
+        certs=$repo/target/release/cluster-certs
+    fi
+    # The nameserver's host, from its URL: https://HOST:PORT/…
+    nameserver_host=${nameserver_http#*://}
+    nameserver_host=${nameserver_host%%/*}
+    nameserver_host=${nameserver_host%:*}
+    nameserver_host=${nameserver_host#[}
+    nameserver_host=${nameserver_host%]}
+    outs=()
+    for ((i = 1; i <= n; i++)); do outs+=(--out "$dir/NODE_$i/tls"); done
+    "$certs" --ca-dir "$tls_dir" --host "$host" --host 127.0.0.1 --host localhost "${outs[@]}"
+    "$certs" --ca-dir "$tls_dir" --host "$nameserver_host" --host 127.0.0.1 --host localhost \
+        --out "$tls_dir/nameserver" >/dev/null
+    tls_lines=$'tls_cert = "tls/cert.pem"\ntls_key = "tls/key.pem"'
+elif [[ -d $tls_dir/nameserver ]]; then
+    rm -rf "$tls_dir/nameserver"
+    echo "removed $tls_dir/nameserver: the nameserver serves plain HTTP again (TLS=1 brings HTTPS back)"
+fi
+
 for ((i = 1; i <= n; i++)); do
     node_dir="$dir/NODE_$i"
     mkdir -p "$node_dir"
@@ -89,6 +130,7 @@ data_dir = "data"
 log_dir = "logs"
 cluster_key = "$cluster_key"
 replication_factor = $replication_factor
+$tls_lines
 CFG
     mv "$node_dir/.cfg.tmp" "$node_dir/.cfg"
 done
@@ -105,4 +147,7 @@ for cfg in "$dir"/NODE_*/.cfg; do
 done
 
 echo "wrote $n node config(s) in $dir: NODE_1 … NODE_$n"
+if [[ $tls == 1 ]]; then
+    echo "HTTPS: the nodes and the nameserver use certificates of the CA in $tls_dir/ca.pem; trust it in your browser (or pass it to curl --cacert)"
+fi
 (( removed == 0 )) || echo "removed $removed config(s) of nodes above $n (their data and logs are kept)"

@@ -10,7 +10,9 @@
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
 # NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30),
 # CLUSTER_KEY_FILE (.cluster_key, written by init.sh: the bootstrap and the nameserver accept only
-# registrations that prove this key, which every node's config holds).
+# registrations that prove this key, which every node's config holds), TLS_DIR (.tls: when
+# TLS_DIR/nameserver holds cert.pem and key.pem, as `TLS=1 ./init.sh` writes, the nameserver serves
+# HTTPS with them).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ readonly NAMESERVER_GRPC=${NAMESERVER_GRPC:-127.0.0.1:45998}
 readonly NAMESERVER_HTTP=${NAMESERVER_HTTP:-127.0.0.1:9999}
 readonly WAIT_SECONDS=${WAIT_SECONDS:-30}
 readonly CLUSTER_KEY_FILE=${CLUSTER_KEY_FILE:-.cluster_key}
+readonly TLS_DIR=${TLS_DIR:-.tls}
 readonly PIDS=.pids LOGS=.logs
 
 die() { echo "cluster: $*" >&2; exit 1; }
@@ -39,6 +42,10 @@ live_pid() {
 need_binary() {
     [[ -x $BIN/$1 ]] || die "$BIN/$1 is missing: run 'make build' first"
 }
+
+# Whether the nameserver serves HTTPS: TLS=1 ./init.sh wrote it a certificate.
+nameserver_tls() { [[ -f $TLS_DIR/nameserver/cert.pem && -f $TLS_DIR/nameserver/key.pem ]]; }
+scheme() { if nameserver_tls; then echo https; else echo http; fi; }
 
 need_cluster_key() {
     [[ -s $CLUSTER_KEY_FILE ]] || die "$CLUSTER_KEY_FILE is missing: run ./init.sh N first (it writes the cluster key)"
@@ -166,8 +173,12 @@ case $command in
     run-nameserver)
         need_binary nameserver
         need_cluster_key
+        tls_flags=()
+        if nameserver_tls; then
+            tls_flags=(--tls-cert "$TLS_DIR/nameserver/cert.pem" --tls-key "$TLS_DIR/nameserver/key.pem")
+        fi
         start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP" \
-            --bootstrap "$BOOTSTRAP_ADDR" --cluster-key-file "$CLUSTER_KEY_FILE"
+            --bootstrap "$BOOTSTRAP_ADDR" --cluster-key-file "$CLUSTER_KEY_FILE" "${tls_flags[@]}"
         ;;
     run-nodes)
         ids=$(node_ids)
@@ -200,8 +211,11 @@ case $command in
         "$0" run-nodes
         wait_ready
         echo
-        echo "The chat is at http://$NAMESERVER_HTTP/"
-        echo "The live cluster view is at http://$NAMESERVER_HTTP/cluster"
+        echo "The chat is at $(scheme)://$NAMESERVER_HTTP/"
+        echo "The live cluster view is at $(scheme)://$NAMESERVER_HTTP/cluster"
+        if [[ $(scheme) == https ]]; then
+            echo "(HTTPS with certificates of the local CA $TLS_DIR/ca.pem: trust it in your browser, or curl --cacert $TLS_DIR/ca.pem)"
+        fi
         ;;
     down)
         "$0" stop-nodes

@@ -172,7 +172,16 @@ impl ChromeDriver {
 
     /// A new headless browser session with its own profile in `profile` (a fresh, empty folder).
     pub async fn session(&self, profile: &Path) -> Client {
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
+        self.session_with_flags(profile, &[]).await
+    }
+
+    /// [`ChromeDriver::session`] with `extra` Chromium flags after the usual ones.
+    pub async fn session_with_flags(&self, profile: &Path, extra: &[&str]) -> Client {
+        let mut args: Vec<String> = CHROMIUM_FLAGS
+            .iter()
+            .chain(extra)
+            .map(|flag| flag.to_string())
+            .collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));

@@ -32,11 +32,13 @@ pub async fn input_nodes(cluster: &Cluster) -> Vec<InputNode> {
 /// Waits until at least `count` nodes serve HTTP *and* the nameserver lists at least `count` input
 /// nodes (so a browser sent through it lands on a node that answers); panics after `timeout`.
 pub async fn wait_for_inputs(cluster: &Cluster, count: usize, timeout: Duration) -> Vec<InputNode> {
-    let endpoints = format!("http://{}/api/endpoints", cluster.dir.nameserver_http);
-    let http = reqwest::Client::builder()
+    let endpoints = format!("{}/api/endpoints", cluster.nameserver_url());
+    let http = cluster
+        .dir
+        .http_client()
         .timeout(Duration::from_secs(2))
         .build()
-        .expect("a plain HTTP client builds");
+        .expect("an HTTP client builds");
     let deadline = Instant::now() + timeout;
     loop {
         let nodes = input_nodes(cluster).await;

@@ -6,7 +6,11 @@
 //! * a real browser: two headless-Chromium sessions (chromedriver + fantoccini) enter through the
 //!   nameserver, register, form a group, and a message sent in one page appears in the other without
 //!   a reload; then the nameserver's cluster view draws every node (its script runs under the strict
-//!   Content-Security-Policy).
+//!   Content-Security-Policy);
+//! * the same browser scenario on a cluster that serves HTTPS (certificates from `cluster-certs`, laid
+//!   out as `TLS=1 ./init.sh` does): the pages come over `https://` and the session cookie is `Secure`.
+//!   Chromium runs with `--ignore-certificate-errors` there, as adding the test CA to its trust store
+//!   would need NSS tools on the machine; the CA itself is checked by the test's HTTP clients.
 //!
 //! Without chromium and chromedriver (looked for at `$CHROMIUM_BIN` and `$CHROMEDRIVER_BIN`, in
 //! /usr/bin, then on `PATH`) the browser test prints why and passes, unless `CI` is set: then it fails
@@ -347,13 +351,26 @@ async fn screenshot(browser: &Client, dir: &Path, name: &str) {
 
 /// The browser scenario proper, with both sessions open.
 async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Path) {
-    let nameserver = format!("http://{}/", cluster.dir.nameserver_http);
+    let nameserver = format!("{}/", cluster.nameserver_url());
     let base_one = enter_through_nameserver(one, &nameserver).await;
     let base_two = enter_through_nameserver(two, &nameserver).await;
     eprintln!("browser 1 on {base_one}, browser 2 on {base_two}");
+    let scheme = cluster.dir.scheme();
+    for base in [&base_one, &base_two] {
+        assert!(base.starts_with(&format!("{scheme}://")), "{base}");
+    }
 
     let ada = register(one, "ada").await;
     let bob = register(two, "bob").await;
+    let session = one
+        .get_named_cookie("chat_session")
+        .await
+        .expect("registering sets the session cookie");
+    assert_eq!(
+        session.secure().unwrap_or(false),
+        scheme == "https",
+        "the session cookie is Secure exactly under TLS"
+    );
     log_out_and_in(one, &ada).await;
     log_out_and_in(two, &bob).await;
 
@@ -460,7 +477,7 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
 /// (no inline code), draws and lists all `nodes` in a real browser.
 async fn the_cluster_view_draws_every_node(cluster: &Cluster, browser: &Client, nodes: usize) {
     browser
-        .goto(&format!("http://{}/cluster", cluster.dir.nameserver_http))
+        .goto(&format!("{}/cluster", cluster.nameserver_url()))
         .await
         .expect("the cluster view opens");
     poll("the cluster view draws every node", EVENT, || async {
@@ -483,9 +500,25 @@ async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_messag
     };
     let started = Instant::now();
     let cluster = Cluster::start_in_order(5).await;
+    browser_scenario(&tools, &cluster, &[], started).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_over_https_on_a_cluster_with_certificates() {
+    let test = "two_browsers_chat_over_https_on_a_cluster_with_certificates";
+    let Some(tools) = Tools::find_or_skip(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let cluster = Cluster::start_in_order_over_https(5).await;
+    browser_scenario(&tools, &cluster, &["--ignore-certificate-errors"], started).await;
+}
+
+/// Two browsers (with `flags` beyond the usual) chat through `cluster`, then look at its cluster view.
+async fn browser_scenario(tools: &Tools, cluster: &Cluster, flags: &[&str], started: Instant) {
     cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
     cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
-    let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
+    let inputs = wait_for_inputs(cluster, 2, CONVERGE).await;
     eprintln!(
         "cluster ready in {:?}; input nodes {:?}",
         started.elapsed(),
@@ -493,18 +526,18 @@ async fn two_browsers_enter_through_the_nameserver_form_a_group_and_see_a_messag
     );
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let driver = ChromeDriver::start(&tools, dir.path()).await;
+    let driver = ChromeDriver::start(tools, dir.path()).await;
     let profiles = [dir.path().join("profile-1"), dir.path().join("profile-2")];
     for profile in &profiles {
         std::fs::create_dir_all(profile).expect("a profile folder");
     }
-    let one = driver.session(&profiles[0]).await;
-    let two = driver.session(&profiles[1]).await;
+    let one = driver.session_with_flags(&profiles[0], flags).await;
+    let two = driver.session_with_flags(&profiles[1], flags).await;
     eprintln!("browsers ready after {:?}", started.elapsed());
 
     let scenario = async {
-        two_people_chat(&cluster, &one, &two, dir.path()).await;
-        the_cluster_view_draws_every_node(&cluster, &one, 5).await;
+        two_people_chat(cluster, &one, &two, dir.path()).await;
+        the_cluster_view_draws_every_node(cluster, &one, 5).await;
     };
     if tokio::time::timeout(Duration::from_secs(180), scenario)
         .await

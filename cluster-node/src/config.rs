@@ -4,6 +4,8 @@
 //! never re-checks ports or addresses. Every rejection names exactly one field, because the operator's
 //! only question is "which line do I fix?". Relative `data_dir` and `log_dir` are resolved against the
 //! folder that holds the config file, so a node starts the same way whatever the working directory.
+//! The same holds for `tls_cert` and `tls_key`, which [`Config::load`] also reads and checks, so a
+//! certificate that cannot serve stops the node at start rather than when it first becomes an input node.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -163,6 +165,24 @@ pub struct Config {
     pub replication_factor: replication::ReplicationFactor,
     /// How long a voter may stay out of the writer's tree before a learner replaces it.
     pub voter_grace: std::time::Duration,
+    /// The certificate and key of the chat's HTTPS server; plain HTTP without them.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where an input node's TLS certificate chain and private key are (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Reads both files into a server configuration; the error names the file at fault.
+    pub fn load(
+        &self,
+    ) -> Result<std::sync::Arc<cluster_tls::ServerConfig>, cluster_tls::TlsFileError> {
+        cluster_tls::server_config(&self.cert, &self.key)
+    }
 }
 
 /// A voter's default grace period: long enough to ride out a restart or a heal (about a second),
@@ -224,17 +244,32 @@ pub struct RawConfig {
     pub replication_factor: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voter_grace_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`, and the TLS certificate and key it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, path, base)
+        let config = Self::parse(&text, path, base)?;
+        if let Some(tls) = &config.tls {
+            tls.load().map_err(|error| ConfigError::Invalid {
+                path: path.to_owned(),
+                field: match error.file() {
+                    cluster_tls::TlsFile::Certificate => "tls_cert",
+                    cluster_tls::TlsFile::Key => "tls_key",
+                },
+                reason: error.to_string(),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses `text`; `path` is only used in messages and `base` resolves relative directories.
@@ -264,6 +299,8 @@ impl Config {
             cluster_key: Some(self.cluster_key.0.clone()),
             replication_factor: Some(self.replication_factor.get() as u64),
             voter_grace_ms: Some(self.voter_grace.as_millis() as u64),
+            tls_cert: self.tls.as_ref().map(|tls| tls.cert.clone()),
+            tls_key: self.tls.as_ref().map(|tls| tls.key.clone()),
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -352,6 +389,27 @@ impl RawConfig {
         }
         let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
         let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: directory(&cert, base).map_err(|r| invalid("tls_cert", r))?,
+                key: directory(&key, base).map_err(|r| invalid("tls_key", r))?,
+            }),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_key",
+                    "is missing: `tls_cert` is set, and HTTPS needs both (or neither, for plain HTTP)"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_cert",
+                    "is missing: `tls_key` is set, and HTTPS needs both (or neither, for plain HTTP)"
+                        .into(),
+                ));
+            }
+        };
 
         Ok(Config {
             id,
@@ -369,6 +427,7 @@ impl RawConfig {
             cluster_key,
             replication_factor,
             voter_grace: std::time::Duration::from_millis(voter_grace_ms),
+            tls,
         })
     }
 }
@@ -409,6 +468,7 @@ fn any_port(port: u32) -> Result<u16, String> {
         .ok_or_else(|| format!("{port} is outside 1–65535"))
 }
 
+/// A path as written, relative ones resolved against the config's folder.
 fn directory(dir: &Path, base: &Path) -> Result<PathBuf, String> {
     if dir.as_os_str().is_empty() {
         return Err("must not be empty".into());
@@ -659,6 +719,68 @@ cluster_key = "0123456789abcdef0123456789abcdef"
             .to_string();
         assert!(line.contains("line 4"), "{line}");
         assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_resolved_against_the_config_folder() {
+        assert_eq!(parse(VALID).unwrap().tls, None, "plain HTTP by default");
+        let both = parse(&format!(
+            "{VALID}\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/etc/chat/key.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            both.tls,
+            Some(TlsFiles {
+                cert: "NODE_3/tls/cert.pem".into(),
+                key: "/etc/chat/key.pem".into(),
+            })
+        );
+        let again = Config::parse(&both.to_toml(), Path::new("x"), Path::new("")).unwrap();
+        assert_eq!(again, both);
+        let error = parse(&format!("{VALID}\ntls_cert = \"cert.pem\"\n")).unwrap_err();
+        assert_eq!(error.field(), Some("tls_key"));
+        assert!(!error.to_string().contains('\n'), "{error}");
+        let error = parse(&format!("{VALID}\ntls_key = \"key.pem\"\n")).unwrap_err();
+        assert_eq!(error.field(), Some("tls_cert"));
+        let empty = format!("{VALID}\ntls_cert = \"\"\ntls_key = \"key.pem\"\n");
+        assert_eq!(field_of(&empty), "tls_cert");
+    }
+
+    #[test]
+    fn loading_a_config_checks_its_tls_files_and_names_the_one_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let (authority, _) = cluster_tls::LocalAuthority::open_or_create(dir.path()).unwrap();
+        authority
+            .issue(&["127.0.0.1".into()])
+            .unwrap()
+            .write_to(&dir.path().join("tls"))
+            .unwrap();
+        let write = |name: &str, tls: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{VALID}\n{tls}")).unwrap();
+            path
+        };
+        let good = write(
+            "good.cfg",
+            "tls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+        );
+        let config = Config::load(&good).unwrap();
+        assert!(config.tls.unwrap().load().is_ok());
+
+        let no_cert = write(
+            "no-cert.cfg",
+            "tls_cert = \"tls/nope.pem\"\ntls_key = \"tls/key.pem\"\n",
+        );
+        let error = Config::load(&no_cert).unwrap_err();
+        assert_eq!(error.field(), Some("tls_cert"));
+        let line = error.to_string();
+        assert!(line.contains("nope.pem") && !line.contains('\n'), "{line}");
+
+        let swapped = write(
+            "swapped.cfg",
+            "tls_cert = \"tls/cert.pem\"\ntls_key = \"tls/cert.pem\"\n",
+        );
+        assert_eq!(Config::load(&swapped).unwrap_err().field(), Some("tls_key"));
     }
 
     #[test]

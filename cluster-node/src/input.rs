@@ -11,8 +11,14 @@
 //! config's `cluster_key`, so users stay signed in across a pause, a role flap, and a move to another
 //! input node of the same cluster. The service behind the state is always the data plane's proxy: on a
 //! node that also holds the database, the data plane answers locally without a network hop.
+//!
+//! With `tls_cert` and `tls_key` in the config the server speaks HTTPS only, the URL it registers with
+//! the nameserver is `https://`, and session cookies are `Secure`. The certificate is read each time
+//! serving starts, so one renewed on disk is picked up the next time the node becomes an input node;
+//! one that no longer loads is retried like a busy port, never replaced by plain HTTP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -20,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, TlsFiles};
 use crate::control::ControlView;
 use crate::data::DataHandle;
 use crate::lease;
@@ -49,12 +55,18 @@ pub async fn supervise(
     let options = WebOptions {
         nameserver_url: nameserver_http,
         session_key: session_key(&config),
+        secure_cookies: config.tls.is_some(),
         ..WebOptions::default()
     };
     let state = WebState::new(data.service(), data.clone(), serving_rx, options)
         .with_metrics(data.metrics());
     let addr = SocketAddr::new(config.host, config.http_port);
-    let url = format!("http://{addr}");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{addr}");
     let proof_key = cluster_auth::ProofKey::derive(config.cluster_key.as_bytes());
     let mut running: Option<Serving> = None;
     loop {
@@ -67,11 +79,12 @@ pub async fn supervise(
             std::mem::replace(serving, next) != next
         });
         match (is_input, running.is_some()) {
-            (true, false) => match bind(addr).await {
-                Ok(listener) => {
+            (true, false) => match listen(addr, config.tls.as_ref()).await {
+                Ok((listener, tls)) => {
                     let stop = CancellationToken::new();
                     let server = tokio::spawn(web::serve(
                         listener,
+                        tls,
                         state.clone(),
                         stop.clone().cancelled_owned(),
                     ));
@@ -91,7 +104,7 @@ pub async fn supervise(
                     tracing::info!(target: HEADLINE, %url, "serving HTTP");
                 }
                 Err(error) => {
-                    tracing::error!(%addr, %error, "cannot bind the HTTP port; retrying");
+                    tracing::error!(%addr, %error, "cannot serve HTTP; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = shutdown.cancelled() => break,
@@ -123,8 +136,19 @@ fn session_key(config: &Config) -> SessionKey {
     SessionKey::derive(config.cluster_key.as_bytes())
 }
 
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// The bound port and, under TLS, the server's certificate freshly read from disk.
+async fn listen(
+    addr: SocketAddr,
+    tls: Option<&TlsFiles>,
+) -> Result<(TcpListener, Option<Arc<cluster_tls::ServerConfig>>), String> {
+    let tls = tls
+        .map(TlsFiles::load)
+        .transpose()
+        .map_err(|error| error.to_string())?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| format!("cannot bind the HTTP port: {error}"))?;
+    Ok((listener, tls))
 }
 
 /// Graceful: open event streams end, in-flight requests finish, the lease is given back.

@@ -31,6 +31,7 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         cluster_key: ClusterKey::parse(CLUSTER_KEY).unwrap(),
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
+        tls: None,
     }
 }
 
@@ -101,4 +102,129 @@ async fn two_library_nodes_on_kernel_chosen_ports_elect_one_leader_and_stop_on_c
             .unwrap();
     }
     services.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_node_with_a_certificate_serves_https_registers_an_https_url_and_sets_secure_cookies()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) =
+        cluster_tls::LocalAuthority::open_or_create(&dir.path().join("ca")).unwrap();
+    let issue = |out: &str| {
+        let (cert, key) = authority
+            .issue(&["127.0.0.1".into()])
+            .unwrap()
+            .write_to(&dir.path().join(out))
+            .unwrap();
+        cluster_node::config::TlsFiles { cert, key }
+    };
+    let node_tls = issue("node1-tls");
+    let nameserver_tls = issue("nameserver-tls");
+    let ca = std::fs::read(authority.certificate_path()).unwrap();
+
+    let key = cluster_auth::ProofKey::derive(CLUSTER_KEY.as_bytes());
+    let bootstrap = bootstrap::Application::build(bootstrap::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_path: dir.path().join("bootstrap.json"),
+        cluster_key: key.clone(),
+    })
+    .await
+    .unwrap();
+    let nameserver = nameserver::Application::build(nameserver::Config {
+        grpc: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        lease: nameserver::Config::DEFAULT_LEASE,
+        cluster_key: key,
+    })
+    .await
+    .unwrap()
+    .with_tls(nameserver_tls.load().unwrap());
+    let nameserver_http = nameserver.http_addr();
+    let mut config = config(1, bootstrap.local_addr(), dir.path());
+    config.nameserver = nameserver.grpc_addr().to_string().parse().unwrap();
+    config.tls = Some(node_tls);
+    let shutdown = CancellationToken::new();
+    let services = tokio::spawn(bootstrap.run_until_stopped(shutdown.clone().cancelled_owned()));
+    let redirector = tokio::spawn(nameserver.run_until_stopped(shutdown.clone().cancelled_owned()));
+    let node = Node::build(config).await.unwrap();
+    let mut board = node.status().subscribe();
+    let node = tokio::spawn(node.run_until_stopped(shutdown.clone()));
+
+    let serving = wait_until(&mut board, |s| s.http.is_some() && s.accepting_writes).await;
+    let url = serving.http.unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    // A client that trusts the cluster's CA, and nothing else.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let registered = client
+        .post(format!("{url}/api/register"))
+        .header("origin", &url)
+        .json(&serde_json::json!({"username": "ada", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), reqwest::StatusCode::CREATED);
+    let user: serde_json::Value = registered.json().await.unwrap();
+    let logged_in = client
+        .post(format!("{url}/api/login"))
+        .header("origin", &url)
+        .json(&serde_json::json!({
+            "username": "ada", "tag": user["tag"], "password": "correct horse"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(logged_in.status().is_success(), "{}", logged_in.status());
+    let cookie = logged_in
+        .headers()
+        .get("set-cookie")
+        .expect("logging in sets the session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("chat_session="), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // The nameserver answers over HTTPS too and sends browsers to the node's https:// URL once the
+    // node's lease is in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let location = loop {
+        let answer = client
+            .get(format!("https://{nameserver_http}/"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
+            break answer.headers()["location"].to_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no redirect: {}",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(location, format!("{url}/"));
+
+    // Plain HTTP is not served on the HTTPS port.
+    let plain = reqwest::Client::new()
+        .get(url.replacen("https://", "http://", 1))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |answer| !answer.status().is_success()),
+        "plain HTTP must not be answered"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(6), node)
+        .await
+        .unwrap()
+        .unwrap();
+    services.await.unwrap().unwrap();
+    redirector.await.unwrap().unwrap();
 }

@@ -9,6 +9,8 @@
 //! ```
 //!
 //! `Application::build` binds both listeners, so tests can pass port 0 for each and read the ports back.
+//! With [`Application::with_tls`] the HTTP side speaks HTTPS only; the redirects go to whatever URLs
+//! the input nodes registered, which are `https://` when they serve TLS themselves.
 
 mod cluster_view;
 mod directory;
@@ -18,6 +20,7 @@ mod leases;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_proto::nameserver::nameserver_server::NameserverServer;
@@ -79,6 +82,7 @@ pub struct Application {
     directory: Directory,
     guard: Guard,
     bootstrap: SocketAddr,
+    tls: Option<Arc<cluster_tls::ServerConfig>>,
 }
 
 impl Application {
@@ -96,6 +100,7 @@ impl Application {
             directory: Directory::new(config.lease),
             guard: Guard::new(config.cluster_key),
             bootstrap: Config::DEFAULT_BOOTSTRAP,
+            tls: None,
         })
     }
 
@@ -104,6 +109,12 @@ impl Application {
     // A builder method rather than a `Config` field, so code that spells out `Config` keeps compiling.
     pub fn with_bootstrap(mut self, address: SocketAddr) -> Self {
         self.bootstrap = address;
+        self
+    }
+
+    /// Serves the HTTP side over TLS with `config` (see `cluster_tls::server_config`).
+    pub fn with_tls(mut self, config: Arc<cluster_tls::ServerConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -132,6 +143,7 @@ impl Application {
         tracing::info!(
             grpc = %self.grpc_addr,
             http = %self.http_addr,
+            tls = self.tls.is_some(),
             bootstrap = %self.bootstrap,
             "nameserver listening"
         );
@@ -146,11 +158,23 @@ impl Application {
                 TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
                 stop.clone().cancelled_owned(),
             );
-        let http = axum::serve(
-            self.http_listener,
-            http::router(self.directory, ClusterView::new(self.bootstrap)),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let app = http::router(self.directory, ClusterView::new(self.bootstrap));
+        let http_stop = stop.clone().cancelled_owned();
+        let http = async move {
+            match self.tls {
+                None => {
+                    axum::serve(self.http_listener, app)
+                        .with_graceful_shutdown(http_stop)
+                        .await
+                }
+                Some(config) => {
+                    let listener = cluster_tls::TlsListener::new(self.http_listener, config)?;
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(http_stop)
+                        .await
+                }
+            }
+        };
 
         let (grpc, http, ()) = tokio::join!(
             async {

@@ -31,6 +31,12 @@ struct Args {
     /// and Deregister must prove they hold it; others are refused with UNAUTHENTICATED.
     #[arg(long, value_name = "PATH")]
     cluster_key_file: Option<PathBuf>,
+    /// PEM certificate (chain) of the HTTP side; with --tls-key it serves HTTPS instead of HTTP.
+    #[arg(long, value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -58,6 +64,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "--cluster-key-file is required: the file holding the cluster key (init.sh writes .cluster_key)",
     )?;
     let cluster_key = ProofKey::from_file(&key_file)?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            Some(cluster_tls::server_config(&cert, &key).map_err(|error| {
+                let flag = match error.file() {
+                    cluster_tls::TlsFile::Certificate => "--tls-cert",
+                    cluster_tls::TlsFile::Key => "--tls-key",
+                };
+                anyhow::anyhow!("{flag}: {error}")
+            })?)
+        }
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (HTTPS needs both)"),
+        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert (HTTPS needs both)"),
+    };
     let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let config = Config {
         grpc: args.grpc,
@@ -65,10 +85,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lease: Duration::from_millis(args.lease_ms),
         cluster_key,
     };
-    let application = Application::build(config)
+    let mut application = Application::build(config)
         .await
         .context("the nameserver could not start")?
         .with_bootstrap(args.bootstrap);
+    if let Some(tls) = tls {
+        application = application.with_tls(tls);
+    }
     application
         .run_until_stopped(shutdown)
         .await

@@ -23,7 +23,17 @@ impl Cluster {
     /// Starts the services and nodes `1..=n` one after the other, each once the previous one has
     /// registered, so the neighbour graph is the bootstrap's documented pattern for ids in order.
     pub async fn start_in_order(n: u64) -> Self {
-        let mut cluster = Self::start(0);
+        Self::start_in_order_in(ClusterDir::new(), n).await
+    }
+
+    /// [`Cluster::start_in_order`] over HTTPS: the nameserver and the input nodes serve TLS with
+    /// certificates made as `TLS=1 ./init.sh` makes them (see [`ClusterDir::with_tls`]).
+    pub async fn start_in_order_over_https(n: u64) -> Self {
+        Self::start_in_order_in(ClusterDir::with_tls(), n).await
+    }
+
+    async fn start_in_order_in(dir: ClusterDir, n: u64) -> Self {
+        let mut cluster = Self::start_in(dir, 0);
         for id in 1..=n {
             let spec = cluster.dir.write_node_config(id);
             cluster.nodes.insert(id, (spec, None));
@@ -36,7 +46,10 @@ impl Cluster {
 
     /// Starts the services and nodes `1..=n` all at once, each node allowed to use the fault switch.
     pub fn start(n: u64) -> Self {
-        let dir = ClusterDir::new();
+        Self::start_in(ClusterDir::new(), n)
+    }
+
+    fn start_in(dir: ClusterDir, n: u64) -> Self {
         let bootstrap = dir.start_bootstrap();
         let nameserver = dir.start_nameserver();
         let mut cluster = Self {
@@ -204,7 +217,7 @@ impl Cluster {
 
     /// The nameserver's HTTP base URL (`GET /api/endpoints` lists the live input nodes).
     pub fn nameserver_url(&self) -> String {
-        format!("http://{}", self.dir.nameserver_http)
+        self.dir.nameserver_url()
     }
 
     /// The `data_dir` of node `id`, as its config resolves it (relative to the config's folder).

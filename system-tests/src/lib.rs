@@ -36,7 +36,7 @@ pub fn binary(name: &str) -> PathBuf {
         if dir.ends_with("deps") {
             dir.pop();
         }
-        let missing = ["bootstrap", "nameserver", "cluster-node"]
+        let missing = ["bootstrap", "nameserver", "cluster-node", "cluster-certs"]
             .iter()
             .any(|bin| !dir.join(bin).exists());
         if missing {
@@ -51,6 +51,8 @@ pub fn binary(name: &str) -> PathBuf {
                 "nameserver",
                 "-p",
                 "cluster-node",
+                "-p",
+                "cluster-tls",
             ]);
             if dir.ends_with("release") {
                 build.arg("--release");
@@ -180,6 +182,9 @@ pub struct ClusterDir {
     pub bootstrap: SocketAddr,
     pub nameserver_grpc: SocketAddr,
     pub nameserver_http: SocketAddr,
+    /// HTTPS for the nameserver and the input nodes, with certificates laid out as `TLS=1 ./init.sh`
+    /// lays them out (see [`ClusterDir::with_tls`]).
+    tls: bool,
 }
 
 impl ClusterDir {
@@ -195,7 +200,65 @@ impl ClusterDir {
             bootstrap: addr(free_port()),
             nameserver_grpc: addr(free_port()),
             nameserver_http: addr(free_port()),
+            tls: false,
         }
+    }
+
+    /// A directory whose nameserver and nodes serve HTTPS: a CA in `.tls` and certificates issued
+    /// by `cluster-certs` for the nameserver (`.tls/nameserver`) and each node (`NODE_<id>/tls`, named
+    /// in its config), exactly as `TLS=1 ./init.sh` does.
+    pub fn with_tls() -> Self {
+        let dir = Self {
+            tls: true,
+            ..Self::new()
+        };
+        dir.issue_certificate(&dir.path().join(".tls/nameserver"));
+        dir
+    }
+
+    /// `https` or `http`: what the nameserver and the input nodes speak.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// The nameserver's HTTP base URL, without a trailing slash.
+    pub fn nameserver_url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.nameserver_http)
+    }
+
+    /// The CA certificate (PEM) clients must trust to reach an HTTPS cluster.
+    pub fn ca_certificate_path(&self) -> PathBuf {
+        self.path().join(".tls/ca.pem")
+    }
+
+    /// A client builder for the cluster's HTTP sides: trusting the cluster's CA under TLS.
+    pub fn http_client(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        if !self.tls {
+            return builder;
+        }
+        let pem = std::fs::read(self.ca_certificate_path()).expect("the cluster's CA exists");
+        builder.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem).expect("the cluster's CA is a PEM certificate"),
+        )
+    }
+
+    /// Runs `cluster-certs` as init.sh does: reuses (or makes) the CA in `.tls`, writes a certificate
+    /// for 127.0.0.1 and localhost to `out`.
+    fn issue_certificate(&self, out: &Path) {
+        let status = Command::new(binary("cluster-certs"))
+            .arg("--ca-dir")
+            .arg(self.path().join(".tls"))
+            .args(["--host", LOOPBACK, "--host", "localhost", "--out"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("cluster-certs runs");
+        assert!(
+            status.success(),
+            "cluster-certs failed for {}",
+            out.display()
+        );
     }
 
     pub fn path(&self) -> &Path {
@@ -251,20 +314,26 @@ impl ClusterDir {
     }
 
     pub fn start_nameserver(&self) -> Process {
-        Process::spawn(
-            "nameserver",
-            &binary("nameserver"),
-            &[
-                "--grpc",
-                &self.nameserver_grpc.to_string(),
-                "--http",
-                &self.nameserver_http.to_string(),
-                "--bootstrap",
-                &self.bootstrap.to_string(),
-                "--cluster-key-file",
-                &self.cluster_key_file(),
-            ],
-        )
+        let mut args = vec![
+            "--grpc".to_owned(),
+            self.nameserver_grpc.to_string(),
+            "--http".to_owned(),
+            self.nameserver_http.to_string(),
+            "--bootstrap".to_owned(),
+            self.bootstrap.to_string(),
+            "--cluster-key-file".to_owned(),
+            self.cluster_key_file(),
+        ];
+        if self.tls {
+            let tls = self.path().join(".tls/nameserver");
+            for (flag, file) in [("--tls-cert", "cert.pem"), ("--tls-key", "key.pem")] {
+                let path = tls.join(file);
+                args.push(flag.to_owned());
+                args.push(path.to_str().expect("temp paths are UTF-8").to_owned());
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Process::spawn("nameserver", &binary("nameserver"), &args)
     }
 
     /// Writes `NODE_<id>/.cfg` with fresh free ports.
@@ -294,6 +363,12 @@ impl ClusterDir {
         );
         let folder = spec.config_path.parent().expect("config has a folder");
         std::fs::create_dir_all(folder).expect("node folder can be created");
+        let text = if self.tls {
+            self.issue_certificate(&folder.join("tls"));
+            format!("{text}tls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n")
+        } else {
+            text
+        };
         std::fs::write(&spec.config_path, text).expect("config can be written");
         spec
     }

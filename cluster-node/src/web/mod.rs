@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -230,11 +231,12 @@ pub fn router(state: WebState) -> Router {
         .layer(axum::middleware::map_response(middleware::security_headers))
 }
 
-/// Serves `state`'s application on `listener` until `shutdown` completes, then finishes in-flight
-/// requests (graceful shutdown) after ending every open event stream. Client addresses reach the login
-/// rate limiter through `ConnectInfo`.
+/// Serves `state`'s application on `listener` (over TLS when `tls` is given) until `shutdown`
+/// completes, then finishes in-flight requests (graceful shutdown) after ending every open event
+/// stream. Client addresses reach the login rate limiter through `ConnectInfo`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<cluster_tls::ServerConfig>>,
     state: WebState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -244,10 +246,25 @@ pub async fn serve(
         ..state
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.cancel();
-        })
-        .await
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            // A tapped listener is what gives axum's `ConnectInfo<SocketAddr>` for a listener of our
+            // own; the tap itself turns off Nagle's delay, which would hold back small SSE writes.
+            let listener = cluster_tls::TlsListener::new(listener, config)?.tap_io(|stream| {
+                let _ = stream.get_ref().0.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -232,6 +232,7 @@ async fn serve_answers_on_a_real_socket_and_shuts_down_with_a_stream_open() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(super::super::serve(
         listener,
+        None,
         app.state.clone(),
         async move {
             let _ = stopped.await;
