@@ -54,6 +54,17 @@ test:
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
+## fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="control_frame data_frame seal_open http_api"] [FUZZ_TARGET_DIR=dir]: run
+##   each fuzz target (cargo-fuzz, libFuzzer) for FUZZ_SECONDS; fails if any finds a crash (its input in
+##   fuzz/artifacts/); see scripts/fuzz.sh
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= control_frame data_frame seal_open http_api
+FUZZ_TARGET_DIR ?=
+fuzz:
+	CARGO="$(CARGO)" FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_TARGET_DIR="$(FUZZ_TARGET_DIR)" \
+		scripts/fuzz.sh
+
 ## bench [RUNS=3 DURATION=10 CLIENTS=16 NODES=1,4,8,16 SIZES=4,8,16,32 BIN=dir ...]: build, load 1-, 4-, 8- and
 ##   16-node clusters with chat-bench (req/s, p50/p99, CPU of all nodes per acknowledged write), run control-bench,
 ##   write target/bench/<time>/ with summary.md (knobs: scripts/bench.sh, docs/PERFORMANCE.md); about 13 minutes

@@ -51,6 +51,9 @@ impl Config {
     pub const DEFAULT_HTTP: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9999));
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+    /// The longest lease: a dead input node keeps being handed browsers until its lease ends, so a
+    /// longer one only hides failures (and an expiry time must stay within the clock's range).
+    pub const MAX_LEASE: Duration = Duration::from_secs(3600);
     /// Where the cluster view asks for the registered nodes unless [`Application::with_bootstrap`]
     /// says otherwise (the bootstrap's own default).
     pub const DEFAULT_BOOTSTRAP: SocketAddr =
@@ -59,8 +62,8 @@ impl Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the lease duration must be positive")]
-    ZeroLease,
+    #[error("the lease duration must be between 1 ms and {} s, not {} ms", Config::MAX_LEASE.as_secs(), .0.as_millis())]
+    LeaseOutOfRange(Duration),
     #[error("could not listen for {side} on {address}")]
     Bind {
         side: &'static str,
@@ -87,8 +90,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, Error> {
-        if config.lease.is_zero() {
-            return Err(Error::ZeroLease);
+        if config.lease.is_zero() || config.lease > Config::MAX_LEASE {
+            return Err(Error::LeaseOutOfRange(config.lease));
         }
         let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc).await?;
         let (http_listener, http_addr) = bind("HTTP", config.http).await?;

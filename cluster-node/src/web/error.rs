@@ -51,9 +51,13 @@ pub enum AppError {
     Internal(String),
 }
 
-/// Whole seconds for `Retry-After`, at least one.
+/// Whole seconds for `Retry-After`, at least one. Saturating: the duration may come from a peer's
+/// answer (`ServiceError::Unavailable` travels on the data plane).
 pub(crate) fn seconds(duration: Duration) -> u64 {
-    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
+    duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+        .max(1)
 }
 
 impl AppError {
@@ -244,6 +248,27 @@ mod tests {
         assert_eq!(seconds(Duration::ZERO), 1);
         assert_eq!(seconds(Duration::from_secs(2)), 2);
         assert_eq!(seconds(Duration::from_millis(2500)), 3);
+        assert_eq!(seconds(Duration::new(u64::MAX, 1)), u64::MAX);
+    }
+
+    #[test]
+    fn a_peers_answer_with_the_longest_retry_after_becomes_a_503_without_overflow() {
+        // The data_frame fuzz target's regression input: an `unavailable` answer whose `retry_after`
+        // is u64::MAX s and 1 ns overflowed while being rounded up to whole seconds.
+        let bytes = include_bytes!("../../../fuzz/regressions/data_frame/retry-after-overflow");
+        let envelope = crate::data::message::decode(bytes).expect("a well-formed data message");
+        let crate::data::DataMessage::Response {
+            result: Err(error), ..
+        } = envelope.body
+        else {
+            panic!("not an error answer: {:?}", envelope.body);
+        };
+        let response = AppError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            u64::MAX.to_string().as_str()
+        );
     }
 
     #[test]

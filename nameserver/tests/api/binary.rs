@@ -67,6 +67,48 @@ fn the_binary_exits_zero_on_sigint() {
 }
 
 #[test]
+fn a_lease_too_long_for_the_clock_stops_the_binary_with_one_line() {
+    // u64::MAX ms used to be accepted, and the first registration then overflowed the expiry time.
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let key_file = directory.path().join(".cluster_key");
+    std::fs::write(&key_file, format!("{CLUSTER_KEY}\n")).expect("key file written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--lease-ms", &u64::MAX.to_string()])
+        .arg("--cluster-key-file")
+        .arg(&key_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nameserver binary starts");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the nameserver accepted a lease of u64::MAX ms and kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success());
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("the lease duration must be between 1 ms and 3600 s"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_binary_takes_the_bootstrap_address_for_the_cluster_view() {
     let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
         .arg("--help")
