@@ -125,7 +125,10 @@ pub fn verify<T: DeserializeOwned>(
         .decode(payload)
         .map_err(|_| Refused::Malformed)?;
     let envelope: Envelope<T> = serde_json::from_slice(&json).map_err(|_| Refused::Malformed)?;
-    let expires = UNIX_EPOCH + Duration::from_secs(envelope.expires);
+    // An expiry beyond what the clock can hold is no expiry this code ever signed.
+    let expires = UNIX_EPOCH
+        .checked_add(Duration::from_secs(envelope.expires))
+        .ok_or(Refused::Malformed)?;
     if now >= expires {
         return Err(Refused::Expired);
     }
@@ -234,6 +237,21 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn a_signed_expiry_beyond_the_clock_is_refused_not_a_panic() {
+        let payload = serde_json::json!({ "data": data(), "expires": u64::MAX }).to_string();
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let mut mac = key().mac();
+        mac.update(payload.as_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let value = format!("{payload}.{tag}");
+
+        assert_eq!(
+            verify::<Data>(&key(), &value, at(1_000)),
+            Err(Refused::Malformed)
+        );
     }
 
     #[test]
