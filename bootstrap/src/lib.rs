@@ -1,9 +1,11 @@
 //! The bootstrap service: the one place a starting node learns who its neighbours are.
 //!
 //! ```text
-//! cluster-node ──gRPC Register/ListNodes──► service ──► store ──► registry (pure: the neighbour pattern)
-//!                                              │          └─────► state file (JSON, replaced atomically)
-//!                                              └─ Register needs a proof of the cluster key (cluster-auth)
+//! cluster-node ──gRPC Register/Renew/Repair/ListNodes──► service ──► store ──► registry ──► topology
+//!                                              │          │            (pure: k-connected assignment, repair)
+//!                                              │          ├─────► state file (JSON, replaced atomically)
+//!                                              │          └─────► leases (in memory: who is live)
+//!                                              └─ Register, Renew and Repair need a proof of the cluster key
 //! ```
 //!
 //! `Application::build` loads the state and binds the listener, so tests can pass port 0 and read the
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_proto::bootstrap::bootstrap_server::BootstrapServer;
 use cluster_auth::{Guard, ProofKey};
@@ -35,12 +38,30 @@ pub struct Config {
     pub state_path: PathBuf,
     /// Derived from the cluster key: `Register` is refused without a proof made with it.
     pub cluster_key: ProofKey,
+    /// How many neighbours a new node gets, and how many live ones repair keeps every node at (k).
+    pub degree: usize,
+    /// A node counts as live this long after it last registered, renewed or asked for repair.
+    pub lease: Duration,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: SocketAddr =
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45999));
     pub const DEFAULT_STATE_PATH: &str = ".state/bootstrap.json";
+    pub const DEFAULT_DEGREE: usize = topology::DEFAULT_K;
+    /// Three renewal intervals of a node (it renews every third of the lease it is told).
+    pub const DEFAULT_LEASE: Duration = Duration::from_millis(1500);
+
+    /// The defaults for everything but where to listen, the state and the key.
+    pub fn new(listen: SocketAddr, state_path: PathBuf, cluster_key: ProofKey) -> Self {
+        Self {
+            listen,
+            state_path,
+            cluster_key,
+            degree: Self::DEFAULT_DEGREE,
+            lease: Self::DEFAULT_LEASE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +87,7 @@ pub struct Application {
 impl Application {
     /// Loads the state file (a corrupt one is an error, a missing one an empty registry), then binds.
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let store = store::Store::open(config.state_path).await?;
+        let store = store::Store::open(config.state_path, config.degree, config.lease).await?;
         let bind_error = |source| Error::Bind {
             address: config.listen,
             source,

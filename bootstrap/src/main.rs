@@ -24,6 +24,20 @@ struct Args {
     /// must prove they hold it; others are refused with UNAUTHENTICATED.
     #[arg(long, value_name = "PATH")]
     cluster_key_file: Option<PathBuf>,
+    /// Neighbours per new node, and live neighbours repair keeps every node at (k): the graph stays
+    /// k-connected, so any k - 1 nodes may fail at once without splitting the others.
+    #[arg(long, default_value_t = Config::DEFAULT_DEGREE, value_parser = parse_degree)]
+    degree: usize,
+}
+
+fn parse_degree(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(k) if (1..=topology::MAX_K).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "expected a whole number from 1 to {}",
+            topology::MAX_K
+        )),
+    }
 }
 
 #[tokio::main]
@@ -53,9 +67,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cluster_key = ProofKey::from_file(&key_file)?;
     let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let config = Config {
-        listen: args.listen,
-        state_path: args.state,
-        cluster_key,
+        degree: args.degree,
+        ..Config::new(args.listen, args.state, cluster_key)
     };
     let application = Application::build(config)
         .await

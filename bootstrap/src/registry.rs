@@ -1,54 +1,34 @@
-//! The neighbour registry: which nodes exist and who links to whom. Pure: no IO, no clock, no randomness,
-//! so the same registrations in the same order always give the same graph.
+//! The neighbour registry: which nodes exist, where they are, and who links to whom. Pure: no IO, no
+//! clock, no randomness, so the same registrations and repairs in the same order always give the
+//! same graph. The rules themselves are the `topology` crate's, shared with the simulator:
 //!
-//! # The neighbour pattern
-//!
-//! The k-th *new* node (k = 0, 1, 2, … counts distinct ids in registration order) links to
-//! `d = min(PATTERN[k % 5], k)` of the k nodes already registered, with `PATTERN = [1, 2, 3, 1, 2]`.
-//! They are chosen by one cursor that walks the registration list *backwards* with wrap-around and is
-//! kept between registrations (and in the state file): each pick first steps the cursor down by one
-//! (from 0 it wraps to k - 1, the newest node) and takes the node it lands on. Since `d <= k`, one
-//! registration never picks a node twice.
-//!
-//! Why this shape:
-//! - every node after the first links to at least one earlier node, so by induction the graph is
-//!   connected whatever the registration order, and it never contains a self loop;
-//! - the varying `d` and the wandering cursor give nodes different degrees, which the election and tree
-//!   algorithms should be exercised with, instead of a ring or a star;
-//! - it is deterministic, so tests can state the exact graph.
-//!
-//! The first eight nodes (ids 1..=8 registered in order) come out as:
-//!
-//! ```text
-//! node  picks        cursor after     adjacency at the end
-//!   1   -            0                1: 2 3 5 8
-//!   2   1            0                2: 1 3 5 8
-//!   3   2 1          0                3: 1 2 4 7
-//!   4   3            2                4: 3 7
-//!   5   2 1          0                5: 1 2 6
-//!   6   5            4                6: 5
-//!   7   4 3          2                7: 3 4 8
-//!   8   2 1 7        6                8: 1 2 7
-//! ```
+//! - **Registration** (`topology::link_new_node`): a new node links to `min(k, registered)` nodes of
+//!   the smallest degree (ties: the earliest registered). The first `k + 1` nodes form a clique and
+//!   every later node links to k distinct nodes, so the graph stays k-vertex-connected as it grows:
+//!   any `k - 1` nodes may be down at once and the others still reach each other.
+//! - **Repair** (`topology::repair`): a node that hears fewer than k neighbours is linked to live
+//!   nodes, joining split parts first, with every node's degree capped.
 //!
 //! Edges are symmetric and never forgotten. A node registering again with a known id gets its address
-//! updated and keeps its neighbours (which include nodes that registered after it and linked to it); the
-//! cursor does not move, so re-registrations never change anyone else's neighbours.
+//! updated and keeps its neighbours (which include nodes that linked to it later). A state file from
+//! before this rule (the older, sparser pattern with its `cursor`) loads as it is: its edges stay and
+//! new nodes link to it as above.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
+use topology::{Graph, GraphError, RepairLimits};
 
 use crate::address::{NodeAddress, NodeId};
-
-/// How many earlier nodes the k-th new node links to, cycling (capped by how many exist).
-pub const PATTERN: [usize; 5] = [1, 2, 3, 1, 2];
 
 /// One registered node and its neighbour ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub address: NodeAddress,
     pub neighbors: BTreeSet<NodeId>,
+    /// Those neighbours that a repair linked (rather than the registration).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub repaired: BTreeSet<NodeId>,
 }
 
 /// What a registration did, so the caller knows whether there is anything to persist.
@@ -67,10 +47,18 @@ pub struct Registration {
     pub neighbors: Vec<NodeAddress>,
 }
 
-/// The registry's whole state as it is saved: registration order, edges and cursor.
+/// The answer to one repair request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The neighbours this repair linked, ordered by id.
+    pub added: Vec<NodeAddress>,
+    /// Every neighbour now, ordered by id.
+    pub neighbors: Vec<NodeAddress>,
+}
+
+/// The registry's whole state as it is saved: nodes in registration order with their edges.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub cursor: usize,
     pub nodes: Vec<Entry>,
 }
 
@@ -85,40 +73,66 @@ pub enum SnapshotError {
     SelfLoop(NodeId),
     #[error("node {node} lists {neighbor} as a neighbour but not the other way round")]
     AsymmetricEdge { node: NodeId, neighbor: NodeId },
-    #[error("cursor {cursor} is out of range for {len} nodes")]
-    CursorOutOfRange { cursor: usize, len: usize },
+    #[error("node {node} lists {neighbor} as repaired but not as a neighbour")]
+    RepairedNotNeighbor { node: NodeId, neighbor: NodeId },
+}
+
+impl From<GraphError<NodeId>> for SnapshotError {
+    fn from(error: GraphError<NodeId>) -> Self {
+        match error {
+            GraphError::DuplicateNode(node) => Self::DuplicateId(node),
+            GraphError::UnknownNeighbour { node, neighbour } => Self::UnknownNeighbor {
+                node,
+                neighbor: neighbour,
+            },
+            GraphError::SelfLoop(node) => Self::SelfLoop(node),
+            GraphError::AsymmetricEdge { node, neighbour } => Self::AsymmetricEdge {
+                node,
+                neighbor: neighbour,
+            },
+        }
+    }
 }
 
 /// Registered nodes in registration order, with their symmetric neighbour sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
-    nodes: Vec<Entry>,
-    /// Derived from `nodes`: where each id sits in the registration order.
-    positions: HashMap<NodeId, usize>,
-    /// Position the next pick steps down from; always `< nodes.len()`, or 0 when empty.
-    cursor: usize,
+    graph: Graph<NodeId>,
+    addresses: HashMap<NodeId, NodeAddress>,
+    /// Edges a repair added, as `(smaller, larger)`.
+    repaired: BTreeSet<(NodeId, NodeId)>,
+    /// How many neighbours a new node gets and a live node keeps.
+    k: usize,
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty registry whose nodes get `k` neighbours each.
+    pub fn new(k: usize) -> Self {
+        Self {
+            graph: Graph::new(),
+            addresses: HashMap::new(),
+            repaired: BTreeSet::new(),
+            k,
+        }
     }
 
-    /// Registers a new node or updates a known one; see the module doc for the pattern.
+    /// The `k` of this registry.
+    pub fn degree(&self) -> usize {
+        self.k
+    }
+
+    /// Registers a new node or updates a known one; see the module doc for the rule.
     pub fn register(&mut self, address: NodeAddress) -> Registration {
         let id = address.id;
-        let change = match self.positions.get(&id) {
-            Some(&position) => {
-                let entry = &mut self.nodes[position];
-                if entry.address == address {
-                    Change::Unchanged
-                } else {
-                    entry.address = address;
-                    Change::AddressUpdated
-                }
+        let change = match self.addresses.get_mut(&id) {
+            Some(known) if *known == address => Change::Unchanged,
+            Some(known) => {
+                *known = address;
+                Change::AddressUpdated
             }
             None => {
-                self.add(address);
+                topology::link_new_node(&mut self.graph, id, self.k);
+                self.addresses.insert(id, address);
                 Change::Added
             }
         };
@@ -128,99 +142,104 @@ impl Registry {
         }
     }
 
+    /// Links `id`, which hears only `reported_live` of its neighbours, to live nodes (`is_live`, the
+    /// bootstrap's leases) until it has k; `None` for an unknown id.
+    pub fn repair(
+        &mut self,
+        id: NodeId,
+        reported_live: &BTreeSet<NodeId>,
+        is_live: impl Fn(NodeId) -> bool,
+    ) -> Option<Repair> {
+        if !self.graph.contains(id) {
+            return None;
+        }
+        let picks = topology::repair(
+            &mut self.graph,
+            id,
+            reported_live,
+            is_live,
+            RepairLimits::new(self.k),
+        );
+        let mut added: Vec<NodeAddress> = picks
+            .iter()
+            .map(|&pick| {
+                self.repaired.insert((id.min(pick), id.max(pick)));
+                self.addresses[&pick].clone()
+            })
+            .collect();
+        added.sort_by_key(|address| address.id);
+        Some(Repair {
+            added,
+            neighbors: self.neighbors_of(id),
+        })
+    }
+
+    pub fn is_registered(&self, id: NodeId) -> bool {
+        self.addresses.contains_key(&id)
+    }
+
     /// Every node in registration order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.nodes
+    pub fn entries(&self) -> Vec<Entry> {
+        self.graph
+            .order()
+            .iter()
+            .map(|&id| {
+                let neighbors = self.graph.neighbours(id).clone();
+                let repaired = neighbors
+                    .iter()
+                    .copied()
+                    .filter(|&other| self.repaired.contains(&(id.min(other), id.max(other))))
+                    .collect();
+                Entry {
+                    address: self.addresses[&id].clone(),
+                    neighbors,
+                    repaired,
+                }
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            cursor: self.cursor,
-            nodes: self.nodes.clone(),
+            nodes: self.entries(),
         }
     }
 
     /// Rebuilds a registry from a saved snapshot, refusing one that breaks the registry's invariants.
-    pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, SnapshotError> {
-        let Snapshot { cursor, nodes } = snapshot;
-        let mut positions = HashMap::with_capacity(nodes.len());
-        for (position, entry) in nodes.iter().enumerate() {
-            if positions.insert(entry.address.id, position).is_some() {
-                return Err(SnapshotError::DuplicateId(entry.address.id));
+    pub fn from_snapshot(snapshot: Snapshot, k: usize) -> Result<Self, SnapshotError> {
+        let mut addresses = HashMap::with_capacity(snapshot.nodes.len());
+        let mut repaired = BTreeSet::new();
+        for entry in &snapshot.nodes {
+            let id = entry.address.id;
+            if addresses.insert(id, entry.address.clone()).is_some() {
+                return Err(SnapshotError::DuplicateId(id));
+            }
+            for &neighbor in &entry.repaired {
+                if !entry.neighbors.contains(&neighbor) {
+                    return Err(SnapshotError::RepairedNotNeighbor { node: id, neighbor });
+                }
+                repaired.insert((id.min(neighbor), id.max(neighbor)));
             }
         }
-        let registry = Self {
-            nodes,
-            positions,
-            cursor,
-        };
-        registry.check_edges()?;
-        if cursor != 0 && cursor >= registry.nodes.len() {
-            return Err(SnapshotError::CursorOutOfRange {
-                cursor,
-                len: registry.nodes.len(),
-            });
-        }
-        Ok(registry)
-    }
-
-    /// Every neighbour is registered, no node links to itself, and every edge is known at both ends.
-    pub fn check_edges(&self) -> Result<(), SnapshotError> {
-        for entry in &self.nodes {
-            let node = entry.address.id;
-            for &neighbor in &entry.neighbors {
-                if neighbor == node {
-                    return Err(SnapshotError::SelfLoop(node));
-                }
-                let other = self
-                    .positions
-                    .get(&neighbor)
-                    .map(|&position| &self.nodes[position])
-                    .ok_or(SnapshotError::UnknownNeighbor { node, neighbor })?;
-                if !other.neighbors.contains(&node) {
-                    return Err(SnapshotError::AsymmetricEdge { node, neighbor });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn add(&mut self, address: NodeAddress) {
-        let id = address.id;
-        let k = self.nodes.len();
-        let degree = PATTERN[k % PATTERN.len()].min(k);
-        let mut picked = BTreeSet::new();
-        for _ in 0..degree {
-            self.cursor = if self.cursor == 0 {
-                k - 1
-            } else {
-                self.cursor - 1
-            };
-            let neighbor = &mut self.nodes[self.cursor];
-            neighbor.neighbors.insert(id);
-            picked.insert(neighbor.address.id);
-        }
-        self.positions.insert(id, k);
-        self.nodes.push(Entry {
-            address,
-            neighbors: picked,
-        });
+        let graph = Graph::from_adjacency(
+            snapshot
+                .nodes
+                .into_iter()
+                .map(|entry| (entry.address.id, entry.neighbors)),
+        )?;
+        Ok(Self {
+            graph,
+            addresses,
+            repaired,
+            k,
+        })
     }
 
     fn neighbors_of(&self, id: NodeId) -> Vec<NodeAddress> {
-        let Some(&position) = self.positions.get(&id) else {
-            return Vec::new();
-        };
-        self.nodes[position]
-            .neighbors
+        self.graph
+            .neighbours(id)
             .iter()
-            .map(|neighbor| {
-                let at = self
-                    .positions
-                    .get(neighbor)
-                    .expect("edges only ever join registered nodes");
-                self.nodes[*at].address.clone()
-            })
+            .map(|neighbor| self.addresses[neighbor].clone())
             .collect()
     }
 }

@@ -5,13 +5,16 @@
 use std::sync::Arc;
 
 use chat_proto::bootstrap::bootstrap_server::Bootstrap;
+use std::collections::BTreeSet;
+
 use chat_proto::bootstrap::{
     ListNodesRequest, ListNodesResponse, NodeEntry, RegisterRequest, RegisterResponse,
+    RenewRequest, RenewResponse, RepairRequest, RepairResponse,
 };
 use cluster_auth::{Guard, Rpc};
 use tonic::{Request, Response, Status};
 
-use crate::address::NodeAddress;
+use crate::address::{NodeAddress, NodeId};
 use crate::store::Store;
 
 pub struct BootstrapService {
@@ -24,6 +27,25 @@ impl BootstrapService {
     pub fn new(store: Arc<Store>, guard: Guard) -> Self {
         Self { store, guard }
     }
+
+    /// Refuses a request without a valid proof of the cluster key (logged at most once a while).
+    #[allow(clippy::result_large_err)]
+    fn check<T: prost::Message>(&self, rpc: Rpc, request: &Request<T>) -> Result<(), Status> {
+        self.guard.check(rpc, request).inspect_err(|status| {
+            if let Some(refused) = self.guard.refusal_to_log() {
+                tracing::warn!(
+                    reason = status.message(),
+                    refused,
+                    "requests without a valid proof of the cluster key refused"
+                );
+            }
+        })
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn node_id(raw: u64) -> Result<NodeId, Status> {
+    NodeId::parse(raw).map_err(|error| Status::invalid_argument(error.to_string()))
 }
 
 #[tonic::async_trait]
@@ -33,17 +55,7 @@ impl Bootstrap for BootstrapService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
-        self.guard
-            .check(Rpc::BootstrapRegister, &request)
-            .inspect_err(|status| {
-                if let Some(refused) = self.guard.refusal_to_log() {
-                    tracing::warn!(
-                        reason = status.message(),
-                        refused,
-                        "registrations without a valid proof of the cluster key refused"
-                    );
-                }
-            })?;
+        self.check(Rpc::BootstrapRegister, &request)?;
         let address = NodeAddress::from_proto(request.into_inner().node).map_err(|error| {
             tracing::warn!(%error, "registration refused");
             Status::invalid_argument(error.to_string())
@@ -63,6 +75,60 @@ impl Bootstrap for BootstrapService {
         Ok(Response::new(RegisterResponse {
             neighbors: neighbors.iter().map(NodeAddress::to_proto).collect(),
             known: change != crate::registry::Change::Added,
+            degree: self.store.degree() as u32,
+        }))
+    }
+
+    #[tracing::instrument(name = "bootstrap.renew", skip_all, fields(node_id))]
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        self.check(Rpc::BootstrapRenew, &request)?;
+        let id = node_id(request.into_inner().id)?;
+        tracing::Span::current().record("node_id", id.get());
+        Ok(Response::new(RenewResponse {
+            known: self.store.renew(id),
+            lease_ms: u32::try_from(self.store.lease().as_millis()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(name = "bootstrap.repair", skip_all, fields(node_id))]
+    async fn repair(
+        &self,
+        request: Request<RepairRequest>,
+    ) -> Result<Response<RepairResponse>, Status> {
+        self.check(Rpc::BootstrapRepair, &request)?;
+        let request = request.into_inner();
+        let id = node_id(request.id)?;
+        tracing::Span::current().record("node_id", id.get());
+        // Ids the registry does not know are simply not neighbours; zero is not an id at all.
+        let live: BTreeSet<NodeId> = request
+            .live_neighbors
+            .into_iter()
+            .filter_map(|raw| NodeId::parse(raw).ok())
+            .collect();
+        let repair = self.store.repair(id, &live).await.map_err(|error| {
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::new(error)),
+                "repair not saved"
+            );
+            Status::unavailable("the bootstrap could not save its state; retry shortly")
+        })?;
+        let Some(repair) = repair else {
+            return Err(Status::not_found(format!(
+                "node {id} is not registered; register first"
+            )));
+        };
+        let added: Vec<u64> = repair.added.iter().map(|n| n.id.get()).collect();
+        if added.is_empty() {
+            tracing::info!(live = live.len(), "repair asked; no live node to add");
+        } else {
+            tracing::info!(?added, live = live.len(), "repaired: new neighbours linked");
+        }
+        Ok(Response::new(RepairResponse {
+            added: repair.added.iter().map(NodeAddress::to_proto).collect(),
+            neighbors: repair.neighbors.iter().map(NodeAddress::to_proto).collect(),
         }))
     }
 
@@ -78,6 +144,7 @@ impl Bootstrap for BootstrapService {
             .map(|entry| NodeEntry {
                 address: Some(entry.address.to_proto()),
                 neighbors: entry.neighbors.iter().map(|id| id.get()).collect(),
+                repaired: entry.repaired.iter().map(|id| id.get()).collect(),
             })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))

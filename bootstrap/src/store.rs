@@ -19,15 +19,17 @@
 //! A failed write fails the registration (the node retries) but leaves the change in memory; it stays
 //! unpersisted (`persisted < generation`) until the next registration, or that retry, writes it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::address::NodeAddress;
-use crate::registry::{Change, Entry, Registry, Snapshot, SnapshotError};
+use crate::address::{NodeAddress, NodeId};
+use crate::registry::{Change, Entry, Registry, Repair, Snapshot, SnapshotError};
 
 /// Bumped when the file layout changes incompatibly.
 const FORMAT_VERSION: u32 = 1;
@@ -80,10 +82,11 @@ impl StateFile {
 
     /// A missing file is an empty registry (first start); anything unreadable is an error, never silently
     /// replaced, because that would hand every node new neighbours.
-    pub fn load(&self) -> Result<Registry, StoreError> {
+    /// `k` is the degree new nodes get (a configuration value, not part of the state).
+    pub fn load(&self, k: usize) -> Result<Registry, StoreError> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Registry::new()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Registry::new(k)),
             Err(source) => return Err(self.error(|path| StoreError::Read { path, source })),
         };
         let on_disk: OnDisk = serde_json::from_slice(&bytes)
@@ -92,7 +95,7 @@ impl StateFile {
             let found = on_disk.version;
             return Err(self.error(|path| StoreError::UnsupportedVersion { path, found }));
         }
-        Registry::from_snapshot(on_disk.registry)
+        Registry::from_snapshot(on_disk.registry, k)
             .map_err(|source| self.error(|path| StoreError::Inconsistent { path, source }))
     }
 
@@ -157,6 +160,10 @@ struct Versioned {
 /// The registry, shared by all requests, persisted before any registration is answered.
 pub struct Store {
     state: Mutex<Versioned>,
+    /// When each node last registered, renewed or asked for repair. In memory only: after a restart
+    /// every node renews within one interval, and until then repair finds fewer live nodes.
+    leases: Mutex<HashMap<NodeId, Instant>>,
+    lease: Duration,
     /// The generation last written to disk; holding this lock is the right to write the file.
     persisted: tokio::sync::Mutex<u64>,
     file: Arc<StateFile>,
@@ -164,12 +171,12 @@ pub struct Store {
 
 impl Store {
     /// Loads the state file (or starts empty when it does not exist), creating its directory.
-    pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
+    pub async fn open(path: PathBuf, k: usize, lease: Duration) -> Result<Self, StoreError> {
         let file = Arc::new(StateFile::new(path));
         let loading = Arc::clone(&file);
         let registry = tokio::task::spawn_blocking(move || {
             loading.create_directory()?;
-            loading.load()
+            loading.load(k)
         })
         .await
         .map_err(|join| StoreError::Read {
@@ -183,7 +190,60 @@ impl Store {
             }),
             persisted: tokio::sync::Mutex::new(0),
             file,
+            leases: Mutex::new(HashMap::new()),
+            lease,
         })
+    }
+
+    /// How many neighbours a new node gets and a live node keeps.
+    pub fn degree(&self) -> usize {
+        self.lock().registry.degree()
+    }
+
+    /// How long a lease runs.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Renews `id`'s lease; false when `id` is not registered.
+    pub fn renew(&self, id: NodeId) -> bool {
+        if !self.lock().registry.is_registered(id) {
+            return false;
+        }
+        self.leases_lock().insert(id, Instant::now());
+        true
+    }
+
+    /// Links `id` to live nodes until it hears k (see `topology::repair`), once that is on disk.
+    /// `None` for an unknown id.
+    pub async fn repair(
+        &self,
+        id: NodeId,
+        reported_live: &BTreeSet<NodeId>,
+    ) -> Result<Option<Repair>, StoreError> {
+        let now = Instant::now();
+        let live: HashMap<NodeId, Instant> = {
+            let mut leases = self.leases_lock();
+            leases.insert(id, now);
+            leases.clone()
+        };
+        let is_live = |node: NodeId| {
+            live.get(&node)
+                .is_some_and(|renewed| now.duration_since(*renewed) <= self.lease)
+        };
+        let (repair, generation) = {
+            let mut state = self.lock();
+            let repair = state.registry.repair(id, reported_live, is_live);
+            if repair
+                .as_ref()
+                .is_some_and(|repair| !repair.added.is_empty())
+            {
+                state.generation += 1;
+            }
+            (repair, state.generation)
+        };
+        self.persist_up_to(generation).await?;
+        Ok(repair)
     }
 
     /// Registers a node and returns its neighbours once the change is on disk.
@@ -191,6 +251,7 @@ impl Store {
         &self,
         address: NodeAddress,
     ) -> Result<(Change, Vec<NodeAddress>), StoreError> {
+        self.leases_lock().insert(address.id, Instant::now());
         let (registration, generation) = {
             let mut state = self.lock();
             let registration = state.registry.register(address);
@@ -205,7 +266,7 @@ impl Store {
 
     /// Every node in registration order.
     pub fn entries(&self) -> Vec<Entry> {
-        self.lock().registry.entries().to_vec()
+        self.lock().registry.entries()
     }
 
     async fn persist_up_to(&self, generation: u64) -> Result<(), StoreError> {
@@ -227,6 +288,12 @@ impl Store {
         *persisted = latest;
         tracing::debug!(generation = latest, "bootstrap state saved");
         Ok(())
+    }
+
+    fn leases_lock(&self) -> MutexGuard<'_, HashMap<NodeId, Instant>> {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Versioned> {
@@ -251,7 +318,10 @@ mod tests {
     fn a_missing_file_is_an_empty_registry() {
         let directory = temporary_directory();
         let file = StateFile::new(directory.path().join("absent.json"));
-        assert_eq!(file.load().expect("missing file is fine"), Registry::new());
+        assert_eq!(
+            file.load(3).expect("missing file is fine"),
+            Registry::new(3)
+        );
     }
 
     #[test]
@@ -260,7 +330,7 @@ mod tests {
         let path = directory.path().join("state.json");
         fs::write(&path, "{ not json").expect("write");
 
-        let error = StateFile::new(&path).load().expect_err("corrupt file");
+        let error = StateFile::new(&path).load(3).expect_err("corrupt file");
 
         assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
         assert!(
@@ -275,7 +345,7 @@ mod tests {
         let path = directory.path().join("state.json");
         fs::write(&path, r#"{"version": 99, "cursor": 0, "nodes": []}"#).expect("write");
 
-        let error = StateFile::new(&path).load().expect_err("future format");
+        let error = StateFile::new(&path).load(3).expect_err("future format");
 
         assert!(
             matches!(error, StoreError::UnsupportedVersion { found: 99, .. }),
@@ -288,9 +358,9 @@ mod tests {
         let directory = temporary_directory();
         let file = StateFile::new(directory.path().join("state.json"));
 
-        file.save(&StateFile::encode(&Registry::new()))
+        file.save(&StateFile::encode(&Registry::new(3)))
             .expect("save");
-        file.save(&StateFile::encode(&Registry::new()))
+        file.save(&StateFile::encode(&Registry::new(3)))
             .expect("save again");
 
         let names: Vec<_> = fs::read_dir(directory.path())
@@ -305,7 +375,9 @@ mod tests {
         let directory = temporary_directory();
         let path = directory.path().join("a/b/state.json");
 
-        let store = Store::open(path.clone()).await.expect("open");
+        let store = Store::open(path.clone(), 3, Duration::from_secs(2))
+            .await
+            .expect("open");
         store.register(address(1, 46_000)).await.expect("register");
 
         assert!(path.exists());
@@ -315,7 +387,11 @@ mod tests {
     async fn concurrent_registrations_are_all_on_disk_when_answered() {
         let directory = temporary_directory();
         let path = directory.path().join("state.json");
-        let store = Arc::new(Store::open(path.clone()).await.expect("open"));
+        let store = Arc::new(
+            Store::open(path.clone(), 3, Duration::from_secs(2))
+                .await
+                .expect("open"),
+        );
 
         let registrations: Vec<_> = (1..=40)
             .map(|id| {
@@ -327,7 +403,7 @@ mod tests {
             registration.await.expect("task").expect("register");
         }
 
-        let reloaded = StateFile::new(&path).load().expect("reload");
+        let reloaded = StateFile::new(&path).load(3).expect("reload");
         assert_eq!(reloaded.entries(), store.entries().as_slice());
         assert_eq!(reloaded.entries().len(), 40);
     }
@@ -343,7 +419,7 @@ mod tests {
 
             file.save(&StateFile::encode(&registry)).expect("save");
 
-            prop_assert_eq!(file.load().expect("reload"), registry);
+            prop_assert_eq!(file.load(3).expect("reload"), registry);
         }
     }
 }

@@ -25,6 +25,8 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rpc {
     BootstrapRegister,
+    BootstrapRenew,
+    BootstrapRepair,
     NameserverRegister,
     NameserverRenew,
     NameserverDeregister,
@@ -35,6 +37,8 @@ impl Rpc {
     pub fn path(self) -> &'static str {
         match self {
             Rpc::BootstrapRegister => "/bootstrap.Bootstrap/Register",
+            Rpc::BootstrapRenew => "/bootstrap.Bootstrap/Renew",
+            Rpc::BootstrapRepair => "/bootstrap.Bootstrap/Repair",
             Rpc::NameserverRegister => "/nameserver.Nameserver/Register",
             Rpc::NameserverRenew => "/nameserver.Nameserver/Renew",
             Rpc::NameserverDeregister => "/nameserver.Nameserver/Deregister",

@@ -51,11 +51,11 @@ async fn wait_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_library_nodes_on_kernel_chosen_ports_elect_one_leader_and_stop_on_cancel() {
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = bootstrap::Application::build(bootstrap::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        state_path: dir.path().join("bootstrap.json"),
-        cluster_key: cluster_auth::ProofKey::derive(CLUSTER_KEY.as_bytes()),
-    })
+    let bootstrap = bootstrap::Application::build(bootstrap::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("bootstrap.json"),
+        cluster_auth::ProofKey::derive(CLUSTER_KEY.as_bytes()),
+    ))
     .await
     .unwrap();
     let bootstrap_addr = bootstrap.local_addr();
@@ -123,11 +123,11 @@ async fn an_input_node_with_a_certificate_serves_https_registers_an_https_url_an
     let ca = std::fs::read(authority.certificate_path()).unwrap();
 
     let key = cluster_auth::ProofKey::derive(CLUSTER_KEY.as_bytes());
-    let bootstrap = bootstrap::Application::build(bootstrap::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        state_path: dir.path().join("bootstrap.json"),
-        cluster_key: key.clone(),
-    })
+    let bootstrap = bootstrap::Application::build(bootstrap::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("bootstrap.json"),
+        key.clone(),
+    ))
     .await
     .unwrap();
     let nameserver = nameserver::Application::build(nameserver::Config {

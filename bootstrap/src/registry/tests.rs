@@ -1,4 +1,5 @@
-//! The exact pattern for small sequences, and properties over random registration orders with repeats.
+//! The exact graph for small sequences, repairs, and properties over random registration orders with
+//! repeats.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -53,8 +54,8 @@ fn assert_connected(registry: &Registry) {
 }
 
 #[test]
-fn the_first_eight_nodes_follow_the_documented_pattern() {
-    let mut registry = Registry::new();
+fn the_first_eight_nodes_link_to_the_least_linked_earlier_nodes() {
+    let mut registry = Registry::new(3);
     let answers: Vec<Vec<u64>> = (1..=8)
         .map(|id| ids(&registry.register(address(id, 46_000)).neighbors))
         .collect();
@@ -65,32 +66,82 @@ fn the_first_eight_nodes_follow_the_documented_pattern() {
             vec![],
             vec![1],
             vec![1, 2],
-            vec![3],
-            vec![1, 2],
-            vec![5],
-            vec![3, 4],
-            vec![1, 2, 7],
+            vec![1, 2, 3],
+            vec![1, 2, 3],
+            vec![1, 4, 5],
+            vec![2, 3, 6],
+            vec![4, 5, 7],
         ]
     );
     assert_eq!(
         adjacency(&registry),
         vec![
-            (1, vec![2, 3, 5, 8]),
-            (2, vec![1, 3, 5, 8]),
-            (3, vec![1, 2, 4, 7]),
-            (4, vec![3, 7]),
-            (5, vec![1, 2, 6]),
-            (6, vec![5]),
-            (7, vec![3, 4, 8]),
-            (8, vec![1, 2, 7]),
+            (1, vec![2, 3, 4, 5, 6]),
+            (2, vec![1, 3, 4, 5, 7]),
+            (3, vec![1, 2, 4, 5, 7]),
+            (4, vec![1, 2, 3, 6, 8]),
+            (5, vec![1, 2, 3, 6, 8]),
+            (6, vec![1, 4, 5, 7]),
+            (7, vec![2, 3, 6, 8]),
+            (8, vec![4, 5, 7]),
         ]
     );
-    assert_eq!(registry.snapshot().cursor, 6);
+}
+
+#[test]
+fn a_repair_links_live_nodes_marks_the_edges_and_survives_a_snapshot() {
+    let mut registry = Registry::new(3);
+    for id in 1..=8 {
+        registry.register(address(id, 46_000));
+    }
+    let id = |raw| NodeId::parse(raw).expect("non-zero");
+    // 8's neighbours are 4, 5 and 7; 4 and 5 died, so it hears 7 alone.
+    let dead = [id(4), id(5)];
+    let repair = registry
+        .repair(id(8), &BTreeSet::from([id(7)]), |node| {
+            !dead.contains(&node)
+        })
+        .expect("8 is registered");
+
+    assert_eq!(ids(&repair.added).len(), 2);
+    assert!(ids(&repair.added).iter().all(|n| ![4, 5, 7, 8].contains(n)));
+    let entries = registry.entries();
+    let eight = entries
+        .iter()
+        .find(|e| e.address.id == id(8))
+        .expect("listed");
+    assert_eq!(
+        eight.repaired.iter().map(|n| n.get()).collect::<Vec<_>>(),
+        ids(&repair.added)
+    );
+    assert_eq!(eight.neighbors.len(), 5);
+    let reloaded = Registry::from_snapshot(registry.snapshot(), 3).expect("own snapshot");
+    assert_eq!(reloaded, registry);
+    assert!(
+        registry
+            .repair(id(99), &BTreeSet::new(), |_| true)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_state_file_of_the_older_pattern_loads_with_its_edges() {
+    let json = r#"{"cursor": 0, "nodes": [
+        {"address": {"id": 1, "host": "h", "control_port": 1, "data_port": 2, "admin_port": 3, "http_port": 4}, "neighbors": [2]},
+        {"address": {"id": 2, "host": "h", "control_port": 1, "data_port": 2, "admin_port": 3, "http_port": 4}, "neighbors": [1]}
+    ]}"#;
+    let snapshot: Snapshot = serde_json::from_str(json).expect("old snapshots parse");
+    let mut registry = Registry::from_snapshot(snapshot, 3).expect("consistent");
+    assert_eq!(adjacency(&registry), vec![(1, vec![2]), (2, vec![1])]);
+    assert_eq!(
+        ids(&registry.register(address(3, 46_000)).neighbors),
+        vec![1, 2]
+    );
 }
 
 #[test]
 fn the_pattern_depends_on_registration_order_not_on_id_values() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     for id in [50, 7, 300] {
         registry.register(address(id, 46_000));
     }
@@ -102,7 +153,7 @@ fn the_pattern_depends_on_registration_order_not_on_id_values() {
 
 #[test]
 fn a_single_node_has_no_neighbours() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     let registration = registry.register(address(1, 46_000));
     assert_eq!(registration.change, Change::Added);
     assert!(registration.neighbors.is_empty());
@@ -110,27 +161,27 @@ fn a_single_node_has_no_neighbours() {
 
 #[test]
 fn re_registering_updates_the_address_and_keeps_the_neighbours() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     for id in 1..=4 {
         registry.register(address(id, 46_000));
     }
-    let before = registry.snapshot().cursor;
+    let before = adjacency(&registry);
 
     let again = registry.register(address(2, 47_000));
 
     assert_eq!(again.change, Change::AddressUpdated);
-    assert_eq!(ids(&again.neighbors), vec![1, 3]);
+    assert_eq!(ids(&again.neighbors), vec![1, 3, 4]);
     assert_eq!(registry.entries()[1].address, address(2, 47_000));
     assert_eq!(
-        registry.snapshot().cursor,
+        adjacency(&registry),
         before,
-        "re-registration must not move the cursor"
+        "re-registration must not move edges"
     );
 }
 
 #[test]
 fn re_registering_the_same_address_changes_nothing() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     registry.register(address(1, 46_000));
     registry.register(address(2, 46_000));
     let before = registry.clone();
@@ -143,7 +194,7 @@ fn re_registering_the_same_address_changes_nothing() {
 
 #[test]
 fn neighbours_see_the_updated_address_of_a_node_that_re_registered() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     registry.register(address(1, 46_000));
     registry.register(address(2, 46_000));
     registry.register(address(1, 48_000));
@@ -154,12 +205,13 @@ fn neighbours_see_the_updated_address_of_a_node_that_re_registered() {
 }
 
 #[test]
-fn a_reloaded_registry_continues_the_pattern_exactly() {
-    let mut original = Registry::new();
+fn a_reloaded_registry_continues_exactly() {
+    let mut original = Registry::new(3);
     for id in 1..=6 {
         original.register(address(id, 46_000));
     }
-    let mut reloaded = Registry::from_snapshot(original.snapshot()).expect("own snapshot is valid");
+    let mut reloaded =
+        Registry::from_snapshot(original.snapshot(), 3).expect("own snapshot is valid");
 
     for id in 7..=12 {
         assert_eq!(
@@ -172,14 +224,14 @@ fn a_reloaded_registry_continues_the_pattern_exactly() {
 
 #[test]
 fn a_snapshot_with_a_one_sided_edge_is_refused() {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     registry.register(address(1, 46_000));
     registry.register(address(2, 46_000));
     let mut snapshot = registry.snapshot();
     snapshot.nodes[0].neighbors.clear();
 
     assert_eq!(
-        Registry::from_snapshot(snapshot),
+        Registry::from_snapshot(snapshot, 3),
         Err(SnapshotError::AsymmetricEdge {
             node: NodeId::parse(2).expect("non-zero"),
             neighbor: NodeId::parse(1).expect("non-zero"),
@@ -194,30 +246,33 @@ fn a_snapshot_with_a_duplicate_id_an_unknown_neighbour_or_a_self_loop_is_refused
     let entry = |neighbors: &[NodeId]| Entry {
         address: address(1, 46_000),
         neighbors: neighbors.iter().copied().collect(),
+        repaired: BTreeSet::new(),
     };
-    let snapshot = |nodes| Snapshot { cursor: 0, nodes };
+    let snapshot = |nodes| Snapshot { nodes };
 
     assert_eq!(
-        Registry::from_snapshot(snapshot(vec![entry(&[]), entry(&[])])),
+        Registry::from_snapshot(snapshot(vec![entry(&[]), entry(&[])]), 3),
         Err(SnapshotError::DuplicateId(one))
     );
     assert_eq!(
-        Registry::from_snapshot(snapshot(vec![entry(&[nine])])),
+        Registry::from_snapshot(snapshot(vec![entry(&[nine])]), 3),
         Err(SnapshotError::UnknownNeighbor {
             node: one,
             neighbor: nine
         })
     );
     assert_eq!(
-        Registry::from_snapshot(snapshot(vec![entry(&[one])])),
+        Registry::from_snapshot(snapshot(vec![entry(&[one])]), 3),
         Err(SnapshotError::SelfLoop(one))
     );
+    let mut repaired_stranger = entry(&[]);
+    repaired_stranger.repaired.insert(nine);
     assert_eq!(
-        Registry::from_snapshot(Snapshot {
-            cursor: 1,
-            nodes: vec![entry(&[])]
-        }),
-        Err(SnapshotError::CursorOutOfRange { cursor: 1, len: 1 })
+        Registry::from_snapshot(snapshot(vec![repaired_stranger]), 3),
+        Err(SnapshotError::RepairedNotNeighbor {
+            node: one,
+            neighbor: nine
+        })
     );
 }
 
@@ -261,7 +316,7 @@ pub(crate) fn scenario() -> impl Strategy<Value = Vec<Step>> {
 
 /// Runs a scenario, applying it to a registry.
 pub(crate) fn replay(steps: &[Step]) -> Registry {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(3);
     for step in steps {
         match *step {
             Step::New(id) => registry.register(address(id, 46_000)),
@@ -274,7 +329,7 @@ pub(crate) fn replay(steps: &[Step]) -> Registry {
 proptest! {
     #[test]
     fn every_registration_order_keeps_the_graph_connected_symmetric_and_stable(steps in scenario()) {
-        let mut registry = Registry::new();
+        let mut registry = Registry::new(3);
         // Per node: the step of its first registration, and its last answer with the step it was given.
         let mut first_seen: HashMap<u64, usize> = HashMap::new();
         let mut last_answer: HashMap<u64, (usize, BTreeSet<u64>)> = HashMap::new();
@@ -291,7 +346,7 @@ proptest! {
             match step {
                 Step::New(_) => {
                     prop_assert_eq!(registration.change, Change::Added);
-                    let expected = PATTERN[existing % PATTERN.len()].min(existing);
+                    let expected = existing.min(3);
                     prop_assert_eq!(answer.len(), expected);
                     prop_assert!(answer.iter().all(|n| first_seen.contains_key(n)));
                     first_seen.insert(id, step_number);
@@ -302,16 +357,18 @@ proptest! {
                     for added in answer.difference(before) {
                         prop_assert!(first_seen[added] > *answered_at, "{id} gained old neighbour {added}");
                     }
-                    let stored = registry.entries().iter().find(|e| e.address.id.get() == id);
+                    let entries = registry.entries();
+                    let stored = entries.iter().find(|e| e.address.id.get() == id);
                     prop_assert_eq!(stored.map(|e| e.address.control_port.get()), Some(control_port));
                 }
             }
             last_answer.insert(id, (step_number, answer));
 
-            prop_assert_eq!(registry.check_edges(), Ok(()));
             assert_connected(&registry);
         }
         prop_assert_eq!(registry.entries().len(), first_seen.len());
+        let reloaded = Registry::from_snapshot(registry.snapshot(), 3);
+        prop_assert_eq!(reloaded, Ok(registry));
     }
 
     #[test]
@@ -319,6 +376,6 @@ proptest! {
         let registry = replay(&steps);
         let json = serde_json::to_string(&registry.snapshot()).expect("snapshot serialises");
         let decoded: Snapshot = serde_json::from_str(&json).expect("snapshot deserialises");
-        prop_assert_eq!(Registry::from_snapshot(decoded), Ok(registry));
+        prop_assert_eq!(Registry::from_snapshot(decoded, 3), Ok(registry));
     }
 }

@@ -46,11 +46,11 @@ pub async fn spawn_app(directory: &TempDir) -> TestApp {
 
 pub async fn spawn_app_with_state(state_path: &Path) -> TestApp {
     LazyLock::force(&TRACING);
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        state_path: state_path.to_path_buf(),
-        cluster_key: cluster_key(),
-    };
+    let config = Config::new(
+        "127.0.0.1:0".parse().expect("literal address"),
+        state_path.to_path_buf(),
+        cluster_key(),
+    );
     let application = Application::build(config).await.expect("bootstrap builds");
     let address = application.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -27,15 +27,16 @@ async fn list_nodes_returns_every_node_in_registration_order_with_its_ports_and_
     let entry = |id, neighbors: &[u64]| NodeEntry {
         address: Some(node(id)),
         neighbors: neighbors.to_vec(),
+        repaired: Vec::new(),
     };
-    // Pattern: 3 → {5}; 9 → {5, 3}; 1 → {9}.
+    // k = 3 and four nodes: each new node links to every earlier one (a clique).
     assert_eq!(
         listed,
         vec![
-            entry(5, &[3, 9]),
-            entry(3, &[5, 9]),
+            entry(5, &[1, 3, 9]),
+            entry(3, &[1, 5, 9]),
             entry(9, &[1, 3, 5]),
-            entry(1, &[9]),
+            entry(1, &[3, 5, 9]),
         ]
     );
     app.stop().await;

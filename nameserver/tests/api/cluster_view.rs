@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use chat_proto::bootstrap::bootstrap_server::{Bootstrap, BootstrapServer};
 use chat_proto::bootstrap::{
     ListNodesRequest, ListNodesResponse, NodeAddress, NodeEntry, RegisterRequest, RegisterResponse,
+    RenewRequest, RenewResponse, RepairRequest, RepairResponse,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -30,6 +31,20 @@ impl Bootstrap for FakeBootstrap {
         &self,
         _request: tonic::Request<RegisterRequest>,
     ) -> Result<tonic::Response<RegisterResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the fake only lists"))
+    }
+
+    async fn renew(
+        &self,
+        _request: tonic::Request<RenewRequest>,
+    ) -> Result<tonic::Response<RenewResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the fake only lists"))
+    }
+
+    async fn repair(
+        &self,
+        _request: tonic::Request<RepairRequest>,
+    ) -> Result<tonic::Response<RepairResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("the fake only lists"))
     }
 
@@ -57,6 +72,7 @@ async fn spawn_bootstrap(nodes: &[(u64, u16, &[u64])]) -> SocketAddr {
                 http_port: 0,
             }),
             neighbors: neighbors.to_vec(),
+            repaired: Vec::new(),
         })
         .collect();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
