@@ -174,6 +174,18 @@ impl Registry {
         })
     }
 
+    /// On `id`'s lease renewal: joins a split among live nodes if `id` represents a part of it (see
+    /// `topology::merge_split`); answers the neighbour linked, if any.
+    pub fn merge_split(
+        &mut self,
+        id: NodeId,
+        is_live: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeAddress> {
+        let pick = topology::merge_split(&mut self.graph, id, is_live, RepairLimits::new(self.k))?;
+        self.repaired.insert((id.min(pick), id.max(pick)));
+        Some(self.addresses[&pick].clone())
+    }
+
     pub fn is_registered(&self, id: NodeId) -> bool {
         self.addresses.contains_key(&id)
     }

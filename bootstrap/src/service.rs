@@ -87,9 +87,27 @@ impl Bootstrap for BootstrapService {
         self.check(Rpc::BootstrapRenew, &request)?;
         let id = node_id(request.into_inner().id)?;
         tracing::Span::current().record("node_id", id.get());
+        let renewed = self.store.renew(id).await.map_err(|error| {
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::new(error)),
+                "split repair not saved"
+            );
+            Status::unavailable("the bootstrap could not save its state; retry shortly")
+        })?;
+        if let Some(Some(merged)) = &renewed {
+            tracing::info!(
+                linked = merged.id.get(),
+                "the live nodes were split; linked this node's part to the main part"
+            );
+        }
         Ok(Response::new(RenewResponse {
-            known: self.store.renew(id),
+            known: renewed.is_some(),
             lease_ms: u32::try_from(self.store.lease().as_millis()).unwrap_or(u32::MAX),
+            added: renewed
+                .flatten()
+                .iter()
+                .map(NodeAddress::to_proto)
+                .collect(),
         }))
     }
 

@@ -205,13 +205,35 @@ impl Store {
         self.lease
     }
 
-    /// Renews `id`'s lease; false when `id` is not registered.
-    pub fn renew(&self, id: NodeId) -> bool {
+    /// Renews `id`'s lease and joins a split it represents (see `Registry::merge_split`); `None`
+    /// when `id` is not registered, else the neighbour linked, if any, once that is on disk.
+    pub async fn renew(&self, id: NodeId) -> Result<Option<Option<NodeAddress>>, StoreError> {
         if !self.lock().registry.is_registered(id) {
-            return false;
+            return Ok(None);
         }
-        self.leases_lock().insert(id, Instant::now());
-        true
+        let (now, live) = self.renew_lease(id);
+        let is_live = |node: NodeId| {
+            live.get(&node)
+                .is_some_and(|renewed| now.duration_since(*renewed) <= self.lease)
+        };
+        let (merged, generation) = {
+            let mut state = self.lock();
+            let merged = state.registry.merge_split(id, is_live);
+            if merged.is_some() {
+                state.generation += 1;
+            }
+            (merged, state.generation)
+        };
+        self.persist_up_to(generation).await?;
+        Ok(Some(merged))
+    }
+
+    /// Renews `id`'s lease; answers now and a copy of every lease.
+    fn renew_lease(&self, id: NodeId) -> (Instant, HashMap<NodeId, Instant>) {
+        let now = Instant::now();
+        let mut leases = self.leases_lock();
+        leases.insert(id, now);
+        (now, leases.clone())
     }
 
     /// Links `id` to live nodes until it hears k (see `topology::repair`), once that is on disk.
@@ -221,12 +243,7 @@ impl Store {
         id: NodeId,
         reported_live: &BTreeSet<NodeId>,
     ) -> Result<Option<Repair>, StoreError> {
-        let now = Instant::now();
-        let live: HashMap<NodeId, Instant> = {
-            let mut leases = self.leases_lock();
-            leases.insert(id, now);
-            leases.clone()
-        };
+        let (now, live) = self.renew_lease(id);
         let is_live = |node: NodeId| {
             live.get(&node)
                 .is_some_and(|renewed| now.duration_since(*renewed) <= self.lease)

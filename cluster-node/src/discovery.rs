@@ -5,11 +5,20 @@
 //! exponential backoff until it succeeds or the node shuts down. Failures are logged once per
 //! interval with a count, never once per attempt: a node waiting a minute for the bootstrap writes a
 //! handful of lines, not hundreds.
+//!
+//! After registering, a node keeps a lease with the bootstrap (`keep_lease`: the bootstrap offers
+//! only live nodes as repairs), follows its listing (`follow_registered`: the registered count, and
+//! the [`Directory`] a node repairs from while the bootstrap is away), and asks for repairs
+//! (`repair_once`) when it hears fewer than k neighbours.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chat_proto::bootstrap::bootstrap_client::BootstrapClient;
-use chat_proto::bootstrap::{ListNodesRequest, NodeAddress, RegisterRequest};
+use chat_proto::bootstrap::{
+    ListNodesRequest, NodeAddress, RegisterRequest, RenewRequest, RepairRequest,
+};
 use cluster_auth::{ProofKey, Rpc, authorized};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -150,27 +159,81 @@ async fn client(
     Ok(BootstrapClient::new(channel))
 }
 
-/// How many nodes the bootstrap has registered (`ListNodes`).
-pub async fn registered_count(config: &Config) -> Result<usize, RegisterError> {
-    let mut client = client(config).await?;
-    let answer = client.list_nodes(ListNodesRequest {}).await?.into_inner();
-    Ok(answer.nodes.len())
+/// The whole registry as last listed by the bootstrap: every node's addresses and neighbour ids.
+/// While the bootstrap is away, a node short of neighbours picks its neighbours' neighbours from it,
+/// and accepts a node that links to it that way (see `topology::fallback_candidates`).
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    inner: Arc<RwLock<Listing>>,
 }
 
-/// Keeps `count` at the number of registered nodes, asking every `interval` until `shutdown`. The
-/// count only grows in practice (the bootstrap forgets nobody); while the bootstrap is unreachable
-/// the last known count stands, which is what "a majority of the registered nodes" must mean then.
+#[derive(Debug, Default)]
+struct Listing {
+    addresses: HashMap<NodeId, Neighbour>,
+    lists: BTreeMap<NodeId, BTreeSet<NodeId>>,
+}
+
+impl Directory {
+    fn replace(&self, listing: Listing) {
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = listing;
+    }
+
+    /// How a registered node is reached, if it was listed.
+    pub fn neighbour(&self, id: NodeId) -> Option<Neighbour> {
+        self.read().addresses.get(&id).cloned()
+    }
+
+    /// Every listed node's neighbour ids.
+    pub fn lists(&self) -> BTreeMap<NodeId, BTreeSet<NodeId>> {
+        self.read().lists.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Listing> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Every registered node (`ListNodes`); malformed entries are left out.
+async fn list_registered(config: &Config) -> Result<Listing, RegisterError> {
+    let mut client = client(config).await?;
+    let answer = client.list_nodes(ListNodesRequest {}).await?.into_inner();
+    let mut listing = Listing::default();
+    for entry in answer.nodes {
+        let Some(neighbour) = entry
+            .address
+            .as_ref()
+            .and_then(|address| neighbour_from_wire(address).ok())
+        else {
+            continue;
+        };
+        let ids = entry
+            .neighbors
+            .into_iter()
+            .filter_map(|raw| parse_node_id(raw).ok())
+            .collect();
+        listing.lists.insert(neighbour.id, ids);
+        listing.addresses.insert(neighbour.id, neighbour);
+    }
+    Ok(listing)
+}
+
+/// Keeps `count` at the number of registered nodes and `directory` at the bootstrap's listing,
+/// asking every `interval` until `shutdown`. The count only grows in practice (the bootstrap forgets
+/// nobody); while the bootstrap is unreachable the last known count and listing stand.
 pub async fn follow_registered(
     config: Config,
     count: watch::Sender<usize>,
+    directory: Directory,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
     let mut failures = FailureLog::new(Duration::from_secs(60));
     loop {
-        match registered_count(&config).await {
-            Ok(n) => {
+        match list_registered(&config).await {
+            Ok(listing) => {
+                let n = listing.addresses.len();
                 count.send_if_modified(|current| std::mem::replace(current, n) != n);
+                directory.replace(listing);
             }
             Err(error) => {
                 if let Some(count) = failures.record(Instant::now()) {
@@ -185,13 +248,98 @@ pub async fn follow_registered(
     }
 }
 
-/// One registration call.
 /// What the bootstrap answered a registration.
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub neighbours: Vec<Neighbour>,
     /// This node id was registered before (the node has run in this cluster).
     pub known: bool,
+    /// How many live neighbours the bootstrap keeps every node at (its k; 0 from an older
+    /// bootstrap, which does not repair).
+    pub degree: usize,
+}
+
+/// Renews this node's lease with the bootstrap until `shutdown`, every third of the lease it is
+/// told (the bootstrap offers only live nodes as repairs). A renewal may answer new neighbours (the
+/// bootstrap joined a split through this node): they go to `merged`. Failures are logged once a
+/// minute: the node works without the bootstrap, it only cannot be offered to others meanwhile.
+pub async fn keep_lease(
+    config: Config,
+    merged: tokio::sync::mpsc::Sender<Vec<Neighbour>>,
+    shutdown: CancellationToken,
+) {
+    let key = ProofKey::derive(config.cluster_key.as_bytes());
+    let mut failures = FailureLog::new(Duration::from_secs(60));
+    let mut interval = Duration::from_millis(500);
+    loop {
+        let renewed = async {
+            let mut client = client(&config).await?;
+            let request = authorized(&key, Rpc::BootstrapRenew, RenewRequest { id: config.id.0 });
+            Ok::<_, RegisterError>(client.renew(request).await?.into_inner())
+        };
+        match renewed.await {
+            Ok(answer) => {
+                if !answer.known {
+                    tracing::warn!(
+                        "the bootstrap does not know this node (its state was reset?); it is offered to no one until it registers again"
+                    );
+                }
+                interval = (Duration::from_millis(answer.lease_ms.into()) / 3)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(10));
+                let added: Vec<Neighbour> = answer
+                    .added
+                    .iter()
+                    .filter_map(|address| neighbour_from_wire(address).ok())
+                    .collect();
+                if !added.is_empty() && merged.send(added).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                if let Some(count) = failures.record(Instant::now()) {
+                    tracing::warn!(%error, failed_attempts = count, "cannot renew the lease with the bootstrap; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// What the bootstrap answered a repair request.
+#[derive(Debug, Clone)]
+pub struct RepairAnswer {
+    /// The neighbours it linked now.
+    pub added: Vec<Neighbour>,
+    /// Every neighbour of this node now.
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// Asks the bootstrap for more neighbours; `live` are those this node hears now.
+pub async fn repair_once(config: &Config, live: &[NodeId]) -> Result<RepairAnswer, RegisterError> {
+    let mut client = client(config).await?;
+    let message = RepairRequest {
+        id: config.id.0,
+        live_neighbors: live.iter().map(|id| id.0).collect(),
+    };
+    let request = authorized(
+        &ProofKey::derive(config.cluster_key.as_bytes()),
+        Rpc::BootstrapRepair,
+        message,
+    );
+    let answer = client.repair(request).await?.into_inner();
+    let parse = |addresses: Vec<NodeAddress>| {
+        addresses
+            .iter()
+            .filter_map(|address| neighbour_from_wire(address).ok())
+            .collect()
+    };
+    Ok(RepairAnswer {
+        added: parse(answer.added),
+        neighbours: parse(answer.neighbors),
+    })
 }
 
 pub async fn register_once(config: &Config) -> Result<Registration, RegisterError> {
@@ -213,6 +361,7 @@ pub async fn register_once(config: &Config) -> Result<Registration, RegisterErro
     );
     let response = client.register(request).await?.into_inner();
     let known = response.known;
+    let degree = response.degree as usize;
     let neighbours = response
         .neighbors
         .into_iter()
@@ -228,7 +377,11 @@ pub async fn register_once(config: &Config) -> Result<Registration, RegisterErro
             }
         })
         .collect();
-    Ok(Registration { neighbours, known })
+    Ok(Registration {
+        neighbours,
+        known,
+        degree,
+    })
 }
 
 /// Registers until the bootstrap answers; `None` when `shutdown` fired first.

@@ -23,6 +23,13 @@ pub struct ScopeLabel {
     pub scope: &'static str,
 }
 
+/// Label of the repaired-edge counter: `bootstrap` (its `Repair` answer) or `neighbours` (chosen
+/// from neighbours' neighbour lists while the bootstrap could not be reached).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairLabel {
+    pub source: &'static str,
+}
+
 /// Labels of the refused-frame counter: the plane, and why the frame did not open (`malformed`,
 /// `identity`, `replay` or `seal`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +105,8 @@ pub struct Metrics {
     pub elections_won: Counter,
     pub leaders_lost: Counter,
     pub heals: Counter,
+    pub repair_requests: Counter,
+    pub repaired_edges: Family<RepairLabel, Counter>,
     pub data_reads_answered: Family<AnsweredBy, Counter>,
     pub data_forwarded: Counter,
     pub data_writes_refused: Counter,
@@ -212,6 +221,18 @@ impl Metrics {
             "heals",
             "Times this node, orphaned, was adopted back into the tree",
             heals.clone(),
+        );
+        let repair_requests = Counter::default();
+        registry.register(
+            "repair_requests",
+            "Times this node, short of live neighbours, asked for more",
+            repair_requests.clone(),
+        );
+        let repaired_edges = Family::<RepairLabel, Counter>::default();
+        registry.register(
+            "repaired_edges",
+            "Neighbours a repair added to this node, by who chose them (bootstrap or neighbours)",
+            repaired_edges.clone(),
         );
         let data_reads_answered = Family::<AnsweredBy, Counter>::default();
         registry.register(
@@ -369,6 +390,8 @@ impl Metrics {
             elections_won,
             leaders_lost,
             heals,
+            repair_requests,
+            repaired_edges,
             data_reads_answered,
             data_forwarded,
             data_writes_refused,

@@ -259,10 +259,18 @@ impl Node {
             let (position_tx, position_rx) = watch::channel((Term(0), Epoch(0)));
             let (registered_tx, registered_rx) = watch::channel(0usize);
             let (election_tx, election_rx) = mpsc::channel(4);
+            let directory = discovery::Directory::default();
             plane_tasks.spawn(discovery::follow_registered(
                 config.clone(),
                 registered_tx,
+                directory.clone(),
                 REGISTERED_REFRESH,
+                plane_stop.clone(),
+            ));
+            let (merged_tx, merged_rx) = mpsc::channel(4);
+            plane_tasks.spawn(discovery::keep_lease(
+                config.clone(),
+                merged_tx,
                 plane_stop.clone(),
             ));
             let data_options = DataOptions {
@@ -283,6 +291,9 @@ impl Node {
                     data_position: position_rx,
                     registered: registered_rx,
                     election_requests: election_rx,
+                    directory,
+                    degree: registration.degree,
+                    merged: merged_rx,
                 },
             );
             let data = DataPlane::new(

@@ -45,6 +45,7 @@ mod handshake;
 mod ids;
 mod message;
 mod node;
+mod repair;
 mod roles;
 mod timing;
 mod tree;

@@ -24,6 +24,7 @@ use crate::failure_detector::FailureDetector;
 use crate::handshake::{Handshake, PeerStatus, TopologyBody};
 use crate::ids::{ElectionValue, Epoch, Millis, NodeId, Term};
 use crate::message::{Body, Envelope, decode};
+use crate::repair::RepairWatch;
 use crate::roles::{Role, roles};
 use crate::timing::Timing;
 use crate::tree::{Tree, TreeBody, TreeId, TreeStep};
@@ -81,6 +82,12 @@ pub enum Event {
     TreeReady {
         leader: NodeId,
         term: Term,
+    },
+    /// The node has heard fewer live neighbours than its repair target for a while: the runtime
+    /// should find it more (bootstrap `Repair`, or neighbours' neighbours) and add them.
+    RepairNeeded {
+        /// The neighbours it hears now.
+        live: Vec<NodeId>,
     },
 }
 
@@ -143,6 +150,7 @@ pub struct Overlay {
     reported_children: Vec<NodeId>,
     /// A liveness or handshake transition happened since the live set was last computed.
     links_dirty: bool,
+    repair: RepairWatch,
 }
 
 impl Overlay {
@@ -176,6 +184,7 @@ impl Overlay {
             reported_routes: BTreeMap::new(),
             reported_children: Vec::new(),
             links_dirty: false,
+            repair: RepairWatch::new(&timing),
         };
         for neighbour in neighbours {
             if neighbour != id {
@@ -297,8 +306,24 @@ impl Overlay {
         for peer in self.detector.heartbeats_due(now, joined) {
             self.send(now, peer, Body::Heartbeat, &mut out);
         }
+        if self.repair.on_tick(now, self.live.len()) {
+            out.events.push(Event::RepairNeeded {
+                live: self.live.iter().copied().collect(),
+            });
+        }
         self.report_changes(before, &mut out);
         out
+    }
+
+    /// How many live neighbours this node keeps: the bootstrap's k, capped by the other nodes there
+    /// are. Below it for `repair_delay`, [`Event::RepairNeeded`] goes out. 0 (the default) turns
+    /// repair off.
+    pub fn set_repair_target(&mut self, target: usize) {
+        self.repair.set_target(target);
+    }
+
+    pub fn repair_target(&self) -> usize {
+        self.repair.target()
     }
 
     // ----- read-only accessors (what /status shows) -----

@@ -49,6 +49,12 @@ pub struct Timing {
     /// overloaded runtime): the node then shifts its notion of time so it does not accuse every
     /// neighbour of silence that was its own. Half the failure timeout.
     pub stall_threshold: Millis,
+    /// A node that hears fewer live neighbours than its target for this long asks for more (see
+    /// `repair.rs`). Longer than a quick restart of a neighbour, and enough for the bootstrap's lease
+    /// of a dead node (1.5 s) to run out after the failure timeout noticed it: 700 + 1000 > 1500.
+    pub repair_delay: Millis,
+    /// The pause between repeated requests doubles up to this.
+    pub repair_backoff_cap: Millis,
 }
 
 impl Default for Timing {
@@ -67,6 +73,8 @@ impl Default for Timing {
             backoff_cap: Millis(16_000),
             stranger_threshold: 2,
             stall_threshold: Millis(350),
+            repair_delay: Millis(1000),
+            repair_backoff_cap: Millis(16_000),
         }
     }
 }

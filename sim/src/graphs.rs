@@ -1,5 +1,5 @@
 //! Graph generators: path, ring, star, grid, complete, random sparse connected, and the bootstrap's own
-//! neighbour pattern. Node ids are 1..=n; a seeded permutation decides which id sits where, so the
+//! k-connected assignment (`topology::link_new_node`). Node ids are 1..=n; a seeded permutation decides which id sits where, so the
 //! strongest candidate (the smallest id) is not always at the same spot of a shape.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,9 +8,6 @@ use std::fmt;
 use overlay::NodeId;
 use rand::Rng;
 use rand::rngs::StdRng;
-
-/// The bootstrap's degree pattern (bootstrap/src/registry.rs).
-pub const PATTERN: [usize; 5] = [1, 2, 3, 1, 2];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphKind {
@@ -40,7 +37,7 @@ impl GraphKind {
 pub struct Graph {
     pub kind: GraphKind,
     pub adjacency: BTreeMap<NodeId, BTreeSet<NodeId>>,
-    /// For the bootstrap pattern: the nodes each node picked when it registered (in registration
+    /// For the bootstrap's assignment: the nodes each node picked when it registered (in registration
     /// order); a node starts knowing only these and learns the later ones when they contact it.
     pub picks: BTreeMap<NodeId, BTreeSet<NodeId>>,
     /// Registration (start) order.
@@ -68,6 +65,16 @@ impl Graph {
 
     pub fn has_edge(&self, a: NodeId, b: NodeId) -> bool {
         self.adjacency.get(&a).is_some_and(|set| set.contains(&b))
+    }
+
+    /// Adds the edge `a – b` (a repair); false if it was there already.
+    pub fn add_edge(&mut self, a: NodeId, b: NodeId) -> bool {
+        if a == b || self.has_edge(a, b) {
+            return false;
+        }
+        self.adjacency.entry(a).or_default().insert(b);
+        self.adjacency.entry(b).or_default().insert(a);
+        true
     }
 
     pub fn edges(&self) -> Vec<(NodeId, NodeId)> {
@@ -127,7 +134,7 @@ impl Graph {
                 }
             }
             GraphKind::Bootstrap => {
-                picks = bootstrap_picks(n);
+                picks = bootstrap_picks(n, topology::DEFAULT_K);
                 for (k, picked) in picks.iter().enumerate() {
                     positions.extend(picked.iter().map(|&p| (p, k)));
                 }
@@ -155,21 +162,12 @@ impl Graph {
     }
 }
 
-/// For each registration index k, the earlier indices it links to: `d = min(PATTERN[k % 5], k)` picks
-/// by one cursor walking the registered list backwards with wrap-around.
-pub fn bootstrap_picks(n: usize) -> Vec<Vec<usize>> {
-    let mut cursor = 0usize;
-    let mut all = Vec::with_capacity(n);
-    for k in 0..n {
-        let degree = PATTERN[k % PATTERN.len()].min(k);
-        let mut picked = Vec::with_capacity(degree);
-        for _ in 0..degree {
-            cursor = if cursor == 0 { k - 1 } else { cursor - 1 };
-            picked.push(cursor);
-        }
-        all.push(picked);
-    }
-    all
+/// For each registration index, the earlier indices it linked to (the bootstrap's rule with `k`).
+pub fn bootstrap_picks(n: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut graph = topology::Graph::new();
+    (0..n)
+        .map(|index| topology::link_new_node(&mut graph, index, k))
+        .collect()
 }
 
 /// Connected components of `nodes` using edges for which `usable(a, b)` holds.
@@ -205,18 +203,18 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn the_bootstrap_pattern_matches_the_registry_documentation() {
+    fn the_bootstrap_graph_matches_the_registry() {
         let mut rng = StdRng::seed_from_u64(0);
         let graph = Graph::generate(GraphKind::Bootstrap, 8, &mut rng, false);
         let expected: [(u64, &[u64]); 8] = [
-            (1, &[2, 3, 5, 8]),
-            (2, &[1, 3, 5, 8]),
-            (3, &[1, 2, 4, 7]),
-            (4, &[3, 7]),
-            (5, &[1, 2, 6]),
-            (6, &[5]),
-            (7, &[3, 4, 8]),
-            (8, &[1, 2, 7]),
+            (1, &[2, 3, 4, 5, 6]),
+            (2, &[1, 3, 4, 5, 7]),
+            (3, &[1, 2, 4, 5, 7]),
+            (4, &[1, 2, 3, 6, 8]),
+            (5, &[1, 2, 3, 6, 8]),
+            (6, &[1, 4, 5, 7]),
+            (7, &[2, 3, 6, 8]),
+            (8, &[4, 5, 7]),
         ];
         for (node, neighbours) in expected {
             let want: BTreeSet<NodeId> = neighbours.iter().map(|&n| NodeId(n)).collect();

@@ -4,6 +4,11 @@
 //! memory (the same state machine resumes after a gap, like SIGSTOP/SIGCONT) or without it (a fresh
 //! state machine with a larger incarnation). Unknown peers are "looked up in the bootstrap": the
 //! node gets `add_neighbour` a few ms later if the edge exists.
+//!
+//! Repair (`SimConfig::repair_k` > 0) models the bootstrap with the very rules it runs
+//! (`topology::repair` on a registry graph, liveness from leases that run out `lease` ms after a
+//! crash); with the bootstrap down (`Sim::bootstrap_up`), a node picks its neighbours' neighbours
+//! from the registry's lists (`topology::fallback_candidates`), as the node's runtime does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +33,10 @@ pub struct SimConfig {
     pub timing: Timing,
     /// Send every message through `encode`/`decode` (slower; exercises the codec).
     pub codec: bool,
+    /// The bootstrap's k for repairs; 0 leaves repair off (the graph never changes).
+    pub repair_k: usize,
+    /// How long the bootstrap still counts a crashed node as live (its lease).
+    pub lease: u64,
 }
 
 impl Default for SimConfig {
@@ -38,6 +47,8 @@ impl Default for SimConfig {
             tick_every: 50,
             timing: Timing::default(),
             codec: false,
+            repair_k: 0,
+            lease: 1500,
         }
     }
 }
@@ -49,6 +60,9 @@ pub struct Stats {
     pub elections_started: u64,
     pub leaders_lost: u64,
     pub adoptions: u64,
+    /// Repair requests answered, and the edges they added.
+    pub repairs: u64,
+    pub repaired_edges: u64,
     pub delivered: u64,
     pub dropped: u64,
 }
@@ -110,6 +124,13 @@ enum SimEvent {
         node: NodeId,
         peer: NodeId,
     },
+    /// Every live node renews its lease (every 500 ms); the bootstrap may join a split through it.
+    Renewals,
+    /// A repair request reaches the bootstrap (or, with it down, the node's own fallback).
+    Repair {
+        node: NodeId,
+        live: BTreeSet<NodeId>,
+    },
 }
 
 #[derive(Default)]
@@ -135,6 +156,13 @@ pub struct Sim {
     pub stats: Stats,
     /// Protocol violations seen in flight (e.g. a message to a non-neighbour).
     pub violations: Vec<String>,
+    /// The bootstrap's registry: registration edges plus what it repaired (fallback edges are not
+    /// in it, as the real bootstrap never hears of them).
+    pub registry: topology::Graph<NodeId>,
+    /// Whether repair requests reach the bootstrap.
+    pub bootstrap_up: bool,
+    /// When each currently crashed node went down (its lease runs out `lease` ms later).
+    crashed_at: BTreeMap<NodeId, u64>,
 }
 
 /// `SIM_TRACE=<node id>` prints everything that node sends, receives (except heartbeats) and reports.
@@ -145,18 +173,25 @@ fn trace_node() -> Option<NodeId> {
         .map(NodeId)
 }
 
+/// How often every node renews its lease with the bootstrap.
+const RENEW_EVERY: u64 = 500;
+
 fn link(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
     (a.min(b), a.max(b))
 }
 
 impl Sim {
     pub fn new(graph: Graph, config: SimConfig, seed: u64) -> Sim {
+        let registry = topology::Graph::from_adjacency(
+            graph.order.iter().map(|id| (*id, graph.neighbours(*id))),
+        )
+        .expect("generated graphs are symmetric");
         let nodes = graph
             .adjacency
             .keys()
             .map(|id| (*id, SimNode::default()))
             .collect();
-        Sim {
+        let mut sim = Sim {
             now: 0,
             rng: StdRng::seed_from_u64(seed ^ 0x005e_ed0f_5147),
             config,
@@ -167,7 +202,14 @@ impl Sim {
             cut: BTreeSet::new(),
             stats: Stats::default(),
             violations: Vec::new(),
+            registry,
+            bootstrap_up: true,
+            crashed_at: BTreeMap::new(),
+        };
+        if sim.config.repair_k > 0 {
+            sim.schedule(RENEW_EVERY, SimEvent::Renewals);
         }
+        sim
     }
 
     fn schedule(&mut self, at: u64, event: SimEvent) {
@@ -216,13 +258,18 @@ impl Sim {
     pub fn crash(&mut self, node: NodeId) -> Option<Overlay> {
         let slot = self.nodes.get_mut(&node)?;
         slot.generation += 1;
-        slot.overlay.take()
+        let state = slot.overlay.take();
+        if state.is_some() {
+            self.crashed_at.insert(node, self.now);
+        }
+        state
     }
 
     /// Resumes a crashed node with the state it had (its clock jumps; it must cope).
     pub fn restart_with_memory(&mut self, node: NodeId, state: Overlay) {
         let now = self.now;
         let tick_every = self.config.tick_every;
+        self.crashed_at.remove(&node);
         if let Some(slot) = self.nodes.get_mut(&node) {
             slot.overlay = Some(state);
             slot.generation += 1;
@@ -311,7 +358,10 @@ impl Sim {
                 if let Some((term, epoch)) = slot.election_value {
                     overlay.set_election_value(term, epoch);
                 }
+                let target = self.config.repair_k.min(self.graph.n().saturating_sub(1));
+                overlay.set_repair_target(target);
                 slot.overlay = Some(overlay);
+                self.crashed_at.remove(&node);
                 let generation = slot.generation;
                 // The runtime ticks right away, then periodically.
                 self.schedule(self.now, SimEvent::Tick { node, generation });
@@ -369,6 +419,72 @@ impl Sim {
                 let output = overlay.add_neighbour(now, peer);
                 self.dispatch(node, output);
             }
+            SimEvent::Repair { node, live } => self.repair(node, &live),
+            SimEvent::Renewals => {
+                self.schedule(self.now + RENEW_EVERY, SimEvent::Renewals);
+                if self.bootstrap_up {
+                    for node in self.live_nodes() {
+                        self.renew(node);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `node` renews its lease: the bootstrap joins a split through it if it represents a part.
+    fn renew(&mut self, node: NodeId) {
+        let now = self.now;
+        let lease = self.config.lease;
+        let crashed_at = &self.crashed_at;
+        let Some(peer) = topology::merge_split(
+            &mut self.registry,
+            node,
+            |other| crashed_at.get(&other).is_none_or(|at| now < at + lease),
+            topology::RepairLimits::new(self.config.repair_k),
+        ) else {
+            return;
+        };
+        self.stats.repaired_edges += 1;
+        self.graph.add_edge(node, peer);
+        let at = self.now + self.rng.random_range(1..=self.config.max_delay.max(1));
+        self.schedule(at, SimEvent::AddNeighbour { node, peer });
+    }
+
+    /// Answers a repair request as the bootstrap would (or, with it down, as the node's fallback
+    /// does); the requester learns its new neighbours after a round trip, the other ends when the
+    /// requester's JOIN reaches them (an unknown peer, looked up as usual).
+    fn repair(&mut self, node: NodeId, live: &BTreeSet<NodeId>) {
+        if self.overlay(node).is_none() {
+            return;
+        }
+        self.stats.repairs += 1;
+        let k = self.config.repair_k;
+        let picks = if self.bootstrap_up {
+            let now = self.now;
+            let lease = self.config.lease;
+            let crashed_at = &self.crashed_at;
+            topology::repair(
+                &mut self.registry,
+                node,
+                live,
+                |other| crashed_at.get(&other).is_none_or(|at| now < at + lease),
+                topology::RepairLimits::new(k),
+            )
+        } else {
+            let lists: BTreeMap<NodeId, BTreeSet<NodeId>> = self
+                .registry
+                .order()
+                .iter()
+                .map(|id| (*id, self.registry.neighbours(*id).clone()))
+                .collect();
+            let need = k.saturating_sub(live.len());
+            topology::fallback_candidates(node, live, &lists, need)
+        };
+        for peer in picks {
+            self.stats.repaired_edges += 1;
+            self.graph.add_edge(node, peer);
+            let at = self.now + self.rng.random_range(1..=self.config.max_delay.max(1));
+            self.schedule(at, SimEvent::AddNeighbour { node, peer });
         }
     }
 
@@ -394,6 +510,11 @@ impl Sim {
                             peer: *peer,
                         },
                     );
+                }
+                Event::RepairNeeded { live } => {
+                    let at = self.now + self.rng.random_range(1..=self.config.max_delay.max(1));
+                    let live = live.iter().copied().collect();
+                    self.schedule(at, SimEvent::Repair { node: from, live });
                 }
                 Event::ElectionStarted { .. } => self.stats.elections_started += 1,
                 Event::LeaderLost { .. } => self.stats.leaders_lost += 1,

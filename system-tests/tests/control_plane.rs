@@ -2,7 +2,7 @@
 //! partitions, each checked from every live node's `/status`.
 //!
 //! Nodes start in id order (each after the previous registered), so the neighbour graph is the
-//! bootstrap's documented pattern: 1–2 1–3 1–5 1–8 2–3 2–5 2–8 3–4 3–7 4–7 5–6 7–8 for eight nodes.
+//! bootstrap's (k = 3): 1–4 a clique, then 5–1 5–2 5–3, 6–4 6–5 6–1, 7–6 7–2 7–3, 8–7 8–4 8–5.
 //! Time limits here are generous failure bounds, not performance targets (those are measured by the
 //! benchmark, not asserted).
 
@@ -146,7 +146,7 @@ async fn the_fault_switch_splits_five_nodes_two_three_and_healing_reunites_them(
     let cluster = Cluster::start_in_order(5).await;
     let all = cluster.live_ids();
     cluster.wait_for_tree(&all, CONVERGE).await;
-    // Graph: 1–2 1–3 1–5 2–3 2–5 3–4; {1, 2, 5} and {3, 4} are each connected.
+    // Graph: 1–4 a clique, 5–1 5–2 5–3; {1, 2, 5} and {3, 4} are each connected.
     let (big, small) = (vec![1, 2, 5], vec![3, 4]);
     let graph = cluster.neighbour_graph(&all).await;
     assert!(

@@ -3,7 +3,8 @@
 //! ```text
 //!   graph.rs     the graph the bootstrap keeps: registration order, symmetric edges, degrees
 //!   assign.rs    a new node's neighbours: k existing nodes of the smallest degree (k-connected)
-//!   repair.rs    a node left with fewer than k live neighbours: which live nodes it links to now
+//!   repair.rs    a node left with fewer than k live neighbours: which live nodes it links to now;
+//!                a split the bootstrap sees among live nodes: one edge per part joins it
 //!   fallback.rs  the same without the bootstrap: a neighbour's neighbours
 //!   connectivity.rs  components and a brute-force vertex-connectivity check (tests, simulator)
 //! ```
@@ -22,7 +23,7 @@ pub use assign::link_new_node;
 pub use connectivity::{components, is_k_connected};
 pub use fallback::fallback_candidates;
 pub use graph::{Graph, GraphError};
-pub use repair::{RepairLimits, repair};
+pub use repair::{RepairLimits, merge_split, repair};
 
 /// How many neighbours a new node gets, and how many live ones a node keeps (DESIGN §7).
 pub const DEFAULT_K: usize = 3;

@@ -11,6 +11,12 @@
 //! 2. **Fill.** Then live nodes that are not yet neighbours, least live neighbours first (ties:
 //!    registration order), until the requester has k live neighbours.
 //!
+//! A split can also leave every node with k live neighbours (two halves that are each well linked
+//! inside), and then nobody asks. The bootstrap sees it in its own graph of live nodes: when a node
+//! renews its lease and is the representative of a part that does not hold the earliest registered
+//! live node (the part's own earliest registered live node), [`merge_split`] links it to that main
+//! part. One edge per part heals the split; nothing happens while the live graph is whole.
+//!
 //! Edges are only ever added, so a node that comes back finds its old edges (no repair needed), and
 //! repeated requests by a flapping neighbour's peers add edges only while they are short of k. Every
 //! node's degree is capped (`max_degree`): a full node is never picked and gets nothing more.
@@ -117,6 +123,45 @@ pub fn repair<Id: Ord + Copy>(
     picks
 }
 
+/// Called when `renewing` renews its lease: if the live nodes form several parts and `renewing`
+/// represents one without the earliest registered live node, links it to the least linked node of
+/// the part with it (if both have room). Answers the node it linked, if any.
+pub fn merge_split<Id: Ord + Copy>(
+    graph: &mut Graph<Id>,
+    renewing: Id,
+    is_live: impl Fn(Id) -> bool,
+    limits: RepairLimits,
+) -> Option<Id> {
+    if !graph.contains(renewing) || graph.degree(renewing) >= limits.max_degree {
+        return None;
+    }
+    let live: BTreeSet<Id> = graph
+        .order()
+        .iter()
+        .copied()
+        .filter(|&node| node == renewing || is_live(node))
+        .collect();
+    let parts = components(graph, &live);
+    if parts.len() < 2 {
+        return None;
+    }
+    let earliest = |part: &BTreeSet<Id>| part.iter().copied().min_by_key(|&n| graph.position(n));
+    let main = parts
+        .iter()
+        .min_by_key(|part| earliest(part).map(|n| graph.position(n)))?;
+    let mine = parts.iter().find(|part| part.contains(&renewing))?;
+    if main.contains(&renewing) || earliest(mine) != Some(renewing) {
+        return None;
+    }
+    let pick = main
+        .iter()
+        .copied()
+        .filter(|&node| graph.degree(node) < limits.max_degree)
+        .min_by_key(|&node| (graph.degree(node), graph.position(node)))?;
+    graph.add_edge(renewing, pick);
+    Some(pick)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +231,36 @@ mod tests {
         assert!(picks.iter().any(|p| [4, 5].contains(p)), "{picks:?}");
         let live = BTreeSet::from([1, 2, 4, 5]);
         assert_eq!(components(&graph, &live).len(), 1);
+    }
+
+    #[test]
+    fn a_split_where_everyone_keeps_k_neighbours_is_merged_by_one_representative() {
+        // Two cliques {1,2,3,4} and {6,7,8,9} joined only through 5.
+        let mut graph = Graph::new();
+        for node in 1..=9 {
+            graph.add_node(node);
+        }
+        for side in [[1, 2, 3, 4], [6, 7, 8, 9]] {
+            for a in side {
+                for b in side {
+                    graph.add_edge(a, b);
+                }
+            }
+        }
+        for other in [1, 2, 6, 7] {
+            graph.add_edge(5, other);
+        }
+        let limits = RepairLimits::new(3);
+        let live = |n: u64| n != 5;
+        // 7 is not its part's earliest node; 1 is in the main part: neither links.
+        assert_eq!(merge_split(&mut graph, 7, live, limits), None);
+        assert_eq!(merge_split(&mut graph, 1, live, limits), None);
+        let pick = merge_split(&mut graph, 6, live, limits).expect("6 represents its part");
+        assert!([1, 2, 3, 4].contains(&pick));
+        let all: BTreeSet<u64> = (1..=9).filter(|&n| n != 5).collect();
+        assert_eq!(components(&graph, &all).len(), 1);
+        // Whole again: nothing more.
+        assert_eq!(merge_split(&mut graph, 6, live, limits), None);
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! ```text
 //!   transport inbound ──bytes──▶ ┌──────────────┐ ──envelopes──▶ transport.send (fire and forget)
 //!   ticker (25 ms) ─────now────▶ │   Overlay    │ ──events─────▶ logs, metrics
-//!   bootstrap refresh ─ids─────▶ └──────────────┘ ──accessors──▶ StatusBoard (/status), ControlView
+//!   bootstrap refresh ─ids─────▶ │              │ ──RepairNeeded─▶ bootstrap Repair, or the Directory
+//!   repairs ───────────ids─────▶ └──────────────┘ ──accessors──▶ StatusBoard (/status), ControlView
 //! ```
 //!
 //! One task owns the overlay, so its state needs no lock. Everything the algorithms decide is in the
 //! overlay crate; this module only moves bytes, keeps time and publishes. A message from a node the
-//! bootstrap has not told us about (a neighbour that registered after us) triggers a re-registration,
-//! which answers our current neighbour set with addresses.
+//! bootstrap has not told us about (a neighbour that registered after us, or one a repair linked to
+//! us) triggers a re-registration, which answers our current neighbour set with addresses; while the
+//! bootstrap is away, a sender found in the last listing ([`Directory`]) is accepted from there. A
+//! node short of live neighbours asks the bootstrap to repair it, or, while the bootstrap is away,
+//! links to its neighbours' neighbours (`topology::fallback_candidates`).
 
 mod view;
 
@@ -28,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::context::NodeContext;
-use crate::discovery::{self, AddressBook, Neighbour};
+use crate::discovery::{self, AddressBook, Directory, Neighbour, RepairAnswer};
 use crate::logging::HEADLINE;
-use crate::metrics::{Metrics, ScopeLabel};
+use crate::metrics::{Metrics, RepairLabel, ScopeLabel};
 use crate::status::{NeighbourStatus, StatusBoard};
 use crate::transport::{Inbound, SendError, Transport, TransportStats};
 
@@ -64,6 +68,14 @@ pub struct ControlPlane<T: Transport> {
     registered: watch::Receiver<usize>,
     /// The data plane of a root asks for a new election here when a node of its tree has newer data.
     election_requests: mpsc::Receiver<()>,
+    /// The bootstrap's last listing, for repairs and unknown peers while it is away.
+    directory: Directory,
+    /// The bootstrap's k: how many live neighbours to keep.
+    degree: usize,
+    merged: mpsc::Receiver<Vec<Neighbour>>,
+    /// Neighbours the node hears, waiting to be sent with a repair request (at most one in flight).
+    repair_wanted: Option<Vec<overlay::NodeId>>,
+    repair_in_flight: bool,
 }
 
 /// What the control plane hears from the rest of the node.
@@ -74,6 +86,12 @@ pub struct ControlInputs {
     pub registered: watch::Receiver<usize>,
     /// Requests for a new election (see [`overlay::Overlay::call_election`]).
     pub election_requests: mpsc::Receiver<()>,
+    /// The bootstrap's listing, kept current by `discovery::follow_registered`.
+    pub directory: Directory,
+    /// How many live neighbours to keep (the bootstrap's k; 0 turns repair off).
+    pub degree: usize,
+    /// Neighbours the bootstrap linked on a lease renewal to join a split.
+    pub merged: mpsc::Receiver<Vec<Neighbour>>,
 }
 
 impl<T: Transport> ControlPlane<T> {
@@ -90,6 +108,9 @@ impl<T: Transport> ControlPlane<T> {
             data_position,
             registered,
             election_requests,
+            directory,
+            degree,
+            merged,
         } = inputs;
         let NodeContext {
             status,
@@ -119,6 +140,7 @@ impl<T: Transport> ControlPlane<T> {
         let mut overlay = overlay;
         let (term, epoch) = *data_position.borrow();
         overlay.set_election_value(term, epoch);
+        overlay.set_repair_target(repair_target(degree, *registered.borrow()));
         let (view, _) = watch::channel(ControlView {
             registered: *registered.borrow(),
             ..ControlView::from_overlay(&overlay)
@@ -138,6 +160,11 @@ impl<T: Transport> ControlPlane<T> {
             data_position,
             registered,
             election_requests,
+            directory,
+            degree,
+            merged,
+            repair_wanted: None,
+            repair_in_flight: false,
         }
     }
 
@@ -152,6 +179,7 @@ impl<T: Transport> ControlPlane<T> {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let (refreshed_tx, mut refreshed) = mpsc::channel::<Option<Vec<Neighbour>>>(4);
+        let (repaired_tx, mut repaired) = mpsc::channel::<Result<RepairAnswer, String>>(1);
         self.publish();
         loop {
             tokio::select! {
@@ -160,11 +188,25 @@ impl<T: Transport> ControlPlane<T> {
                 Some(answer) = refreshed.recv() => {
                     self.refresh.in_flight = false;
                     match answer {
-                        Some(neighbours) => self.adopt_neighbours(neighbours),
-                        // The overlay reports an unknown peer only once: a failed refresh must be
-                        // retried, or that neighbour would stay unknown for good.
-                        None => self.refresh.wanted = true,
+                        Some(neighbours) => {
+                            self.refresh.unknown.clear();
+                            self.adopt_neighbours(neighbours);
+                        }
+                        None => self.accept_unknown_from_directory(),
                     }
+                }
+                Some(neighbours) = self.merged.recv() => {
+                    let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
+                    tracing::info!(target: HEADLINE, added = %ids.join(","), "repaired: the bootstrap joined a split through this node");
+                    self.metrics
+                        .repaired_edges
+                        .get_or_create(&RepairLabel { source: "bootstrap" })
+                        .inc_by(neighbours.len() as u64);
+                    self.adopt_neighbours(neighbours);
+                }
+                Some(answer) = repaired.recv() => {
+                    self.repair_in_flight = false;
+                    self.on_repair_answer(answer);
                 }
                 Ok(()) = self.data_position.changed() => {
                     let (term, epoch) = *self.data_position.borrow_and_update();
@@ -172,7 +214,8 @@ impl<T: Transport> ControlPlane<T> {
                     self.status.update(|status| status.data_epoch = epoch.0);
                 }
                 Ok(()) = self.registered.changed() => {
-                    self.registered.borrow_and_update();
+                    let registered = *self.registered.borrow_and_update();
+                    self.overlay.set_repair_target(repair_target(self.degree, registered));
                 }
                 Some(()) = self.election_requests.recv() => {
                     tracing::warn!(target: HEADLINE, "a node of this tree holds newer data; calling an election so it can lead");
@@ -207,6 +250,20 @@ impl<T: Transport> ControlPlane<T> {
                         }
                     };
                     let _ = sender.send(neighbours).await;
+                });
+            }
+            if !self.repair_in_flight
+                && let Some(live) = self.repair_wanted.take()
+            {
+                self.repair_in_flight = true;
+                self.metrics.repair_requests.inc();
+                let config = self.config.clone();
+                let sender = repaired_tx.clone();
+                tokio::spawn(async move {
+                    let answer = discovery::repair_once(&config, &live)
+                        .await
+                        .map_err(|error| error.to_string());
+                    let _ = sender.send(answer).await;
                 });
             }
             self.publish();
@@ -270,6 +327,15 @@ impl<T: Transport> ControlPlane<T> {
             Event::UnknownPeer { peer } => {
                 tracing::info!(%peer, "message from a node that is not a known neighbour; asking the bootstrap");
                 self.refresh.wanted = true;
+                self.refresh.unknown.insert(peer);
+            }
+            Event::RepairNeeded { live } => {
+                tracing::info!(
+                    live = live.len(),
+                    target = self.overlay.repair_target(),
+                    "fewer live neighbours than wanted; asking for more"
+                );
+                self.repair_wanted = Some(live);
             }
             Event::NeighbourUp { neighbour } => tracing::info!(%neighbour, "neighbour up"),
             Event::NeighbourDown { neighbour } => tracing::info!(%neighbour, "neighbour down"),
@@ -305,6 +371,69 @@ impl<T: Transport> ControlPlane<T> {
             Event::ChildrenChanged { children } => tracing::debug!(?children, "children changed"),
             Event::RoutesChanged => {
                 tracing::debug!(routes = ?self.overlay.routes(), "routes changed")
+            }
+        }
+    }
+
+    /// The bootstrap could not be asked about unknown peers: those in its last listing are cluster
+    /// members (and could seal their frames), so link them now; ask again for the rest, since the
+    /// overlay reports an unknown peer only once.
+    fn accept_unknown_from_directory(&mut self) {
+        let unknown = std::mem::take(&mut self.refresh.unknown);
+        let mut found = Vec::new();
+        for peer in unknown {
+            match self.directory.neighbour(peer) {
+                Some(neighbour) => found.push(neighbour),
+                None => {
+                    self.refresh.unknown.insert(peer);
+                }
+            }
+        }
+        if !found.is_empty() {
+            let ids: Vec<String> = found.iter().map(|n| n.id.to_string()).collect();
+            tracing::info!(peers = %ids.join(","), "bootstrap unreachable; linked the peers from its last listing");
+            self.adopt_neighbours(found);
+        }
+        self.refresh.wanted = !self.refresh.unknown.is_empty();
+    }
+
+    /// Adds what a repair found: the bootstrap's choice, or, when it could not be asked, the
+    /// neighbours' neighbours from its last listing.
+    fn on_repair_answer(&mut self, answer: Result<RepairAnswer, String>) {
+        match answer {
+            Ok(answer) => {
+                let added: Vec<String> = answer.added.iter().map(|n| n.id.to_string()).collect();
+                if added.is_empty() {
+                    tracing::info!("the bootstrap had no live node to add; asking again later");
+                } else {
+                    tracing::info!(target: HEADLINE, added = %added.join(","), "repaired: new neighbours from the bootstrap");
+                }
+                self.metrics
+                    .repaired_edges
+                    .get_or_create(&RepairLabel {
+                        source: "bootstrap",
+                    })
+                    .inc_by(answer.added.len() as u64);
+                self.adopt_neighbours(answer.neighbours);
+            }
+            Err(error) => {
+                let live = self.overlay.live_neighbours().clone();
+                let need = self.overlay.repair_target().saturating_sub(live.len());
+                let lists = self.directory.lists();
+                let picks: Vec<Neighbour> =
+                    topology::fallback_candidates(self.config.id, &live, &lists, need)
+                        .into_iter()
+                        .filter_map(|id| self.directory.neighbour(id))
+                        .collect();
+                let ids: Vec<String> = picks.iter().map(|n| n.id.to_string()).collect();
+                tracing::warn!(%error, picked = %ids.join(","), "cannot ask the bootstrap for a repair; linking neighbours' neighbours");
+                self.metrics
+                    .repaired_edges
+                    .get_or_create(&RepairLabel {
+                        source: "neighbours",
+                    })
+                    .inc_by(picks.len() as u64);
+                self.adopt_neighbours(picks);
             }
         }
     }
@@ -366,12 +495,19 @@ impl<T: Transport> ControlPlane<T> {
     }
 }
 
+/// Live neighbours to keep: the bootstrap's k, but never more than the other nodes registered.
+fn repair_target(degree: usize, registered: usize) -> usize {
+    degree.min(registered.saturating_sub(1))
+}
+
 /// Rate limit for re-registering with the bootstrap to learn new neighbours.
 #[derive(Debug, Default)]
 struct Refresh {
     wanted: bool,
     in_flight: bool,
     last: Option<Instant>,
+    /// Peers reported unknown since the last successful refresh.
+    unknown: std::collections::BTreeSet<overlay::NodeId>,
 }
 
 impl Refresh {

@@ -7,6 +7,7 @@
 //!
 //! Run the summary with `cargo test -p overlay --test sim -- --nocapture`.
 
+mod connectivity;
 mod scenarios;
 
 use std::collections::BTreeSet;

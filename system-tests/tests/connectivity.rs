@@ -1,0 +1,131 @@
+//! The overlay stays connected, over real processes on loopback: the bootstrap's k-connected graph
+//! (k = 3) keeps 16 nodes in one tree through any double failure without repair, and repair joins
+//! the survivors of eight simultaneous failures again.
+//!
+//! The 136 single and double failures of 16 nodes all run in the simulator
+//! (`overlay/tests/sim/connectivity.rs`); here a sample of them runs as processes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use system_tests::cluster::{Cluster, connected};
+
+/// Generous failure bounds, not performance targets (the benchmark measures those).
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn without(ids: &[u64], gone: &[u64]) -> Vec<u64> {
+    ids.iter()
+        .copied()
+        .filter(|id| !gone.contains(id))
+        .collect()
+}
+
+/// Every way of removing fewer than `k` of `ids` leaves the rest connected in `graph`.
+fn k_connected(graph: &std::collections::BTreeMap<u64, Vec<u64>>, ids: &[u64], k: usize) -> bool {
+    (k < 2 || ids.iter().all(|&a| connected(graph, &without(ids, &[a]))))
+        && (k < 3
+            || ids.iter().all(|&a| {
+                ids.iter()
+                    .filter(|&&b| b > a)
+                    .all(|&b| connected(graph, &without(ids, &[a, b])))
+            }))
+}
+
+#[tokio::test]
+async fn sixteen_nodes_stay_one_tree_through_sampled_double_failures_without_repair() {
+    let mut cluster = Cluster::start_in_order(16).await;
+    let all = cluster.live_ids();
+    let leader = cluster.wait_for_tree(&all, CONVERGE).await;
+    let graph = cluster.neighbour_graph(&all).await;
+    assert!(k_connected(&graph, &all, 3), "not 3-connected: {graph:?}");
+    let degrees: Vec<usize> = graph.values().map(Vec::len).collect();
+    assert!(
+        degrees.iter().all(|&d| (3..=7).contains(&d)),
+        "degrees {degrees:?}"
+    );
+
+    // The leader with one of its neighbours, and two nodes far from it, then restarted.
+    let pairs = [
+        [leader, graph[&leader][0]],
+        [all[all.len() - 1], all[all.len() - 2]],
+    ];
+    for pair in pairs {
+        for id in pair {
+            cluster.kill(id);
+        }
+        let rest = without(&all, &pair);
+        cluster.wait_for_tree(&rest, CONVERGE).await;
+        let status = cluster.status(rest[0]).await.expect("a survivor answers");
+        let repaired = status["neighbors"].as_array().map(Vec::len);
+        assert!(repaired.is_some(), "{status}");
+        for id in pair {
+            cluster.restart(id);
+        }
+        cluster.wait_for_tree(&all, CONVERGE).await;
+    }
+}
+
+#[tokio::test]
+async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accepts_writes() {
+    let mut cluster = Cluster::start_in_order(16).await;
+    let all = cluster.live_ids();
+    cluster.wait_for_tree(&all, CONVERGE).await;
+    let writer = cluster.wait_for_writer(&all, CONVERGE).await;
+    let voters: BTreeSet<u64> = cluster.status(writer).await.expect("writer answers")["voters"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|id| id.as_u64()).collect())
+        .unwrap_or_default();
+
+    // Half the nodes, none of them a voter (so writes may resume), chosen so that without repair
+    // the survivors would be split: the first such set in a fixed order, printed.
+    let graph = cluster.neighbour_graph(&all).await;
+    let candidates: Vec<u64> = all
+        .iter()
+        .copied()
+        .filter(|id| !voters.contains(id))
+        .collect();
+    let victims = combinations(&candidates, 8)
+        .into_iter()
+        .find(|victims| !connected(&graph, &without(&all, victims)))
+        .expect("some half of the non-voters splits the graph");
+    let rest = without(&all, &victims);
+    println!("killing {victims:?}; graph {graph:?}; voters {voters:?}");
+    for &id in &victims {
+        cluster.kill(id);
+    }
+    cluster.wait_for_tree(&rest, CONVERGE).await;
+    cluster.wait_for_writer(&rest, CONVERGE).await;
+    let after = cluster.neighbour_graph(&rest).await;
+    assert!(connected(&after, &rest), "{after:?}");
+    // The graph was split without repair and is connected now: repairs linked it, and say so.
+    let mut repaired = 0.0;
+    for &id in &rest {
+        let metrics = reqwest::get(cluster.spec(id).admin_url("/metrics"))
+            .await
+            .expect("a survivor serves /metrics")
+            .text()
+            .await
+            .expect("metrics are text");
+        repaired += metrics
+            .lines()
+            .filter(|line| line.starts_with("chat_node_repaired_edges_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert!(repaired >= 1.0, "no repaired edge counted on {rest:?}");
+}
+
+/// Every `size`-element subset of `items`, in lexicographic order.
+fn combinations(items: &[u64], size: usize) -> Vec<Vec<u64>> {
+    if size == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for (index, &first) in items.iter().enumerate() {
+        for mut rest in combinations(&items[index + 1..], size - 1) {
+            rest.insert(0, first);
+            out.push(rest);
+        }
+    }
+    out
+}
