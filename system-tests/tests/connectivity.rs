@@ -5,7 +5,7 @@
 //! The 136 single and double failures of 16 nodes all run in the simulator
 //! (`overlay/tests/sim/connectivity.rs`); here a sample of them runs as processes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use system_tests::cluster::{Cluster, connected};
@@ -21,7 +21,7 @@ fn without(ids: &[u64], gone: &[u64]) -> Vec<u64> {
 }
 
 /// Every way of removing fewer than `k` of `ids` leaves the rest connected in `graph`.
-fn k_connected(graph: &std::collections::BTreeMap<u64, Vec<u64>>, ids: &[u64], k: usize) -> bool {
+fn k_connected(graph: &BTreeMap<u64, Vec<u64>>, ids: &[u64], k: usize) -> bool {
     (k < 2 || ids.iter().all(|&a| connected(graph, &without(ids, &[a]))))
         && (k < 3
             || ids.iter().all(|&a| {
@@ -36,7 +36,7 @@ async fn sixteen_nodes_stay_one_tree_through_sampled_double_failures_without_rep
     let mut cluster = Cluster::start_in_order(16).await;
     let all = cluster.live_ids();
     let leader = cluster.wait_for_tree(&all, CONVERGE).await;
-    let graph = cluster.neighbour_graph(&all).await;
+    let graph = symmetric(cluster.neighbour_graph(&all).await);
     assert!(k_connected(&graph, &all, 3), "not 3-connected: {graph:?}");
     let degrees: Vec<usize> = graph.values().map(Vec::len).collect();
     assert!(
@@ -71,14 +71,27 @@ async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accept
     let all = cluster.live_ids();
     cluster.wait_for_tree(&all, CONVERGE).await;
     let writer = cluster.wait_for_writer(&all, CONVERGE).await;
-    let voters: BTreeSet<u64> = cluster.status(writer).await.expect("writer answers")["voters"]
-        .as_array()
-        .map(|ids| ids.iter().filter_map(|id| id.as_u64()).collect())
-        .unwrap_or_default();
+    // The writer adds voters one at a time until it has R = 3; wait for all of them.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let voters = loop {
+        let status = cluster.status(writer).await.expect("the writer answers");
+        let voters: BTreeSet<u64> = status["voters"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(|id| id.as_u64()).collect())
+            .unwrap_or_default();
+        if voters.len() == 3 {
+            break voters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer has voters {voters:?}, not three"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // Half the nodes, none of them a voter (so writes may resume), chosen so that without repair
     // the survivors would be split: the first such set in a fixed order, printed.
-    let graph = cluster.neighbour_graph(&all).await;
+    let graph = symmetric(cluster.neighbour_graph(&all).await);
     let candidates: Vec<u64> = all
         .iter()
         .copied()
@@ -95,7 +108,7 @@ async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accept
     }
     cluster.wait_for_tree(&rest, CONVERGE).await;
     cluster.wait_for_writer(&rest, CONVERGE).await;
-    let after = cluster.neighbour_graph(&rest).await;
+    let after = symmetric(cluster.neighbour_graph(&rest).await);
     assert!(connected(&after, &rest), "{after:?}");
     // The graph was split without repair and is connected now: repairs linked it, and say so.
     let mut repaired = 0.0;
@@ -113,6 +126,22 @@ async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accept
             .sum::<f64>();
     }
     assert!(repaired >= 1.0, "no repaired edge counted on {rest:?}");
+}
+
+/// Both ends of every edge either end reports: a node lists a neighbour that registered after it
+/// only once that neighbour has talked to it.
+fn symmetric(graph: BTreeMap<u64, Vec<u64>>) -> BTreeMap<u64, Vec<u64>> {
+    let mut both: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    for (&node, neighbours) in &graph {
+        both.entry(node).or_default();
+        for &neighbour in neighbours {
+            both.entry(node).or_default().insert(neighbour);
+            both.entry(neighbour).or_default().insert(node);
+        }
+    }
+    both.into_iter()
+        .map(|(node, neighbours)| (node, neighbours.into_iter().collect()))
+        .collect()
 }
 
 /// Every `size`-element subset of `items`, in lexicographic order.

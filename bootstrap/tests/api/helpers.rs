@@ -45,12 +45,18 @@ pub async fn spawn_app(directory: &TempDir) -> TestApp {
 }
 
 pub async fn spawn_app_with_state(state_path: &Path) -> TestApp {
+    spawn_app_with(state_path, Config::DEFAULT_LEASE).await
+}
+
+/// A bootstrap whose leases run `lease` (short ones let a test make nodes look dead).
+pub async fn spawn_app_with(state_path: &Path, lease: std::time::Duration) -> TestApp {
     LazyLock::force(&TRACING);
-    let config = Config::new(
+    let mut config = Config::new(
         "127.0.0.1:0".parse().expect("literal address"),
         state_path.to_path_buf(),
         cluster_key(),
     );
+    config.lease = lease;
     let application = Application::build(config).await.expect("bootstrap builds");
     let address = application.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -7,4 +7,5 @@ mod helpers;
 mod invalid_arguments;
 mod list_nodes;
 mod register;
+mod repair;
 mod restart;

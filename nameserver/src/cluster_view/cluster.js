@@ -55,6 +55,8 @@ function describe(node) {
     if (typeof node.http === "string") lines.push(node.http);
   }
   lines.push(`neighbours: ${listText(ids(node.neighbors))}`);
+  const repaired = ids(node.repaired);
+  if (repaired.length) lines.push(`repaired links: ${listText(repaired)}`);
   if (typeof node.problem === "string") lines.push(node.problem);
   return lines.join("\n");
 }
@@ -117,15 +119,23 @@ function drawGraph(nodes) {
     neighbourLayer.append(label);
   }
 
+  const edgeKey = (a, b) => `${Math.min(a, b)}-${Math.max(a, b)}`;
+  // A link is repaired when either end lists the other as repaired (added after failures).
+  const repaired = new Set();
+  for (const node of nodes) {
+    for (const other of ids(node.repaired)) repaired.add(edgeKey(node.id, other));
+  }
   const drawn = new Set();
   for (const node of nodes) {
     for (const other of ids(node.neighbors)) {
-      const key = `${Math.min(node.id, other)}-${Math.max(node.id, other)}`;
+      const key = edgeKey(node.id, other);
       if (other === node.id || !known.has(other) || drawn.has(key)) continue;
       drawn.add(key);
       const up = node.alive && known.get(other).alive;
+      let className = up ? "neighbour" : "neighbour down";
+      if (repaired.has(key)) className += " repaired";
       neighbourLayer.append(svgElement("path", {
-        class: up ? "neighbour" : "neighbour down",
+        class: className,
         d: edgePath(places.get(node.id), places.get(other)),
       }));
     }

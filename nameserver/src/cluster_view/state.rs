@@ -17,6 +17,9 @@ pub struct RegisteredNode {
     /// `host:port` of the admin HTTP server, or `None` when the registration has no usable one.
     pub admin: Option<String>,
     pub neighbors: Vec<u64>,
+    /// Those neighbours whose link a repair added after failures rather than the registration, as
+    /// the bootstrap lists them (not trusted: [`NodeView::repaired`] keeps only real neighbours).
+    pub repaired: Vec<u64>,
 }
 
 impl RegisteredNode {
@@ -30,6 +33,7 @@ impl RegisteredNode {
             id: address.id,
             admin: admin_authority(&address.host, address.admin_port),
             neighbors: entry.neighbors.clone(),
+            repaired: entry.repaired.clone(),
         })
     }
 }
@@ -116,6 +120,9 @@ pub struct NodeView {
     pub copy: Option<String>,
     /// Neighbour ids from the bootstrap (the graph the tree is drawn over).
     pub neighbors: Vec<u64>,
+    /// Those of `neighbors` whose link a repair added (after failures) rather than the node's
+    /// registration, sorted; ids the bootstrap lists here but not in `neighbors` are left out.
+    pub repaired: Vec<u64>,
     /// Distance from the root of its tree; `None` when the node hangs in no tree.
     pub depth: Option<u32>,
     /// Horizontal slot in its row (see [`layout`]).
@@ -174,6 +181,7 @@ impl ClusterState {
 }
 
 fn node_view(node: &RegisteredNode, answer: Option<&StatusAnswer>) -> NodeView {
+    let repaired = repaired_neighbours(node);
     let dead = |problem: String| NodeView {
         id: node.id,
         alive: false,
@@ -188,6 +196,7 @@ fn node_view(node: &RegisteredNode, answer: Option<&StatusAnswer>) -> NodeView {
         accepting_writes: None,
         copy: None,
         neighbors: node.neighbors.clone(),
+        repaired: repaired.clone(),
         depth: None,
         column: 0.0,
         problem: Some(problem),
@@ -214,11 +223,24 @@ fn node_view(node: &RegisteredNode, answer: Option<&StatusAnswer>) -> NodeView {
             accepting_writes: report.accepting_writes,
             copy: report.copy.clone(),
             neighbors: node.neighbors.clone(),
+            repaired,
             depth: None,
             column: 0.0,
             problem: None,
         },
     }
+}
+
+/// The node's repaired links that are also among its neighbours, sorted, without duplicates.
+fn repaired_neighbours(node: &RegisteredNode) -> Vec<u64> {
+    let neighbours: BTreeSet<u64> = node.neighbors.iter().copied().collect();
+    node.repaired
+        .iter()
+        .copied()
+        .filter(|id| neighbours.contains(id))
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect()
 }
 
 /// The leader most live nodes name (the side of a partition that holds the majority); among leaders
@@ -289,6 +311,7 @@ mod tests {
             id,
             admin: Some(format!("127.0.0.1:{}", 9000 + id)),
             neighbors: neighbors.to_vec(),
+            repaired: Vec::new(),
         }
     }
 
@@ -473,7 +496,9 @@ mod tests {
     #[test]
     fn the_state_serialises_with_the_documented_field_names() {
         let answers = BTreeMap::from([(1, report(1, &["writer"], None, &[]))]);
-        let state = ClusterState::build(&three_nodes()[..1], &answers, 42);
+        let mut registered = three_nodes();
+        registered[0].repaired = vec![3];
+        let state = ClusterState::build(&registered[..1], &answers, 42);
 
         let json = serde_json::to_value(&state).expect("serialisable");
 
@@ -493,10 +518,50 @@ mod tests {
             "data_epoch",
             "http",
             "neighbors",
+            "repaired",
         ] {
             assert!(node.get(field).is_some(), "missing {field} in {node}");
         }
         assert_eq!(node["neighbors"], serde_json::json!([2, 3]));
+        assert_eq!(node["repaired"], serde_json::json!([3]));
+    }
+
+    #[test]
+    fn repaired_links_are_sorted_and_only_those_to_neighbours_are_kept_alive_or_dead() {
+        let mut registered = three_nodes();
+        registered[0].repaired = vec![3, 99, 2, 3];
+        registered[1].repaired = vec![3];
+        let answers = BTreeMap::from([(1, report(1, &["writer"], None, &[2]))]);
+
+        let state = ClusterState::build(&registered, &answers, 0);
+
+        assert_eq!(node(&state, 1).repaired, [2, 3]);
+        assert!(!node(&state, 2).alive);
+        assert_eq!(node(&state, 2).repaired, [3]);
+        assert_eq!(node(&state, 3).repaired, Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_list_nodes_entry_carries_its_neighbours_and_repaired_links() {
+        let entry = chat_proto::bootstrap::NodeEntry {
+            address: Some(chat_proto::bootstrap::NodeAddress {
+                id: 4,
+                host: "127.0.0.1".into(),
+                control_port: 0,
+                data_port: 0,
+                admin_port: 9004,
+                http_port: 0,
+            }),
+            neighbors: vec![1, 5, 7],
+            repaired: vec![5],
+        };
+
+        let node = RegisteredNode::from_proto(&entry).expect("usable entry");
+
+        assert_eq!(node.id, 4);
+        assert_eq!(node.admin.as_deref(), Some("127.0.0.1:9004"));
+        assert_eq!(node.neighbors, [1, 5, 7]);
+        assert_eq!(node.repaired, [5]);
     }
 
     #[test]

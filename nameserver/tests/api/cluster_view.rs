@@ -58,11 +58,21 @@ impl Bootstrap for FakeBootstrap {
     }
 }
 
-/// Starts a fake bootstrap listing `(id, admin_port, neighbours)`; answers its address.
+/// Starts a fake bootstrap listing `(id, admin_port, neighbours)`, none of them linked by a repair;
+/// answers its address.
 async fn spawn_bootstrap(nodes: &[(u64, u16, &[u64])]) -> SocketAddr {
+    let nodes: Vec<(u64, u16, &[u64], &[u64])> = nodes
+        .iter()
+        .map(|&(id, admin_port, neighbors)| (id, admin_port, neighbors, &[][..]))
+        .collect();
+    spawn_repaired_bootstrap(&nodes).await
+}
+
+/// Starts a fake bootstrap listing `(id, admin_port, neighbours, repaired)`; answers its address.
+async fn spawn_repaired_bootstrap(nodes: &[(u64, u16, &[u64], &[u64])]) -> SocketAddr {
     let nodes = nodes
         .iter()
-        .map(|&(id, admin_port, neighbors)| NodeEntry {
+        .map(|&(id, admin_port, neighbors, repaired)| NodeEntry {
             address: Some(NodeAddress {
                 id,
                 host: "127.0.0.1".into(),
@@ -72,7 +82,7 @@ async fn spawn_bootstrap(nodes: &[(u64, u16, &[u64])]) -> SocketAddr {
                 http_port: 0,
             }),
             neighbors: neighbors.to_vec(),
-            repaired: Vec::new(),
+            repaired: repaired.to_vec(),
         })
         .collect();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -197,6 +207,33 @@ async fn the_state_shows_every_registered_node_with_what_its_status_says() {
     assert_eq!(leaf["alive"], true);
     assert_eq!(leaf["parent"], 1);
     assert_eq!(leaf["depth"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn links_added_by_a_repair_are_listed_as_repaired_next_to_the_neighbours() {
+    let (writer, _) = spawn_node(Answer::Json(status(1, &["writer"], None, &[2, 3]))).await;
+    let (input, _) = spawn_node(Answer::Json(status(2, &["input"], Some(1), &[]))).await;
+    let closed = closed_port().await;
+    // 1–3 was added by a repair: 1 lists it (with an id that is no neighbour, left out), 3 does not.
+    let bootstrap = spawn_repaired_bootstrap(&[
+        (1, writer, &[2, 3], &[3, 42]),
+        (2, input, &[1], &[]),
+        (3, closed, &[1], &[]),
+    ])
+    .await;
+    let app = spawn_app_with_bootstrap(bootstrap).await;
+
+    let (code, state) = state(&app).await;
+
+    assert_eq!(code, StatusCode::OK);
+    let root = node(&state, 1);
+    assert_eq!(root["neighbors"], json!([2, 3]));
+    assert_eq!(root["repaired"], json!([3]));
+    assert_eq!(node(&state, 2)["repaired"], json!([]));
+    let dead = node(&state, 3);
+    assert_eq!(dead["alive"], false, "{dead}");
+    assert_eq!(dead["repaired"], json!([]));
     app.stop().await;
 }
 

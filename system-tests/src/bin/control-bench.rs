@@ -56,6 +56,10 @@ struct Samples {
     heal_interior: Vec<Duration>,
     heal_leader: Vec<Duration>,
     writer_failover: Vec<Duration>,
+    /// Half the nodes killed at once (after the failover): until the rest are one tree again, and
+    /// until one of them accepts writes (when a majority of the voters survived).
+    heal_half: Vec<Duration>,
+    writes_after_half: Vec<Duration>,
 }
 
 #[tokio::main]
@@ -186,6 +190,56 @@ async fn measure_once(size: u64, timeout: Duration, samples: &mut Samples) {
         if let Some(writes) = writes.filter(|_| writer.is_some()) {
             samples.writer_failover.push(writes);
         }
+        if size >= 8 {
+            kill_half(&mut cluster, &rest, size, timeout, samples).await;
+        }
+    }
+}
+
+/// Kills nodes of `alive` until half the cluster is down (a different half every run), then times
+/// the survivors into one tree (repair joins what the failures split) and to a writer.
+async fn kill_half(
+    cluster: &mut Cluster,
+    alive: &[u64],
+    size: u64,
+    timeout: Duration,
+    samples: &mut Samples,
+) {
+    let run = samples.heal_half.len() as u64 + samples.election.len() as u64;
+    let mut survivors = alive.to_vec();
+    let mut victims = Vec::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (size << 8) ^ run;
+    while survivors.len() as u64 > size - size / 2 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let index = (state >> 33) as usize % survivors.len();
+        victims.push(survivors.remove(index));
+    }
+    let statuses = read_statuses(cluster, &survivors).await;
+    let voters: Vec<u64> = statuses
+        .values()
+        .find_map(|status| status["voters"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    for &victim in &victims {
+        cluster.kill(victim);
+    }
+    let started = Instant::now();
+    if converge(cluster, &survivors, timeout).await.is_none() {
+        eprintln!("\nN={size}: the survivors of {victims:?} formed no tree within {timeout:?}");
+        return;
+    }
+    samples.heal_half.push(started.elapsed());
+    let voters_alive = voters.iter().filter(|v| survivors.contains(v)).count();
+    if voters_alive * 2 > voters.len()
+        && wait_for_writer(cluster, &survivors, timeout)
+            .await
+            .is_some()
+    {
+        samples.writes_after_half.push(started.elapsed());
     }
 }
 
@@ -312,6 +366,18 @@ fn print_table(results: &BTreeMap<u64, Samples>) {
         "writer failover ms"
     );
     println!("{}", "-".repeat(150));
+    let half_rows: Vec<String> = results
+        .iter()
+        .filter(|(_, samples)| !samples.heal_half.is_empty())
+        .map(|(size, samples)| {
+            format!(
+                "{:>4} | {:>22} | {:>22}",
+                size,
+                summary(&samples.heal_half),
+                summary(&samples.writes_after_half)
+            )
+        })
+        .collect();
     for (size, samples) in results {
         println!(
             "{:>4} | {:>22} | {:>9} | {:>5} | {:>22} | {:>22} | {:>22} | {:>22}",
@@ -324,6 +390,17 @@ fn print_table(results: &BTreeMap<u64, Samples>) {
             summary(&samples.heal_leader),
             summary(&samples.writer_failover),
         );
+    }
+    if !half_rows.is_empty() {
+        println!();
+        println!(
+            "{:>4} | {:>22} | {:>22}",
+            "N", "half killed: tree ms", "half killed: writes ms"
+        );
+        println!("{}", "-".repeat(54));
+        for row in half_rows {
+            println!("{row}");
+        }
     }
 }
 
@@ -370,6 +447,8 @@ fn to_json(args: &Args, results: &BTreeMap<u64, Samples>) -> Value {
                 "heal_interior_ms": times(&samples.heal_interior),
                 "heal_leader_ms": times(&samples.heal_leader),
                 "writer_failover_ms": times(&samples.writer_failover),
+                "heal_half_ms": times(&samples.heal_half),
+                "writes_after_half_ms": times(&samples.writes_after_half),
             });
             (size.to_string(), value)
         })
