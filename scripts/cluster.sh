@@ -8,7 +8,8 @@
 #
 # Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
-# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30),
+# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30), DEGREE (3: the
+# bootstrap's k, neighbours per new node and live neighbours repair keeps),
 # CLUSTER_KEY_FILE (.cluster_key, written by init.sh: the bootstrap and the nameserver accept only
 # registrations that prove this key, which every node's config holds), TLS_DIR (.tls: when
 # TLS_DIR/nameserver holds cert.pem and key.pem, as `TLS=1 ./init.sh` writes, the nameserver serves
@@ -168,7 +169,7 @@ case $command in
         need_cluster_key
         mkdir -p .state
         start bootstrap "$LOGS/bootstrap.log" "$BIN/bootstrap" --listen "$BOOTSTRAP_ADDR" --state .state/bootstrap.json \
-            --cluster-key-file "$CLUSTER_KEY_FILE"
+            --cluster-key-file "$CLUSTER_KEY_FILE" --degree "${DEGREE:-3}"
         ;;
     run-nameserver)
         need_binary nameserver

@@ -12,7 +12,7 @@ use crate::{ClusterDir, NodeSpec, Process, binary};
 
 pub struct Cluster {
     pub dir: ClusterDir,
-    _bootstrap: Process,
+    bootstrap: Option<Process>,
     _nameserver: Process,
     nodes: BTreeMap<u64, (NodeSpec, Option<Process>)>,
     allow_faults: bool,
@@ -53,7 +53,7 @@ impl Cluster {
         let bootstrap = dir.start_bootstrap();
         let nameserver = dir.start_nameserver();
         let mut cluster = Self {
-            _bootstrap: bootstrap,
+            bootstrap: Some(bootstrap),
             _nameserver: nameserver,
             nodes: BTreeMap::new(),
             allow_faults: true,
@@ -82,6 +82,14 @@ impl Cluster {
             .filter(|(_, (_, process))| process.is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// SIGKILLs the bootstrap (the nodes keep running on what they know).
+    pub fn kill_bootstrap(&mut self) {
+        if let Some(mut process) = self.bootstrap.take() {
+            process.signal(Signal::SIGKILL);
+            process.wait_exit(Duration::from_secs(5));
+        }
     }
 
     /// SIGKILLs node `id`, as a crash would.

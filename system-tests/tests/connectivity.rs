@@ -1,6 +1,7 @@
 //! The overlay stays connected, over real processes on loopback: the bootstrap's k-connected graph
-//! (k = 3) keeps 16 nodes in one tree through any double failure without repair, and repair joins
-//! the survivors of eight simultaneous failures again.
+//! (k = 3) keeps 16 nodes in one tree through any double failure without repair, repair joins the
+//! survivors of eight simultaneous failures again, and with the bootstrap down a node short of
+//! neighbours links its neighbours' neighbours.
 //!
 //! The 136 single and double failures of 16 nodes all run in the simulator
 //! (`overlay/tests/sim/connectivity.rs`); here a sample of them runs as processes.
@@ -126,6 +127,56 @@ async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accept
             .sum::<f64>();
     }
     assert!(repaired >= 1.0, "no repaired edge counted on {rest:?}");
+}
+
+#[tokio::test]
+async fn with_the_bootstrap_down_a_node_short_of_neighbours_links_its_neighbours_neighbours() {
+    let mut cluster = Cluster::start_in_order(8).await;
+    let all = cluster.live_ids();
+    cluster.wait_for_tree(&all, CONVERGE).await;
+    // Every node fetches the bootstrap's listing every 2 s: let all of them hold the whole graph.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cluster.kill_bootstrap();
+
+    // Node 8 linked to 4, 5 and 7 (k = 3); without 4 and 5 it hears only 7, and 7's other
+    // neighbours (2, 3, 6) are two hops away.
+    let graph = symmetric(cluster.neighbour_graph(&all).await);
+    assert_eq!(graph[&8], [4, 5, 7], "{graph:?}");
+    cluster.kill(4);
+    cluster.kill(5);
+    let rest = without(&all, &[4, 5]);
+
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let status = cluster.status(8).await.expect("node 8 answers");
+        let alive = status["neighbors"]
+            .as_array()
+            .map(|list| list.iter().filter(|n| n["alive"] == true).count())
+            .unwrap_or(0);
+        if alive >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 8 hears {alive} neighbours: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.wait_for_tree(&rest, CONVERGE).await;
+    let metrics = reqwest::get(cluster.spec(8).admin_url("/metrics"))
+        .await
+        .expect("node 8 serves /metrics")
+        .text()
+        .await
+        .expect("metrics are text");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("chat_node_repaired_edges_total")
+                && line.contains(r#"source="neighbours""#)
+                && !line.ends_with(" 0")),
+        "{metrics}"
+    );
 }
 
 /// Both ends of every edge either end reports: a node lists a neighbour that registered after it
