@@ -89,6 +89,10 @@ struct Link {
     backoff: Backoff,
     stranger_messages: u32,
     peer_incarnation: Option<u64>,
+    /// We sent a JOIN flagged `rejoin` on a joined link and wait for its JOIN-ACK. It is repeated
+    /// with the backoff until answered: a lost one would leave the statuses unexchanged, and two
+    /// trees that met over this link would never reconcile.
+    rejoin_pending: bool,
 }
 
 /// What one received handshake message did.
@@ -132,6 +136,7 @@ impl Handshake {
                 backoff: Backoff::new(self.timing.backoff_base, self.timing.backoff_cap),
                 stranger_messages: 0,
                 peer_incarnation: None,
+                rejoin_pending: false,
             },
         );
         true
@@ -170,7 +175,7 @@ impl Handshake {
             .is_some_and(|known| incarnation > known)
     }
 
-    /// JOINs whose backoff has expired.
+    /// JOINs whose backoff has expired: for links not joined yet, and unanswered rejoins.
     pub fn due_joins(
         &mut self,
         now: Millis,
@@ -179,12 +184,12 @@ impl Handshake {
     ) -> Vec<(NodeId, TopologyBody)> {
         let mut out = Vec::new();
         for (peer, link) in &mut self.links {
-            if !link.joined && link.next_join_at <= now {
+            if (!link.joined || link.rejoin_pending) && link.next_join_at <= now {
                 link.next_join_at = now + link.backoff.next_delay();
                 out.push((
                     *peer,
                     TopologyBody::Join {
-                        rejoin: false,
+                        rejoin: link.joined && link.rejoin_pending,
                         incarnation,
                         status: status.clone(),
                     },
@@ -205,6 +210,7 @@ impl Handshake {
         let link = self.links.get_mut(&peer)?;
         link.backoff.reset();
         link.next_join_at = now + link.backoff.next_delay();
+        link.rejoin_pending = link.joined;
         Some((
             peer,
             TopologyBody::Join {
@@ -254,6 +260,7 @@ impl Handshake {
             }
             TopologyBody::JoinAck { .. } => {
                 link.joined = true;
+                link.rejoin_pending = false;
                 step.replies.push((
                     from,
                     TopologyBody::Ack {
@@ -393,6 +400,31 @@ mod tests {
             }
         }
         assert_eq!(sent_at, vec![0, 50, 150, 350, 750, 1550]);
+        a.on_message(B, &join_ack(2), 1, &PeerStatus::default());
+        assert!(
+            a.due_joins(Millis(100_000), 1, &PeerStatus::default())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_rejoin_on_a_joined_link_is_repeated_with_the_backoff_until_its_join_ack() {
+        let mut a = handshake_with(B);
+        a.due_joins(Millis(0), 1, &PeerStatus::default());
+        a.on_message(B, &join_ack(2), 1, &PeerStatus::default());
+        assert!(a.is_joined(B));
+        // The link came back after B was OFF: a rejoin goes out, and is lost.
+        let rejoin = a.rejoin(Millis(1000), B, 1, &PeerStatus::default());
+        assert_eq!(rejoin, Some((B, join(true, 1))));
+        let mut sent_at = Vec::new();
+        for now in 1000..2000 {
+            for (to, body) in a.due_joins(Millis(now), 1, &PeerStatus::default()) {
+                assert_eq!((to, body), (B, join(true, 1)));
+                sent_at.push(now);
+            }
+        }
+        assert_eq!(sent_at, vec![1050, 1150, 1350, 1750]);
+        // Its JOIN-ACK ends the repeats.
         a.on_message(B, &join_ack(2), 1, &PeerStatus::default());
         assert!(
             a.due_joins(Millis(100_000), 1, &PeerStatus::default())
