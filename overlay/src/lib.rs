@@ -28,11 +28,14 @@
 //! repairs losses itself) and acts on the events. Time is [`Millis`] since any origin, from a monotonic
 //! clock.
 //!
-//! Robustness in one paragraph: JOIN retries with backoff; SHOUT questions, route reports and adoption
+//! Robustness in one paragraph: JOIN retries with backoff, and so does a REJOIN on a link that came
+//! back until it is answered (the statuses it carries are what reconciles two trees); SHOUT questions, route reports and adoption
 //! requests repeat until answered; a stalled election nudges exactly the neighbours it waits for, who
 //! re-send what they logged; a neighbour silent for the failure timeout is OFF, which restarts a
 //! running election without it and orphans its children, who get adopted or, failing that, declare the
-//! leader lost and elect again with a higher term; trees that meet merge into the stronger one. The
+//! leader lost and elect again with a higher term; trees that meet merge into the stronger one; a node
+//! that hears fewer live neighbours than its repair target asks for more ([`Event::RepairNeeded`];
+//! the rules the bootstrap answers with are the `topology` crate's). The
 //! deterministic simulator in `tests/sim` (on the simulated network of the `cluster-sim` crate) runs
 //! all of this under delay, reordering, loss, crashes, restarts and partitions and checks the
 //! invariants.

@@ -112,20 +112,7 @@ async fn killing_eight_of_sixteen_leaves_the_other_eight_in_one_tree_that_accept
     let after = symmetric(cluster.neighbour_graph(&rest).await);
     assert!(connected(&after, &rest), "{after:?}");
     // The graph was split without repair and is connected now: repairs linked it, and say so.
-    let mut repaired = 0.0;
-    for &id in &rest {
-        let metrics = reqwest::get(cluster.spec(id).admin_url("/metrics"))
-            .await
-            .expect("a survivor serves /metrics")
-            .text()
-            .await
-            .expect("metrics are text");
-        repaired += metrics
-            .lines()
-            .filter(|line| line.starts_with("chat_node_repaired_edges_total"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
-    }
+    let repaired = repaired_edges(&cluster, &rest, "").await;
     assert!(repaired >= 1.0, "no repaired edge counted on {rest:?}");
 }
 
@@ -174,22 +161,29 @@ async fn with_the_bootstrap_down_a_node_short_of_neighbours_links_its_neighbours
     cluster.wait_for_tree(&rest, CONVERGE).await;
     // Node 8, or a neighbour of it that fell short too (6 lost 4 and 5 as well), linked from the
     // listing: the neighbours' neighbours count.
-    let mut from_neighbours = 0.0;
-    for &id in &rest {
+    let from_neighbours = repaired_edges(&cluster, &rest, r#"source="neighbours""#).await;
+    assert!(from_neighbours >= 1.0, "no neighbours' repair counted");
+}
+
+/// The edges repairs added on the nodes `ids`, as their `/metrics` count them (lines containing
+/// `label`, e.g. one source).
+async fn repaired_edges(cluster: &Cluster, ids: &[u64], label: &str) -> f64 {
+    let mut total = 0.0;
+    for &id in ids {
         let metrics = reqwest::get(cluster.spec(id).admin_url("/metrics"))
             .await
-            .expect("a survivor serves /metrics")
+            .expect("a live node serves /metrics")
             .text()
             .await
             .expect("metrics are text");
-        from_neighbours += metrics
+        total += metrics
             .lines()
             .filter(|line| line.starts_with("chat_node_repaired_edges_total"))
-            .filter(|line| line.contains(r#"source="neighbours""#))
+            .filter(|line| line.contains(label))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>();
     }
-    assert!(from_neighbours >= 1.0, "no neighbours' repair counted");
+    total
 }
 
 /// Both ends of every edge either end reports: a node lists a neighbour that registered after it

@@ -47,18 +47,20 @@ pub fn link_new_node<Id: Ord + Copy>(graph: &mut Graph<Id>, node: Id, k: usize) 
     picks
 }
 
+/// The graph of nodes `1..=n` registered in order.
+#[cfg(test)]
+pub(crate) fn built(n: u64, k: usize) -> Graph<u64> {
+    let mut graph = Graph::new();
+    for node in 1..=n {
+        link_new_node(&mut graph, node, k);
+    }
+    graph
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::connectivity::is_k_connected;
-
-    fn built(n: u64, k: usize) -> Graph<u64> {
-        let mut graph = Graph::new();
-        for node in 1..=n {
-            link_new_node(&mut graph, node, k);
-        }
-        graph
-    }
 
     #[test]
     fn the_first_nodes_form_a_clique_and_later_ones_link_to_the_least_linked() {

@@ -165,15 +165,7 @@ pub fn merge_split<Id: Ord + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assign::link_new_node;
-
-    fn built(n: u64, k: usize) -> Graph<u64> {
-        let mut graph = Graph::new();
-        for node in 1..=n {
-            link_new_node(&mut graph, node, k);
-        }
-        graph
-    }
+    use crate::assign::built;
 
     fn live_except(dead: &[u64]) -> impl Fn(u64) -> bool + '_ {
         move |node| !dead.contains(&node)
