@@ -27,20 +27,6 @@ impl BootstrapService {
     pub fn new(store: Arc<Store>, guard: Guard) -> Self {
         Self { store, guard }
     }
-
-    /// Refuses a request without a valid proof of the cluster key (logged at most once a while).
-    #[allow(clippy::result_large_err)]
-    fn check<T: prost::Message>(&self, rpc: Rpc, request: &Request<T>) -> Result<(), Status> {
-        self.guard.check(rpc, request).inspect_err(|status| {
-            if let Some(refused) = self.guard.refusal_to_log() {
-                tracing::warn!(
-                    reason = status.message(),
-                    refused,
-                    "requests without a valid proof of the cluster key refused"
-                );
-            }
-        })
-    }
 }
 
 #[allow(clippy::result_large_err)]
@@ -55,7 +41,7 @@ impl Bootstrap for BootstrapService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
-        self.check(Rpc::BootstrapRegister, &request)?;
+        self.guard.authenticate(Rpc::BootstrapRegister, &request)?;
         let address = NodeAddress::from_proto(request.into_inner().node).map_err(|error| {
             tracing::warn!(%error, "registration refused");
             Status::invalid_argument(error.to_string())
@@ -84,7 +70,7 @@ impl Bootstrap for BootstrapService {
         &self,
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
-        self.check(Rpc::BootstrapRenew, &request)?;
+        self.guard.authenticate(Rpc::BootstrapRenew, &request)?;
         let id = node_id(request.into_inner().id)?;
         tracing::Span::current().record("node_id", id.get());
         let renewed = self.store.renew(id).await.map_err(|error| {
@@ -116,7 +102,7 @@ impl Bootstrap for BootstrapService {
         &self,
         request: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
-        self.check(Rpc::BootstrapRepair, &request)?;
+        self.guard.authenticate(Rpc::BootstrapRepair, &request)?;
         let request = request.into_inner();
         let id = node_id(request.id)?;
         tracing::Span::current().record("node_id", id.get());

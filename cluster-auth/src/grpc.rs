@@ -62,6 +62,25 @@ impl Guard {
         }
     }
 
+    /// [`Guard::check`], and a warning for refusals (the first, then at most one per 10 s with a
+    /// count): what every service's mutating RPC starts with.
+    #[allow(clippy::result_large_err)]
+    pub fn authenticate<T: prost::Message>(
+        &self,
+        rpc: Rpc,
+        request: &tonic::Request<T>,
+    ) -> Result<(), tonic::Status> {
+        self.check(rpc, request).inspect_err(|status| {
+            if let Some(refused) = self.refusal_to_log() {
+                tracing::warn!(
+                    reason = status.message(),
+                    refused,
+                    "requests without a valid proof of the cluster key refused"
+                );
+            }
+        })
+    }
+
     /// Counts one refused request; `Some(refusals since the last line)` when a log line is due (the
     /// first refusal, then at most one per 10 s), so a flood of forged requests cannot flood the log.
     pub fn refusal_to_log(&self) -> Option<u64> {

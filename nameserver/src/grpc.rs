@@ -23,23 +23,6 @@ impl NameserverService {
     pub fn new(directory: Directory, guard: Guard) -> Self {
         Self { directory, guard }
     }
-
-    /// The proof check every mutating RPC starts with.
-    fn authenticate<T: prost::Message>(
-        &self,
-        rpc: Rpc,
-        request: &Request<T>,
-    ) -> Result<(), Status> {
-        self.guard.check(rpc, request).inspect_err(|status| {
-            if let Some(refused) = self.guard.refusal_to_log() {
-                tracing::warn!(
-                    reason = status.message(),
-                    refused,
-                    "requests without a valid proof of the cluster key refused"
-                );
-            }
-        })
-    }
 }
 
 fn invalid(error: InvalidInput) -> Status {
@@ -57,7 +40,7 @@ fn lease(ttl: std::time::Duration) -> Response<Lease> {
 impl Nameserver for NameserverService {
     #[tracing::instrument(name = "nameserver.register", skip_all, fields(node_id = request.get_ref().id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Lease>, Status> {
-        self.authenticate(Rpc::NameserverRegister, &request)?;
+        self.guard.authenticate(Rpc::NameserverRegister, &request)?;
         let request = request.into_inner();
         let id = NodeId::parse(request.id).map_err(invalid)?;
         let url = BaseUrl::parse(&request.url).map_err(invalid)?;
@@ -67,7 +50,7 @@ impl Nameserver for NameserverService {
 
     #[tracing::instrument(name = "nameserver.renew", skip_all, fields(node_id = request.get_ref().id))]
     async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<Lease>, Status> {
-        self.authenticate(Rpc::NameserverRenew, &request)?;
+        self.guard.authenticate(Rpc::NameserverRenew, &request)?;
         let id = NodeId::parse(request.into_inner().id).map_err(invalid)?;
         match self.directory.renew(id) {
             Ok(ttl) => Ok(lease(ttl)),
@@ -83,7 +66,8 @@ impl Nameserver for NameserverService {
         &self,
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
-        self.authenticate(Rpc::NameserverDeregister, &request)?;
+        self.guard
+            .authenticate(Rpc::NameserverDeregister, &request)?;
         let id = NodeId::parse(request.into_inner().id).map_err(invalid)?;
         // Idempotent: a node retrying its deregistration must not see an error.
         let held_lease = self.directory.deregister(id);
