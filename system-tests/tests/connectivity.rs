@@ -55,10 +55,8 @@ async fn sixteen_nodes_stay_one_tree_through_sampled_double_failures_without_rep
             cluster.kill(id);
         }
         let rest = without(&all, &pair);
+        assert!(connected(&graph, &rest), "{pair:?} splits {graph:?}");
         cluster.wait_for_tree(&rest, CONVERGE).await;
-        let status = cluster.status(rest[0]).await.expect("a survivor answers");
-        let repaired = status["neighbors"].as_array().map(Vec::len);
-        assert!(repaired.is_some(), "{status}");
         for id in pair {
             cluster.restart(id);
         }

@@ -189,19 +189,20 @@ impl<T: Transport> ControlPlane<T> {
                     self.refresh.in_flight = false;
                     match answer {
                         Some(neighbours) => {
-                            self.refresh.unknown.clear();
+                            for neighbour in &neighbours {
+                                self.refresh.unknown.remove(&neighbour.id);
+                            }
                             self.adopt_neighbours(neighbours);
+                            // A peer the bootstrap does not list as ours linked to us from the
+                            // listing while it was away: link back from the listing too.
+                            self.accept_unknown_from_directory(false);
                         }
-                        None => self.accept_unknown_from_directory(),
+                        None => self.accept_unknown_from_directory(true),
                     }
                 }
                 Some(neighbours) = self.merged.recv() => {
-                    let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
-                    tracing::info!(target: HEADLINE, added = %ids.join(","), "repaired: the bootstrap joined a split through this node");
-                    self.metrics
-                        .repaired_edges
-                        .get_or_create(&RepairLabel { source: "bootstrap" })
-                        .inc_by(neighbours.len() as u64);
+                    tracing::info!(target: HEADLINE, added = %ids(&neighbours), "repaired: the bootstrap joined a split through this node");
+                    self.count_repaired("bootstrap", neighbours.len());
                     self.adopt_neighbours(neighbours);
                 }
                 Some(answer) = repaired.recv() => {
@@ -375,10 +376,11 @@ impl<T: Transport> ControlPlane<T> {
         }
     }
 
-    /// The bootstrap could not be asked about unknown peers: those in its last listing are cluster
-    /// members (and could seal their frames), so link them now; ask again for the rest, since the
-    /// overlay reports an unknown peer only once.
-    fn accept_unknown_from_directory(&mut self) {
+    /// Unknown peers the bootstrap did not place as ours: those in its last listing are cluster
+    /// members (and could seal their frames), so link them now. With `retry` (the bootstrap could
+    /// not be asked) ask again for the rest, since the overlay reports an unknown peer only once;
+    /// after an answer that lacks them, drop them.
+    fn accept_unknown_from_directory(&mut self, retry: bool) {
         let unknown = std::mem::take(&mut self.refresh.unknown);
         let mut found = Vec::new();
         for peer in unknown {
@@ -390,11 +392,20 @@ impl<T: Transport> ControlPlane<T> {
             }
         }
         if !found.is_empty() {
-            let ids: Vec<String> = found.iter().map(|n| n.id.to_string()).collect();
-            tracing::info!(peers = %ids.join(","), "bootstrap unreachable; linked the peers from its last listing");
+            tracing::info!(peers = %ids(&found), "linked peers from the bootstrap's last listing");
             self.adopt_neighbours(found);
         }
+        if !retry {
+            self.refresh.unknown.clear();
+        }
         self.refresh.wanted = !self.refresh.unknown.is_empty();
+    }
+
+    fn count_repaired(&self, source: &'static str, edges: usize) {
+        self.metrics
+            .repaired_edges
+            .get_or_create(&RepairLabel { source })
+            .inc_by(edges as u64);
     }
 
     /// Adds what a repair found: the bootstrap's choice, or, when it could not be asked, the
@@ -402,18 +413,12 @@ impl<T: Transport> ControlPlane<T> {
     fn on_repair_answer(&mut self, answer: Result<RepairAnswer, String>) {
         match answer {
             Ok(answer) => {
-                let added: Vec<String> = answer.added.iter().map(|n| n.id.to_string()).collect();
-                if added.is_empty() {
+                if answer.added.is_empty() {
                     tracing::info!("the bootstrap had no live node to add; asking again later");
                 } else {
-                    tracing::info!(target: HEADLINE, added = %added.join(","), "repaired: new neighbours from the bootstrap");
+                    tracing::info!(target: HEADLINE, added = %ids(&answer.added), "repaired: new neighbours from the bootstrap");
                 }
-                self.metrics
-                    .repaired_edges
-                    .get_or_create(&RepairLabel {
-                        source: "bootstrap",
-                    })
-                    .inc_by(answer.added.len() as u64);
+                self.count_repaired("bootstrap", answer.added.len());
                 self.adopt_neighbours(answer.neighbours);
             }
             Err(error) => {
@@ -425,14 +430,8 @@ impl<T: Transport> ControlPlane<T> {
                         .into_iter()
                         .filter_map(|id| self.directory.neighbour(id))
                         .collect();
-                let ids: Vec<String> = picks.iter().map(|n| n.id.to_string()).collect();
-                tracing::warn!(%error, picked = %ids.join(","), "cannot ask the bootstrap for a repair; linking neighbours' neighbours");
-                self.metrics
-                    .repaired_edges
-                    .get_or_create(&RepairLabel {
-                        source: "neighbours",
-                    })
-                    .inc_by(picks.len() as u64);
+                tracing::warn!(%error, picked = %ids(&picks), "cannot ask the bootstrap for a repair; linking neighbours' neighbours");
+                self.count_repaired("neighbours", picks.len());
                 self.adopt_neighbours(picks);
             }
         }
@@ -493,6 +492,12 @@ impl<T: Transport> ControlPlane<T> {
         self.transport_seen
             .export(self.transport.stats(), &self.metrics);
     }
+}
+
+/// `1,4,7`, for log lines.
+fn ids(neighbours: &[Neighbour]) -> String {
+    let ids: Vec<String> = neighbours.iter().map(|n| n.id.to_string()).collect();
+    ids.join(",")
 }
 
 /// Live neighbours to keep: the bootstrap's k, but never more than the other nodes registered.
