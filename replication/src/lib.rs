@@ -4,6 +4,7 @@
 //!   configuration.rs  which nodes vote: the newest configuration entry in a node's log
 //!   quorum.rs         which epochs a majority of the voters holds durably (the write is acknowledged)
 //!   acceptance.rs     whether the root of a tree may accept writes
+//!   root.rs           the root's claim and acceptance as a state machine (commands out, results in)
 //!   membership.rs     the writer's next configuration change (one voter at a time)
 //!   term.rs           the data term a writer writes under (term fencing)
 //!   catch_up.rs       the log check: a copy catching up gets the next entries or starts again
@@ -25,6 +26,7 @@ pub mod catch_up;
 pub mod configuration;
 pub mod membership;
 pub mod quorum;
+pub mod root;
 pub mod routing;
 pub mod summary;
 pub mod term;
@@ -34,6 +36,7 @@ pub use configuration::{Configuration, MAX_REPLICATION_FACTOR, ReplicationFactor
 pub use membership::{Change, MembershipView, next_change};
 pub use overlay::NodeId;
 pub use quorum::Acks;
+pub use root::Root;
 pub use routing::{Route, route};
 pub use summary::{Below, Summary};
 pub use term::{MAX_NODE_ID, data_term, promised_by};

@@ -1,8 +1,9 @@
 //! One writer at a time: subtree summaries travel up the tree, and the root decides with
-//! `replication::may_accept` whether it accepts writes (and asks for an election when a node of its
-//! tree holds newer data).
+//! `replication::Root` (claims, starts, stops) whether it accepts writes (and asks for an election
+//! when a node of its tree holds newer data). Its storage commands run off the plane's task.
 
 use super::*;
+use replication::root::{Command, Situation};
 
 impl<T: Transport> DataPlane<T> {
     /// What the current children reported, and this node's own whole copy.
@@ -19,7 +20,9 @@ impl<T: Transport> DataPlane<T> {
     /// An accepting writer tells its children where its log is (idle replicas notice what they
     /// missed; new ones learn that their catch-up will be answered).
     pub(super) fn send_position(&self) {
-        if let Local::Writer { active: true, .. } = &self.local {
+        if let Local::Writer { root, .. } = &self.local
+            && root.accepting()
+        {
             let (term, epoch) = *self.position.borrow();
             self.send_to_children(&DataMessage::Position { term, epoch });
         }
@@ -46,204 +49,209 @@ impl<T: Transport> DataPlane<T> {
         self.send(parent, &message);
     }
 
-    /// Decides whether the writer accepts writes (see the module documentation) and acts on a change.
-    pub(super) async fn evaluate_writer(&mut self) {
-        let Local::Writer {
-            service,
-            active,
-            claim,
-            ..
-        } = &self.local
-        else {
+    /// Feeds what the tree reports to the root's state machine (`replication::root`) and runs the
+    /// commands it answers with.
+    pub(super) fn evaluate_writer(&mut self) {
+        if !matches!(self.local, Local::Writer { .. }) {
             return;
-        };
-        let (active, claim) = (*active, *claim);
-        let database = service.database().clone();
-        let service = service.clone();
+        }
+        let now = self.now();
         let view = self.view.borrow().clone();
         let own = *self.position.borrow();
         let below = self.below();
         let newer = below
             .newer_than(own)
             .max(self.newer_seen.filter(|seen| *seen > own));
-        if let Some((term, epoch)) = newer {
-            self.call_election(term, epoch);
-        }
-        let promised = replication::promised_by(
-            claim.map(|term| term.0),
-            below.promises.iter().map(|(node, term)| (*node, term.0)),
-        );
-        let report = TreeReport {
-            leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
-            members: tree_members(self.me, &view),
-            all_reported: below.all_reported(view.routes.len()),
-            whole: below.whole.clone(),
-            newer_data: newer.is_some(),
-            registered: view.registered,
-            promised: promised.clone().unwrap_or_default(),
+        let situation = Situation {
+            now,
+            tree_term: view.term,
+            own,
+            newer,
+            promises: &below.promises,
+            tree: TreeReport {
+                leads: view.ready && view.parent.is_none() && view.leader == Some(self.me),
+                members: tree_members(self.me, &view),
+                all_reported: below.all_reported(view.routes.len()),
+                whole: below.whole.clone(),
+                newer_data: false,
+                registered: view.registered,
+                promised: Default::default(),
+            },
+            configuration: self.configuration.as_ref(),
         };
-        let verdict = may_accept(self.configuration.as_ref(), &report, active);
-        if verdict == Acceptance::Claim {
-            // Everything holds but the promises: claim a term (a new one when none is held or a node
-            // promised a higher one), or repeat the claim for the copies that have not heard it.
-            let seen = below.highest_promise().max(own.0);
-            self.claim(&database, view.term, seen, promised.is_none())
-                .await;
+        let Local::Writer { root, .. } = &mut self.local else {
             return;
-        }
-        let want = verdict == Acceptance::Accept;
-        if want == active {
-            return;
-        }
-        if want {
-            // `Accept` for a root that does not accept yet means a majority promised its claim.
-            let Some(term) = claim else {
-                return;
-            };
-            if let Err(error) = database.set_term(term).await {
-                tracing::error!(%error, term = term.0, "cannot take the claimed data term; not accepting writes");
-                return;
-            }
-            self.publish_position().await;
-            // The first entry of every term restates the voters (or names the first ones): a writer
-            // changes the configuration only once an entry of its own term is acknowledged.
-            self.voters.start_term(term);
-            let voters = match &self.configuration {
-                Some(configuration) => configuration.voters.clone(),
-                None => first_voters(self.me, self.options.replication_factor, &view.children),
-            };
-            self.submit_configuration(service, voters);
-        }
-        self.set_accepting(want);
-        self.send_position();
-        let voters = self
-            .configuration
-            .as_ref()
-            .map_or_else(|| "none yet".to_string(), ToString::to_string);
-        match verdict {
-            Acceptance::Accept => {
-                tracing::info!(target: HEADLINE, term = view.term, data_term = claim.map_or(0, |t| t.0),
-                    tree = view.tree_size(), %voters, "accepting writes")
-            }
-            Acceptance::NoMajority => {
-                tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
-                "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)")
-            }
-            Acceptance::NewerData => {
-                tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data")
-            }
-            Acceptance::NotReported | Acceptance::NotLeading | Acceptance::Claim => {
-                tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree")
-            }
+        };
+        for command in root.evaluate(situation) {
+            self.run_root_command(command, &view);
         }
     }
 
-    /// Claims a data term for this root (a new one above `seen` when `renew`) and sends the claim
-    /// down the tree, at most every [`CLAIM_RESEND`] unless it is new.
-    async fn claim(&mut self, database: &Database, tree_term: u64, seen: Term, renew: bool) {
-        if renew {
-            let Some(term) = replication::data_term(tree_term, seen.0, self.me).map(Term) else {
+    fn run_root_command(&mut self, command: Command, view: &ControlView) {
+        match command {
+            Command::CallElection {
+                newer: (term, epoch),
+            } => {
+                tracing::warn!(target: HEADLINE, newer_term = term.0, newer_epoch = epoch.0,
+                    "a node of this tree holds newer data than this writer; asking for an election");
+                let _ = self.election_requests.try_send(());
+            }
+            Command::Promise(term) => self.store(Stored::Promise { term, root: true }),
+            Command::SendClaim(term) => self.send_to_children(&DataMessage::Claim { term }),
+            Command::TakeTerm(term) => self.store(Stored::TakeTerm(term)),
+            Command::Start(term) => {
+                // The first entry of every term restates the voters (or names the first ones): a
+                // writer changes the configuration only once an entry of its own term is acknowledged.
+                self.voters.start_term(term);
+                let voters = match &self.configuration {
+                    Some(configuration) => configuration.voters.clone(),
+                    None => first_voters(self.me, self.options.replication_factor, &view.children),
+                };
+                if let Local::Writer { service, .. } = &self.local {
+                    self.submit_configuration(service.clone(), voters);
+                }
+                self.publish_accepting(true);
+                self.send_position();
+                tracing::info!(target: HEADLINE, term = view.term, data_term = term.0,
+                    tree = view.tree_size(), voters = %self.voters_text(), "accepting writes");
+            }
+            Command::Stop(reason) => {
+                self.publish_accepting(false);
+                let voters = self.voters_text();
+                match reason {
+                    Acceptance::NoMajority => {
+                        tracing::warn!(target: HEADLINE, tree = view.tree_size(), %voters, registered = view.registered,
+                        "not accepting writes: this tree does not hold a majority of the voters (of the registered nodes before the first configuration)")
+                    }
+                    Acceptance::NewerData => {
+                        tracing::warn!(target: HEADLINE, "not accepting writes: a node of this tree holds newer data")
+                    }
+                    _ => {
+                        tracing::warn!(target: HEADLINE, "not accepting writes: no longer leading a ready tree")
+                    }
+                }
+            }
+            Command::NoTermLeft { seen } => {
                 tracing::error!(
-                    tree_term,
+                    tree_term = view.term,
                     seen = seen.0,
                     "no data term is left above the ones seen; not accepting writes"
                 );
-                return;
-            };
-            // The root's own promise first: it counts among the voters' like any other.
-            match database.promise(term).await {
-                Ok(held) => self.promised = Some(held),
-                Err(error) => {
-                    tracing::error!(%error, term = term.0, "cannot promise a claimed data term; not accepting writes");
-                    return;
-                }
-            }
-            tracing::info!(target: HEADLINE, data_term = term.0, "claiming a data term; writing once a majority of the voters promised it");
-            if let Local::Writer {
-                claim, claim_sent, ..
-            } = &mut self.local
-            {
-                *claim = Some(term);
-                *claim_sent = None;
             }
         }
-        let Local::Writer {
-            claim: Some(term),
-            claim_sent,
-            ..
-        } = &mut self.local
-        else {
-            return;
-        };
-        if claim_sent.is_some_and(|at| at.elapsed() < CLAIM_RESEND) {
-            return;
-        }
-        *claim_sent = Some(Instant::now());
-        let message = DataMessage::Claim { term: *term };
-        self.send_to_children(&message);
+    }
+
+    fn voters_text(&self) -> String {
+        self.configuration
+            .as_ref()
+            .map_or_else(|| "none yet".to_string(), ToString::to_string)
     }
 
     /// A copy promises `term` to the root that claims it, on disk, unless it promised as much
-    /// already, and reports its promise up the tree.
-    pub(super) async fn promise(&mut self, term: Term) {
-        if self.promised.is_none_or(|promised| promised >= term) {
+    /// already, and reports its promise up the tree once it is written.
+    pub(super) fn promise(&mut self, term: Term) {
+        let promised = self.promised.max(self.promising);
+        if promised.is_none_or(|promised| promised >= term) {
             // No copy here (a forwarder passes claims on only), or promised already.
             return;
         }
+        self.promising = Some(term);
+        self.store(Stored::Promise { term, root: false });
+    }
+
+    /// Runs a storage command of the replication rules off the plane's task (a busy applier may
+    /// hold SQLite's write lock for a while); its result comes back as [`LocalOutcome::Stored`].
+    fn store(&self, command: Stored) {
         let database = match &self.local {
             Local::Replica { service, .. } | Local::Writer { service, .. } => {
                 service.database().clone()
             }
             Local::None => return,
         };
-        match database.promise(term).await {
-            Ok(held) => {
-                self.promised = Some(held);
-                self.send_summary(false);
+        let outcomes = self.outcomes_tx.clone();
+        tokio::spawn(async move {
+            let result = match command {
+                Stored::Promise { term, .. } => {
+                    database.promise(term).await.map(|held| (held, Epoch(0)))
+                }
+                Stored::TakeTerm(term) => match database.set_term(term).await {
+                    Ok(()) => database.position().await,
+                    Err(error) => Err(error),
+                },
+            };
+            let _ = outcomes
+                .send(LocalOutcome::Stored { command, result })
+                .await;
+        });
+    }
+
+    /// A storage command's result: the root's state machine hears it and decides again; a copy's
+    /// promise goes up in its summary.
+    pub(super) fn on_stored(
+        &mut self,
+        command: Stored,
+        result: Result<(Term, Epoch), StorageError>,
+    ) {
+        match (command, result) {
+            (Stored::Promise { term, root }, result) => {
+                if self.promising == Some(term) {
+                    self.promising = None;
+                }
+                match &result {
+                    // Only while a database is open: a promise is a fact about it.
+                    Ok((held, _)) => {
+                        if self.promised.is_some() {
+                            self.promised = self.promised.max(Some(*held));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, term = term.0, "cannot promise a claimed data term")
+                    }
+                }
+                if root {
+                    if let Local::Writer { root, .. } = &mut self.local {
+                        if result.is_ok() && root.claim().is_none() {
+                            tracing::info!(target: HEADLINE, data_term = term.0, "claiming a data term; writing once a majority of the voters promised it");
+                        }
+                        root.promised(term, result.map(|(held, _)| held).map_err(|_| ()));
+                    }
+                    self.evaluate_writer();
+                } else {
+                    self.send_summary(false);
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, term = term.0, "cannot promise a claimed data term")
+            (Stored::TakeTerm(term), result) => {
+                let Local::Writer { root, .. } = &mut self.local else {
+                    return;
+                };
+                root.term_taken(term, result.is_ok());
+                match result {
+                    Ok(position) => self.set_position(position),
+                    Err(error) => {
+                        tracing::error!(%error, term = term.0, "cannot take the claimed data term; not accepting writes")
+                    }
+                }
+                self.evaluate_writer();
             }
         }
     }
 
-    /// Asks the control plane for an election that the node with newer data will win.
-    pub(super) fn call_election(&mut self, term: Term, epoch: Epoch) {
-        if self
-            .last_election_call
-            .is_some_and(|at| at.elapsed() < ELECTION_CALL_SPACING)
-        {
-            return;
-        }
-        self.last_election_call = Some(Instant::now());
-        tracing::warn!(target: HEADLINE, newer_term = term.0, newer_epoch = epoch.0,
-            "a node of this tree holds newer data than this writer; asking for an election");
-        let _ = self.election_requests.try_send(());
-    }
-
-    /// The one place a writer starts or stops accepting writes: its own flag, the fence its waiting
-    /// writes watch, `/status` and the gauge move together.
-    pub(super) fn set_accepting(&mut self, accepting: bool) {
-        if let Local::Writer { active, claim, .. } = &mut self.local {
-            *active = accepting;
-            if !accepting {
-                // Every start claims a new term: one that a majority promised now, above all others.
-                *claim = None;
-            }
-        }
+    /// The one place the fence of a writer moves: the flag its waiting writes watch, `/status` and
+    /// the gauge move together (the root's state machine decides).
+    pub(super) fn publish_accepting(&self, accepting: bool) {
         self.acks.send_modify(|acks| acks.fenced = !accepting);
         self.status
             .update(|status| status.accepting_writes = accepting);
         self.metrics.writer_accepting.set(i64::from(accepting));
     }
 
-    /// Leaving the writer role: pending acknowledgements fail, nothing more is accepted.
+    /// Leaving the writer role (or stalled): pending acknowledgements fail, nothing more is accepted.
     pub(super) fn fence_writer(&mut self) {
-        if let Local::Writer { active, .. } = &self.local {
-            if *active {
+        if let Local::Writer { root, .. } = &mut self.local {
+            if root.halt() {
                 tracing::warn!(target: HEADLINE, "no longer the writer; pending writes are not acknowledged");
             }
-            self.set_accepting(false);
+            self.publish_accepting(false);
             self.acks.send_modify(|acks| acks.durable.clear());
         }
     }

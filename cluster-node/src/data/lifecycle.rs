@@ -54,7 +54,7 @@ impl<T: Transport> DataPlane<T> {
         }
         self.publish_position().await;
         self.send_summary(false);
-        self.evaluate_writer().await;
+        self.evaluate_writer();
     }
 
     /// Keeps data-plane links to the parent and children only: links to nodes that left the
@@ -103,9 +103,7 @@ impl<T: Transport> DataPlane<T> {
         self.writer_exported = Default::default();
         self.local = Local::Writer {
             service,
-            active: false,
-            claim: None,
-            claim_sent: None,
+            root: Root::new(self.me),
         };
         self.set_configuration(configuration);
         self.publish_copy_status();

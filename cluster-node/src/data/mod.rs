@@ -93,9 +93,10 @@ use crate::status::StatusBoard;
 use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
 use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
+use overlay::Millis;
 use quorum::{CATCH_UP_BATCH, wait_for_quorum};
 use replication::{
-    Acceptance, Acks, Below, Configuration, ReplicationFactor, Summary, TreeReport, may_accept,
+    Acceptance, Acks, Below, Configuration, ReplicationFactor, Root, Summary, TreeReport,
 };
 use voters::{VoterTracking, first_voters, tree_members};
 
@@ -105,12 +106,6 @@ const COMMIT_BATCH: usize = 512;
 /// A gap this long between two housekeeping rounds (every 500 ms) means the process was stopped or
 /// starved.
 const STALL: Duration = Duration::from_millis(1500);
-
-/// A root that found newer data in its tree asks for an election at most this often (the election
-/// takes a few hundred milliseconds; asking again meanwhile would only restart it).
-const ELECTION_CALL_SPACING: Duration = Duration::from_secs(3);
-/// How often a root repeats its claim to copies that have not promised yet (a claim may be lost).
-const CLAIM_RESEND: Duration = Duration::from_millis(200);
 
 /// What the data plane tells the rest of the node.
 pub struct DataOutputs {
@@ -174,6 +169,21 @@ enum LocalOutcome {
     },
     /// A configuration entry this writer submitted was written (it also arrives as a commit) or not.
     Configured(Result<Epoch, ServiceError>),
+    /// A storage command of the replication rules finished (with the position it leaves, for
+    /// taking a term; the promise now held, for a promise).
+    Stored {
+        command: Stored,
+        result: Result<(Term, Epoch), StorageError>,
+    },
+}
+
+/// The storage commands the replication rules give (run off the plane's task).
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    /// Promise a claimed data term on disk: the root's own (`root`), or a copy's.
+    Promise { term: Term, root: bool },
+    /// The writer writes under this term from now on.
+    TakeTerm(Term),
 }
 
 /// The database role this node currently plays.
@@ -181,13 +191,8 @@ enum Local {
     None,
     Writer {
         service: LocalService,
-        /// Whether writes are accepted now (see the module documentation).
-        active: bool,
-        /// The data term this root claimed, and writes under once it accepts (kept while it goes on
-        /// accepting across tree changes: a majority promised it).
-        claim: Option<Term>,
-        /// When the claim last went down the tree (it is repeated until enough promises came).
-        claim_sent: Option<Instant>,
+        /// Whether writes are accepted now, and the data term claimed (see the module documentation).
+        root: Root,
     },
     Replica {
         service: LocalService,
@@ -308,9 +313,12 @@ pub struct DataPlane<T: Transport> {
     whole: bool,
     /// The highest data term this node's database promised (`None` while it keeps no database).
     promised: Option<Term>,
+    /// A copy's promise being written.
+    promising: Option<Term>,
     position: watch::Sender<(Term, Epoch)>,
     election_requests: mpsc::Sender<()>,
-    last_election_call: Option<Instant>,
+    /// Where the plane's clock (`now`, for the state machines) counts from.
+    origin: Instant,
     /// What each child last reported about its subtree.
     summaries: HashMap<NodeId, Summary>,
     /// The last summary sent, and to which parent.
@@ -384,11 +392,12 @@ impl<T: Transport> DataPlane<T> {
             whole,
             position,
             election_requests,
-            last_election_call: None,
+            origin: Instant::now(),
             summaries: HashMap::new(),
             sent_summary: None,
             newer_seen: None,
             promised: None,
+            promising: None,
             pending_path: (0, None),
             last_housekeeping: Instant::now(),
             commits: None,
@@ -403,6 +412,11 @@ impl<T: Transport> DataPlane<T> {
 
     pub fn handle(&self) -> DataHandle {
         self.handle.clone()
+    }
+
+    /// The time the state machines of `replication` are given.
+    fn now(&self) -> Millis {
+        Millis(self.origin.elapsed().as_millis() as u64)
     }
 
     /// Runs until `shutdown` is cancelled.
@@ -551,7 +565,7 @@ impl<T: Transport> DataPlane<T> {
                 if held > *self.position.borrow() {
                     // A copy newer than ours joined before its summary arrived: not ours to judge.
                     self.newer_seen = self.newer_seen.max(Some(held));
-                    self.evaluate_writer().await;
+                    self.evaluate_writer();
                 } else {
                     self.serve_catch_up(origin, wanted, last_term);
                 }
@@ -590,7 +604,7 @@ impl<T: Transport> DataPlane<T> {
                     return;
                 }
                 self.send_bytes_to_children(&raw);
-                self.promise(term).await;
+                self.promise(term);
             }
             DataMessage::Summary {
                 nodes,
@@ -609,7 +623,7 @@ impl<T: Transport> DataPlane<T> {
                     if self.summaries.get(&from) != Some(&summary) {
                         self.summaries.insert(from, summary);
                         self.send_summary(false);
-                        self.evaluate_writer().await;
+                        self.evaluate_writer();
                     }
                 }
             }
@@ -619,12 +633,16 @@ impl<T: Transport> DataPlane<T> {
     async fn housekeeping(&mut self) {
         let stalled = self.last_housekeeping.elapsed() > STALL;
         self.last_housekeeping = Instant::now();
-        if stalled && matches!(self.local, Local::Writer { active: true, .. }) {
+        if stalled
+            && let Local::Writer { root, .. } = &mut self.local
+            && root.accepting()
+        {
             // This process was stopped (SIGSTOP, a paused VM) or starved: the tree it leads may
             // have moved on without it. Stop accepting until every node has reported again.
+            root.halt();
             tracing::warn!(target: HEADLINE, "this node stalled; not accepting writes until its tree reports again");
             self.summaries.clear();
-            self.set_accepting(false);
+            self.publish_accepting(false);
         }
         // Callers that gave up (timed out) leave closed senders behind.
         self.pending.retain(|_, reply| !reply.is_closed());
@@ -637,7 +655,7 @@ impl<T: Transport> DataPlane<T> {
         self.send_position();
         // Summaries are sent on change; repeating them covers a lost one.
         self.send_summary(true);
-        self.evaluate_writer().await;
+        self.evaluate_writer();
         self.plan_configuration();
         self.report_progress();
     }

@@ -70,8 +70,8 @@ impl<T: Transport> DataPlane<T> {
     pub(super) fn routing_position(&self) -> Position {
         let view = self.view.borrow();
         let holder = match &self.local {
-            Local::Writer { active, .. } => Holder::Writer {
-                accepting: *active,
+            Local::Writer { root, .. } => Holder::Writer {
+                accepting: root.accepting(),
                 holds: self.position.borrow().1,
             },
             Local::Replica {
@@ -142,6 +142,7 @@ impl<T: Transport> DataPlane<T> {
                 tracing::warn!(%error, "a configuration entry was not written");
                 self.voters.submitted = false;
             }
+            LocalOutcome::Stored { command, result } => self.on_stored(command, result),
         }
     }
 

@@ -9,11 +9,7 @@ impl<T: Transport> DataPlane<T> {
     /// The writer's service while this node accepts writes.
     fn accepting_writer(&self) -> Option<LocalService> {
         match &self.local {
-            Local::Writer {
-                service,
-                active: true,
-                ..
-            } => Some(service.clone()),
+            Local::Writer { service, root } if root.accepting() => Some(service.clone()),
             _ => None,
         }
     }
