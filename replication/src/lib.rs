@@ -4,6 +4,7 @@
 //!   configuration.rs  which nodes vote: the newest configuration entry in a node's log
 //!   quorum.rs         which epochs a majority of the voters holds durably (the write is acknowledged)
 //!   acceptance.rs     whether the root of a tree may accept writes
+//!   copy.rs           a copy's side as a state machine: what it applies, acknowledges, asks for
 //!   root.rs           the root's claim and acceptance as a state machine (commands out, results in)
 //!   membership.rs     the writer's next configuration change (one voter at a time)
 //!   term.rs           the data term a writer writes under (term fencing)
@@ -24,6 +25,7 @@
 pub mod acceptance;
 pub mod catch_up;
 pub mod configuration;
+pub mod copy;
 pub mod membership;
 pub mod quorum;
 pub mod root;

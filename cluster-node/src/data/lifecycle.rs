@@ -28,9 +28,9 @@ impl<T: Transport> DataPlane<T> {
         if view.ready {
             match (&self.local, wants_writer, keeps_copy) {
                 (Local::Writer { .. }, true, _) => {}
-                (Local::Replica { verified_by, .. }, false, true) => {
+                (Local::Replica { copy, .. }, false, true) => {
                     // Same role under another writer: its log must be checked again.
-                    if verified_by.is_some() && *verified_by != view.leader {
+                    if copy.verified_by().is_some() && copy.verified_by() != view.leader {
                         self.become_replica().await;
                     }
                 }
@@ -129,17 +129,11 @@ impl<T: Transport> DataPlane<T> {
                 .unwrap_or_default(),
         };
         let configuration = database.configuration().await.ok().flatten();
-        self.queued_configuration = configuration.clone();
-        self.progress_sent = None;
         self.applier = Some(Applier::start(database.clone(), self.applied_tx.clone()));
         self.promised = database.promised().await.ok();
         self.local = Local::Replica {
             service: LocalService::replica(database),
-            applied,
-            applied_term,
-            queued: applied,
-            asked_at: None,
-            verified_by: None,
+            copy: Replica::new(self.me, applied, applied_term, configuration.clone()),
         };
         self.set_configuration(configuration);
         self.publish_copy_status();
@@ -209,7 +203,6 @@ impl<T: Transport> DataPlane<T> {
         self.local = Local::None;
         self.promised = None;
         self.configuration = None;
-        self.queued_configuration = None;
         self.publish_copy_status();
         self.slot.clear();
         if let Some(database) = self.database.take() {

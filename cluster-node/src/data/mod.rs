@@ -95,6 +95,7 @@ use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
 use overlay::Millis;
 use quorum::{CATCH_UP_BATCH, wait_for_quorum};
+use replication::copy::Replica;
 use replication::{
     Acceptance, Acks, Below, Configuration, ReplicationFactor, Root, Summary, TreeReport,
 };
@@ -196,14 +197,8 @@ enum Local {
     },
     Replica {
         service: LocalService,
-        applied: Epoch,
-        /// The term of the entry at `applied` (zero at epoch 0).
-        applied_term: Term,
-        /// The last epoch handed to the applier (at least `applied` once it is done).
-        queued: Epoch,
-        asked_at: Option<Instant>,
-        /// The writer that confirmed this copy is a prefix of its log; commits from anyone else wait.
-        verified_by: Option<NodeId>,
+        /// What the copy holds and whom it follows (`replication::copy`).
+        copy: Replica,
     },
 }
 
@@ -301,13 +296,8 @@ pub struct DataPlane<T: Transport> {
     acks: watch::Sender<Acks>,
     /// The newest voter configuration in the local log (`None` before the first one).
     configuration: Option<Configuration>,
-    /// A copy's newest configuration among the entries handed to its applier (decides whether the
-    /// next batch is applied durably: a learner that is becoming a voter must be before it acks).
-    queued_configuration: Option<Configuration>,
     /// The writer's view of the voter set.
     voters: VoterTracking,
-    /// A learner's last progress report to the writer.
-    progress_sent: Option<Epoch>,
     /// This node's copy holds everything it ever acknowledged: false after it lost its disk or
     /// discarded a diverged copy, until it caught up with a writer that accepts writes.
     whole: bool,
@@ -386,9 +376,7 @@ impl<T: Transport> DataPlane<T> {
             applied_rx,
             acks: watch::channel(Acks::default()).0,
             configuration: None,
-            queued_configuration: None,
             voters: VoterTracking::default(),
-            progress_sent: None,
             whole,
             position,
             election_requests,
@@ -576,28 +564,7 @@ impl<T: Transport> DataPlane<T> {
                 }
                 // Every copy down the tree hears where the writer's log is.
                 self.send_bytes_to_children(&raw);
-                let leader = self.view.borrow().leader;
-                if let Local::Replica {
-                    applied,
-                    queued,
-                    verified_by,
-                    asked_at,
-                    ..
-                } = &mut self.local
-                {
-                    self.metrics
-                        .replica_lag
-                        .set(epoch.0.saturating_sub(applied.0) as i64);
-                    if *verified_by != leader {
-                        // Only an accepting writer sends positions, and it answers catch-ups now.
-                        *asked_at = None;
-                        self.ask_catch_up();
-                    } else if epoch > (*applied).max(*queued) {
-                        // The commits up to `epoch` came before this (one link keeps its order):
-                        // some were missed.
-                        self.ask_catch_up();
-                    }
-                }
+                self.writer_at(epoch);
             }
             DataMessage::Claim { term } => {
                 if self.view.borrow().parent != Some(from) {

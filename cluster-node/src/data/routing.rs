@@ -74,13 +74,9 @@ impl<T: Transport> DataPlane<T> {
                 accepting: root.accepting(),
                 holds: self.position.borrow().1,
             },
-            Local::Replica {
-                applied,
-                verified_by,
-                ..
-            } => Holder::Copy {
-                applied: *applied,
-                verified_by: *verified_by,
+            Local::Replica { copy, .. } => Holder::Copy {
+                applied: copy.applied(),
+                verified_by: copy.verified_by(),
             },
             Local::None => Holder::Nothing,
         };
