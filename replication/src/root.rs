@@ -20,8 +20,10 @@
 //! - The store takes the term before the root accepts: every entry it then writes carries it.
 //! - At most one storage command is in flight. The runtime runs them off its task, so results come
 //!   back in any order relative to messages; with one at a time, a result always answers the step
-//!   the machine is waiting in, and a result that arrives after the root stopped is recognised and
-//!   dropped (`wanted` below) instead of reviving a claim made for a tree that is gone.
+//!   the machine is waiting in. A result that arrives after the root stopped is dropped (`wanted`
+//!   below): every start claims anew, above what the tree reports then. (Reviving the old claim would
+//!   not be unsafe, since `promised_by` checks any claim against every promise the tree reports, and
+//!   the simulations do not tell the two apart; dropping it keeps "a start claims anew" true.)
 //! - Every start claims anew (a stop forgets the claim): the new term is then above every promise
 //!   that the tree reports now.
 
@@ -95,6 +97,8 @@ pub struct Root {
     taken: Option<Term>,
     waiting: Option<Waiting>,
     last_election_call: Option<Millis>,
+    /// The last verdict of the rules.
+    verdict: Acceptance,
 }
 
 impl Root {
@@ -107,12 +111,18 @@ impl Root {
             taken: None,
             waiting: None,
             last_election_call: None,
+            verdict: Acceptance::NotLeading,
         }
     }
 
     /// Whether writes are accepted now.
     pub fn accepting(&self) -> bool {
         self.accepting
+    }
+
+    /// What the rules said at the last evaluation.
+    pub fn verdict(&self) -> Acceptance {
+        self.verdict
     }
 
     /// The data term claimed (and written under while accepting).
@@ -142,6 +152,7 @@ impl Root {
         tree.newer_data |= situation.newer.is_some_and(|newer| newer > situation.own);
         tree.promised = promised.clone().unwrap_or_default();
         let verdict = may_accept(situation.configuration, &tree, self.accepting);
+        self.verdict = verdict;
         match verdict {
             Acceptance::Claim if self.waiting.is_some() => {}
             Acceptance::Claim => match (promised, self.claim) {

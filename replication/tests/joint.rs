@@ -125,6 +125,7 @@ impl Joint {
         let mut model = Model::new(model_rng, scenario.n as u64, factor, 0.0);
         // The grace period after which an absent voter is replaced: 2 s of simulated time.
         model.grace_steps = 10;
+        model.step_ms = STEP_MS;
         Joint {
             net,
             model,
@@ -324,7 +325,7 @@ impl Joint {
                     let ids: Vec<u64> = members.iter().map(|m| m.0).collect();
                     self.note(format!(
                         "root {root} leads term {} over {ids:?} (reported {all_reported}, accepting {})",
-                        tree.term.0, writer.accepting
+                        tree.term.0, writer.accepting()
                     ));
                     writer
                 }
@@ -346,13 +347,13 @@ impl Joint {
             .model
             .writers
             .iter()
-            .filter(|w| w.accepting)
+            .filter(|w| w.accepting())
             .map(|w| w.id)
             .collect();
         let calls = self.model.run_writers();
         for writer in &self.model.writers {
-            if writer.accepting != accepting.contains(&writer.id) {
-                let what = if writer.accepting {
+            if writer.accepting() != accepting.contains(&writer.id) {
+                let what = if writer.accepting() {
                     format!("accepts under data term {:#x}", writer.term)
                 } else {
                     "stops accepting".into()

@@ -1,9 +1,10 @@
 //! The replication model both simulations run: nodes with logs of `(term, epoch, entry)`, the
 //! writers of the trees that lead, and the invariants. A driver decides which trees exist (the
 //! abstract simulation forms them itself, the joint one reads them off the real overlay) and what
-//! fails; each writer then runs the crate's rules: [`may_accept`] decides whether it writes,
-//! [`data_term`] under which term, [`Acks`] which writes are acknowledged, [`next_change`] the
-//! configuration changes. Copies get the writer's entries over lossy links, apply them in order, drop
+//! fails; each writer then runs the crate's rules: the node's own [`Root`] state machine decides
+//! when it claims a data term, promises it, starts and stops writing (its storage commands finish
+//! some steps later, as the node runs them off its task), [`Acks`] which writes are acknowledged,
+//! [`next_change`] the configuration changes. Copies get the writer's entries over lossy links, apply them in order, drop
 //! a tail the writer never had by the crate's log check ([`judge`]; histories never merge), and
 //! acknowledge durably only while they vote.
 //!
@@ -23,13 +24,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use overlay::{Epoch, Term};
+use overlay::{Epoch, Millis, Term};
 use rand::Rng;
 use rand::rngs::StdRng;
 use replication::catch_up::{CatchUp, Verdict, judge};
+use replication::root::{Command, Situation};
 use replication::{
-    Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, TreeReport,
-    data_term, may_accept, next_change, promised_by,
+    Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, Root, TreeReport,
+    next_change,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,21 +116,28 @@ pub fn configuration_of(log: &[Entry]) -> Option<Configuration> {
 pub struct Writer {
     pub id: NodeId,
     pub incarnation: u64,
-    /// The tree's (control) term, the data term this root claimed, and the one it writes under (0:
-    /// none taken yet).
+    /// The tree's (control) term, and the data term the root writes under (0: none taken yet).
     pub tree_term: u64,
-    pub claim: Option<u64>,
     pub term: u64,
     pub members: BTreeSet<NodeId>,
     /// Every member has reported its data position to the root.
     pub all_reported: bool,
-    pub accepting: bool,
+    /// The node's claim and acceptance (kept while the node stays a root, as the node keeps it).
+    pub root: Root,
+    /// Storage commands of `root` still running.
+    pub storing: Vec<Command>,
     pub term_start: Option<u64>,
     pub durable: BTreeMap<NodeId, u64>,
     pub progress: BTreeMap<NodeId, u64>,
     pub absent_since: BTreeMap<NodeId, u64>,
     /// Writes waiting for their acknowledgement: (write id, epoch).
     pub waiting: Vec<(u64, u64)>,
+}
+
+impl Writer {
+    pub fn accepting(&self) -> bool {
+        self.root.accepting()
+    }
 }
 
 pub struct Model {
@@ -150,6 +159,8 @@ pub struct Model {
     violation: Option<String>,
     /// Clients write exactly once per step (the quiet phase), not a random number of times.
     pub steady: bool,
+    /// How long a step lasts (the roots' state machines are given `now = step × step_ms`).
+    pub step_ms: u64,
     /// Entries `(epoch, term)` that a majority of the voters of the configuration in force there
     /// held at some moment (ground truth; a later disk loss does not undo it).
     held_by_majority: BTreeSet<(u64, u64)>,
@@ -173,13 +184,14 @@ impl Model {
             grace_steps: 5,
             violation: None,
             steady: false,
+            step_ms: 100,
             held_by_majority: BTreeSet::new(),
         }
     }
 
     /// The writer of a tree that `root` now leads with `members` under control term `tree_term`.
-    /// A root that accepted writes and leads the new tree too goes on accepting if the rules let it
-    /// (as the node does across a tree change), under the term it claimed.
+    /// A node that was a root already keeps its state machine (as the node does across a tree
+    /// change): one that accepted goes on accepting if the rules let it, under the term it claimed.
     pub fn writer_for(
         &self,
         root: NodeId,
@@ -191,19 +203,20 @@ impl Model {
         let previous = self
             .writers
             .iter()
-            .find(|w| w.id == root && w.accepting && w.incarnation == incarnation);
-        let accepting = previous.is_some();
-        let (claim, term, term_start) =
-            previous.map_or((None, 0, None), |w| (w.claim, w.term, w.term_start));
+            .find(|w| w.id == root && w.incarnation == incarnation);
+        let (state, storing, term, term_start) = previous.map_or_else(
+            || (Root::new(root), Vec::new(), 0, None),
+            |w| (w.root.clone(), w.storing.clone(), w.term, w.term_start),
+        );
         Writer {
             id: root,
             incarnation,
             tree_term,
-            claim,
             term,
             members,
             all_reported,
-            accepting,
+            root: state,
+            storing,
             term_start,
             durable: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -224,7 +237,7 @@ impl Model {
                 .collect(),
             registered: self.nodes.len(),
             durable: writer.durable.clone(),
-            fenced: !writer.accepting,
+            fenced: !writer.accepting(),
         }
     }
 
@@ -234,81 +247,90 @@ impl Model {
         let mut calls = Vec::new();
         for index in 0..self.writers.len() {
             let mut writer = self.writers[index].clone();
+            self.finish_storing(&mut writer);
             let own = self.nodes[&writer.id].position();
             let newer = writer
                 .members
                 .iter()
-                .any(|m| self.nodes[m].position() > own);
-            if newer {
-                calls.push(writer.id);
-            }
-            let promised = promised_by(
-                writer.claim,
-                writer.members.iter().map(|m| (*m, self.nodes[m].promised)),
-            );
-            let report = TreeReport {
-                leads: true,
-                members: writer.members.clone(),
-                whole: writer
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|m| self.nodes[m].whole)
-                    .collect(),
-                all_reported: writer.all_reported,
-                newer_data: newer,
-                registered: self.nodes.len(),
-                promised: promised.clone().unwrap_or_default(),
-            };
+                .map(|m| self.nodes[m].position())
+                .filter(|position| *position > own)
+                .max()
+                .map(|(term, epoch)| (Term(term), Epoch(epoch)));
+            let promises: BTreeMap<NodeId, Term> = writer
+                .members
+                .iter()
+                .map(|m| (*m, Term(self.nodes[m].promised)))
+                .collect();
             let configuration = self.nodes[&writer.id].configuration();
-            let verdict = may_accept(configuration.as_ref(), &report, writer.accepting);
-            if verdict == Acceptance::Claim {
-                self.claim(&mut writer, promised.is_none());
-                self.writers[index] = writer;
-                continue;
-            }
-            if verdict != Acceptance::Accept {
-                writer.accepting = false;
-                writer.waiting.clear();
-                if verdict == Acceptance::NewerData {
-                    // The root calls an election, which the node with the newest data wins.
-                    writer.members.clear();
-                }
-                self.writers[index] = writer;
-                continue;
-            }
-            if !writer.accepting || writer.term == 0 {
-                writer.accepting = true;
-                let Some(term) = writer.claim else {
-                    self.violation = Some(format!("writer {} accepts without a claim", writer.id));
-                    return calls;
-                };
-                if !self.terms_taken.insert(term) {
-                    self.violation = Some(format!(
-                        "writer {} took data term {term}, which was taken before",
-                        writer.id
-                    ));
-                }
-                writer.term = term;
-                // The first entry of a term restates the voters (or names the first ones).
-                let voters = match &configuration {
-                    Some(configuration) => configuration.voters.clone(),
-                    None => {
-                        let mut children: Vec<NodeId> = writer
-                            .members
-                            .iter()
-                            .copied()
-                            .filter(|m| *m != writer.id)
-                            .collect();
-                        children.sort();
-                        children
-                            .into_iter()
-                            .take(self.factor.get() - 1)
-                            .chain([writer.id])
-                            .collect()
+            let situation = Situation {
+                now: Millis(self.step * self.step_ms),
+                tree_term: writer.tree_term,
+                own: (Term(own.0), Epoch(own.1)),
+                newer,
+                promises: &promises,
+                tree: TreeReport {
+                    leads: true,
+                    members: writer.members.clone(),
+                    whole: writer
+                        .members
+                        .iter()
+                        .copied()
+                        .filter(|m| self.nodes[m].whole)
+                        .collect(),
+                    all_reported: writer.all_reported,
+                    newer_data: false,
+                    registered: self.nodes.len(),
+                    promised: BTreeSet::new(),
+                },
+                configuration: configuration.as_ref(),
+            };
+            for command in writer.root.evaluate(situation) {
+                match command {
+                    Command::CallElection { .. } => calls.push(writer.id),
+                    Command::Promise(_) | Command::TakeTerm(_) => writer.storing.push(command),
+                    Command::SendClaim(term) => self.send_claim(&writer, term),
+                    Command::Start(term) => {
+                        if !self.terms_taken.insert(term.0) {
+                            self.violation = Some(format!(
+                                "writer {} took data term {}, which was taken before",
+                                writer.id, term.0
+                            ));
+                        }
+                        writer.term = term.0;
+                        writer.term_start = None;
+                        // The first entry of a term restates the voters (or names the first ones).
+                        let voters = match &configuration {
+                            Some(configuration) => configuration.voters.clone(),
+                            None => {
+                                let mut children: Vec<NodeId> = writer
+                                    .members
+                                    .iter()
+                                    .copied()
+                                    .filter(|m| *m != writer.id)
+                                    .collect();
+                                children.sort();
+                                children
+                                    .into_iter()
+                                    .take(self.factor.get() - 1)
+                                    .chain([writer.id])
+                                    .collect()
+                            }
+                        };
+                        self.append(&mut writer, Body::Configure(voters));
                     }
-                };
-                self.append(&mut writer, Body::Configure(voters));
+                    Command::Stop(_) => writer.waiting.clear(),
+                    Command::NoTermLeft { .. } => {
+                        self.violation = Some(format!("writer {} found no data term", writer.id));
+                    }
+                }
+            }
+            if writer.root.verdict() == Acceptance::NewerData {
+                // The root calls an election, which the node with the newest data wins.
+                writer.members.clear();
+            }
+            if !writer.accepting() {
+                self.writers[index] = writer;
+                continue;
             }
             // Clients write.
             let writes = if self.steady {
@@ -330,35 +352,35 @@ impl Model {
         calls
     }
 
-    /// A root claims a data term (a new one when `renew`, else it asks again for the one it has):
-    /// each member that hears it (over lossy links; the root always) promises it on disk.
-    fn claim(&mut self, writer: &mut Writer, renew: bool) {
-        if renew {
-            let seen = writer
-                .members
-                .iter()
-                .flat_map(|m| {
-                    let node = &self.nodes[m];
-                    node.log
-                        .iter()
-                        .map(|entry| entry.term)
-                        .chain([node.promised])
-                })
-                .max()
-                .unwrap_or(0);
-            let Some(term) = data_term(writer.tree_term, seen, writer.id) else {
-                self.violation = Some(format!("writer {} found no data term", writer.id));
-                return;
-            };
-            writer.claim = Some(term);
-        }
-        let Some(term) = writer.claim else { return };
-        for member in writer.members.clone() {
-            if member != writer.id && self.rng.random_bool(self.loss) {
+    /// The root's storage commands finish, each in a step with probability one half (the node
+    /// runs them off its task: other messages and decisions come in between).
+    fn finish_storing(&mut self, writer: &mut Writer) {
+        for command in std::mem::take(&mut writer.storing) {
+            if self.rng.random_bool(0.5) {
+                writer.storing.push(command);
                 continue;
             }
-            let node = self.nodes.get_mut(&member).unwrap();
-            node.promised = node.promised.max(term);
+            match command {
+                Command::Promise(term) => {
+                    let node = self.nodes.get_mut(&writer.id).unwrap();
+                    node.promised = node.promised.max(term.0);
+                    writer.root.promised(term, Ok(Term(node.promised)));
+                }
+                Command::TakeTerm(term) => writer.root.term_taken(term, true),
+                _ => {}
+            }
+        }
+    }
+
+    /// The root's claim goes down its tree: each member that hears it (over lossy links) promises
+    /// it on disk.
+    fn send_claim(&mut self, writer: &Writer, term: Term) {
+        for member in &writer.members {
+            if *member == writer.id || self.rng.random_bool(self.loss) {
+                continue;
+            }
+            let node = self.nodes.get_mut(member).unwrap();
+            node.promised = node.promised.max(term.0);
         }
     }
 
@@ -546,7 +568,7 @@ impl Model {
         if let Some(violation) = &self.violation {
             return Err(violation.clone());
         }
-        let accepting: Vec<&Writer> = self.writers.iter().filter(|w| w.accepting).collect();
+        let accepting: Vec<&Writer> = self.writers.iter().filter(|w| w.accepting()).collect();
         if accepting.len() > 1 {
             let ids: Vec<u64> = accepting.iter().map(|w| w.id.0).collect();
             return Err(format!("two writers accept writes at once: {ids:?}"));
@@ -620,7 +642,7 @@ impl Model {
         if !majority_alive {
             return Ok(false);
         }
-        if !writer.accepting {
+        if !writer.accepting() {
             let nodes: Vec<String> = self
                 .nodes
                 .iter()
