@@ -18,7 +18,7 @@ use cluster_node::storage::{Database, Epoch, Term};
 use cluster_node::web::AppError;
 use libfuzzer_sys::fuzz_target;
 use replication::catch_up::{CatchUp, Verdict, judge};
-use replication::{Below, Summary};
+use replication::Below;
 use tokio::runtime::Runtime;
 
 /// What a catch-up answer holds at most (the data plane's batch).
@@ -100,18 +100,9 @@ fuzz_target!(|data: &[u8]| {
             DataMessage::Claim { term } => {
                 let _ = node.replica_database.promise(term).await;
             }
-            DataMessage::Summary {
-                nodes,
-                best_term,
-                best_epoch,
-                whole,
-                promises,
-            } => {
-                let summary = Summary {
-                    nodes,
-                    best: (best_term, best_epoch),
-                    whole: whole.into_iter().collect(),
-                    promises: promises.into_iter().collect(),
+            message @ DataMessage::Summary { .. } => {
+                let Some(summary) = message.into_summary() else {
+                    return;
                 };
                 let below = Below::gather(
                     NodeId(1),

@@ -38,13 +38,7 @@ impl<T: Transport> DataPlane<T> {
         if !force && self.sent_summary.as_ref() == Some(&(parent, summary.clone())) {
             return;
         }
-        let message = DataMessage::Summary {
-            nodes: summary.nodes,
-            best_term: summary.best.0,
-            best_epoch: summary.best.1,
-            whole: summary.whole.iter().copied().collect(),
-            promises: summary.promises.iter().map(|(n, t)| (*n, *t)).collect(),
-        };
+        let message = DataMessage::summary(&summary);
         self.sent_summary = Some((parent, summary));
         self.send(parent, &message);
     }

@@ -91,6 +91,38 @@ pub enum DataMessage {
     },
 }
 
+impl DataMessage {
+    /// A subtree's report to the parent (`replication::Summary`) as it travels.
+    pub fn summary(summary: &replication::Summary) -> Self {
+        DataMessage::Summary {
+            nodes: summary.nodes,
+            best_term: summary.best.0,
+            best_epoch: summary.best.1,
+            whole: summary.whole.iter().copied().collect(),
+            promises: summary.promises.iter().map(|(n, t)| (*n, *t)).collect(),
+        }
+    }
+
+    /// The report a [`DataMessage::Summary`] carries (`None` for any other message).
+    pub fn into_summary(self) -> Option<replication::Summary> {
+        match self {
+            DataMessage::Summary {
+                nodes,
+                best_term,
+                best_epoch,
+                whole,
+                promises,
+            } => Some(replication::Summary {
+                nodes,
+                best: (best_term, best_epoch),
+                whole: whole.into_iter().collect(),
+                promises: promises.into_iter().collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A data message and the term of the tree its sender belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {

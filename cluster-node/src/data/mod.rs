@@ -573,20 +573,10 @@ impl<T: Transport> DataPlane<T> {
                 self.send_bytes_to_children(&raw);
                 self.promise(term);
             }
-            DataMessage::Summary {
-                nodes,
-                best_term,
-                best_epoch,
-                whole,
-                promises,
-            } => {
-                if self.view.borrow().children.contains(&from) {
-                    let summary = Summary {
-                        nodes,
-                        best: (best_term, best_epoch),
-                        whole: whole.into_iter().collect(),
-                        promises: promises.into_iter().collect(),
-                    };
+            message @ DataMessage::Summary { .. } => {
+                if self.view.borrow().children.contains(&from)
+                    && let Some(summary) = message.into_summary()
+                {
                     if self.summaries.get(&from) != Some(&summary) {
                         self.summaries.insert(from, summary);
                         self.send_summary(false);
