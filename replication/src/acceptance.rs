@@ -46,6 +46,22 @@
 //! it holds it, and a node is in one tree only, so no other root can count the same voter meanwhile.
 //! Without this, a voter that discards a diverged copy while another voter is down would stop the
 //! writer it needs to catch up from, for good.
+//!
+//! **Before the first configuration.** A root whose log holds no configuration counts a strict
+//! majority of the registered nodes instead, and starts only if every node that ever claimed a term
+//! its tree promised (other than its own current claim) is in the tree: `claimants` below. Why: the
+//! first writer of a cluster names R voters, which may be fewer than a majority of the registered
+//! nodes; once it wrote, only its voters need hold the configuration and the writes, and a tree of
+//! other nodes (learners that missed everything, or lost it: a learner's copy is not fsynced) holds
+//! a registered majority with empty logs. Such a tree cannot see that a configuration exists, but it
+//! can see that someone claimed: that writer claimed from a registered majority (it had no
+//! configuration either), which shares a node with this tree, and that node still holds its promise
+//! or a higher one whose claimant, by the same rule, was in its tree when it started. If the claimant
+//! is in the tree and holds no configuration, it never wrote; if it wrote, its log is newer and (4)
+//! hands over to it; if it is away, the root waits for it. The cost: a cluster whose very first
+//! claimant dies between claiming and writing, and never comes back, does not start.
+//! (Promises only grow, so the claimant of an older promise may be hidden by a newer one; the newer
+//! claimant checked the older one the same way before it claimed.)
 
 use std::collections::BTreeSet;
 
@@ -68,6 +84,9 @@ pub struct TreeReport {
     pub registered: usize,
     /// The members that durably promised the data term the root claims, the root included.
     pub promised: BTreeSet<NodeId>,
+    /// The nodes that claimed the terms the members promised, other than the root's current claim
+    /// (used only before the first configuration).
+    pub claimants: BTreeSet<NodeId>,
 }
 
 /// The verdict, with the reason when it is no.
@@ -103,7 +122,8 @@ pub fn may_accept(
         None => {
             tree.registered > 0
                 && 2 * tree.members.len() > tree.registered
-                && (accepting || tree.whole == tree.members)
+                && (accepting
+                    || (tree.whole == tree.members && tree.claimants.is_subset(&tree.members)))
         }
     };
     let promised = match configuration {
@@ -140,6 +160,7 @@ mod tests {
             newer_data: false,
             registered: 16,
             promised: members.iter().copied().map(NodeId).collect(),
+            claimants: BTreeSet::new(),
         }
     }
 
@@ -209,6 +230,29 @@ mod tests {
             "before the first configuration every copy counts: none may have lost its disk"
         );
         report.whole.insert(NodeId(9));
+        // Someone claimed a term that members promised: only with the claimant in the tree (it
+        // would hold newer data if it ever wrote) may this root start without a configuration.
+        report.claimants.insert(NodeId(12));
+        assert_eq!(
+            may_accept(None, &report, false),
+            Acceptance::NoMajority,
+            "the claimant of a promise is away: it may have written a configuration"
+        );
+        assert_eq!(
+            may_accept(None, &report, true),
+            Acceptance::Accept,
+            "a root that accepts already goes on"
+        );
+        report.members.insert(NodeId(12));
+        report.whole.insert(NodeId(12));
+        assert_eq!(may_accept(None, &report, false), Acceptance::Accept);
+        let voters = Configuration::new(4, [NodeId(1), NodeId(2), NodeId(3)]);
+        report.claimants.insert(NodeId(13));
+        assert_eq!(
+            may_accept(Some(&voters), &report, false),
+            Acceptance::Accept,
+            "with a configuration, its majority decides"
+        );
         report.registered = 0;
         assert_eq!(
             may_accept(None, &report, false),

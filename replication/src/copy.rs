@@ -80,6 +80,18 @@ pub struct Applied {
     pub reached_writer: bool,
 }
 
+/// What a copy does with entries that arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Hand them to the applier, with an fsync per transaction (`durable`) or relaxed.
+    Apply { durable: bool },
+    /// Leave them (they are shown to local subscribers only).
+    Ignore,
+    /// An empty answer to a catch-up: the writer confirmed that this copy holds its whole log, so it
+    /// holds every acknowledged write (it is whole again).
+    Level,
+}
+
 /// What the runtime is to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -159,28 +171,36 @@ impl Replica {
             .is_none_or(|configuration| configuration.contains(self.me))
     }
 
-    /// Entries arrived: `Some(durable)` to hand them to the applier (with or without an fsync),
-    /// `None` to leave them (shown to local subscribers only).
-    pub fn receive(&mut self, place: Place, incoming: &Incoming) -> Option<bool> {
+    /// Entries arrived: what to do with them.
+    pub fn receive(&mut self, place: Place, incoming: &Incoming) -> Receipt {
         if place.parent != Some(incoming.from) || place.leader.is_none() {
-            return None;
+            return Receipt::Ignore;
         }
         if incoming.confirmed {
             self.verified_by = place.leader;
         }
-        let last = incoming.last?;
+        let Some(last) = incoming.last else {
+            // Without this, a copy whose catch-up ended exactly on a full answer would never be
+            // whole again: the commits that follow keep it level, so it never asks again.
+            return if incoming.confirmed {
+                Receipt::Level
+            } else {
+                Receipt::Ignore
+            };
+        };
         if self.verified_by != place.leader {
-            return None;
+            return Receipt::Ignore;
         }
         self.queued = self.queued.max(last);
         if let Some(configuration) = &incoming.configuration {
             self.queued_configuration = Some(configuration.clone());
         }
-        Some(
-            self.queued_configuration
+        Receipt::Apply {
+            durable: self
+                .queued_configuration
                 .as_ref()
                 .is_none_or(|configuration| configuration.contains(self.me)),
-        )
+        }
     }
 
     /// The applier finished a transaction; `position` is the data position published now.
@@ -298,6 +318,8 @@ mod tests {
         parent: Some(PARENT),
         leader: Some(NodeId(1)),
     };
+    const APPLY: Receipt = Receipt::Apply { durable: true };
+    const RELAXED: Receipt = Receipt::Apply { durable: false };
 
     fn voters(ids: &[u64]) -> Configuration {
         Configuration::new(1, ids.iter().copied().map(NodeId))
@@ -335,45 +357,51 @@ mod tests {
     #[test]
     fn commits_wait_until_the_writer_confirmed_the_copy_and_come_only_from_the_parent() {
         let mut copy = Replica::new(ME, Epoch(4), Term(7), Some(voters(&[1, 2, 3])));
-        assert_eq!(copy.receive(PLACE, &commits(5)), None);
-        assert_eq!(copy.receive(PLACE, &answer(None)), None, "nothing to apply");
+        assert_eq!(copy.receive(PLACE, &commits(5)), Receipt::Ignore);
+        assert_eq!(copy.receive(PLACE, &answer(None)), Receipt::Level);
         assert_eq!(copy.verified_by(), Some(NodeId(1)));
-        assert_eq!(copy.receive(PLACE, &commits(5)), Some(true));
+        assert_eq!(copy.receive(PLACE, &commits(5)), APPLY);
         let stranger = Incoming {
             from: NodeId(9),
             ..commits(6)
         };
-        assert_eq!(copy.receive(PLACE, &stranger), None);
+        assert_eq!(copy.receive(PLACE, &stranger), Receipt::Ignore);
         let no_leader = Place {
             leader: None,
             ..PLACE
         };
-        assert_eq!(copy.receive(no_leader, &commits(6)), None);
+        assert_eq!(copy.receive(no_leader, &commits(6)), Receipt::Ignore);
         // Another writer: its confirmation is needed again.
         let other = Place {
             leader: Some(NodeId(5)),
             ..PLACE
         };
-        assert_eq!(copy.receive(other, &commits(6)), None);
+        assert_eq!(copy.receive(other, &commits(6)), Receipt::Ignore);
+        // Commits carry no news: nothing to apply is nothing at all.
+        let empty = Incoming {
+            last: None,
+            ..commits(0)
+        };
+        assert_eq!(copy.receive(PLACE, &empty), Receipt::Ignore);
     }
 
     #[test]
     fn a_learner_applies_relaxed_and_the_batch_that_makes_it_a_voter_is_durable() {
         let mut copy = Replica::new(ME, Epoch(0), Term(0), None);
         // Before any configuration every copy counts.
-        assert_eq!(copy.receive(PLACE, &answer(Some(1))), Some(true));
+        assert_eq!(copy.receive(PLACE, &answer(Some(1))), APPLY);
         let first = Incoming {
             configuration: Some(voters(&[1, 2])),
             ..commits(2)
         };
-        assert_eq!(copy.receive(PLACE, &first), Some(false));
-        assert_eq!(copy.receive(PLACE, &commits(3)), Some(false));
+        assert_eq!(copy.receive(PLACE, &first), RELAXED);
+        assert_eq!(copy.receive(PLACE, &commits(3)), RELAXED);
         let joined = Incoming {
             configuration: Some(voters(&[1, 2, 3])),
             ..commits(4)
         };
-        assert_eq!(copy.receive(PLACE, &joined), Some(true));
-        assert_eq!(copy.receive(PLACE, &commits(5)), Some(true));
+        assert_eq!(copy.receive(PLACE, &joined), APPLY);
+        assert_eq!(copy.receive(PLACE, &commits(5)), APPLY);
     }
 
     #[test]
@@ -501,7 +529,7 @@ mod tests {
         let mut copy = Replica::new(ME, Epoch(4), Term(7), None);
         copy.receive(PLACE, &answer(None));
         assert_eq!(copy.writer_at(Millis(0), PLACE, Epoch(4)), None);
-        assert_eq!(copy.receive(PLACE, &commits(6)), Some(true));
+        assert_eq!(copy.receive(PLACE, &commits(6)), APPLY);
         assert_eq!(copy.writer_at(Millis(0), PLACE, Epoch(6)), None, "queued");
         assert!(copy.writer_at(Millis(0), PLACE, Epoch(7)).is_some());
         assert_eq!(copy.writer_at(Millis(10), PLACE, Epoch(8)), None, "spaced");

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use overlay::{Epoch, Millis, Term};
 
+use crate::term::claimant;
 use crate::{Acceptance, Configuration, NodeId, TreeReport, data_term, may_accept, promised_by};
 
 /// How often a root repeats its claim to copies that have not promised yet (a claim may be lost).
@@ -151,6 +152,12 @@ impl Root {
         let mut tree = situation.tree;
         tree.newer_data |= situation.newer.is_some_and(|newer| newer > situation.own);
         tree.promised = promised.clone().unwrap_or_default();
+        tree.claimants = situation
+            .promises
+            .values()
+            .filter(|term| term.0 > 0 && Some(**term) != self.claim)
+            .map(|term| claimant(term.0))
+            .collect();
         let verdict = may_accept(situation.configuration, &tree, self.accepting);
         self.verdict = verdict;
         match verdict {
@@ -280,6 +287,8 @@ mod tests {
         own: (Term, Epoch),
         newer: Option<(Term, Epoch)>,
         tree_term: u64,
+        /// The root's log holds `configuration` (else none yet).
+        configured: bool,
     }
 
     impl Fixture {
@@ -295,10 +304,12 @@ mod tests {
                     newer_data: false,
                     registered: 3,
                     promised: BTreeSet::new(),
+                    claimants: BTreeSet::new(),
                 },
                 own: (Term(0), Epoch(0)),
                 newer: None,
                 tree_term: 4,
+                configured: true,
             }
         }
 
@@ -310,7 +321,7 @@ mod tests {
                 newer: self.newer,
                 promises: &self.promises,
                 tree: self.tree.clone(),
-                configuration: Some(&self.configuration),
+                configuration: self.configured.then_some(&self.configuration),
             })
         }
 
@@ -499,6 +510,31 @@ mod tests {
         assert_eq!(root.claim(), None);
         // And the machine is free to claim again.
         assert_eq!(fixture.at(&mut root, 20), [Command::Promise(term(5, 1))]);
+    }
+
+    #[test]
+    fn without_a_configuration_a_root_waits_for_the_claimant_of_a_promise_to_be_in_its_tree() {
+        let mut fixture = Fixture::new();
+        fixture.configured = false;
+        fixture.tree.registered = 4;
+        // Node 4 claimed round 2 and node 2 promised it; node 4 is away (it may have written the
+        // first configuration, held by voters that are away too).
+        fixture.promise(2, term(2, 4));
+        let mut root = Root::new(ME);
+        assert_eq!(fixture.at(&mut root, 0), []);
+        assert_eq!(root.verdict(), Acceptance::NoMajority);
+        // Back, with no configuration in its log: it never wrote.
+        fixture.tree.members.insert(NodeId(4));
+        fixture.tree.whole.insert(NodeId(4));
+        assert_eq!(fixture.at(&mut root, 1), [Command::Promise(term(4, 1))]);
+        root.promised(term(4, 1), Ok(term(4, 1)));
+        fixture.promise(1, term(4, 1));
+        fixture.promise(2, term(4, 1));
+        fixture.promise(3, term(4, 1));
+        // Its own claim is no other claimant: node 4 may go again.
+        fixture.tree.members.remove(&NodeId(4));
+        fixture.tree.whole.remove(&NodeId(4));
+        assert_eq!(fixture.at(&mut root, 2), [Command::TakeTerm(term(4, 1))]);
     }
 
     #[test]

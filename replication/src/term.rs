@@ -44,6 +44,11 @@ pub fn data_term(tree_term: u64, seen: u64, writer: NodeId) -> Option<u64> {
     (round <= MAX_ROUND).then_some((round << WRITER_BITS) | writer.0)
 }
 
+/// The node that claimed `term` (its id is in the low bits).
+pub fn claimant(term: u64) -> NodeId {
+    NodeId(term & MAX_NODE_ID)
+}
+
 /// The members that promised the root's `claim`, or `None` when the root must claim (again): it has
 /// no claim yet, or a member promised a higher term (to another root, or to an older claim of this
 /// one), which the new claim must exceed. `promises` is every member's highest promise, kept on disk.
@@ -71,6 +76,11 @@ mod tests {
     #[test]
     fn a_first_term_is_round_one_with_the_writer_in_the_low_bits() {
         assert_eq!(data_term(1, 0, NodeId(3)), Some((1 << 20) | 3));
+        assert_eq!(claimant((1 << 20) | 3), NodeId(3));
+        assert_eq!(
+            claimant(data_term(9, 0, NodeId(MAX_NODE_ID)).unwrap()),
+            NodeId(MAX_NODE_ID)
+        );
     }
 
     #[test]

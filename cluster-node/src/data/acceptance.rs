@@ -70,6 +70,7 @@ impl<T: Transport> DataPlane<T> {
                 newer_data: false,
                 registered: view.registered,
                 promised: Default::default(),
+                claimants: Default::default(),
             },
             configuration: self.configuration.as_ref(),
         };

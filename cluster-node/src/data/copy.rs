@@ -5,7 +5,7 @@
 //! outcomes, and the machine's commands are carried out.
 
 use super::*;
-use replication::copy::{self, Command, Incoming, Outcome, Place};
+use replication::copy::{self, Command, Incoming, Outcome, Place, Receipt};
 
 impl<T: Transport> DataPlane<T> {
     /// Where this node sits in the tree, as the copy's machine sees it.
@@ -28,12 +28,15 @@ impl<T: Transport> DataPlane<T> {
             configuration: newest_configuration(batch.entries.iter()),
             confirmed,
         };
-        let durable = match &mut self.local {
+        let receipt = match &mut self.local {
             Local::Replica { copy, .. } => copy.receive(place, &incoming),
-            _ => None,
+            _ => Receipt::Ignore,
         };
-        match (durable, &self.applier) {
-            (Some(durable), Some(applier)) => applier.apply(Batch { durable, ..batch }),
+        match (receipt, &self.applier) {
+            (Receipt::Apply { durable }, Some(applier)) => {
+                applier.apply(Batch { durable, ..batch })
+            }
+            (Receipt::Level, _) => self.set_whole(true),
             _ => self.show(&batch),
         }
     }

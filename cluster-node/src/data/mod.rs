@@ -576,12 +576,11 @@ impl<T: Transport> DataPlane<T> {
             message @ DataMessage::Summary { .. } => {
                 if self.view.borrow().children.contains(&from)
                     && let Some(summary) = message.into_summary()
+                    && self.summaries.get(&from) != Some(&summary)
                 {
-                    if self.summaries.get(&from) != Some(&summary) {
-                        self.summaries.insert(from, summary);
-                        self.send_summary(false);
-                        self.evaluate_writer();
-                    }
+                    self.summaries.insert(from, summary);
+                    self.send_summary(false);
+                    self.evaluate_writer();
                 }
             }
         }

@@ -18,16 +18,19 @@
 //!   configurations in any log differ by one voter.
 //!
 //! [`Model::check_quiet`], at the end with faults stopped: when a majority of the voters is alive,
-//! whole and in the writer's tree, the writer accepts and the configuration has
-//! `min(R, reachable nodes)` voters, all reachable.
+//! whole and in the writer's tree, the writer accepts, the configuration has
+//! `min(R, reachable nodes)` voters, all reachable, and every node it reaches is whole again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use overlay::{Epoch, Millis, Term};
 use rand::Rng;
 use rand::rngs::StdRng;
 use replication::catch_up::{CatchUp, Verdict, judge};
+use replication::copy::{
+    Applied, Command as CopyCommand, Incoming, Outcome, Place, Receipt, Replica,
+};
 use replication::root::{Command, Situation};
 use replication::{
     Acceptance, Acks, Configuration, MembershipView, NodeId, ReplicationFactor, Root, TreeReport,
@@ -126,6 +129,9 @@ pub struct Writer {
     pub root: Root,
     /// Storage commands of `root` still running.
     pub storing: Vec<Command>,
+    /// How much of its log the writer has sent down as commits (each entry goes once, as it is
+    /// written; a copy that missed some catches up).
+    pub sent: usize,
     pub term_start: Option<u64>,
     pub durable: BTreeMap<NodeId, u64>,
     pub progress: BTreeMap<NodeId, u64>,
@@ -140,8 +146,20 @@ impl Writer {
     }
 }
 
+/// Entries per commit message and per catch-up answer (small, so catch-ups take several rounds).
+const BATCH: usize = 8;
+
+/// What reaches a copy from the writer in a step.
+enum Input {
+    Commits,
+    Position,
+    CatchUp(CatchUp),
+}
+
 pub struct Model {
     pub rng: StdRng,
+    /// Each node's copy state while it keeps a copy, with the incarnation of its process.
+    replicas: BTreeMap<NodeId, (u64, Replica)>,
     pub factor: ReplicationFactor,
     pub nodes: BTreeMap<NodeId, Node>,
     pub writers: Vec<Writer>,
@@ -173,6 +191,7 @@ impl Model {
     pub fn new(rng: StdRng, size: u64, factor: ReplicationFactor, loss: f64) -> Self {
         Model {
             rng,
+            replicas: BTreeMap::new(),
             factor,
             nodes: (1..=size).map(|id| (NodeId(id), Node::fresh())).collect(),
             writers: Vec::new(),
@@ -204,9 +223,20 @@ impl Model {
             .writers
             .iter()
             .find(|w| w.id == root && w.incarnation == incarnation);
-        let (state, storing, term, term_start) = previous.map_or_else(
-            || (Root::new(root), Vec::new(), 0, None),
-            |w| (w.root.clone(), w.storing.clone(), w.term, w.term_start),
+        let (state, storing, term, term_start, sent) = previous.map_or_else(
+            || {
+                let written = self.nodes[&root].log.len();
+                (Root::new(root), Vec::new(), 0, None, written)
+            },
+            |w| {
+                (
+                    w.root.clone(),
+                    w.storing.clone(),
+                    w.term,
+                    w.term_start,
+                    w.sent,
+                )
+            },
         );
         Writer {
             id: root,
@@ -217,6 +247,7 @@ impl Model {
             all_reported,
             root: state,
             storing,
+            sent,
             term_start,
             durable: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -247,6 +278,8 @@ impl Model {
         let mut calls = Vec::new();
         for index in 0..self.writers.len() {
             let mut writer = self.writers[index].clone();
+            // A root keeps no copy state (the node drops it when it becomes the writer).
+            self.replicas.remove(&writer.id);
             self.finish_storing(&mut writer);
             let own = self.nodes[&writer.id].position();
             let newer = writer
@@ -281,6 +314,7 @@ impl Model {
                     newer_data: false,
                     registered: self.nodes.len(),
                     promised: BTreeSet::new(),
+                    claimants: BTreeSet::new(),
                 },
                 configuration: configuration.as_ref(),
             };
@@ -397,45 +431,221 @@ impl Model {
         epoch
     }
 
-    /// The writer's entries reach each copy of its tree (or are lost on the way).
+    /// The writer's entries reach each copy of its tree (or are lost on the way), and each copy's
+    /// own state machine ([`Replica`], the node's) decides what it applies, acknowledges and asks
+    /// for: commits (taken only once the writer confirmed the copy's log), the writer's position,
+    /// catch-up requests and answers (judged by the crate's log check), a learner's progress. All of
+    /// a step's messages between the writer and one copy arrive in that step, or none of them.
     fn replicate(&mut self, writer: &mut Writer) {
+        let now = Millis(self.step * self.step_ms);
+        let place = Place {
+            parent: Some(writer.id),
+            leader: Some(writer.id),
+        };
         let log = self.nodes[&writer.id].log.clone();
         for member in writer.members.clone() {
-            if member == writer.id || self.rng.random_bool(self.loss) {
+            if member == writer.id {
                 continue;
             }
-            let copy = self.nodes.get_mut(&member).unwrap();
-            // The log check: the copy's last entry must be in the writer's log with the same term;
-            // otherwise it holds a tail the writer never had and starts again from nothing.
-            let request = CatchUp::after(
-                Epoch(copy.log.len() as u64),
-                Term(copy.log.last().map_or(0, |entry| entry.term)),
-            );
-            let term_at_check = request
-                .to_check()
-                .and_then(|last| log.get(last.0 as usize - 1))
-                .map(|entry| Term(entry.term));
-            if judge(request, Epoch(log.len() as u64), term_at_check) == Verdict::Diverged {
-                copy.log.clear();
-                copy.whole = false;
+            let incarnation = self.nodes[&member].incarnation;
+            // A copy's state lives as long as its process, and starts again under another writer
+            // once it was confirmed by one (the node re-checks its log with the new one).
+            let mut replica = match self.replicas.remove(&member) {
+                Some((held, replica))
+                    if held == incarnation
+                        && replica.verified_by().is_none_or(|by| by == writer.id) =>
+                {
+                    replica
+                }
+                _ => self.new_replica(member),
+            };
+            if !self.rng.random_bool(self.loss) {
+                let mut inputs = VecDeque::from([Input::Commits, Input::Position]);
+                // A copy asks again at once after a full answer, and the answers come at message
+                // speed: a whole catch-up fits in a step (the bound only stops a runaway).
+                for _ in 0..256 {
+                    let Some(input) = inputs.pop_front() else {
+                        break;
+                    };
+                    let commands = match input {
+                        Input::Commits => {
+                            let sent = writer.sent.min(log.len());
+                            if sent == log.len() {
+                                continue;
+                            }
+                            let entries = &log[sent..];
+                            self.deliver(
+                                &mut replica,
+                                member,
+                                place,
+                                now,
+                                sent as u64 + 1,
+                                entries,
+                                false,
+                            )
+                        }
+                        Input::Position => replica
+                            .writer_at(now, place, Epoch(log.len() as u64))
+                            .into_iter()
+                            .collect(),
+                        Input::CatchUp(request) => {
+                            let term_at_check = request
+                                .to_check()
+                                .and_then(|last| log.get(last.0 as usize - 1))
+                                .map(|entry| Term(entry.term));
+                            match judge(request, Epoch(log.len() as u64), term_at_check) {
+                                Verdict::Send { from } => {
+                                    let first = from.0 as usize - 1;
+                                    let upto = (first + BATCH).min(log.len());
+                                    let entries = &log[first.min(upto)..upto];
+                                    self.deliver(
+                                        &mut replica,
+                                        member,
+                                        place,
+                                        now,
+                                        from.0,
+                                        entries,
+                                        true,
+                                    )
+                                }
+                                // The copy holds a tail the writer never had: it starts again from
+                                // nothing (the node deletes its database, promise included).
+                                Verdict::Diverged => vec![CopyCommand::Discard],
+                                Verdict::Invalid => Vec::new(),
+                            }
+                        }
+                    };
+                    for command in commands {
+                        match command {
+                            CopyCommand::Ack { epoch, durable, .. } => {
+                                writer.progress.insert(member, epoch.0);
+                                // Every report replaces the last: a copy that lost its disk, or
+                                // no longer votes, must not keep counting for what it once held.
+                                if durable {
+                                    writer.durable.insert(member, epoch.0);
+                                } else {
+                                    writer.durable.remove(&member);
+                                }
+                            }
+                            CopyCommand::CatchUp { request, .. } => {
+                                inputs.push_back(Input::CatchUp(request))
+                            }
+                            CopyCommand::CaughtUp => {
+                                self.nodes.get_mut(&member).unwrap().whole = true
+                            }
+                            CopyCommand::Discard => {
+                                let node = self.nodes.get_mut(&member).unwrap();
+                                node.log.clear();
+                                node.whole = false;
+                                node.promised = 0;
+                                replica = self.new_replica(member);
+                                inputs.clear();
+                                if let Some(CopyCommand::CatchUp { request, .. }) =
+                                    replica.ask(now, place)
+                                {
+                                    inputs.push_back(Input::CatchUp(request));
+                                }
+                            }
+                            CopyCommand::Position(_) | CopyCommand::Configuration(_) => {}
+                        }
+                    }
+                }
+                if let Some(CopyCommand::Ack { epoch, .. }) = replica.report_progress(place) {
+                    writer.progress.insert(member, epoch.0);
+                    writer.durable.remove(&member);
+                }
             }
-            let from = copy.log.len();
-            let upto = (from + 8).min(log.len());
-            copy.log.extend_from_slice(&log[from..upto]);
-            if copy.log.len() == log.len() {
-                copy.whole = true;
-            }
-            let epoch = copy.log.len() as u64;
-            writer.progress.insert(member, epoch);
-            let votes = configuration_of(&copy.log).is_none_or(|c| c.contains(member));
-            // Every report replaces the last: a copy that lost its disk, or no longer votes in its
-            // own view, must not keep counting for what it once said it held.
-            if votes {
-                writer.durable.insert(member, epoch);
-            } else {
-                writer.durable.remove(&member);
-            }
+            self.replicas.insert(member, (incarnation, replica));
         }
+        writer.sent = log.len();
+    }
+
+    /// The copy state a node starts with over what its disk holds.
+    fn new_replica(&self, member: NodeId) -> Replica {
+        let log = &self.nodes[&member].log;
+        Replica::new(
+            member,
+            Epoch(log.len() as u64),
+            Term(log.last().map_or(0, |entry| entry.term)),
+            configuration_of(log),
+        )
+    }
+
+    /// Entries from `first` on reach `member`: its machine decides, and what it takes is applied to
+    /// its log in one transaction (entries it holds already are skipped, as the store does).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        replica: &mut Replica,
+        member: NodeId,
+        place: Place,
+        now: Millis,
+        first: u64,
+        entries: &[Entry],
+        confirmed: bool,
+    ) -> Vec<CopyCommand> {
+        let configuration =
+            entries
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, entry)| match &entry.body {
+                    Body::Configure(voters) => {
+                        Some(Configuration::new(first + i as u64, voters.iter().copied()))
+                    }
+                    Body::Write(_) => None,
+                });
+        let incoming = Incoming {
+            from: place.parent.unwrap(),
+            last: (!entries.is_empty()).then(|| Epoch(first + entries.len() as u64 - 1)),
+            configuration,
+            confirmed,
+        };
+        let durable = match replica.receive(place, &incoming) {
+            Receipt::Apply { durable } => durable,
+            Receipt::Level => {
+                self.nodes.get_mut(&member).unwrap().whole = true;
+                return Vec::new();
+            }
+            Receipt::Ignore => return Vec::new(),
+        };
+        let node = self.nodes.get_mut(&member).unwrap();
+        let position = node.position();
+        let held = node.log.len() as u64;
+        let outcome = if first > held + 1 {
+            Outcome::Gap
+        } else {
+            let skip = (held + 1 - first) as usize;
+            node.log
+                .extend_from_slice(&entries[skip.min(entries.len())..]);
+            let reached = node.log.len() as u64;
+            let applied: Vec<(u64, &Entry)> = (first..)
+                .zip(entries)
+                .filter(|(epoch, _)| *epoch <= reached)
+                .collect();
+            let more = confirmed && entries.len() == BATCH;
+            Outcome::Applied(Applied {
+                epoch: Epoch(reached),
+                term: applied
+                    .iter()
+                    .rfind(|(epoch, _)| *epoch == reached)
+                    .map(|(_, entry)| Term(entry.term)),
+                newest_term: applied.iter().map(|(_, entry)| Term(entry.term)).max(),
+                configuration: applied
+                    .iter()
+                    .rev()
+                    .find_map(|(epoch, entry)| match &entry.body {
+                        Body::Configure(voters) => {
+                            Some(Configuration::new(*epoch, voters.iter().copied()))
+                        }
+                        Body::Write(_) => None,
+                    }),
+                durable,
+                more,
+                reached_writer: confirmed && !more,
+            })
+        };
+        replica.applied_outcome(now, place, (Term(position.0), Epoch(position.1)), outcome)
     }
 
     fn acknowledge(&mut self, writer: &mut Writer) {
@@ -672,6 +882,32 @@ impl Model {
         {
             return Err(format!(
                 "quiet: voters {voters:?}, expected {expected} live ones of {reachable:?}"
+            ));
+        }
+        // Every copy the writer reaches catches up with it, and is then whole again (one that lost
+        // its disk or discarded a diverged copy included).
+        let behind: Vec<NodeId> = reachable
+            .iter()
+            .copied()
+            .filter(|id| !self.nodes[id].whole)
+            .collect();
+        if !behind.is_empty() {
+            let states: Vec<String> = behind
+                .iter()
+                .map(|id| {
+                    format!(
+                        "{id}: member {} log {} replica {:?}",
+                        writer.members.contains(id),
+                        self.nodes[id].log.len(),
+                        self.replicas.get(id)
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "quiet: never whole again under writer {} (its log: {} entries): {}",
+                writer.id,
+                self.nodes[&writer.id].log.len(),
+                states.join("; ")
             ));
         }
         Ok(true)
