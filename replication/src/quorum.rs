@@ -5,12 +5,12 @@
 //! another voter counts for the epochs up to the last one it reported *durably applied*. Copies outside
 //! the configuration (learners) report their progress too, but it never counts.
 //!
-//! Before any configuration has been written (an empty cluster, or a database from before voters
-//! existed) the old rule applies, once: the first configuration entry is acknowledged by the writer
-//! and enough copies to make a strict majority of the nodes registered with the bootstrap, every copy
-//! acknowledging durably. Its majority overlaps any majority the same rule could form, so a writer
-//! that still uses the old rule and one that uses the first configuration cannot both decide alone
-//! (see `acceptance`). From the first configuration on, the registry plays no part.
+//! Before any configuration is in the writer's log (an empty cluster, or a database from before
+//! voters existed), a strict majority of the nodes registered with the bootstrap counts, every copy
+//! acknowledging durably. That lasts only until the writer commits its first entry, which is the first
+//! configuration: from then on its voters decide, and the registry plays no part. What keeps a later
+//! root that never saw that configuration from starting over other nodes is in `acceptance` ("Before
+//! the first configuration").
 
 use std::collections::{BTreeMap, BTreeSet};
 
