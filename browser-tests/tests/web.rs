@@ -471,6 +471,47 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     );
 
     screenshot(two, dir, "browser-bob-group.png").await;
+    page_changes_do_not_stall(two, &base_two, &group_path).await;
+}
+
+/// Twenty page changes as people make them (home, into the group, back, …) each finish within
+/// seconds: a page kept in the back/forward cache must not keep its live connection open, or after
+/// six of them (Chromium's connections per host) the next page waits about a minute for a free one.
+async fn page_changes_do_not_stall(browser: &Client, base: &str, group_path: &str) {
+    const CHANGE: Duration = Duration::from_secs(15);
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the home page opens");
+    wait_for(browser, "#groups", EVENT).await;
+    let link = format!("#groups a[href='{group_path}']");
+    let mut slowest = Duration::ZERO;
+    for change in 0..20 {
+        let started = Instant::now();
+        let into_group = change % 2 == 0;
+        let step = async {
+            if into_group {
+                click(browser, &link).await;
+                wait_for(browser, "#chat", CHANGE).await;
+            } else {
+                browser.back().await.expect("the browser goes back");
+                wait_for(browser, "#groups", CHANGE).await;
+            }
+        };
+        if tokio::time::timeout(CHANGE, step).await.is_err() {
+            panic!(
+                "page change {} ({}) took longer than {CHANGE:?}",
+                change + 1,
+                if into_group {
+                    "into the group"
+                } else {
+                    "back home"
+                }
+            );
+        }
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("20 page changes, the slowest took {slowest:?}");
 }
 
 /// The nameserver's cluster view, whose style and script are files its Content-Security-Policy allows

@@ -331,5 +331,21 @@
     connect();
   }
 
+  // A page kept in the back/forward cache must not keep its live connection: Chromium allows six
+  // per host, and after six page changes the next page would wait about a minute for a free one.
+  // Leaving closes it; coming back from the cache reopens it where it left off (`lastEpoch`).
+  window.addEventListener("pagehide", () => {
+    clearTimeout(retryTimer);
+    clearTimeout(bannerTimer);
+    if (source) source.close();
+    source = null;
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      failures = 0;
+      connect();
+    }
+  });
+
   connect();
 })();
