@@ -373,6 +373,21 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     );
     log_out_and_in(one, &ada).await;
     log_out_and_in(two, &bob).await;
+    assert_eq!(
+        one.title().await.expect("the page has a title"),
+        "Your groups · Chat"
+    );
+    let favicon = one
+        .execute_async(
+            "const done = arguments[0]; \
+             fetch('/static/favicon.svg').then( \
+               (r) => done(r.status + ' ' + r.headers.get('content-type')), \
+               (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .expect("a script runs");
+    assert_eq!(favicon, json!("200 image/svg+xml"), "the favicon is served");
 
     // Ada creates a group from her home page and lands on it.
     type_into(one, "form[action='/groups'] input[name='name']", "Weekend").await;
@@ -385,6 +400,10 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     })
     .await;
     wait_for(one, "#chat", EVENT).await;
+    assert_eq!(
+        one.title().await.expect("the page has a title"),
+        "Weekend · Chat"
+    );
 
     // She adds Bob by name and tag; the members list shows him.
     type_into(one, "form[action$='/members'] input[name='handle']", &bob).await;
@@ -472,6 +491,56 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
 
     screenshot(two, dir, "browser-bob-group.png").await;
     page_changes_do_not_stall(two, &base_two, &group_path).await;
+    a_long_paste_is_kept_and_counted(one).await;
+}
+
+/// A message longer than the limit is neither cut nor sent: the box keeps all of it, says how many
+/// characters are too many, and sending waits until it fits.
+async fn a_long_paste_is_kept_and_counted(browser: &Client) {
+    let textarea = wait_for(browser, "#composer textarea[name='content']", EVENT).await;
+    textarea.clear().await.expect("the message box clears");
+    let long = "é".repeat(4_100);
+    textarea
+        .send_keys(&long)
+        .await
+        .expect("the text goes into the message box");
+    let kept = browser
+        .execute(
+            "return Array.from(document.querySelector('#composer textarea').value).length;",
+            vec![],
+        )
+        .await
+        .expect("a script runs");
+    assert_eq!(kept, json!(4_100), "the message box keeps the whole text");
+    let counter = wait_for(browser, "#counter", EVENT).await;
+    assert!(
+        counter
+            .is_displayed()
+            .await
+            .expect("visibility can be read"),
+        "the counter shows near and over the limit"
+    );
+    let said = counter.text().await.expect("the counter has text");
+    assert!(said.contains("100 too many"), "the counter says {said:?}");
+    let send = browser
+        .find(Locator::Css("#composer button[type='submit']"))
+        .await
+        .expect("the send button exists");
+    assert!(
+        !send.is_enabled().await.expect("the state can be read"),
+        "a message over the limit cannot be sent"
+    );
+    textarea.clear().await.expect("the message box clears");
+    textarea.send_keys("short").await.expect("text goes in");
+    assert!(send.is_enabled().await.expect("the state can be read"));
+    assert!(
+        !counter
+            .is_displayed()
+            .await
+            .expect("visibility can be read"),
+        "far from the limit the counter is hidden"
+    );
+    textarea.clear().await.expect("the message box clears");
 }
 
 /// Twenty page changes as people make them (home, into the group, back, …) each finish within

@@ -156,6 +156,24 @@
   if (composer && chat) {
     const textarea = composer.querySelector("textarea");
     const button = composer.querySelector("button[type=submit]");
+    const counter = document.getElementById("counter");
+    const max = Number(textarea.dataset.max) || 4000;
+    // Characters as the server counts them (code points, not UTF-16 units). A paste longer than
+    // the limit stays whole and says by how much it is over, instead of being cut without a word.
+    const length = () => Array.from(textarea.value).length;
+    const over = () => length() > max;
+    function count() {
+      const used = length();
+      if (counter) {
+        counter.hidden = used < max * 0.9;
+        counter.textContent = used > max
+          ? used + " / " + max + " characters: " + (used - max) + " too many"
+          : used + " / " + max + " characters";
+        counter.classList.toggle("over", used > max);
+      }
+      button.disabled = used > max;
+    }
+    textarea.addEventListener("input", count);
     textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
@@ -166,6 +184,7 @@
       event.preventDefault();
       const content = textarea.value;
       if (!content.trim()) { composerSays("Write something first."); return; }
+      if (over()) { count(); return; }
       button.disabled = true;
       composerSays("");
       try {
@@ -179,6 +198,7 @@
         composerSays("Could not reach the server. Your message is still here; try again.");
       } finally {
         button.disabled = false;
+        count();
         textarea.focus();
       }
     });

@@ -41,6 +41,7 @@ pub(super) fn router(state: WebState) -> Router {
         .route("/logout", post(logout))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+        .route("/static/favicon.svg", get(favicon))
         .merge(protected)
         .with_state(state)
 }
@@ -57,6 +58,10 @@ async fn script() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../static/app.js"),
     )
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../../static/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -333,7 +338,16 @@ async fn index_with(
         }
     }
     let page = IndexPage {
-        layout: Layout::new(state, "Chat", session.user()),
+        // "Chat" is what every title ends with already.
+        layout: Layout::new(
+            state,
+            if session.user().is_some() {
+                "Your groups"
+            } else {
+                "Sign in"
+            },
+            session.user(),
+        ),
         groups,
         error,
         notice: notice.filter(|notice| !notice.is_empty()),
