@@ -178,6 +178,10 @@ impl Replica {
         }
         if incoming.confirmed {
             self.verified_by = place.leader;
+            // The request is answered: the next one may go at once. (A commit that came before
+            // this answer was ignored, unconfirmed; the gap it leaves must not wait out the
+            // spacing, or the voter's acknowledgements stop for a second.)
+            self.asked_at = None;
         }
         let Some(last) = incoming.last else {
             // Without this, a copy whose catch-up ended exactly on a full answer would never be
@@ -521,6 +525,27 @@ mod tests {
                 },
                 Command::CaughtUp,
             ]
+        );
+    }
+
+    #[test]
+    fn an_answer_ends_the_spacing_so_a_gap_found_right_after_it_is_asked_for_at_once() {
+        let mut copy = Replica::new(ME, Epoch(0), Term(0), None);
+        assert!(copy.ask(Millis(0), PLACE).is_some());
+        // Commit 1 arrives before the (empty) answer: ignored. Then the answer confirms the copy.
+        assert_eq!(copy.receive(PLACE, &commits(1)), Receipt::Ignore);
+        assert_eq!(copy.receive(PLACE, &answer(None)), Receipt::Level);
+        // Commit 2 does not continue the copy: asked for at once, not a second later.
+        assert_eq!(copy.receive(PLACE, &commits(2)), APPLY);
+        assert_eq!(
+            copy.applied_outcome(Millis(10), PLACE, (Term(0), Epoch(0)), Outcome::Gap),
+            [Command::CatchUp {
+                to: PARENT,
+                request: CatchUp {
+                    from: Epoch(1),
+                    last_term: Term(0)
+                }
+            }]
         );
     }
 
