@@ -1,8 +1,8 @@
 //! The data plane: client operations up the tree, answers and commits down, replication to the
 //! voters and learners, and the local database opened or closed as the node's role changes. The
 //! rules it follows (routing, quorum counting, subtree summaries, write acceptance, the log check of a
-//! catch-up, data terms, configuration changes) are the pure functions of the `replication` crate;
-//! this module is their runtime.
+//! catch-up, data terms, configuration changes) are the pure functions and state machines of the
+//! `replication` crate; this module is their runtime.
 //!
 //! ```text
 //!            ProxyService (web layer) ──Submit──┐
@@ -21,9 +21,9 @@
 //! | --- | --- |
 //! | `mod.rs` | the plane's state, its task loop, decoding and dispatching messages, housekeeping |
 //! | `routing.rs` | where a request goes (answered here or sent up) and how its answer gets back |
-//! | `copy.rs` | a copy applying the writer's entries, acknowledging (voter) or reporting progress (learner), catching up, being whole |
+//! | `copy.rs` | the runtime of a copy's state machine (`replication::copy`): entries to the applier, its results back, its commands (acknowledge, report, catch up, whole, discard) carried out |
 //! | `writer.rs` | the writer sending commits down, serving catch-ups, changing the voter configuration |
-//! | `acceptance.rs` | subtree summaries and whether the root accepts writes |
+//! | `acceptance.rs` | subtree summaries, the root's state machine (`replication::root`) fed and its commands run, promises and the term written off the plane's task |
 //! | `lifecycle.rs` | following the tree: links, roles, the database, the configuration and position this node holds |
 //! | `links.rs` | sending to the parent, the children, one hop down |
 //! | `applier.rs` | the copy's applier task (transactions off the plane's task) |
