@@ -22,6 +22,7 @@
 mod api;
 mod error;
 mod events;
+mod flash;
 mod middleware;
 mod pages;
 mod rate_limit;

@@ -1,27 +1,41 @@
 //! Server-rendered pages (askama templates from the workspace's `templates/`, auto-escaped) and the
-//! forms they post. Forms answer with a redirect (303) on success and re-render their page with the
-//! error inline otherwise; messages are sent and deleted by the page's script through the JSON API.
+//! forms they post.
+//!
+//! Every signed-in page is the same two panes: the conversation sidebar (groups and direct chats, newest
+//! activity first, with unread counts) and either the start panel (home) or one conversation. On a
+//! phone-sized screen the stylesheet shows one pane at a time. The pages work without JavaScript for
+//! the basics (reading, sending, creating groups); the script adds live updates, history paging, read
+//! markers, edits, replies, reactions, search and failover.
+//!
+//! Every form follows post-redirect-get: success and failure alike answer `303 See Other`, a failure
+//! with a one-shot flash (see `flash`) that the page it lands on shows once. Pages embed live state (the
+//! session's epoch, unread counts), so they are never cached.
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::service::{
     AddMember, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, GetUser, LeaveGroup,
-    ListDirectMessages, ListGroupMessages,
+    ListDirectMessages, ListGroupMessages, SendDirectMessage, SendGroupMessage,
 };
-use crate::storage::{Epoch, Group, GroupWithMembers, Message, User, UserTag};
+use crate::storage::{ChatId, Group, GroupWithMembers, Message, UnixMillis, User, UserTag};
 
 use super::WebState;
 use super::api::{ClientAddress, log_in, sign_up};
 use super::error::{AppError, PageForm};
+use super::flash::{Flash, IncomingFlash, redirect_with};
 use super::middleware;
 use super::session::{ChatSession, SessionUser};
 use super::views::{readable, rfc3339};
+
+/// Messages a conversation page shows at first, and the page size of the script's history requests:
+/// fewer than this means the page holds the start of the conversation.
+const HISTORY_PAGE: u32 = 50;
 
 /// Page routes: public (`/`, login, register, logout, assets) and the rest behind *auth*.
 pub(super) fn router(state: WebState) -> Router {
@@ -29,10 +43,12 @@ pub(super) fn router(state: WebState) -> Router {
         .route("/groups", post(create_group))
         .route("/chats", post(start_chat))
         .route("/groups/{id}", get(group_page))
+        .route("/groups/{id}/send", post(send_to_group))
         .route("/groups/{id}/members", post(add_member))
         .route("/groups/{id}/leave", post(leave_group))
         .route("/groups/{id}/delete", post(delete_group))
         .route("/users/{username}/{tag}/chat", get(chat_page))
+        .route("/users/{username}/{tag}/send", post(send_to_user))
         .route_layer(axum::middleware::from_fn(middleware::require_page_user));
     Router::new()
         .route("/", get(index))
@@ -88,8 +104,13 @@ pub(super) fn encode_segment(text: &str) -> String {
     encoded
 }
 
+/// `alice/0042`: a user's part of the page and API paths.
+fn user_path(username: &str, tag: UserTag) -> String {
+    format!("{}/{tag}", encode_segment(username))
+}
+
 fn chat_url(username: &str, tag: UserTag) -> String {
-    format!("/users/{}/{tag}/chat", encode_segment(username))
+    format!("/users/{}/chat", user_path(username, tag))
 }
 
 /// `name#1234` (or `name` and a separate tag) as typed in a form.
@@ -107,15 +128,47 @@ fn parse_handle(handle: &str, tag: Option<&str>) -> Result<(String, UserTag), Ap
     Ok((name.trim().to_owned(), tag))
 }
 
+/// A moment as a page shows it: machine-readable for the script, readable before it runs.
+pub(super) struct TimeItem {
+    iso: String,
+    readable: String,
+}
+
+impl TimeItem {
+    fn new(at: UnixMillis) -> Self {
+        TimeItem {
+            iso: rfc3339(at),
+            readable: readable(at),
+        }
+    }
+}
+
+/// The message a reply quotes.
+pub(super) struct QuoteItem {
+    id: String,
+    sender: String,
+    excerpt: String,
+}
+
+pub(super) struct ReactionItem {
+    emoji: String,
+    count: u64,
+    me: bool,
+}
+
 /// A message as the pages show it.
 pub(super) struct MessageItem {
     id: String,
     content: String,
+    sender_id: String,
     sender_username: String,
     sender_tag: String,
     mine: bool,
     created_iso: String,
     created_readable: String,
+    edited_iso: Option<String>,
+    reply: Option<QuoteItem>,
+    reactions: Vec<ReactionItem>,
     epoch: u64,
 }
 
@@ -124,27 +177,59 @@ impl MessageItem {
         MessageItem {
             id: message.id.to_string(),
             content: message.content.clone(),
+            sender_id: message.sender.id.to_string(),
             sender_username: message.sender.username.clone(),
             sender_tag: message.sender.tag.to_string(),
             mine: message.sender.id == me.id,
             created_iso: rfc3339(message.created_at),
             created_readable: readable(message.created_at),
+            edited_iso: None,
+            reply: None,
+            reactions: Vec::new(),
             epoch: message.epoch.0,
         }
     }
 }
 
-pub(super) struct GroupItem {
-    id: String,
+/// One conversation in the sidebar.
+pub(super) struct ChatItem {
+    /// The chat's id as messages and events name it (a group id, or `dm:<id>:<id>`).
+    chat: String,
+    kind: &'static str,
     name: String,
+    tag: Option<String>,
+    url: String,
+    /// The last message, with who wrote it (`You: …`, `bob: …`).
+    preview: Option<String>,
+    time: Option<TimeItem>,
+    unread: u64,
+    read_epoch: u64,
+    activity_epoch: u64,
 }
 
-impl From<&Group> for GroupItem {
-    fn from(group: &Group) -> Self {
-        GroupItem {
-            id: group.id.to_string(),
+impl ChatItem {
+    fn from_group(group: &Group) -> Self {
+        ChatItem {
+            chat: ChatId::Group(group.id).to_string(),
+            kind: "group",
             name: group.name.clone(),
+            tag: None,
+            url: format!("/groups/{}", group.id),
+            preview: None,
+            time: None,
+            unread: 0,
+            read_epoch: 0,
+            activity_epoch: 0,
         }
+    }
+}
+
+/// `You: …` or `bob: …`: what the sidebar shows of a chat's last message.
+fn preview(message: &Message, me: &SessionUser) -> String {
+    if message.sender.id == me.id {
+        format!("You: {}", message.content)
+    } else {
+        format!("{}: {}", message.sender.username, message.content)
     }
 }
 
@@ -174,9 +259,14 @@ fn member_items(group: &GroupWithMembers, me: &SessionUser) -> Vec<MemberItem> {
 
 /// What the layout needs on every page.
 pub(super) struct Layout {
+    /// The page's own part of the title (`Weekend`); empty for the home page, whose title is "Chat".
     title: String,
     user: Option<SessionUser>,
     nameserver: String,
+    /// Unread messages over all conversations, shown as `(3)` in the title.
+    unread: u64,
+    body_class: &'static str,
+    flash: Flash,
 }
 
 impl Layout {
@@ -185,46 +275,73 @@ impl Layout {
             title: title.into(),
             user: user.cloned(),
             nameserver: state.options.nameserver_url.clone().unwrap_or_default(),
+            unread: 0,
+            body_class: "",
+            flash: Flash::default(),
         }
     }
 }
 
+/// The signed-out home page: log in or register.
 #[derive(Template)]
 #[template(path = "index.html", config = "../templates/askama.toml")]
 struct IndexPage {
     layout: Layout,
-    groups: Vec<GroupItem>,
-    error: Option<String>,
-    notice: Option<String>,
-    /// What the user typed, so a failed form keeps it (never the password).
-    username: String,
-    epoch: u64,
+    /// What the user typed in the failed form, so it is kept (never the password).
+    login_name: String,
+    register_name: String,
 }
 
+/// The signed-in home page: the sidebar and the forms that start a conversation.
 #[derive(Template)]
-#[template(path = "group.html", config = "../templates/askama.toml")]
-struct GroupPage {
+#[template(path = "home.html", config = "../templates/askama.toml")]
+struct HomePage {
     layout: Layout,
     me: SessionUser,
-    group: GroupItem,
-    i_created_it: bool,
+    epoch: u64,
+    sidebar: Vec<ChatItem>,
+    current_chat: String,
+    handle: String,
+}
+
+/// The open conversation's header, composer and script hooks.
+pub(super) struct ConversationItem {
+    kind: &'static str,
+    chat: String,
+    title: String,
+    tag: Option<String>,
+    /// The conversation's API path (`/api/groups/{id}`, `/api/users/{name}/{tag}`).
+    api: String,
+    /// Where the composer posts without the script.
+    send: String,
+    page_size: u32,
+    at_start: bool,
+    /// A fresh idempotency key for the form: posting it twice sends one message.
+    client_id: String,
+    /// The text of a send that failed, put back in the box.
+    draft: String,
+}
+
+/// A group conversation's members panel.
+pub(super) struct GroupPanel {
     members: Vec<MemberItem>,
-    messages: Vec<MessageItem>,
-    error: Option<String>,
-    epoch: u64,
+    i_created_it: bool,
+    /// Rendered open (after adding a member, or when adding failed).
+    open: bool,
+    handle: String,
 }
 
 #[derive(Template)]
-#[template(path = "chat.html", config = "../templates/askama.toml")]
-struct ChatPage {
+#[template(path = "conversation.html", config = "../templates/askama.toml")]
+struct ConversationPage {
     layout: Layout,
     me: SessionUser,
-    peer_username: String,
-    peer_tag: String,
-    peer_path: String,
-    chat_id: String,
-    messages: Vec<MessageItem>,
     epoch: u64,
+    sidebar: Vec<ChatItem>,
+    current_chat: String,
+    chat: ConversationItem,
+    group: Option<GroupPanel>,
+    messages: Vec<MessageItem>,
 }
 
 #[derive(Template)]
@@ -235,8 +352,9 @@ struct ErrorPage {
     message: String,
 }
 
+/// A page: never cached, as it embeds live state (epochs, unread counts) a stale copy would replay.
 fn render(status: StatusCode, template: &impl Template) -> Response {
-    match template.render() {
+    let mut response = match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
             tracing::error!(%error, "a template failed to render");
@@ -246,7 +364,11 @@ fn render(status: StatusCode, template: &impl Template) -> Response {
             )
                 .into_response()
         }
-    }
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// An error as a small page (used by the middlewares outside any handler, so no state or user).
@@ -256,6 +378,9 @@ pub(super) fn error_page(error: &AppError) -> Response {
             title: "Error".into(),
             user: None,
             nameserver: String::new(),
+            unread: 0,
+            body_class: "",
+            flash: Flash::default(),
         },
         status: error.status().as_u16(),
         message: error.public_message(),
@@ -283,106 +408,58 @@ fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-#[derive(Deserialize, Default)]
-struct IndexQuery {
-    #[serde(default)]
-    registered: Option<String>,
+/// A failed form: back to `location`, where the error shows once and `kept` is back in its field.
+fn back_with(state: &WebState, location: &str, flash: Flash) -> Response {
+    redirect_with(location, &flash, state.options())
+}
+
+/// The sidebar of the signed-in user, and their unread messages over all conversations.
+async fn load_sidebar(
+    state: &WebState,
+    session: &mut ChatSession,
+) -> Result<(Vec<ChatItem>, u64), AppError> {
+    let answer = state.service.list_groups(session.context()).await?;
+    session.observe(answer.epoch).await?;
+    let items: Vec<ChatItem> = answer.value.iter().map(ChatItem::from_group).collect();
+    let unread = items.iter().map(|item| item.unread).sum();
+    Ok((items, unread))
 }
 
 async fn index(
     State(state): State<WebState>,
     mut session: ChatSession,
-    Query(query): Query<IndexQuery>,
+    flash: IncomingFlash,
 ) -> Response {
-    let notice = query.registered.is_some().then(|| {
-        session
-            .user()
-            .map(|user| {
-                format!(
-                    "Welcome! You are {}: friends find you by that name and tag.",
-                    user.handle()
-                )
-            })
-            .unwrap_or_default()
-    });
-    index_with(
-        &state,
-        &mut session,
-        StatusCode::OK,
-        None,
-        notice,
-        String::new(),
-    )
-    .await
-}
-
-/// The home page: the forms when signed out, the user's groups when signed in.
-async fn index_with(
-    state: &WebState,
-    session: &mut ChatSession,
-    status: StatusCode,
-    error: Option<String>,
-    notice: Option<String>,
-    username: String,
-) -> Response {
-    let mut groups = Vec::new();
-    if session.user().is_some() {
-        match state.service.list_groups(session.context()).await {
-            Ok(answer) => {
-                if let Err(error) = session.observe(answer.epoch).await {
-                    return failed(state, session, error);
-                }
-                groups = answer.value.iter().map(GroupItem::from).collect();
-            }
-            Err(error) => return failed(state, session, error.into()),
-        }
-    }
-    let page = IndexPage {
-        // "Chat" is what every title ends with already.
-        layout: Layout::new(
-            state,
-            if session.user().is_some() {
-                "Your groups"
-            } else {
-                "Sign in"
+    let (flash, shown) = flash.take();
+    let Some(me) = session.user().cloned() else {
+        let page = IndexPage {
+            login_name: flash.kept_for("login"),
+            register_name: flash.kept_for("register"),
+            layout: Layout {
+                flash,
+                ..Layout::new(&state, "Sign in", None)
             },
-            session.user(),
-        ),
-        groups,
-        error,
-        notice: notice.filter(|notice| !notice.is_empty()),
-        username,
-        epoch: session.epoch().0,
+        };
+        return shown.clear(render(StatusCode::OK, &page), state.options());
     };
-    render(status, &page)
-}
-
-/// A form error on the home page: the page again with the message, or the error page for cluster
-/// conditions (they are not the user's to fix).
-async fn index_error(
-    state: &WebState,
-    session: &mut ChatSession,
-    error: AppError,
-    username: String,
-) -> Response {
-    if error.status().is_server_error() {
-        return failed(state, session, error);
-    }
-    let status = error.status();
-    let retry_after = error.retry_after();
-    let mut response = index_with(
-        state,
-        session,
-        status,
-        Some(error.public_message()),
-        None,
-        username,
-    )
-    .await;
-    if retry_after.is_some() {
-        error.decorate(&mut response);
-    }
-    response
+    let (sidebar, unread) = match load_sidebar(&state, &mut session).await {
+        Ok(loaded) => loaded,
+        Err(error) => return failed(&state, &session, error),
+    };
+    let page = HomePage {
+        handle: flash.kept_for("chat"),
+        layout: Layout {
+            unread,
+            body_class: "view-home",
+            flash,
+            ..Layout::new(&state, "", Some(&me))
+        },
+        me,
+        epoch: session.epoch().0,
+        sidebar,
+        current_chat: String::new(),
+    };
+    shown.clear(render(StatusCode::OK, &page), state.options())
 }
 
 #[derive(Deserialize)]
@@ -401,24 +478,24 @@ async fn login(
 ) -> Response {
     let form = match form {
         Ok(PageForm(form)) => form,
-        Err(error) => return index_error(&state, &mut session, error, String::new()).await,
+        Err(error) => return back_with(&state, "/", Flash::failed(&error, "login", "")),
     };
-    let (username, tag) = match parse_handle(&form.username, form.tag.as_deref()) {
-        Ok(handle) => handle,
-        Err(error) => return index_error(&state, &mut session, error, form.username).await,
-    };
-    match log_in(
-        &state,
-        &mut session,
-        &address,
-        &username,
-        tag,
-        form.password,
-    )
-    .await
-    {
+    let result = async {
+        let (username, tag) = parse_handle(&form.username, form.tag.as_deref())?;
+        log_in(
+            &state,
+            &mut session,
+            &address,
+            &username,
+            tag,
+            form.password,
+        )
+        .await
+    }
+    .await;
+    match result {
         Ok(_) => see_other("/"),
-        Err(error) => index_error(&state, &mut session, error, form.username).await,
+        Err(error) => back_with(&state, "/", Flash::failed(&error, "login", form.username)),
     }
 }
 
@@ -435,15 +512,26 @@ async fn register(
 ) -> Response {
     let form = match form {
         Ok(PageForm(form)) => form,
-        Err(error) => return index_error(&state, &mut session, error, String::new()).await,
+        Err(error) => return back_with(&state, "/", Flash::failed(&error, "register", "")),
     };
     let typed = form.username.clone();
-    match sign_up(&state, &mut session, form.username, form.password).await {
-        Ok((user, epoch)) => match session.sign_in(SessionUser::from(&user), epoch).await {
-            Ok(()) => see_other("/?registered=1"),
-            Err(error) => failed(&state, &session, error),
-        },
-        Err(error) => index_error(&state, &mut session, error, typed).await,
+    let result = async {
+        let (user, epoch) = sign_up(&state, &mut session, form.username, form.password).await?;
+        let user = SessionUser::from(&user);
+        session.sign_in(user.clone(), epoch).await?;
+        Ok::<_, AppError>(user)
+    }
+    .await;
+    match result {
+        Ok(user) => back_with(
+            &state,
+            "/",
+            Flash::notice(format!(
+                "Welcome! You are {}: friends find you by that name and tag.",
+                user.handle()
+            )),
+        ),
+        Err(error) => back_with(&state, "/", Flash::failed(&error, "register", typed)),
     }
 }
 
@@ -476,7 +564,7 @@ async fn create_group(
     .await;
     match result {
         Ok(group) => see_other(&format!("/groups/{group}")),
-        Err(error) => index_error(&state, &mut session, error, String::new()).await,
+        Err(error) => back_with(&state, "/", Flash::failed(&error, "group", "")),
     }
 }
 
@@ -490,8 +578,10 @@ async fn start_chat(
     mut session: ChatSession,
     form: Result<PageForm<HandleForm>, AppError>,
 ) -> Response {
+    let mut typed = String::new();
     let result = async {
         let PageForm(form) = form?;
+        typed = form.handle.clone();
         let (username, tag) = parse_handle(&form.handle, None)?;
         let answer = state
             .service
@@ -503,15 +593,72 @@ async fn start_chat(
     .await;
     match result {
         Ok(url) => see_other(&url),
-        Err(error) => index_error(&state, &mut session, error, String::new()).await,
+        Err(error) => back_with(&state, "/", Flash::failed(&error, "chat", typed)),
     }
 }
 
-async fn load_group(
+/// `?panel=members`: the group page with its members panel open.
+#[derive(Deserialize, Default)]
+struct GroupQuery {
+    #[serde(default)]
+    panel: Option<String>,
+}
+
+/// A conversation page's parts that differ between a group and a direct chat.
+struct Opened {
+    title: String,
+    chat: ConversationItem,
+    group: Option<GroupPanel>,
+    messages: Vec<Message>,
+}
+
+/// Renders an opened conversation with the sidebar around it.
+async fn render_conversation(
     state: &WebState,
     session: &mut ChatSession,
+    me: SessionUser,
+    opened: Opened,
+    flash: Flash,
+) -> Response {
+    let (sidebar, unread) = match load_sidebar(state, session).await {
+        Ok(loaded) => loaded,
+        Err(error) => return failed(state, session, error),
+    };
+    let Opened {
+        title,
+        chat,
+        group,
+        messages,
+    } = opened;
+    let page = ConversationPage {
+        layout: Layout {
+            unread,
+            body_class: "view-chat",
+            flash,
+            ..Layout::new(state, title, Some(&me))
+        },
+        epoch: session.epoch().0,
+        sidebar,
+        current_chat: chat.chat.clone(),
+        chat,
+        group,
+        messages: messages
+            .iter()
+            .map(|message| MessageItem::new(message, &me))
+            .collect(),
+        me,
+    };
+    render(StatusCode::OK, &page)
+}
+
+async fn open_group(
+    state: &WebState,
+    session: &mut ChatSession,
+    me: &SessionUser,
     id: &str,
-) -> Result<(GroupWithMembers, Vec<Message>, Epoch), AppError> {
+    flash: &Flash,
+    panel_open: bool,
+) -> Result<Opened, AppError> {
     let group = super::api::path_group(id)?;
     let found = state
         .service
@@ -525,52 +672,206 @@ async fn load_group(
             ListGroupMessages {
                 group,
                 before: None,
-                limit: None,
+                limit: Some(HISTORY_PAGE),
             },
         )
         .await?;
     session.observe(history.epoch).await?;
     state.hub.remember_messages(&history.value);
-    Ok((found.value, history.value, session.epoch()))
-}
-
-async fn render_group(
-    state: &WebState,
-    session: &mut ChatSession,
-    id: &str,
-    status: StatusCode,
-    error: Option<String>,
-) -> Response {
-    let Some(me) = session.user().cloned() else {
-        return see_other("/");
-    };
-    match load_group(state, session, id).await {
-        Ok((group, messages, epoch)) => {
-            let page = GroupPage {
-                layout: Layout::new(state, group.group.name.clone(), Some(&me)),
-                i_created_it: group.group.creator == me.id,
-                members: member_items(&group, &me),
-                group: GroupItem::from(&group.group),
-                messages: messages
-                    .iter()
-                    .map(|message| MessageItem::new(message, &me))
-                    .collect(),
-                me,
-                error,
-                epoch: epoch.0,
-            };
-            render(status, &page)
-        }
-        Err(error) => failed(state, session, error),
-    }
+    let found = found.value;
+    let handle = flash.kept_for("member");
+    Ok(Opened {
+        title: found.group.name.clone(),
+        chat: ConversationItem {
+            kind: "group",
+            chat: ChatId::Group(group).to_string(),
+            title: found.group.name.clone(),
+            tag: None,
+            api: format!("/api/groups/{group}"),
+            send: format!("/groups/{group}/send"),
+            page_size: HISTORY_PAGE,
+            at_start: history.value.len() < HISTORY_PAGE as usize,
+            client_id: uuid::Uuid::new_v4().to_string(),
+            draft: flash.kept_for("message"),
+        },
+        group: Some(GroupPanel {
+            members: member_items(&found, me),
+            i_created_it: found.group.creator == me.id,
+            open: panel_open || !handle.is_empty(),
+            handle,
+        }),
+        messages: history.value,
+    })
 }
 
 async fn group_page(
     State(state): State<WebState>,
     mut session: ChatSession,
     Path(id): Path<String>,
+    Query(query): Query<GroupQuery>,
+    flash: IncomingFlash,
 ) -> Response {
-    render_group(&state, &mut session, &id, StatusCode::OK, None).await
+    let Some(me) = session.user().cloned() else {
+        return see_other("/");
+    };
+    let (flash, shown) = flash.take();
+    let panel_open = query.panel.as_deref() == Some("members");
+    let response = match open_group(&state, &mut session, &me, &id, &flash, panel_open).await {
+        Ok(opened) => render_conversation(&state, &mut session, me, opened, flash).await,
+        Err(error) => failed(&state, &session, error),
+    };
+    shown.clear(response, state.options())
+}
+
+async fn open_direct(
+    state: &WebState,
+    session: &mut ChatSession,
+    me: &SessionUser,
+    username: &str,
+    tag: &str,
+    flash: &Flash,
+) -> Result<Opened, AppError> {
+    let tag = super::api::path_tag(tag)?;
+    let peer = state
+        .service
+        .get_user(
+            session.context(),
+            GetUser {
+                username: username.to_owned(),
+                tag,
+            },
+        )
+        .await?;
+    session.observe(peer.epoch).await?;
+    let history = state
+        .service
+        .list_direct_messages(
+            session.context(),
+            ListDirectMessages {
+                username: peer.value.username.clone(),
+                tag,
+                before: None,
+                limit: Some(HISTORY_PAGE),
+            },
+        )
+        .await?;
+    session.observe(history.epoch).await?;
+    state.hub.remember_messages(&history.value);
+    let peer = peer.value;
+    let path = user_path(&peer.username, peer.tag);
+    Ok(Opened {
+        title: peer.username.clone(),
+        chat: ConversationItem {
+            kind: "direct",
+            chat: ChatId::direct(me.id, peer.id).to_string(),
+            title: peer.username.clone(),
+            tag: Some(peer.tag.to_string()),
+            api: format!("/api/users/{path}"),
+            send: format!("/users/{path}/send"),
+            page_size: HISTORY_PAGE,
+            at_start: history.value.len() < HISTORY_PAGE as usize,
+            client_id: uuid::Uuid::new_v4().to_string(),
+            draft: flash.kept_for("message"),
+        },
+        group: None,
+        messages: history.value,
+    })
+}
+
+async fn chat_page(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path((username, tag)): Path<(String, String)>,
+    flash: IncomingFlash,
+) -> Response {
+    let Some(me) = session.user().cloned() else {
+        return see_other("/");
+    };
+    let (flash, shown) = flash.take();
+    let response = match open_direct(&state, &mut session, &me, &username, &tag, &flash).await {
+        Ok(opened) => render_conversation(&state, &mut session, me, opened, flash).await,
+        Err(error) => failed(&state, &session, error),
+    };
+    shown.clear(response, state.options())
+}
+
+/// The composer's form, for a browser without the script.
+#[derive(Deserialize)]
+struct SendForm {
+    content: String,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+async fn send_to_group(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path(id): Path<String>,
+    form: Result<PageForm<SendForm>, AppError>,
+) -> Response {
+    let page = format!("/groups/{}", encode_segment(&id));
+    let mut typed = String::new();
+    let result = async {
+        let group = super::api::path_group(&id)?;
+        let PageForm(form) = form?;
+        typed = form.content.clone();
+        let answer = state
+            .service
+            .send_group_message(
+                session.context(),
+                SendGroupMessage {
+                    group,
+                    content: form.content,
+                    client_id: form.client_id.filter(|id| !id.is_empty()),
+                },
+            )
+            .await?;
+        session.observe(answer.epoch).await?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => see_other(&page),
+        Err(error) => back_with(&state, &page, Flash::failed(&error, "message", typed)),
+    }
+}
+
+async fn send_to_user(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path((username, tag)): Path<(String, String)>,
+    form: Result<PageForm<SendForm>, AppError>,
+) -> Response {
+    let page = format!(
+        "/users/{}/{}/chat",
+        encode_segment(&username),
+        encode_segment(&tag)
+    );
+    let mut typed = String::new();
+    let result = async {
+        let tag = super::api::path_tag(&tag)?;
+        let PageForm(form) = form?;
+        typed = form.content.clone();
+        let answer = state
+            .service
+            .send_direct_message(
+                session.context(),
+                SendDirectMessage {
+                    username,
+                    tag,
+                    content: form.content,
+                    client_id: form.client_id.filter(|id| !id.is_empty()),
+                },
+            )
+            .await?;
+        session.observe(answer.epoch).await?;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => see_other(&page),
+        Err(error) => back_with(&state, &page, Flash::failed(&error, "message", typed)),
+    }
 }
 
 async fn add_member(
@@ -579,9 +880,12 @@ async fn add_member(
     Path(id): Path<String>,
     form: Result<PageForm<HandleForm>, AppError>,
 ) -> Response {
+    let page = format!("/groups/{}?panel=members", encode_segment(&id));
+    let mut typed = String::new();
     let result = async {
         let group = super::api::path_group(&id)?;
         let PageForm(form) = form?;
+        typed = form.handle.clone();
         let (username, tag) = parse_handle(&form.handle, None)?;
         let answer = state
             .service
@@ -599,20 +903,8 @@ async fn add_member(
     }
     .await;
     match result {
-        Ok(()) => see_other(&format!("/groups/{id}")),
-        Err(error) if error.status().is_client_error() => {
-            // Say what went wrong on the group page itself, when the caller may still see it.
-            let status = error.status();
-            render_group(
-                &state,
-                &mut session,
-                &id,
-                status,
-                Some(error.public_message()),
-            )
-            .await
-        }
-        Err(error) => failed(&state, &session, error),
+        Ok(()) => see_other(&page),
+        Err(error) => back_with(&state, &page, Flash::failed(&error, "member", typed)),
     }
 }
 
@@ -633,7 +925,10 @@ async fn leave_group(
     .await;
     match result {
         Ok(()) => see_other("/"),
-        Err(error) => failed(&state, &session, error),
+        Err(error) => {
+            let page = format!("/groups/{}", encode_segment(&id));
+            back_with(&state, &page, Flash::failed(&error, "leave", ""))
+        }
     }
 }
 
@@ -654,66 +949,10 @@ async fn delete_group(
     .await;
     match result {
         Ok(()) => see_other("/"),
-        Err(error) => failed(&state, &session, error),
-    }
-}
-
-async fn chat_page(
-    State(state): State<WebState>,
-    mut session: ChatSession,
-    Path((username, tag)): Path<(String, String)>,
-) -> Response {
-    let Some(me) = session.user().cloned() else {
-        return see_other("/");
-    };
-    let result = async {
-        let tag = super::api::path_tag(&tag)?;
-        let peer = state
-            .service
-            .get_user(
-                session.context(),
-                GetUser {
-                    username: username.clone(),
-                    tag,
-                },
-            )
-            .await?;
-        session.observe(peer.epoch).await?;
-        let history = state
-            .service
-            .list_direct_messages(
-                session.context(),
-                ListDirectMessages {
-                    username: peer.value.username.clone(),
-                    tag,
-                    before: None,
-                    limit: None,
-                },
-            )
-            .await?;
-        session.observe(history.epoch).await?;
-        state.hub.remember_messages(&history.value);
-        Ok::<_, AppError>((peer.value, history.value))
-    }
-    .await;
-    match result {
-        Ok((peer, messages)) => {
-            let page = ChatPage {
-                layout: Layout::new(&state, peer.username.clone(), Some(&me)),
-                chat_id: crate::storage::ChatId::direct(me.id, peer.id).to_string(),
-                peer_path: format!("{}/{}", encode_segment(&peer.username), peer.tag),
-                peer_username: peer.username,
-                peer_tag: peer.tag.to_string(),
-                messages: messages
-                    .iter()
-                    .map(|message| MessageItem::new(message, &me))
-                    .collect(),
-                me,
-                epoch: session.epoch().0,
-            };
-            render(StatusCode::OK, &page)
+        Err(error) => {
+            let page = format!("/groups/{}", encode_segment(&id));
+            back_with(&state, &page, Flash::failed(&error, "delete", ""))
         }
-        Err(error) => failed(&state, &session, error),
     }
 }
 

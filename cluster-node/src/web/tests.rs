@@ -101,6 +101,26 @@ impl Answer {
             .map(str::to_owned)
     }
 
+    /// `name=value` of the one-shot flash cookie this answer sets (a failed form's redirect).
+    pub fn flash_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("chat_flash=") && !value.starts_with("chat_flash=;"))
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned)
+    }
+
+    /// Whether this answer clears the flash cookie (the page that showed it).
+    pub fn clears_flash(&self) -> bool {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.starts_with("chat_flash=;"))
+    }
+
     pub fn epoch(&self) -> u64 {
         self.headers
             .get(EPOCH_HEADER)
@@ -205,6 +225,28 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// Follows a redirect as a browser would: a GET of its `Location` with the session cookie of `user`
+    /// (if any) and the flash cookie the redirect set (if any).
+    pub async fn follow(&self, redirect: &Answer, user: Option<&TestUser>) -> Answer {
+        assert_eq!(
+            redirect.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            redirect.text()
+        );
+        let mut next = match user {
+            Some(user) => user.call(Method::GET, &redirect.location()),
+            None => call(Method::GET, &redirect.location()),
+        };
+        if let Some(cookie) = redirect.session_cookie() {
+            next = next.cookie(&cookie);
+        }
+        if let Some(flash) = redirect.flash_cookie() {
+            next = next.cookie(&flash);
+        }
+        self.send(next).await
     }
 
     /// Registers `name` through the API and returns the user's JSON.

@@ -24,7 +24,7 @@ async fn the_home_page_offers_login_and_registration_when_signed_out() {
 }
 
 #[tokio::test]
-async fn registering_by_form_signs_in_and_shows_the_new_tag() {
+async fn registering_by_form_signs_in_and_welcomes_once_with_the_new_tag() {
     let app = spawn_app().await;
 
     let registered = app
@@ -32,17 +32,20 @@ async fn registering_by_form_signs_in_and_shows_the_new_tag() {
             call(Method::POST, "/register").form(&[("username", "alice"), ("password", PASSWORD)]),
         )
         .await;
-    let cookie = registered.session_cookie().expect("cookie");
-    let home = app
-        .send(call(Method::GET, &registered.location()).cookie(&cookie))
+    let home = app.follow(&registered, None).await;
+    let again = app
+        .send(call(Method::GET, "/").cookie(&registered.session_cookie().expect("cookie")))
         .await;
 
     assert_eq!(registered.status, StatusCode::SEE_OTHER);
+    assert_eq!(registered.location(), "/");
     assert_eq!(home.status, StatusCode::OK);
     let html = home.text();
     assert!(html.contains("Welcome!"), "{html}");
-    assert!(html.contains("No groups yet"), "{html}");
+    assert!(html.contains("No conversations yet"), "{html}");
     assert!(html.contains("alice<span class=\"tag\">#"), "{html}");
+    assert!(home.clears_flash());
+    assert!(!again.text().contains("Welcome!"), "the welcome shows once");
 }
 
 #[tokio::test]
@@ -61,7 +64,7 @@ async fn logging_in_by_form_with_name_hash_tag_redirects_home() {
 }
 
 #[tokio::test]
-async fn a_failed_form_login_shows_the_error_inline_and_keeps_the_name() {
+async fn a_failed_form_login_redirects_back_and_shows_the_error_once_keeping_the_name() {
     let app = spawn_app().await;
     app.register("alice").await;
 
@@ -71,15 +74,26 @@ async fn a_failed_form_login_shows_the_error_inline_and_keeps_the_name() {
                 .form(&[("username", "alice#0000"), ("password", "wrong password")]),
         )
         .await;
+    let shown = app.follow(&wrong, None).await;
+    let reloaded = app.send(call(Method::GET, "/")).await;
     let malformed = app
         .send(call(Method::POST, "/login").form(&[("username", "alice"), ("password", "x")]))
         .await;
+    let malformed_shown = app.follow(&malformed, None).await;
 
-    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.text().contains("wrong username, tag or password"));
-    assert!(wrong.text().contains("value=\"alice#0000\""));
-    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    assert!(malformed.text().contains("name#1234"));
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert_eq!(wrong.location(), "/");
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.text().contains("wrong username, tag or password"));
+    assert!(shown.text().contains("value=\"alice#0000\""));
+    assert!(
+        !shown.text().contains("wrong password"),
+        "never the password"
+    );
+    assert!(shown.clears_flash());
+    assert!(!reloaded.text().contains("wrong username"));
+    assert_eq!(malformed.status, StatusCode::SEE_OTHER);
+    assert!(malformed_shown.text().contains("name#1234"));
 }
 
 #[tokio::test]
@@ -145,11 +159,11 @@ async fn creating_a_group_by_form_leads_to_its_page_with_members_history_and_con
     assert_eq!(added.status, StatusCode::SEE_OTHER);
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
-    assert!(html.contains("<h1>trip</h1>"));
+    assert!(html.contains(">trip</h1>"));
     assert!(html.contains(&format!("bob<span class=\"tag\">#{}</span>", bob.tag)));
     assert!(html.contains("hello from bob"));
     assert_eq!(html.matches("class=\"message mine\"").count(), 1);
-    assert_eq!(html.matches("data-delete=").count(), 1);
+    assert_eq!(html.matches("data-sender=\"").count(), 2);
     assert!(html.contains("Delete group"));
     assert!(html.contains("Leave group"));
     let bob_page = app.send(bob.call(Method::GET, &url)).await.text();
@@ -170,9 +184,22 @@ async fn adding_an_unknown_member_by_form_shows_the_error_on_the_group_page() {
         )
         .await;
 
-    assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert!(answer.text().contains("user not found"));
-    assert!(answer.text().contains("<h1>g</h1>"));
+    let page = app.follow(&answer, Some(&alice)).await;
+
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), format!("/groups/{group}?panel=members"));
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("user not found"), "{html}");
+    assert!(html.contains(">g</h1>"));
+    assert!(
+        html.contains("id=\"group-info\" open"),
+        "the members panel is open"
+    );
+    assert!(
+        html.contains("value=\"ghost#0001\""),
+        "what was typed is kept"
+    );
 }
 
 #[tokio::test]
@@ -238,8 +265,11 @@ async fn starting_a_direct_chat_by_form_opens_its_page_with_the_history() {
         "data-post=\"/api/users/bob/{}/messages\"",
         bob.tag
     )));
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert!(unknown.text().contains("user not found"));
+    assert_eq!(unknown.status, StatusCode::SEE_OTHER);
+    assert_eq!(unknown.location(), "/");
+    let home = app.follow(&unknown, Some(&alice)).await;
+    assert!(home.text().contains("user not found"));
+    assert!(home.text().contains("value=\"ghost#0001\""));
 }
 
 #[tokio::test]
@@ -258,4 +288,68 @@ async fn the_stylesheet_and_script_are_served() {
     );
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.text().contains("EventSource"));
+}
+
+#[tokio::test]
+async fn pages_with_live_state_are_never_cached() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, "g").await;
+
+    for uri in ["/".to_owned(), format!("/groups/{group}")] {
+        let page = app.send(alice.call(Method::GET, &uri)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        assert_eq!(page.headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+    let signed_out = app.send(call(Method::GET, "/")).await;
+    assert_eq!(signed_out.headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn without_the_script_the_composer_form_sends_once_per_key_and_comes_back_to_the_chat() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let group = app.group(&alice, "g").await;
+    let form = [("content", "sent by a form"), ("client_id", "form-key-1")];
+
+    let sent = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/groups/{group}/send"))
+                .form(&form),
+        )
+        .await;
+    let twice = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/groups/{group}/send"))
+                .form(&form),
+        )
+        .await;
+    let direct = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/users/{}/send", bob.path()))
+                .form(&[("content", "psst"), ("client_id", "form-key-2")]),
+        )
+        .await;
+    let empty = app
+        .send(
+            alice
+                .call(Method::POST, &format!("/groups/{group}/send"))
+                .form(&[("content", ""), ("client_id", "form-key-3")]),
+        )
+        .await;
+    let page = app.follow(&sent, Some(&alice)).await;
+    let refused = app.follow(&empty, Some(&alice)).await;
+    let chat = app.follow(&direct, Some(&alice)).await;
+
+    assert_eq!(sent.location(), format!("/groups/{group}"));
+    assert_eq!(twice.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.text().matches("sent by a form").count(), 1);
+    assert_eq!(direct.location(), format!("/users/bob/{}/chat", bob.tag));
+    assert!(chat.text().contains("psst"));
+    assert_eq!(empty.status, StatusCode::SEE_OTHER);
+    assert!(refused.text().contains("class=\"alert error flash\""));
 }
