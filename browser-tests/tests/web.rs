@@ -373,10 +373,7 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     );
     log_out_and_in(one, &ada).await;
     log_out_and_in(two, &bob).await;
-    assert_eq!(
-        one.title().await.expect("the page has a title"),
-        "Your groups · Chat"
-    );
+    assert_eq!(one.title().await.expect("the page has a title"), "Chat");
     let favicon = one
         .execute_async(
             "const done = arguments[0]; \
@@ -405,7 +402,8 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
         "Weekend · Chat"
     );
 
-    // She adds Bob by name and tag; the members list shows him.
+    // She adds Bob by name and tag from the members panel; the list shows him.
+    click(one, "#group-info summary").await;
     type_into(one, "form[action$='/members'] input[name='handle']", &bob).await;
     click(one, "form[action$='/members'] button[type='submit']").await;
     poll("bob is listed as a member", EVENT, || async {
@@ -423,6 +421,7 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
         .expect("the group page opens");
     let title = wait_for(two, "#chat .chat-header h1", EVENT).await;
     assert_eq!(title.text().await.expect("a title"), "Weekend");
+    click(two, "#group-info summary").await;
     assert!(
         texts(two, "#members li")
             .await
@@ -467,7 +466,7 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
         .await
         .expect("a script runs");
     assert_eq!(same_page, json!(true), "bob's page was reloaded");
-    let senders = texts(two, "#messages li.message .sender").await;
+    let senders = texts(two, "#messages li.message .meta .sender").await;
     assert_eq!(senders, vec![ada.clone()], "the sender bob sees");
     assert!(
         wait_for(two, "#messages-empty", EVENT)
@@ -552,8 +551,8 @@ async fn page_changes_do_not_stall(browser: &Client, base: &str, group_path: &st
         .goto(&format!("{base}/"))
         .await
         .expect("the home page opens");
-    wait_for(browser, "#groups", EVENT).await;
-    let link = format!("#groups a[href='{group_path}']");
+    wait_for(browser, "#chats", EVENT).await;
+    let link = format!("#chats a[href='{group_path}']");
     let mut slowest = Duration::ZERO;
     for change in 0..20 {
         let started = Instant::now();
@@ -564,7 +563,7 @@ async fn page_changes_do_not_stall(browser: &Client, base: &str, group_path: &st
                 wait_for(browser, "#chat", CHANGE).await;
             } else {
                 browser.back().await.expect("the browser goes back");
-                wait_for(browser, "#groups", CHANGE).await;
+                wait_for(browser, "body.view-home #chats", CHANGE).await;
             }
         };
         if tokio::time::timeout(CHANGE, step).await.is_err() {
@@ -663,4 +662,484 @@ async fn browser_scenario(tools: &Tools, cluster: &Cluster, flags: &[&str], star
     let _ = two.close().await;
     drop(driver);
     eprintln!("browser test took {:?}", started.elapsed());
+}
+
+/// Runs `script` (a function body; `arguments` are `args`) in `browser` and answers its value.
+async fn js(browser: &Client, script: &str, args: Vec<Value>) -> Value {
+    browser
+        .execute(script, args)
+        .await
+        .unwrap_or_else(|error| panic!("script {script:?} failed: {error}"))
+}
+
+/// Enters through the nameserver until the browser lands on an input node other than `not` (the
+/// nameserver hands nodes out in turn); answers that node's origin.
+async fn enter_avoiding(browser: &Client, nameserver: &str, not: Option<&str>) -> String {
+    for _ in 0..6 {
+        let origin = enter_through_nameserver(browser, nameserver).await;
+        if Some(origin.as_str()) != not {
+            return origin;
+        }
+    }
+    panic!("the nameserver kept sending the browser to {not:?}");
+}
+
+/// The sidebar entry whose link goes to `href`, as `[unread, badge hidden]`, or null without one.
+const SIDEBAR_ENTRY: &str = "const link = document.querySelector('#chats a[href=\"' + arguments[0] + '\"]'); \
+     if (!link) return null; const item = link.closest('li'); \
+     return [Number(item.dataset.unread), item.querySelector('.unread').hidden];";
+
+impl Session {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let request = self.http.get(format!("{}{path}", self.base)).send();
+        let response = tokio::time::timeout(EVENT, request)
+            .await
+            .unwrap_or_else(|_| panic!("GET {path}: no answer within {EVENT:?}"))
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Logs in an account registered elsewhere (through a page).
+    async fn log_in(&self, handle: &str) {
+        let (username, tag) = handle.rsplit_once('#').expect("name#tag");
+        let (status, body) = self
+            .post(
+                "/api/login",
+                json!({"username": username, "tag": tag, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {handle}: {body}");
+    }
+}
+
+/// Whether the message `content` is shown (delivered, not pending) in `browser`'s open conversation.
+async fn shows_message(browser: &Client, content: &str) -> bool {
+    js(
+        browser,
+        "return Array.from(document.querySelectorAll('#messages li.message:not(.pending) .content')) \
+           .some((node) => node.textContent === arguments[0]);",
+        vec![json!(content)],
+    )
+    .await
+        == json!(true)
+}
+
+/// Clicks (focuses) the message `content` in `browser` and then its action `action` (`reply`, `edit`,
+/// `react`), as a person does: the actions show on a focused message.
+async fn act_on(browser: &Client, content: &str, action: &str) -> String {
+    let id = js(
+        browser,
+        "const item = Array.from(document.querySelectorAll('#messages li.message')) \
+           .find((node) => node.querySelector('.content').textContent === arguments[0]); \
+         return item ? item.id : null;",
+        vec![json!(content)],
+    )
+    .await;
+    let id = id
+        .as_str()
+        .unwrap_or_else(|| panic!("no message {content:?} shown"))
+        .to_owned();
+    click(browser, &format!("#{id} .content")).await;
+    click(browser, &format!("#{id} [data-action='{action}']")).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_and_a_phone_on_different_nodes_chat_page_back_search_and_survive_a_node_death() {
+    let test =
+        "a_desktop_and_a_phone_on_different_nodes_chat_page_back_search_and_survive_a_node_death";
+    let Some(tools) = Tools::find_or_skip(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let mut cluster = Cluster::start_in_order(5).await;
+    cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
+    let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;
+    eprintln!("cluster ready in {:?}", started.elapsed());
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let driver = ChromeDriver::start(&tools, dir.path()).await;
+    let profiles = [dir.path().join("desktop"), dir.path().join("phone")];
+    for profile in &profiles {
+        std::fs::create_dir_all(profile).expect("a profile folder");
+    }
+    let desktop = driver.session(&profiles[0]).await;
+    let phone = driver.session(&profiles[1]).await;
+    phone
+        .set_window_size(390, 844)
+        .await
+        .expect("the phone window can be resized");
+
+    let scenario = async {
+        let nameserver = format!("{}/", cluster.nameserver_url());
+        let x = enter_avoiding(&desktop, &nameserver, None).await;
+        let y = enter_avoiding(&phone, &nameserver, Some(&x)).await;
+        eprintln!("ada (desktop) on {x}, bob (phone) on {y}");
+        let ada = register(&desktop, "ada").await;
+        let bob = register(&phone, "bob").await;
+        let ada_api = Session::new(&x);
+        ada_api.log_in(&ada).await;
+        let bob_api = Session::new(&y);
+        bob_api.log_in(&bob).await;
+        let (_, bob_tag) = bob.rsplit_once('#').expect("name#tag");
+        let (_, ada_tag) = ada.rsplit_once('#').expect("name#tag");
+        let to_bob = format!("/users/bob/{bob_tag}/chat");
+        let to_ada = format!("/users/ada/{ada_tag}/chat");
+
+        // (b) A direct message appears in bob's sidebar, counted, and the count clears when he opens it
+        // and stays cleared on another input node.
+        let step = Instant::now();
+        let (status, body) = ada_api
+            .post(
+                &format!("/api/users/bob/{bob_tag}/messages"),
+                json!({"content": "psst bob, are you there?"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        poll(
+            "the direct message shows in bob's sidebar with one unread",
+            EVENT,
+            || async {
+                (js(&phone, SIDEBAR_ENTRY, vec![json!(to_ada)]).await == json!([1, false]))
+                    .then_some(())
+            },
+        )
+        .await;
+        assert_eq!(phone.title().await.expect("a title"), "(1) Chat");
+        assert!(
+            wait_for(&phone, "#sidebar", EVENT)
+                .await
+                .is_displayed()
+                .await
+                .expect("visibility"),
+            "the phone's home page is the sidebar"
+        );
+        click(&phone, &format!("#chats a[href='{to_ada}']")).await;
+        wait_for(&phone, "#chat", EVENT).await;
+        assert!(
+            !phone
+                .find(Locator::Css("#sidebar"))
+                .await
+                .expect("a sidebar")
+                .is_displayed()
+                .await
+                .expect("visibility"),
+            "on a phone the conversation is a view of its own"
+        );
+        poll(
+            "bob's count clears once he has the chat open",
+            EVENT,
+            || async {
+                (js(&phone, SIDEBAR_ENTRY, vec![json!(to_ada)]).await == json!([0, true]))
+                    .then_some(())
+            },
+        )
+        .await;
+        assert_eq!(phone.title().await.expect("a title"), "ada · Chat");
+        phone
+            .goto(&format!("{x}/"))
+            .await
+            .expect("the other node opens");
+        wait_for(&phone, "body.view-home #chats", EVENT).await;
+        assert_eq!(
+            js(&phone, SIDEBAR_ENTRY, vec![json!(to_ada)]).await,
+            json!([0, true]),
+            "on another input node ({x}) the chat is read"
+        );
+        assert_eq!(phone.title().await.expect("a title"), "Chat");
+        phone
+            .goto(&format!("{y}{to_ada}"))
+            .await
+            .expect("the chat opens");
+        wait_for(&phone, "#chat", EVENT).await;
+        eprintln!(
+            "(b) unread in the sidebar, cleared across nodes: {:?}",
+            step.elapsed()
+        );
+
+        // (c) 300 messages seeded through the API; scrolling up reaches the first.
+        let step = Instant::now();
+        let (status, group) = ada_api
+            .post("/api/groups", json!({"name": "History"}))
+            .await;
+        assert_eq!(status, 201, "{group}");
+        let group = group["id"].as_str().expect("a group id").to_owned();
+        let (status, body) = ada_api
+            .post(
+                &format!("/api/groups/{group}/members"),
+                json!({"username": "bob", "tag": bob_tag}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let mut first = Value::Null;
+        let mut lighthouse = Value::Null;
+        for n in 1..=300 {
+            let content = if n == 150 {
+                "the old lighthouse on the cape".to_owned()
+            } else {
+                format!("history {n}")
+            };
+            let (status, message) = ada_api
+                .post(
+                    &format!("/api/groups/{group}/messages"),
+                    json!({"content": content}),
+                )
+                .await;
+            assert_eq!(status, 201, "{message}");
+            if n == 1 {
+                first = message;
+            } else if n == 150 {
+                lighthouse = message;
+            }
+        }
+        eprintln!("(c) seeded 300 messages in {:?}", step.elapsed());
+        let step = Instant::now();
+        desktop
+            .goto(&format!("{x}/groups/{group}"))
+            .await
+            .expect("the group opens");
+        wait_for(&desktop, "#chat", EVENT).await;
+        let first_id = format!("m-{}", first["id"].as_str().expect("an id"));
+        poll(
+            "scrolling up reaches the first message",
+            Duration::from_secs(60),
+            || async {
+                let reached = js(
+                    &desktop,
+                    "const scroller = document.getElementById('scroller'); scroller.scrollTop = 0; \
+                 return Boolean(document.getElementById(arguments[0])) && \
+                   !document.getElementById('history-start').hidden;",
+                    vec![json!(first_id)],
+                )
+                .await;
+                (reached == json!(true)).then_some(())
+            },
+        )
+        .await;
+        let count = js(
+            &desktop,
+            "return document.querySelectorAll('#messages li.message').length;",
+            vec![],
+        )
+        .await;
+        assert_eq!(count, json!(300), "every message once");
+        let start = wait_for(&desktop, "#history-start", EVENT).await;
+        assert!(
+            start
+                .text()
+                .await
+                .expect("text")
+                .contains("start of the conversation")
+        );
+        eprintln!(
+            "(c) scrolled back through 300 messages in {:?}",
+            step.elapsed()
+        );
+
+        // (d) An edit and a reaction by ada, a reply by bob, each seen live by the other.
+        let step = Instant::now();
+        desktop
+            .goto(&format!("{x}{to_bob}"))
+            .await
+            .expect("the chat opens");
+        wait_for(&desktop, "#chat", EVENT).await;
+        type_into(
+            &desktop,
+            "#composer textarea",
+            "plans for saturday?\u{E007}",
+        )
+        .await;
+        poll("bob sees ada's question", EVENT, || async {
+            shows_message(&phone, "plans for saturday?")
+                .await
+                .then_some(())
+        })
+        .await;
+        act_on(&desktop, "plans for saturday?", "edit").await;
+        type_into(
+            &desktop,
+            "#messages .editor textarea",
+            "plans for sunday?\u{E007}",
+        )
+        .await;
+        poll("bob sees the edit", EVENT, || async {
+            let edited = js(
+                &phone,
+                "return Array.from(document.querySelectorAll('#messages li.message')) \
+                   .some((node) => node.querySelector('.content').textContent === 'plans for sunday?' \
+                     && node.querySelector('.edited'));",
+                vec![],
+            )
+            .await;
+            (edited == json!(true)).then_some(())
+        })
+        .await;
+        act_on(&phone, "plans for sunday?", "reply").await;
+        let replying = wait_for(&phone, "#replying", EVENT).await;
+        assert!(
+            replying
+                .text()
+                .await
+                .expect("text")
+                .contains("plans for sunday?")
+        );
+        type_into(&phone, "#composer textarea", "count me in\u{E007}").await;
+        poll("ada sees bob's reply with its quote", EVENT, || async {
+            let quoted = js(
+                &desktop,
+                "return Array.from(document.querySelectorAll('#messages li.message')) \
+                   .some((node) => node.querySelector('.content').textContent === 'count me in' \
+                     && (node.querySelector('.quote .quote-text') || {}).textContent === 'plans for sunday?');",
+                vec![],
+            )
+            .await;
+            (quoted == json!(true)).then_some(())
+        })
+        .await;
+        let reply_id = act_on(&desktop, "count me in", "react").await;
+        click(&desktop, &format!("#{reply_id} [data-react='🎉']")).await;
+        poll("bob sees ada's reaction on his reply", EVENT, || async {
+            let chip = js(
+                &phone,
+                "const chip = document.querySelector('#' + arguments[0] + ' .chip[data-emoji=\"🎉\"]'); \
+                 return chip ? [chip.querySelector('.count').textContent, chip.getAttribute('aria-pressed')] : null;",
+                vec![json!(reply_id)],
+            )
+            .await;
+            (chip == json!(["1", "false"])).then_some(())
+        })
+        .await;
+        eprintln!(
+            "(d) edit, reply and reaction seen live: {:?}",
+            step.elapsed()
+        );
+
+        // (e) A search hit is shown with its match marked, and opens its conversation at the message.
+        let step = Instant::now();
+        type_into(&desktop, "#search-input", "lighthous").await;
+        let hit = wait_for(&desktop, "#results li a", EVENT).await;
+        let marked = wait_for(&desktop, "#results mark", EVENT).await;
+        assert_eq!(
+            marked.text().await.expect("text").to_lowercase(),
+            "lighthouse"
+        );
+        hit.click().await.expect("the hit can be clicked");
+        let target = format!("m-{}", lighthouse["id"].as_str().expect("an id"));
+        poll(
+            "the hit opens its conversation at the message",
+            Duration::from_secs(20),
+            || async {
+                let url = desktop.current_url().await.ok()?;
+                let found = js(
+                    &desktop,
+                    "return Boolean(document.getElementById(arguments[0]));",
+                    vec![json!(target)],
+                )
+                .await;
+                (url.path() == format!("/groups/{group}") && found == json!(true)).then_some(())
+            },
+        )
+        .await;
+        eprintln!("(e) search hit opened: {:?}", step.elapsed());
+
+        // (f) Ada's node dies while she has a draft and a message that fails to send; she is back in
+        // the same conversation on another node with the draft and the message delivered once.
+        desktop
+            .goto(&format!("{x}{to_bob}"))
+            .await
+            .expect("the chat opens");
+        wait_for(&desktop, "#chat", EVENT).await;
+        let node = inputs
+            .iter()
+            .find(|node| node.url == x)
+            .unwrap_or_else(|| panic!("{x} is an input node: {inputs:?}"))
+            .id;
+        let textarea = wait_for(&desktop, "#composer textarea", EVENT).await;
+        cluster.kill(node);
+        let killed = Instant::now();
+        textarea
+            .send_keys("sent while the node was dead\u{E007}a draft to keep")
+            .await
+            .expect("keys go into the message box");
+        let (origin, delivered) = poll(
+            "ada is back on another node with her message delivered",
+            Duration::from_secs(20),
+            || async {
+                let url = desktop.current_url().await.ok()?;
+                let origin = url.origin().ascii_serialization();
+                if origin == x || url.path() != to_bob {
+                    return None;
+                }
+                shows_message(&desktop, "sent while the node was dead")
+                    .await
+                    .then(|| (origin, killed.elapsed()))
+            },
+        )
+        .await;
+        println!(
+            "time to send again after the kill: {} ms",
+            delivered.as_millis()
+        );
+        eprintln!("ada moved from {x} to {origin}");
+        let draft = js(
+            &desktop,
+            "return document.querySelector('#composer textarea').value;",
+            vec![],
+        )
+        .await;
+        assert_eq!(draft, json!("a draft to keep"), "the draft is restored");
+        let status = js(
+            &desktop,
+            "return document.getElementById('connection').textContent;",
+            vec![],
+        )
+        .await;
+        assert!(
+            status
+                .as_str()
+                .is_some_and(|text| text.starts_with("Reconnected")),
+            "the status says what happened: {status}"
+        );
+        assert!(
+            !desktop
+                .current_url()
+                .await
+                .expect("a url")
+                .as_str()
+                .contains("resume"),
+            "the fragment is cleared"
+        );
+        let (status, messages) = bob_api
+            .get(&format!("/api/users/ada/{ada_tag}/messages?limit=50"))
+            .await;
+        assert_eq!(status, 200, "{messages}");
+        let copies = messages
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|message| message["content"] == "sent while the node was dead")
+            .count();
+        assert_eq!(
+            copies, 1,
+            "the unsent message is delivered exactly once: {messages}"
+        );
+        screenshot(&desktop, dir.path(), "browser-ada-after-failover.png").await;
+        screenshot(&phone, dir.path(), "browser-bob-phone.png").await;
+    };
+    if tokio::time::timeout(Duration::from_secs(240), scenario)
+        .await
+        .is_err()
+    {
+        panic!(
+            "the scenario did not finish within 240 s; chromedriver log:\n{}",
+            driver.log()
+        );
+    }
+    let _ = desktop.close().await;
+    let _ = phone.close().await;
+    drop(driver);
+    eprintln!("the desktop and phone test took {:?}", started.elapsed());
 }
