@@ -1015,6 +1015,7 @@
   let unavailable = 0;
   let troubleSince = 0;
   let retryTimer = null;
+  let resendTimer = null;
   let probing = false;
   let movingAway = false;
 
@@ -1152,7 +1153,8 @@
         unavailable = 0;
         troubleSince = 0;
         if (!source || source.readyState === EventSource.CLOSED) reconnectSoon(500);
-        sendUnsent();
+        clearTimeout(resendTimer);
+        resendTimer = setTimeout(sendUnsent, 1000);
         return;
       }
       // Up but not serving (503 while it changes role): wait a little, then try another node.
