@@ -840,6 +840,11 @@
       else if (action.dataset.action === "delete") deleteMessage(item);
       else if (action.dataset.action === "react") togglePalette(item);
     });
+    // A focused message shows its actions; keep them on screen (below the text on a phone).
+    list.addEventListener("focusin", (event) => {
+      const item = event.target.closest("li.message");
+      if (item && event.target === item) requestAnimationFrame(() => item.scrollIntoView({ block: "nearest" }));
+    });
     list.addEventListener("focusout", (event) => {
       const item = event.target.closest("li.message");
       if (item && !item.contains(event.relatedTarget)) togglePalette(item, false);
