@@ -352,7 +352,7 @@ impl ClusterDir {
         let cluster_key = self.cluster_key();
         let text = format!(
             "id = {id}\nhost = \"{LOOPBACK}\"\ncontrol_port = {}\ndata_port = {}\nhttp_port = {}\n\
-             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\
+             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\nnameserver_http = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\
              cluster_key = \"{cluster_key}\"\n",
             spec.control_port,
             spec.data_port,
@@ -360,6 +360,8 @@ impl ClusterDir {
             spec.admin_port,
             self.bootstrap,
             self.nameserver_grpc,
+            // Where a page goes when its input node dies.
+            self.nameserver_url(),
         );
         let folder = spec.config_path.parent().expect("config has a folder");
         std::fs::create_dir_all(folder).expect("node folder can be created");
