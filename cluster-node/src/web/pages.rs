@@ -23,7 +23,7 @@ use crate::service::{
     AddMember, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, GetUser, LeaveGroup,
     ListDirectMessages, ListGroupMessages, SendDirectMessage, SendGroupMessage,
 };
-use crate::storage::{ChatId, Group, GroupWithMembers, Message, UnixMillis, User, UserTag};
+use crate::storage::{ChatId, Group, GroupWithMembers, Message, User, UserTag};
 
 use super::WebState;
 use super::api::{ClientAddress, log_in, sign_up};
@@ -134,15 +134,6 @@ pub(super) struct TimeItem {
     readable: String,
 }
 
-impl TimeItem {
-    fn new(at: UnixMillis) -> Self {
-        TimeItem {
-            iso: rfc3339(at),
-            readable: readable(at),
-        }
-    }
-}
-
 /// The message a reply quotes.
 pub(super) struct QuoteItem {
     id: String,
@@ -221,15 +212,6 @@ impl ChatItem {
             read_epoch: 0,
             activity_epoch: 0,
         }
-    }
-}
-
-/// `You: …` or `bob: …`: what the sidebar shows of a chat's last message.
-fn preview(message: &Message, me: &SessionUser) -> String {
-    if message.sender.id == me.id {
-        format!("You: {}", message.content)
-    } else {
-        format!("{}: {}", message.sender.username, message.content)
     }
 }
 
