@@ -29,16 +29,17 @@ use uuid::Uuid;
 use cluster_node::config::NodeId;
 use cluster_node::data::message::{DataMessage, Envelope, RequestId, decode, encode};
 use cluster_node::service::{
-    AddMember, CreateGroup, Credentials, DeleteGroup, DeleteMessage, GetGroup, GetUser, LeaveGroup,
-    ListDirectMessages, ListGroupMessages, LookupCredentials, Operation, Outcome, Register,
-    Resource, SendDirectMessage, SendGroupMessage, ServiceError, ServiceRequest, ServiceResponse,
+    AddMember, CreateGroup, Credentials, DeleteGroup, DeleteMessage, EditMessage, GetGroup,
+    GetUser, LeaveGroup, ListDirectMessages, ListGroupMessages, LookupCredentials, MarkRead,
+    Operation, Outcome, Register, Resource, Search, SendDirectMessage, SendGroupMessage,
+    ServiceError, ServiceRequest, ServiceResponse, SetReaction,
 };
 use cluster_node::storage::groups::NewGroup;
 use cluster_node::storage::messages::NewMessage;
 use cluster_node::storage::users::NewUser;
 use cluster_node::storage::{
-    ChatId, ClientId, Epoch, Group, GroupId, GroupWithMembers, LogEntry, Message, MessageId,
-    Mutation, Term, UnixMillis, User, UserId, UserRef, UserTag,
+    ChatId, ChatKind, ClientId, Epoch, Group, GroupId, GroupWithMembers, LogEntry, Message,
+    MessageId, Mutation, Term, UnixMillis, User, UserId, UserRef, UserTag,
 };
 
 /// Repetitions per measurement; the median is reported.
@@ -77,6 +78,26 @@ enum MirrorMutation {
     Configure {
         voters: BTreeSet<NodeId>,
     },
+    EditMessage {
+        message: MessageId,
+        chat: ChatId,
+        content: String,
+        edited_at: UnixMillis,
+    },
+    SetReaction {
+        message: MessageId,
+        chat: ChatId,
+        user: UserId,
+        emoji: String,
+        on: bool,
+        count: u32,
+        at: UnixMillis,
+    },
+    MarkRead {
+        user: UserId,
+        chat: ChatId,
+        read_epoch: Epoch,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +124,11 @@ enum MirrorOperation {
     ListGroupMessages(ListGroupMessages),
     DeleteMessage(DeleteMessage),
     DeleteGroup(DeleteGroup),
+    EditMessage(EditMessage),
+    SetReaction(SetReaction),
+    MarkRead(MarkRead),
+    ListChats,
+    Search(Search),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +146,7 @@ struct MirrorGroupWithMembers {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // as `Outcome`
 enum MirrorOutcome {
     User(User),
     Credentials(Credentials),
@@ -127,7 +154,26 @@ enum MirrorOutcome {
     Messages(Vec<Message>),
     Group(MirrorGroupWithMembers),
     Groups(Vec<Group>),
+    Chats(Vec<MirrorChatSummary>),
+    ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
+}
+
+/// [`ChatKind`] externally tagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum MirrorChatKind {
+    Group { id: GroupId, name: String },
+    Direct { user: UserRef },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MirrorChatSummary {
+    chat: ChatId,
+    kind: MirrorChatKind,
+    last_message: Option<Message>,
+    unread: u64,
+    read_epoch: Epoch,
+    activity_epoch: Epoch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +283,43 @@ fn mirror_mutation(mutation: &Mutation) -> MirrorMutation {
             MirrorMutation::DeleteGroup { group, deleted_at }
         }
         Mutation::Configure { voters } => MirrorMutation::Configure { voters },
+        Mutation::EditMessage {
+            message,
+            chat,
+            content,
+            edited_at,
+        } => MirrorMutation::EditMessage {
+            message,
+            chat,
+            content,
+            edited_at,
+        },
+        Mutation::SetReaction {
+            message,
+            chat,
+            user,
+            emoji,
+            on,
+            count,
+            at,
+        } => MirrorMutation::SetReaction {
+            message,
+            chat,
+            user,
+            emoji,
+            on,
+            count,
+            at,
+        },
+        Mutation::MarkRead {
+            user,
+            chat,
+            read_epoch,
+        } => MirrorMutation::MarkRead {
+            user,
+            chat,
+            read_epoch,
+        },
     }
 }
 
@@ -268,6 +351,11 @@ fn mirror_operation(operation: &Operation) -> MirrorOperation {
         Operation::ListGroupMessages(o) => MirrorOperation::ListGroupMessages(o),
         Operation::DeleteMessage(o) => MirrorOperation::DeleteMessage(o),
         Operation::DeleteGroup(o) => MirrorOperation::DeleteGroup(o),
+        Operation::EditMessage(o) => MirrorOperation::EditMessage(o),
+        Operation::SetReaction(o) => MirrorOperation::SetReaction(o),
+        Operation::MarkRead(o) => MirrorOperation::MarkRead(o),
+        Operation::ListChats => MirrorOperation::ListChats,
+        Operation::Search(o) => MirrorOperation::Search(o),
     }
 }
 
@@ -281,6 +369,23 @@ fn mirror_outcome(outcome: &Outcome) -> MirrorOutcome {
             MirrorOutcome::Group(MirrorGroupWithMembers { group, members })
         }
         Outcome::Groups(groups) => MirrorOutcome::Groups(groups),
+        Outcome::Chats(chats) => MirrorOutcome::Chats(
+            chats
+                .into_iter()
+                .map(|summary| MirrorChatSummary {
+                    chat: summary.chat,
+                    kind: match summary.kind {
+                        ChatKind::Group { id, name } => MirrorChatKind::Group { id, name },
+                        ChatKind::Direct { user } => MirrorChatKind::Direct { user },
+                    },
+                    last_message: summary.last_message,
+                    unread: summary.unread,
+                    read_epoch: summary.read_epoch,
+                    activity_epoch: summary.activity_epoch,
+                })
+                .collect(),
+        ),
+        Outcome::ReadMarker { chat, read_epoch } => MirrorOutcome::ReadMarker { chat, read_epoch },
         Outcome::Done => MirrorOutcome::Done,
     }
 }
@@ -408,6 +513,7 @@ fn post(sequence: usize) -> NewMessage {
         content: content(sequence),
         created_at: UnixMillis(BASE_MILLIS + sequence as i64),
         client_id: ClientId::parse(&client_id(sequence)),
+        reply_to: None,
     }
 }
 
@@ -440,6 +546,7 @@ fn group_post_request() -> DataMessage {
                 group: GroupId(id(1)),
                 content: content(0),
                 client_id: Some(client_id(0)),
+                reply_to: None,
             }),
         },
     }
@@ -591,6 +698,7 @@ fn check_real_types() {
                 group: GroupId(id(1)),
                 content: content(0),
                 client_id: None,
+                reply_to: None,
             }),
         ),
         ("RequestId", postcard_round_trip(&request_id())),

@@ -1,5 +1,10 @@
 //! The HTTP side browsers see first: `GET /` sends them to a live input node (307, round-robin) or
-//! shows a self-refreshing "no server" page (503); `GET /api/endpoints` lists the live input nodes.
+//! shows a self-refreshing "no server" page (503); `GET /api/endpoints` lists the live input nodes, the
+//! same ones redirects go to.
+//!
+//! Every other `GET` path is redirected too, path and query kept (`location`), so a page whose node
+//! died can send its browser to `<nameserver>/groups/7` and land on the same conversation on another
+//! node; the browser keeps the fragment itself. A path that could name another host is a 400.
 //!
 //! Every answer carries `Cache-Control: no-store`: a cached redirect would pin a browser to a node that
 //! may be gone. Every answer also carries a strict Content-Security-Policy (no inline style or script,
@@ -9,6 +14,7 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::Uri;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
@@ -20,6 +26,7 @@ use serde::Serialize;
 
 use crate::cluster_view::{self, ClusterView};
 use crate::directory::Directory;
+use crate::location::location;
 
 /// Shown when no input node is live; it refreshes itself, so the browser lands on the chat once one is.
 const NO_SERVER_PAGE: &str = include_str!("unavailable.html");
@@ -39,6 +46,7 @@ pub fn router(directory: Directory, cluster: ClusterView) -> Router {
         .route("/", get(redirect_to_input_node))
         .route("/api/endpoints", get(list_endpoints))
         .route("/static/unavailable.css", get(no_server_stylesheet))
+        .fallback(get(redirect_to_input_node))
         .with_state(directory)
         .merge(cluster_view::router(cluster))
         .layer(axum::middleware::map_response(never_cache))
@@ -73,21 +81,31 @@ async fn no_server_stylesheet() -> Response {
         .into_response()
 }
 
-#[tracing::instrument(name = "http.redirect", skip_all)]
-async fn redirect_to_input_node(State(directory): State<Directory>) -> Response {
+#[tracing::instrument(name = "http.redirect", skip_all, fields(path = uri.path()))]
+async fn redirect_to_input_node(State(directory): State<Directory>, uri: Uri) -> Response {
+    let requested = uri
+        .path_and_query()
+        .map_or("/", |requested| requested.as_str());
     let Some(endpoint) = directory.next_redirect() else {
         tracing::debug!("no input node is live");
         return no_server_available();
     };
-    let target = endpoint.url.root();
+    let target = match location(&endpoint.url, requested) {
+        Ok(target) => target,
+        Err(refused) => {
+            tracing::debug!(%refused, "path not carried to an input node");
+            return (StatusCode::BAD_REQUEST, refused.to_string()).into_response();
+        }
+    };
     match HeaderValue::try_from(target.as_str()) {
         Ok(location) => {
             tracing::debug!(node_id = endpoint.id.get(), location = %target, "redirecting");
             (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response()
         }
-        // Unreachable for URLs that passed `BaseUrl::parse`; answered instead of panicking all the same.
+        // Unreachable for URLs that passed `BaseUrl::parse` and `location`; answered instead of
+        // panicking all the same.
         Err(error) => {
-            tracing::error!(%error, location = %target, "registered URL is not a valid header value");
+            tracing::error!(%error, location = %target, "redirect target is not a valid header value");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
@@ -259,8 +277,86 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_paths_are_not_found() {
+    async fn any_other_path_is_redirected_with_its_path_and_query() {
         let router = router(directory_with(&[(1, "http://127.0.0.1:8081")]));
-        assert_eq!(get(&router, "/nope").await.status(), StatusCode::NOT_FOUND);
+
+        for requested in [
+            "/nope",
+            "/groups/7",
+            "/groups/7?after=12",
+            "/direct/ada%230218?q=%2F%3F",
+            "/api/groups",
+            "/cluster/",
+            "/?welcome=1",
+        ] {
+            let response = get(&router, requested).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::TEMPORARY_REDIRECT,
+                "{requested}"
+            );
+            let expected = format!("http://127.0.0.1:8081{requested}");
+            assert_eq!(header(&response, "location"), Some(expected.as_str()));
+            assert_eq!(header(&response, "cache-control"), Some("no-store"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_nameservers_own_routes_are_not_redirected() {
+        let router = router(directory_with(&[(1, "http://127.0.0.1:8081")]));
+
+        for path in [
+            "/api/endpoints",
+            "/static/unavailable.css",
+            "/cluster",
+            "/cluster/cluster.css",
+            "/cluster/cluster.js",
+        ] {
+            let response = get(&router, path).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(header(&response, "location"), None, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_path_that_could_name_another_host_is_a_bad_request() {
+        let router = router(directory_with(&[(1, "http://127.0.0.1:8081")]));
+
+        for requested in [
+            "//evil.example/",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "/a\\b",
+            "/caf\u{e9}",
+        ] {
+            let response = get(&router, requested).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{requested}");
+            assert_eq!(header(&response, "location"), None, "{requested}");
+            assert_hardened(&response);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deep_path_without_a_live_node_gets_the_no_server_page() {
+        let router = router(directory_with(&[]));
+
+        let response = get(&router, "/groups/7").await;
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&response, "retry-after"), Some("2"));
+    }
+
+    #[tokio::test]
+    async fn only_reads_are_redirected() {
+        let router = router(directory_with(&[(1, "http://127.0.0.1:8081")]));
+        let request = Request::post("/api/groups")
+            .body(Body::empty())
+            .expect("valid request");
+
+        let response = router.oneshot(request).await.expect("infallible router");
+
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&response, "location"), None);
     }
 }

@@ -6,12 +6,15 @@
 //! never handed out even if nobody pruned it yet; writers prune lazily. A renewal after expiry fails: the
 //! node must register again, which makes a node that was partitioned away announce itself afresh.
 //!
-//! Redirects go round-robin over the live nodes ordered by id. The cursor is the id handed out last (not
-//! a position), so nodes joining or leaving never make the rotation skip or repeat a survivor.
+//! Redirects go round-robin over the live nodes ordered by id, among those the caller admits (the
+//! directory leaves out the ones whose connection probe failed). The cursor is the id handed out last
+//! (not a position), so nodes joining, leaving or being left out never make the rotation skip or repeat
+//! a survivor.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -37,7 +40,7 @@ impl fmt::Display for NodeId {
 }
 
 /// The base URL browsers are sent to: absolute http(s), with a host, no query or fragment, kept without
-/// a trailing slash so `root()` never doubles it.
+/// a trailing slash so a path appended to it never doubles it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl(String);
 
@@ -64,11 +67,6 @@ impl BaseUrl {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The URL of the node's front page.
-    pub fn root(&self) -> String {
-        format!("{}/", self.0)
     }
 }
 
@@ -157,13 +155,29 @@ impl LeaseTable {
             .collect()
     }
 
-    /// The next live node after the one handed out last, wrapping around; `None` when nothing is live.
-    pub fn next_redirect(&mut self, now: Instant) -> Option<Endpoint> {
+    /// The URL `id` holds a live lease for, if any.
+    pub fn live_url(&self, id: NodeId, now: Instant) -> Option<&BaseUrl> {
+        self.leases
+            .get(&id)
+            .filter(|lease| lease.is_live(now))
+            .map(|lease| &lease.url)
+    }
+
+    /// The next live node that `admit` accepts after the one handed out last, wrapping around; `None`
+    /// when no live node is admitted.
+    pub fn next_redirect(
+        &mut self,
+        now: Instant,
+        admit: impl Fn(NodeId, &BaseUrl) -> bool,
+    ) -> Option<Endpoint> {
         self.prune(now);
-        let after_last = self
-            .last_redirect
-            .and_then(|last| self.leases.range(last..).find(|&(&id, _)| id != last));
-        let (&id, lease) = after_last.or_else(|| self.leases.first_key_value())?;
+        let admitted = |&(&id, lease): &(&NodeId, &Lease)| admit(id, &lease.url);
+        let after_last = self.last_redirect.and_then(|last| {
+            self.leases
+                .range((Bound::Excluded(last), Bound::Unbounded))
+                .find(admitted)
+        });
+        let (&id, lease) = after_last.or_else(|| self.leases.iter().find(admitted))?;
         self.last_redirect = Some(id);
         Some(Endpoint {
             id,
@@ -193,6 +207,10 @@ mod tests {
         BaseUrl::parse(&format!("http://127.0.0.1:{port}")).expect("valid test URL")
     }
 
+    fn everyone(_: NodeId, _: &BaseUrl) -> bool {
+        true
+    }
+
     fn live_ids(table: &LeaseTable, now: Instant) -> Vec<u64> {
         table.live(now).iter().map(|e| e.id.get()).collect()
     }
@@ -208,7 +226,7 @@ mod tests {
             vec![1]
         );
         assert!(table.live(start + TTL).is_empty());
-        assert_eq!(table.next_redirect(start + TTL), None);
+        assert_eq!(table.next_redirect(start + TTL, everyone), None);
     }
 
     #[test]
@@ -251,6 +269,18 @@ mod tests {
     }
 
     #[test]
+    fn the_live_url_of_a_node_is_its_latest_until_the_lease_ends() {
+        let start = Instant::now();
+        let mut table = LeaseTable::new(TTL);
+        table.register(id(1), url(8081), start);
+        table.register(id(1), url(9081), start);
+
+        assert_eq!(table.live_url(id(1), start), Some(&url(9081)));
+        assert_eq!(table.live_url(id(1), start + TTL), None);
+        assert_eq!(table.live_url(id(2), start), None);
+    }
+
+    #[test]
     fn deregistration_is_immediate() {
         let now = Instant::now();
         let mut table = LeaseTable::new(TTL);
@@ -260,8 +290,14 @@ mod tests {
         assert!(table.deregister(id(1)));
 
         assert_eq!(live_ids(&table, now), vec![2]);
-        assert_eq!(table.next_redirect(now).map(|e| e.id), Some(id(2)));
-        assert_eq!(table.next_redirect(now).map(|e| e.id), Some(id(2)));
+        assert_eq!(
+            table.next_redirect(now, everyone).map(|e| e.id),
+            Some(id(2))
+        );
+        assert_eq!(
+            table.next_redirect(now, everyone).map(|e| e.id),
+            Some(id(2))
+        );
         assert!(
             !table.deregister(id(1)),
             "a second deregistration finds nothing"
@@ -276,7 +312,7 @@ mod tests {
         table.register(id(1), url(8081), now);
 
         let handed_out: Vec<u64> = (0..5)
-            .filter_map(|_| table.next_redirect(now))
+            .filter_map(|_| table.next_redirect(now, everyone))
             .map(|e| e.id.get())
             .collect();
 
@@ -290,14 +326,51 @@ mod tests {
         table.register(id(1), url(8081), start);
         table.register(id(2), url(8082), start);
         table.register(id(3), url(8083), start + Duration::from_secs(2));
-        assert_eq!(table.next_redirect(start).map(|e| e.id), Some(id(1)));
+        assert_eq!(
+            table.next_redirect(start, everyone).map(|e| e.id),
+            Some(id(1))
+        );
 
         // At 3 s the leases of 1 and 2 have run out; only 3 is left.
         let later = start + TTL;
-        assert_eq!(table.next_redirect(later).map(|e| e.id), Some(id(3)));
+        assert_eq!(
+            table.next_redirect(later, everyone).map(|e| e.id),
+            Some(id(3))
+        );
         table.register(id(2), url(9082), later);
-        let next = table.next_redirect(later).expect("2 is live again");
+        let next = table
+            .next_redirect(later, everyone)
+            .expect("2 is live again");
         assert_eq!((next.id, next.url), (id(2), url(9082)));
+    }
+
+    #[test]
+    fn round_robin_passes_over_nodes_not_admitted_and_resumes_after_the_last_one_handed_out() {
+        let now = Instant::now();
+        let mut table = LeaseTable::new(TTL);
+        for raw in 1..=4 {
+            table.register(id(raw), url(8080 + u16::try_from(raw).expect("small")), now);
+        }
+        let next = |table: &mut LeaseTable, excluded: &[u64]| {
+            table
+                .next_redirect(now, |id, _| !excluded.contains(&id.get()))
+                .map(|e| e.id.get())
+        };
+
+        let handed_out = [
+            next(&mut table, &[]),
+            next(&mut table, &[2]),
+            next(&mut table, &[2, 4]),
+            next(&mut table, &[2, 4]),
+            next(&mut table, &[]),
+            next(&mut table, &[1, 2, 3, 4]),
+            next(&mut table, &[]),
+        ];
+
+        assert_eq!(
+            handed_out,
+            [Some(1), Some(3), Some(1), Some(3), Some(4), None, Some(1)]
+        );
     }
 
     #[test]
@@ -337,11 +410,10 @@ mod tests {
     #[test]
     fn base_urls_are_absolute_http_and_lose_their_trailing_slash() {
         assert_eq!(url(8081).as_str(), "http://127.0.0.1:8081");
-        assert_eq!(url(8081).root(), "http://127.0.0.1:8081/");
         let with_slash = BaseUrl::parse("https://chat.example.org/").expect("valid");
         assert_eq!(with_slash.as_str(), "https://chat.example.org");
         let with_path = BaseUrl::parse("http://h:1/chat/").expect("valid");
-        assert_eq!(with_path.root(), "http://h:1/chat/");
+        assert_eq!(with_path.as_str(), "http://h:1/chat");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use cluster_auth::ProofKey;
-use nameserver::{Application, Config};
+use nameserver::{Application, Config, Probing};
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the leases of live input nodes and redirects browsers to one of them.
@@ -24,6 +24,16 @@ struct Args {
     /// Lease duration in milliseconds; a node that does not renew within it is no longer handed out.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     lease_ms: u64,
+    /// How often, in milliseconds, each leased input node's registered address is checked with a TCP
+    /// connection; a node whose check fails is not handed out or listed until a later check succeeds.
+    #[arg(long, default_value_t = duration_ms(Probing::DEFAULT_INTERVAL), value_parser = clap::value_parser!(u64).range(1..))]
+    probe_interval_ms: u64,
+    /// How long, in milliseconds, one such check may take before it counts as failed.
+    #[arg(long, default_value_t = duration_ms(Probing::DEFAULT_TIMEOUT), value_parser = clap::value_parser!(u64).range(1..))]
+    probe_timeout_ms: u64,
+    /// Do not check input nodes' addresses: a node is handed out until its lease runs out.
+    #[arg(long, conflicts_with_all = ["probe_interval_ms", "probe_timeout_ms"])]
+    no_probe: bool,
     /// Address of the bootstrap's gRPC service, asked for the registered nodes the cluster view draws.
     #[arg(long, default_value_t = Config::DEFAULT_BOOTSTRAP)]
     bootstrap: SocketAddr,
@@ -78,6 +88,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (HTTPS needs both)"),
         (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert (HTTPS needs both)"),
     };
+    let probing = if args.no_probe {
+        None
+    } else {
+        // The message names the setting, e.g. "the probe interval must be between 1 ms and 3600 s".
+        Some(Probing::new(
+            Duration::from_millis(args.probe_interval_ms),
+            Duration::from_millis(args.probe_timeout_ms),
+        )?)
+    };
     let shutdown = shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let config = Config {
         grpc: args.grpc,
@@ -92,10 +111,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(tls) = tls {
         application = application.with_tls(tls);
     }
+    if let Some(probing) = probing {
+        application = application.with_probing(probing);
+    }
     application
         .run_until_stopped(shutdown)
         .await
         .context("the nameserver stopped with an error")
+}
+
+/// A default for a `*_ms` flag; the defaults are far below `u64::MAX` milliseconds.
+const fn duration_ms(duration: Duration) -> u64 {
+    duration.as_millis() as u64
 }
 
 /// Installs the SIGINT and SIGTERM handlers at once (before the service starts, so an early signal is

@@ -160,6 +160,7 @@ async fn forged_unsealed_and_replayed_frames_from_a_claimed_member_change_nothin
                     group: GroupId::parse(&group_id).unwrap(),
                     content: "forged".into(),
                     client_id: None,
+                    reply_to: None,
                 }),
             },
         },

@@ -414,6 +414,7 @@ async fn a_new_replica_is_brought_up_from_nothing_in_bounded_batches() {
                     group: group.group.id,
                     content: format!("message {n}"),
                     client_id: None,
+                    reply_to: None,
                 },
             )))
         });
@@ -501,6 +502,7 @@ async fn a_new_replica_of_a_hundred_thousand_messages_catches_up_in_bounded_memo
                     group: group.group.id,
                     content: format!("message number {n} with a little text to make it realistic"),
                     client_id: None,
+                    reply_to: None,
                 },
             )))
         });

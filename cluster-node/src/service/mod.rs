@@ -21,6 +21,7 @@ pub mod operation;
 pub mod password;
 mod reads;
 mod rules;
+pub mod search;
 pub mod validate;
 mod writer;
 mod writes;
@@ -29,14 +30,15 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{Epoch, Group, GroupWithMembers, Message, User, UserId};
+use crate::storage::{ChatId, ChatSummary, Epoch, Group, GroupWithMembers, Message, User, UserId};
 
 pub use error::{Resource, ServiceError};
 pub use local::{LocalService, ServiceOptions};
 pub use operation::{
-    AddMember, CreateGroup, Credentials, DeleteGroup, DeleteMessage, GetGroup, GetUser, LeaveGroup,
-    ListDirectMessages, ListGroupMessages, LookupCredentials, Operation, Outcome, Register,
-    SendDirectMessage, SendGroupMessage,
+    AddMember, ChatRef, CreateGroup, Credentials, DeleteGroup, DeleteMessage, EditMessage,
+    GetGroup, GetUser, LeaveGroup, ListDirectMessages, ListGroupMessages, LookupCredentials,
+    MarkRead, Operation, Outcome, Register, Search, SendDirectMessage, SendGroupMessage,
+    SetReaction,
 };
 pub use writer::WriterCounts;
 
@@ -315,6 +317,62 @@ pub trait ChatServiceExt: ChatService {
         request: DeleteGroup,
     ) -> impl Future<Output = Result<Answer<()>, ServiceError>> + Send {
         call(self, context, Operation::DeleteGroup(request), done)
+    }
+
+    fn edit_message(
+        &self,
+        context: RequestContext,
+        request: EditMessage,
+    ) -> impl Future<Output = Result<Answer<Message>, ServiceError>> + Send {
+        call(self, context, Operation::EditMessage(request), message)
+    }
+
+    fn set_reaction(
+        &self,
+        context: RequestContext,
+        request: SetReaction,
+    ) -> impl Future<Output = Result<Answer<Message>, ServiceError>> + Send {
+        call(self, context, Operation::SetReaction(request), message)
+    }
+
+    /// The chat and where its marker is now.
+    fn mark_read(
+        &self,
+        context: RequestContext,
+        request: MarkRead,
+    ) -> impl Future<Output = Result<Answer<(ChatId, Epoch)>, ServiceError>> + Send {
+        call(
+            self,
+            context,
+            Operation::MarkRead(request),
+            |outcome| match outcome {
+                Outcome::ReadMarker { chat, read_epoch } => Some((chat, read_epoch)),
+                _ => None,
+            },
+        )
+    }
+
+    fn list_chats(
+        &self,
+        context: RequestContext,
+    ) -> impl Future<Output = Result<Answer<Vec<ChatSummary>>, ServiceError>> + Send {
+        call(
+            self,
+            context,
+            Operation::ListChats,
+            |outcome| match outcome {
+                Outcome::Chats(chats) => Some(chats),
+                _ => None,
+            },
+        )
+    }
+
+    fn search(
+        &self,
+        context: RequestContext,
+        request: Search,
+    ) -> impl Future<Output = Result<Answer<Vec<Message>>, ServiceError>> + Send {
+        call(self, context, Operation::Search(request), messages)
     }
 }
 

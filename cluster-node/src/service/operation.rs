@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, User, UserTag};
+use crate::storage::{
+    ChatId, ChatSummary, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, User, UserTag,
+};
 
 /// `POST /api/register`: a new user; the service picks the tag.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +50,9 @@ pub struct SendDirectMessage {
     /// Optional idempotency key: a retry with the same key returns the first message.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The message of the same chat it answers.
+    #[serde(default)]
+    pub reply_to: Option<MessageId>,
 }
 
 /// `GET /api/users/{username}/{tag}/messages?before=&limit=`.
@@ -95,6 +100,9 @@ pub struct SendGroupMessage {
     /// Optional idempotency key: a retry with the same key returns the first message.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The message of the same chat it answers.
+    #[serde(default)]
+    pub reply_to: Option<MessageId>,
 }
 
 /// `GET /api/groups/{id}/messages?before=&limit=`.
@@ -119,6 +127,50 @@ pub struct DeleteGroup {
     pub group: GroupId,
 }
 
+/// `PATCH /api/messages/{id}`: only its sender may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditMessage {
+    pub message: MessageId,
+    pub content: String,
+}
+
+/// `PUT` (`on`) and `DELETE /api/messages/{id}/reactions/{emoji}`: by anyone who can read the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetReaction {
+    pub message: MessageId,
+    pub emoji: String,
+    pub on: bool,
+}
+
+/// A conversation named the way its URL names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatRef {
+    Group(GroupId),
+    /// The direct chat with this user.
+    User {
+        username: String,
+        tag: UserTag,
+    },
+}
+
+/// `PUT /api/groups/{id}/read` and `PUT /api/users/{username}/{tag}/read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRead {
+    pub chat: ChatRef,
+    pub epoch: Epoch,
+}
+
+/// `GET /api/search?q=&before=&limit=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Search {
+    pub query: String,
+    #[serde(default)]
+    pub before: Option<Epoch>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 /// Every business operation of the chat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -140,6 +192,12 @@ pub enum Operation {
     ListGroupMessages(ListGroupMessages),
     DeleteMessage(DeleteMessage),
     DeleteGroup(DeleteGroup),
+    EditMessage(EditMessage),
+    SetReaction(SetReaction),
+    MarkRead(MarkRead),
+    /// The caller's conversations (`GET /api/chats`).
+    ListChats,
+    Search(Search),
 }
 
 impl Operation {
@@ -153,14 +211,19 @@ impl Operation {
             | Operation::LeaveGroup(_)
             | Operation::SendGroupMessage(_)
             | Operation::DeleteMessage(_)
-            | Operation::DeleteGroup(_) => true,
+            | Operation::DeleteGroup(_)
+            | Operation::EditMessage(_)
+            | Operation::SetReaction(_)
+            | Operation::MarkRead(_) => true,
             Operation::LookupCredentials(_)
             | Operation::GetUser(_)
             | Operation::GetMe
             | Operation::ListDirectMessages(_)
             | Operation::GetGroup(_)
             | Operation::ListGroups
-            | Operation::ListGroupMessages(_) => false,
+            | Operation::ListGroupMessages(_)
+            | Operation::ListChats
+            | Operation::Search(_) => false,
         }
     }
 
@@ -182,6 +245,11 @@ impl Operation {
             Operation::ListGroupMessages(_) => "list_group_messages",
             Operation::DeleteMessage(_) => "delete_message",
             Operation::DeleteGroup(_) => "delete_group",
+            Operation::EditMessage(_) => "edit_message",
+            Operation::SetReaction(_) => "set_reaction",
+            Operation::MarkRead(_) => "mark_read",
+            Operation::ListChats => "list_chats",
+            Operation::Search(_) => "search",
         }
     }
 }
@@ -209,12 +277,19 @@ impl std::fmt::Debug for Credentials {
 /// | register, get user, get me | `User` |
 /// | lookup credentials | `Credentials` |
 /// | send direct / group message | `Message` (the first one again on a retry with the same client id) |
+/// | edit message, set reaction | `Message` as it is now |
 /// | list direct / group messages | `Messages`, oldest first |
+/// | search | `Messages`, newest first |
+/// | list chats | `Chats`, newest activity first |
+/// | mark read | `ReadMarker` where it is now |
 /// | create group, get group, add member | `Group` with its members |
 /// | list groups | `Groups` |
 /// | leave group, delete message, delete group | `Done` |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+// One outcome is built per request and moved to its caller once: boxing the message would cost an
+// allocation on the most common answer to save stack space nobody keeps.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     User(User),
     Credentials(Credentials),
@@ -222,5 +297,7 @@ pub enum Outcome {
     Messages(Vec<Message>),
     Group(GroupWithMembers),
     Groups(Vec<Group>),
+    Chats(Vec<ChatSummary>),
+    ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
 }

@@ -3,12 +3,16 @@
 
 use sqlx::SqliteConnection;
 
-use crate::storage::{ChatId, GroupWithMembers, groups, messages, users};
+use crate::storage::{ChatId, GroupWithMembers, chats, groups, messages, reactions, users};
 
 use super::error::{Resource, ServiceError};
 use super::operation::{Credentials, Operation, Outcome};
 use super::rules;
+use super::search::SearchQuery;
 use super::validate::{Page, Username};
+
+/// Largest page of search results.
+const MAX_SEARCH_LIMIT: u32 = 100;
 use crate::storage::UserId;
 
 /// Runs a read operation; a write reaching here is a bug in the caller's dispatch.
@@ -40,7 +44,8 @@ pub(super) async fn run(
             let page = Page::parse(request.before, request.limit)?;
             let peer = rules::user_named(connection, &request.username, request.tag).await?;
             let chat = ChatId::direct(me.id, peer.id);
-            let page = messages::page(connection, chat, page.before, page.limit).await?;
+            let mut page = messages::page(connection, chat, page.before, page.limit).await?;
+            reactions::attach(connection, &mut page, Some(me.id)).await?;
             Ok(Outcome::Messages(page))
         }
         Operation::GetGroup(request) => {
@@ -57,9 +62,26 @@ pub(super) async fn run(
             let me = rules::caller(connection, caller).await?;
             let page = Page::parse(request.before, request.limit)?;
             let group = rules::group_of_member(connection, request.group, me.id).await?;
-            let page = messages::page(connection, ChatId::Group(group.id), page.before, page.limit)
-                .await?;
+            let mut page =
+                messages::page(connection, ChatId::Group(group.id), page.before, page.limit)
+                    .await?;
+            reactions::attach(connection, &mut page, Some(me.id)).await?;
             Ok(Outcome::Messages(page))
+        }
+        Operation::ListChats => {
+            let me = rules::caller(connection, caller).await?;
+            Ok(Outcome::Chats(chats::list(connection, me.id).await?))
+        }
+        Operation::Search(request) => {
+            let me = rules::caller(connection, caller).await?;
+            let query = SearchQuery::parse(&request.query)?;
+            let page = Page::parse(request.before, request.limit)?;
+            let limit = page.limit.min(MAX_SEARCH_LIMIT);
+            let mut found =
+                messages::search(connection, me.id, &query.expression(), page.before, limit)
+                    .await?;
+            reactions::attach(connection, &mut found, Some(me.id)).await?;
+            Ok(Outcome::Messages(found))
         }
         Operation::Register(_)
         | Operation::SendDirectMessage(_)
@@ -68,7 +90,10 @@ pub(super) async fn run(
         | Operation::LeaveGroup(_)
         | Operation::SendGroupMessage(_)
         | Operation::DeleteMessage(_)
-        | Operation::DeleteGroup(_) => Err(ServiceError::Internal(format!(
+        | Operation::DeleteGroup(_)
+        | Operation::EditMessage(_)
+        | Operation::SetReaction(_)
+        | Operation::MarkRead(_) => Err(ServiceError::Internal(format!(
             "{} is a write and was sent to the read path",
             operation.name()
         ))),

@@ -3,9 +3,12 @@
 
 use sqlx::SqliteConnection;
 
-use crate::storage::{Group, GroupId, User, UserId, UserTag, groups, users};
+use crate::storage::{
+    ChatId, Group, GroupId, Message, MessageId, User, UserId, UserTag, groups, messages, users,
+};
 
 use super::error::{Resource, ServiceError};
+use super::operation::ChatRef;
 use super::validate::Username;
 
 /// The calling user; a missing caller or one whose user no longer exists is unauthenticated.
@@ -79,4 +82,48 @@ pub(super) async fn membership(
         .await?
         .map(Membership)
         .ok_or(ServiceError::NotFound(Resource::Group))
+}
+
+/// A live message in a chat `user` can read now (a member of its live group, or one of the two users of
+/// a direct chat); 404 otherwise, so that a message's existence is not revealed to outsiders.
+pub(super) async fn readable_message(
+    connection: &mut SqliteConnection,
+    id: MessageId,
+    user: UserId,
+) -> Result<Message, ServiceError> {
+    let not_found = || ServiceError::NotFound(Resource::Message);
+    let (message, deleted) = messages::find_any(connection, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if deleted {
+        return Err(not_found());
+    }
+    let readable = match message.chat {
+        ChatId::Group(group) => groups::membership(connection, group, user).await? == Some(true),
+        ChatId::Direct(first, second) => user == first || user == second,
+    };
+    if readable {
+        Ok(message)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// The chat a [`ChatRef`] names, checked readable by `user`: 404 for an unknown group or user, 403 for a
+/// group `user` does not belong to.
+pub(super) async fn chat(
+    connection: &mut SqliteConnection,
+    chat: &ChatRef,
+    user: UserId,
+) -> Result<ChatId, ServiceError> {
+    match chat {
+        ChatRef::Group(group) => {
+            let group = group_of_member(connection, *group, user).await?;
+            Ok(ChatId::Group(group.id))
+        }
+        ChatRef::User { username, tag } => {
+            let peer = user_named(connection, username, *tag).await?;
+            Ok(ChatId::direct(user, peer.id))
+        }
+    }
 }

@@ -60,6 +60,7 @@ fn post(group: &GroupWithMembers, content: &str) -> SendGroupMessage {
         group: group.group.id,
         content: content.into(),
         client_id: None,
+        reply_to: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn direct(to: &User, content: &str) -> SendDirectMessage {
         tag: to.tag,
         content: content.into(),
         client_id: None,
+        reply_to: None,
     }
 }
 
@@ -540,6 +542,7 @@ async fn an_unknown_group_or_user_is_not_found() {
                 group: nowhere,
                 content: "hello?".into(),
                 client_id: None,
+                reply_to: None,
             },
         )
         .await;
@@ -1218,6 +1221,7 @@ fn requests_responses_and_errors_round_trip_through_json() {
             group: crate::storage::GroupId::random(),
             content: "hi".into(),
             client_id: Some("k".into()),
+            reply_to: None,
         }),
     };
     let error = ServiceError::Stale { wanted: 3, have: 2 };
@@ -1351,6 +1355,7 @@ mod determinism {
                             group: group.group.id,
                             content: "m".into(),
                             client_id: key.map(|key| format!("k{key}")),
+                            reply_to: None,
                         }),
                         None => Operation::GetMe,
                     },
@@ -1360,6 +1365,7 @@ mod determinism {
                             tag: pick(*to).tag,
                             content: "d".into(),
                             client_id: key.map(|key| format!("k{key}")),
+                            reply_to: None,
                         })
                     }
                     Step::DeleteMessage { message, .. } => {

@@ -167,9 +167,39 @@ impl Page {
     }
 }
 
+/// One emoji, as a reaction: exactly one emoji of the Unicode emoji list, with or without its variation
+/// selector, stored in its fully qualified form so that "❤" and "❤️" are the same reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Emoji(&'static str);
+
+impl Emoji {
+    pub fn parse(text: &str) -> Result<Self, ServiceError> {
+        emojis::get(text)
+            .map(|emoji| Emoji(emoji.as_str()))
+            .ok_or_else(|| ServiceError::invalid("a reaction must be exactly one emoji"))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_is_one_emoji_in_its_fully_qualified_form() {
+        assert_eq!(Emoji::parse("👍").map(|emoji| emoji.as_str()), Ok("👍"));
+        assert_eq!(
+            Emoji::parse("\u{2764}").map(|emoji| emoji.as_str()),
+            Ok("\u{2764}\u{fe0f}")
+        );
+        assert_eq!(Emoji::parse("👍🏽").map(|emoji| emoji.as_str()), Ok("👍🏽"));
+        for bad in ["", "a", "👍👍", " 👍", "👍 ", ":+1:", "\u{fe0f}"] {
+            assert!(is_invalid(Emoji::parse(bad)), "{bad:?} was accepted");
+        }
+    }
 
     fn is_invalid<T>(result: Result<T, ServiceError>) -> bool {
         matches!(result, Err(ServiceError::Invalid(_)))

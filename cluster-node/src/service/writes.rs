@@ -19,15 +19,15 @@ use crate::storage::groups::NewGroup;
 use crate::storage::messages::NewMessage;
 use crate::storage::users::NewUser;
 use crate::storage::{
-    ChatId, ClientId, GroupId, GroupWithMembers, MessageId, Mutation, UnixMillis, UserId, UserTag,
-    groups, messages, users,
+    ChatId, ClientId, Epoch, GroupId, GroupWithMembers, MessageId, Mutation, Quote, UnixMillis,
+    UserId, UserTag, groups, messages, reactions, read_markers, users,
 };
 
 use super::error::{Resource, ServiceError};
-use super::operation::{Operation, Outcome};
+use super::operation::{ChatRef, Operation, Outcome};
 use super::password;
 use super::rules;
-use super::validate::{Content, GroupName, Password, Username};
+use super::validate::{Content, Emoji, GroupName, Password, Username};
 
 /// A write whose input is valid; what the writer task receives.
 #[derive(Debug, Clone)]
@@ -41,6 +41,7 @@ pub(crate) enum WriteCommand {
         tag: UserTag,
         content: Content,
         client_id: Option<ClientId>,
+        reply_to: Option<MessageId>,
     },
     CreateGroup {
         name: GroupName,
@@ -57,12 +58,26 @@ pub(crate) enum WriteCommand {
         group: GroupId,
         content: Content,
         client_id: Option<ClientId>,
+        reply_to: Option<MessageId>,
     },
     DeleteMessage {
         message: MessageId,
     },
     DeleteGroup {
         group: GroupId,
+    },
+    EditMessage {
+        message: MessageId,
+        content: Content,
+    },
+    SetReaction {
+        message: MessageId,
+        emoji: Emoji,
+        on: bool,
+    },
+    MarkRead {
+        chat: ChatRef,
+        epoch: Epoch,
     },
     /// A voter configuration, from the data plane (never from a client: no operation maps to it).
     Configure {
@@ -121,6 +136,7 @@ pub(super) async fn check(
                 client_id: client_id(request.client_id.as_deref())?,
                 username: request.username,
                 tag: request.tag,
+                reply_to: request.reply_to,
             })
         }
         Operation::CreateGroup(request) => {
@@ -149,6 +165,7 @@ pub(super) async fn check(
                 group: request.group,
                 content: Content::parse(&request.content)?,
                 client_id: client_id(request.client_id.as_deref())?,
+                reply_to: request.reply_to,
             })
         }
         Operation::DeleteMessage(request) => {
@@ -163,13 +180,37 @@ pub(super) async fn check(
                 group: request.group,
             })
         }
+        Operation::EditMessage(request) => {
+            signed_in()?;
+            Ok(WriteCommand::EditMessage {
+                message: request.message,
+                content: Content::parse(&request.content)?,
+            })
+        }
+        Operation::SetReaction(request) => {
+            signed_in()?;
+            Ok(WriteCommand::SetReaction {
+                message: request.message,
+                emoji: Emoji::parse(&request.emoji)?,
+                on: request.on,
+            })
+        }
+        Operation::MarkRead(request) => {
+            signed_in()?;
+            Ok(WriteCommand::MarkRead {
+                chat: request.chat,
+                epoch: request.epoch,
+            })
+        }
         Operation::LookupCredentials(_)
         | Operation::GetUser(_)
         | Operation::GetMe
         | Operation::ListDirectMessages(_)
         | Operation::GetGroup(_)
         | Operation::ListGroups
-        | Operation::ListGroupMessages(_) => Err(ServiceError::Internal(format!(
+        | Operation::ListGroupMessages(_)
+        | Operation::ListChats
+        | Operation::Search(_) => Err(ServiceError::Internal(format!(
             "{} is a read and was sent to the write path",
             operation.name()
         ))),
@@ -231,6 +272,48 @@ async fn earlier_send(
     }
 }
 
+/// The quote of the message a reply answers: it must be live and in the reply's chat (400 otherwise:
+/// the request itself is wrong, whatever else exists).
+async fn quote(
+    connection: &mut SqliteConnection,
+    reply_to: Option<MessageId>,
+    me: UserId,
+    chat: ChatId,
+) -> Result<Option<Quote>, ServiceError> {
+    let Some(id) = reply_to else {
+        return Ok(None);
+    };
+    let refused = || ServiceError::invalid("reply_to must name a live message of the same chat");
+    let quoted = match rules::readable_message(connection, id, me).await {
+        Ok(quoted) => quoted,
+        Err(ServiceError::NotFound(_)) => return Err(refused()),
+        Err(error) => return Err(error),
+    };
+    if quoted.chat != chat {
+        return Err(refused());
+    }
+    Ok(Some(Quote {
+        id: quoted.id,
+        sender: quoted.sender,
+        excerpt: Quote::excerpt(&quoted.content),
+    }))
+}
+
+/// A message as `viewer` sees it now, reactions included.
+async fn current(
+    connection: &mut SqliteConnection,
+    id: MessageId,
+    viewer: UserId,
+) -> Result<Outcome, ServiceError> {
+    let (message, _) = messages::find_any(connection, id)
+        .await?
+        .ok_or(ServiceError::NotFound(Resource::Message))?;
+    let mut found = [message];
+    reactions::attach(connection, &mut found, Some(viewer)).await?;
+    let [message] = found;
+    Ok(Outcome::Message(message))
+}
+
 /// Decides one write inside the writer's transaction; see the module documentation.
 pub(super) async fn plan(
     connection: &mut SqliteConnection,
@@ -258,6 +341,7 @@ pub(super) async fn plan(
             tag,
             content,
             client_id,
+            reply_to,
         } => {
             let me = rules::caller(connection, caller).await?;
             let peer = rules::user_named(connection, username, *tag).await?;
@@ -265,6 +349,7 @@ pub(super) async fn plan(
             if let Some(plan) = earlier_send(connection, me.id, client_id.as_ref(), chat).await? {
                 return Ok(plan);
             }
+            let reply_to = quote(connection, *reply_to, me.id, chat).await?;
             Ok(Plan::Post {
                 message: NewMessage {
                     id: MessageId(random_uuid(rng)),
@@ -274,6 +359,7 @@ pub(super) async fn plan(
                     content: content.as_str().to_owned(),
                     created_at: now,
                     client_id: client_id.clone(),
+                    reply_to,
                 },
                 sender: me.to_ref(),
             })
@@ -321,6 +407,7 @@ pub(super) async fn plan(
             group,
             content,
             client_id,
+            reply_to,
         } => {
             let me = rules::caller(connection, caller).await?;
             let membership = rules::membership(connection, *group, me.id).await?;
@@ -330,6 +417,7 @@ pub(super) async fn plan(
                 return Ok(plan);
             }
             membership.require()?;
+            let reply_to = quote(connection, *reply_to, me.id, chat).await?;
             Ok(Plan::Post {
                 message: NewMessage {
                     id: MessageId(random_uuid(rng)),
@@ -339,6 +427,7 @@ pub(super) async fn plan(
                     content: content.as_str().to_owned(),
                     created_at: now,
                     client_id: client_id.clone(),
+                    reply_to,
                 },
                 sender: me.to_ref(),
             })
@@ -380,6 +469,72 @@ pub(super) async fn plan(
                 deleted_at: now,
             }))
         }
+        WriteCommand::EditMessage { message, content } => {
+            let me = rules::caller(connection, caller).await?;
+            let message = rules::readable_message(connection, *message, me.id).await?;
+            if message.sender.id != me.id {
+                return Err(ServiceError::forbidden(
+                    "only its sender can edit a message",
+                ));
+            }
+            if message.content == content.as_str() {
+                return Ok(Plan::Unchanged(
+                    current(connection, message.id, me.id).await?,
+                ));
+            }
+            Ok(Plan::Write(Mutation::EditMessage {
+                message: message.id,
+                chat: message.chat,
+                content: content.as_str().to_owned(),
+                edited_at: now,
+            }))
+        }
+        WriteCommand::SetReaction { message, emoji, on } => {
+            let me = rules::caller(connection, caller).await?;
+            let message = rules::readable_message(connection, *message, me.id).await?;
+            let (mine, count) =
+                reactions::state(connection, message.id, emoji.as_str(), me.id).await?;
+            if mine == *on {
+                // Already so: a repeated PUT or DELETE changes nothing.
+                return Ok(Plan::Unchanged(
+                    current(connection, message.id, me.id).await?,
+                ));
+            }
+            Ok(Plan::Write(Mutation::SetReaction {
+                message: message.id,
+                chat: message.chat,
+                user: me.id,
+                emoji: emoji.as_str().to_owned(),
+                on: *on,
+                count: if *on {
+                    count.saturating_add(1)
+                } else {
+                    count.saturating_sub(1)
+                },
+                at: now,
+            }))
+        }
+        WriteCommand::MarkRead { chat, epoch } => {
+            let me = rules::caller(connection, caller).await?;
+            let chat = rules::chat(connection, chat, me.id).await?;
+            let marked = read_markers::get(connection, me.id, chat).await?;
+            // A marker past the chat's last message would count messages not yet written as read.
+            let last = messages::last(connection, chat)
+                .await?
+                .map_or(Epoch(0), |message| message.epoch);
+            let wanted = (*epoch).min(last);
+            if wanted <= marked {
+                return Ok(Plan::Unchanged(Outcome::ReadMarker {
+                    chat,
+                    read_epoch: marked,
+                }));
+            }
+            Ok(Plan::Write(Mutation::MarkRead {
+                user: me.id,
+                chat,
+                read_epoch: wanted,
+            }))
+        }
         WriteCommand::Configure { voters } => Ok(Plan::Write(Mutation::Configure {
             voters: voters.clone(),
         })),
@@ -402,6 +557,19 @@ pub(super) async fn outcome(
             .await?
             .map(|(message, _)| Outcome::Message(message))
             .ok_or_else(|| ServiceError::Internal("a message just written is missing".into())),
+        Mutation::EditMessage { message, .. } => {
+            let (found, _) = messages::find_any(connection, *message)
+                .await?
+                .ok_or(ServiceError::NotFound(Resource::Message))?;
+            current(connection, *message, found.sender.id).await
+        }
+        Mutation::SetReaction { message, user, .. } => current(connection, *message, *user).await,
+        Mutation::MarkRead {
+            chat, read_epoch, ..
+        } => Ok(Outcome::ReadMarker {
+            chat: *chat,
+            read_epoch: *read_epoch,
+        }),
         Mutation::RemoveMember { .. }
         | Mutation::DeleteMessage { .. }
         | Mutation::DeleteGroup { .. }

@@ -16,12 +16,15 @@ use sqlx::{Row, SqliteConnection};
 use super::StorageError;
 
 /// Every table holding chat data, with the ordering that makes its rendering canonical.
-const TABLES: [(&str, &str); 6] = [
+/// `direct_chats` and the search index are derived by triggers from `messages`, so they are covered.
+const TABLES: [(&str, &str); 8] = [
     ("users", "id"),
     ("user_secrets", "user_id"),
     ("groups", "id"),
     ("memberships", "group_id, user_id"),
     ("messages", "id"),
+    ("reactions", "message_id, emoji, user_id"),
+    ("read_markers", "user_id, chat_id"),
     ("voters", "id"),
 ];
 

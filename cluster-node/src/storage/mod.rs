@@ -15,6 +15,7 @@
 //! ([`Database::content_hash`] checks it). Repository functions take a `&mut SqliteConnection` so that
 //! several run inside one transaction (a group commit, or a replica's batch of entries).
 
+pub mod chats;
 pub mod groups;
 pub mod ids;
 mod kept;
@@ -22,6 +23,8 @@ pub mod log;
 pub mod messages;
 pub mod model;
 pub mod mutation;
+pub mod reactions;
+pub mod read_markers;
 pub mod system;
 pub mod users;
 pub mod voters;
@@ -41,7 +44,9 @@ pub use ids::{
     ChatId, ClientId, Epoch, GroupId, MessageId, ParseIdError, Term, UnixMillis, UserId, UserTag,
 };
 pub use kept::KeptConnection;
-pub use model::{Group, GroupWithMembers, Message, User, UserRef};
+pub use model::{
+    ChatKind, ChatSummary, Group, GroupWithMembers, Message, Quote, Reaction, User, UserRef,
+};
 pub use mutation::{LogEntry, Mutation};
 
 /// The schema, embedded in the binary (`migrations/`); run on every open, a no-op when up to date.

@@ -69,4 +69,64 @@ pub struct Message {
     pub epoch: Epoch,
     /// The sender's idempotency key, if the send carried one.
     pub client_id: Option<ClientId>,
+    /// When its sender last edited it.
+    #[serde(default)]
+    pub edited_at: Option<UnixMillis>,
+    /// The message it answers, while that one is not deleted.
+    #[serde(default)]
+    pub reply_to: Option<Quote>,
+    /// Its reactions, in the order of each emoji's first use; `me` is for the user who asked.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// The message a reply answers, as the reply shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub id: MessageId,
+    pub sender: UserRef,
+    /// Its first [`Quote::EXCERPT_CHARS`] characters.
+    pub excerpt: String,
+}
+
+impl Quote {
+    /// Enough to recognise a message; the full text is one click away.
+    pub const EXCERPT_CHARS: usize = 100;
+
+    /// The excerpt of `content`: its first characters, counted as Unicode scalar values (as SQLite's
+    /// `substr` counts them, so a quote built by the writer and one read back agree).
+    pub fn excerpt(content: &str) -> String {
+        content.chars().take(Self::EXCERPT_CHARS).collect()
+    }
+}
+
+/// One emoji on a message: how many users chose it and whether the asking user is one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: u32,
+    pub me: bool,
+}
+
+/// What a conversation in a user's list is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatKind {
+    Group { id: GroupId, name: String },
+    Direct { user: UserRef },
+}
+
+/// One conversation of a user's list: what it is, its last message and how much of it is unread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSummary {
+    pub chat: ChatId,
+    pub kind: ChatKind,
+    /// Its newest live message.
+    pub last_message: Option<Message>,
+    /// Live messages from others after `read_epoch`.
+    pub unread: u64,
+    /// The user's read marker (0 when never set).
+    pub read_epoch: Epoch,
+    /// The epoch of the last message, or of joining when there is none: the list's order.
+    pub activity_epoch: Epoch,
 }

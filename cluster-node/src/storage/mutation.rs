@@ -16,9 +16,10 @@ use crate::config::NodeId;
 
 use super::StorageError;
 use super::groups::{self, NewGroup};
-use super::ids::{Epoch, GroupId, MessageId, Term, UnixMillis, UserId};
+use super::ids::{ChatId, Epoch, GroupId, MessageId, Term, UnixMillis, UserId};
 use super::messages::{self, NewMessage};
 use super::users::{self, NewUser};
+use super::{reactions, read_markers};
 
 /// One committed change to client data, with all its values decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,31 @@ pub enum Mutation {
     DeleteGroup {
         group: GroupId,
         deleted_at: UnixMillis,
+    },
+    /// New text for a live message. `chat` lets live views route the change without a read.
+    EditMessage {
+        message: MessageId,
+        chat: ChatId,
+        content: String,
+        edited_at: UnixMillis,
+    },
+    /// `user` puts `emoji` on a message (`on`) or takes it off. `count` is how many users have that
+    /// emoji on the message after the change, as the writer counted it: apply does not need it, live
+    /// views show it as is, so a view that missed earlier changes still shows the right number.
+    SetReaction {
+        message: MessageId,
+        chat: ChatId,
+        user: UserId,
+        emoji: String,
+        on: bool,
+        count: u32,
+        at: UnixMillis,
+    },
+    /// `user` has read `chat` up to `read_epoch` (the writer only writes a marker that moves forward).
+    MarkRead {
+        user: UserId,
+        chat: ChatId,
+        read_epoch: Epoch,
     },
     /// A new voter configuration (DESIGN §4): from this entry on, these nodes' durable copies are the
     /// ones a write's acknowledgement counts. Not client data: it changes no table a client reads.
@@ -108,6 +134,44 @@ pub async fn apply(
                 Err(diverged(format!("no live group {group}")))
             }
         }
+        Mutation::EditMessage {
+            message,
+            content,
+            edited_at,
+            ..
+        } => {
+            if messages::edit(connection, *message, content, *edited_at, epoch).await? {
+                Ok(())
+            } else {
+                Err(diverged(format!("no live message {message} to edit")))
+            }
+        }
+        Mutation::SetReaction {
+            message,
+            user,
+            emoji,
+            on: true,
+            at,
+            ..
+        } => reactions::add(connection, *message, emoji, *user, *at, epoch).await,
+        Mutation::SetReaction {
+            message,
+            user,
+            emoji,
+            on: false,
+            ..
+        } => {
+            if reactions::remove(connection, *message, emoji, *user).await? {
+                Ok(())
+            } else {
+                Err(diverged(format!("{user} has no {emoji} on {message}")))
+            }
+        }
+        Mutation::MarkRead {
+            user,
+            chat,
+            read_epoch,
+        } => read_markers::advance(connection, *user, *chat, *read_epoch, epoch).await,
         Mutation::Configure { voters } => super::voters::set(connection, epoch, voters).await,
     }
 }

@@ -26,6 +26,7 @@ fn group_message(group: GroupId, sender: UserId, content: &str) -> NewMessage {
         content: content.to_owned(),
         created_at: UnixMillis(1_000),
         client_id: None,
+        reply_to: None,
     }
 }
 

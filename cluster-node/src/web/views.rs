@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::storage::{
-    ChatId, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, UnixMillis, User, UserId,
-    UserRef, UserTag,
+    ChatId, ChatKind, ChatSummary, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId,
+    Quote, Reaction, UnixMillis, User, UserId, UserRef, UserTag,
 };
 
 /// `{"id","username","tag"}`: the answer of register, login and `/api/me`, and a message's sender.
@@ -58,7 +58,8 @@ impl From<&User> for ProfileView {
     }
 }
 
-/// `{"id","chat","sender":{"id","username","tag"},"content","created_at","epoch"}`.
+/// `{"id","chat","sender":{"id","username","tag"},"content","created_at","epoch","edited_at",
+/// "reply_to","reactions"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageView {
     pub id: MessageId,
@@ -67,6 +68,28 @@ pub struct MessageView {
     pub content: String,
     pub created_at: String,
     pub epoch: Epoch,
+    pub edited_at: Option<String>,
+    /// `null` for a message that answers none, and when the one it answers was deleted.
+    pub reply_to: Option<QuoteView>,
+    pub reactions: Vec<Reaction>,
+}
+
+/// `{"id","sender","excerpt"}`: the message a reply answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuoteView {
+    pub id: MessageId,
+    pub sender: UserView,
+    pub excerpt: String,
+}
+
+impl From<&Quote> for QuoteView {
+    fn from(quote: &Quote) -> Self {
+        QuoteView {
+            id: quote.id,
+            sender: UserView::from(&quote.sender),
+            excerpt: quote.excerpt.clone(),
+        }
+    }
 }
 
 impl From<&Message> for MessageView {
@@ -78,6 +101,9 @@ impl From<&Message> for MessageView {
             content: message.content.clone(),
             created_at: rfc3339(message.created_at),
             epoch: message.epoch,
+            edited_at: message.edited_at.map(rfc3339),
+            reply_to: message.reply_to.as_ref().map(QuoteView::from),
+            reactions: message.reactions.clone(),
         }
     }
 }
@@ -115,6 +141,57 @@ impl From<&GroupWithMembers> for GroupDetailView {
         GroupDetailView {
             group: GroupView::from(&group.group),
             members: group.members.iter().map(UserView::from).collect(),
+        }
+    }
+}
+
+/// `{"id","name"}`: the group of a conversation in the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupNameView {
+    pub id: GroupId,
+    pub name: String,
+}
+
+/// One conversation of `GET /api/chats`: `{"kind":"group","chat","group":{"id","name"},...}` or
+/// `{"kind":"direct","chat","user":{"id","username","tag"},...}`, each with `last_message`, `unread`,
+/// `read_epoch` and `activity_epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatView {
+    #[serde(flatten)]
+    pub kind: ChatKindView,
+    pub chat: ChatId,
+    pub last_message: Option<MessageView>,
+    pub unread: u64,
+    pub read_epoch: Epoch,
+    pub activity_epoch: Epoch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatKindView {
+    Group { group: GroupNameView },
+    Direct { user: UserView },
+}
+
+impl From<&ChatSummary> for ChatView {
+    fn from(summary: &ChatSummary) -> Self {
+        ChatView {
+            kind: match &summary.kind {
+                ChatKind::Group { id, name } => ChatKindView::Group {
+                    group: GroupNameView {
+                        id: *id,
+                        name: name.clone(),
+                    },
+                },
+                ChatKind::Direct { user } => ChatKindView::Direct {
+                    user: UserView::from(user),
+                },
+            },
+            chat: summary.chat,
+            last_message: summary.last_message.as_ref().map(MessageView::from),
+            unread: summary.unread,
+            read_epoch: summary.read_epoch,
+            activity_epoch: summary.activity_epoch,
         }
     }
 }

@@ -168,3 +168,64 @@ fn the_help_documents_the_cluster_key_file() {
     assert!(help.contains("--cluster-key-file <PATH>"), "{help}");
     assert!(help.contains(".cluster_key"), "{help}");
 }
+
+/// The line the binary logs once it serves, started with `flags`; the binary is stopped afterwards.
+fn listening_line(flags: &[&str]) -> String {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let key_file = directory.path().join(".cluster_key");
+    std::fs::write(&key_file, format!("{CLUSTER_KEY}\n")).expect("key file written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(flags)
+        .arg("--cluster-key-file")
+        .arg(&key_file)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nameserver binary starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("nameserver listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    line.expect("the nameserver never said it was listening")
+}
+
+#[test]
+fn the_binary_probes_every_250_ms_with_a_200_ms_timeout_unless_told_otherwise() {
+    let default = listening_line(&[]);
+    let tuned = listening_line(&["--probe-interval-ms", "100", "--probe-timeout-ms", "50"]);
+    let disabled = listening_line(&["--no-probe"]);
+
+    assert!(default.contains("probe_interval_ms=250"), "{default}");
+    assert!(default.contains("probe_timeout_ms=200"), "{default}");
+    assert!(tuned.contains("probe_interval_ms=100"), "{tuned}");
+    assert!(tuned.contains("probe_timeout_ms=50"), "{tuned}");
+    assert!(!disabled.contains("probe_"), "{disabled}");
+}
+
+#[test]
+fn a_probe_setting_out_of_range_stops_the_binary_with_one_line() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let key_file = directory.path().join(".cluster_key");
+    std::fs::write(&key_file, format!("{CLUSTER_KEY}\n")).expect("key file written");
+    let output = Command::new(env!("CARGO_BIN_EXE_nameserver"))
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--probe-timeout-ms", &u64::MAX.to_string()])
+        .arg("--cluster-key-file")
+        .arg(&key_file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nameserver binary runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the probe timeout must be between 1 ms and 3600 s"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@ use chat_proto::nameserver::{
     DeregisterRequest, Endpoint, ListRequest, RegisterRequest, RenewRequest,
 };
 use cluster_auth::{ProofKey, Rpc, authorized};
-use nameserver::{Application, Config};
+use nameserver::{Application, Config, Probing};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -45,20 +45,28 @@ pub struct TestApp {
 }
 
 /// A nameserver with the default lease of 3 s: long enough that nothing expires during a test.
+///
+/// It does not probe: the URLs most tests register are made up, and nothing listens there. The tests
+/// of probing (`probe.rs`) use [`spawn_app_probing`] with nodes that really listen.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with_lease(Config::DEFAULT_LEASE).await
 }
 
 pub async fn spawn_app_with_lease(lease: Duration) -> TestApp {
-    spawn(lease, Config::DEFAULT_BOOTSTRAP).await
+    spawn(lease, Config::DEFAULT_BOOTSTRAP, None).await
 }
 
 /// A nameserver whose cluster view asks the bootstrap at `bootstrap`.
 pub async fn spawn_app_with_bootstrap(bootstrap: SocketAddr) -> TestApp {
-    spawn(Config::DEFAULT_LEASE, bootstrap).await
+    spawn(Config::DEFAULT_LEASE, bootstrap, None).await
 }
 
-async fn spawn(lease: Duration, bootstrap: SocketAddr) -> TestApp {
+/// A nameserver that probes the registered nodes as `probing` says, with leases of `lease`.
+pub async fn spawn_app_probing(lease: Duration, probing: Probing) -> TestApp {
+    spawn(lease, Config::DEFAULT_BOOTSTRAP, Some(probing)).await
+}
+
+async fn spawn(lease: Duration, bootstrap: SocketAddr, probing: Option<Probing>) -> TestApp {
     LazyLock::force(&TRACING);
     let config = Config {
         grpc: "127.0.0.1:0".parse().expect("literal address"),
@@ -66,10 +74,13 @@ async fn spawn(lease: Duration, bootstrap: SocketAddr) -> TestApp {
         lease,
         cluster_key: cluster_key(),
     };
-    let application = Application::build(config)
+    let mut application = Application::build(config)
         .await
         .expect("nameserver builds")
         .with_bootstrap(bootstrap);
+    if let Some(probing) = probing {
+        application = application.with_probing(probing);
+    }
     let grpc_addr = application.grpc_addr();
     let http_url = format!("http://{}", application.http_addr());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -158,12 +169,32 @@ impl TestApp {
 
     /// Where `GET /` sends a browser right now, or `None` when it answers anything but a redirect.
     pub async fn redirect_target(&self) -> Option<String> {
-        let response = self.get("/").await;
+        self.redirect_target_of("/").await
+    }
+
+    /// Where `GET path` sends a browser right now, or `None` when it answers anything but a redirect.
+    pub async fn redirect_target_of(&self, path: &str) -> Option<String> {
+        let response = self.get(path).await;
         if response.status() != reqwest::StatusCode::TEMPORARY_REDIRECT {
             return None;
         }
         let location = response.headers().get("location")?;
         location.to_str().ok().map(str::to_owned)
+    }
+
+    /// The URLs `/api/endpoints` lists right now, in its order.
+    pub async fn listed_urls(&self) -> Vec<String> {
+        let body: serde_json::Value = self
+            .get("/api/endpoints")
+            .await
+            .json()
+            .await
+            .expect("JSON body");
+        body.as_array()
+            .expect("a JSON list")
+            .iter()
+            .map(|endpoint| endpoint["url"].as_str().expect("a URL").to_owned())
+            .collect()
     }
 }
 

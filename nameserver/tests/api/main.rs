@@ -8,4 +8,5 @@ mod cluster_view;
 mod endpoints;
 mod helpers;
 mod leases;
+mod probe;
 mod redirect;

@@ -4,12 +4,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 
 use crate::service::{
-    AddMember, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, LeaveGroup, ListGroupMessages,
-    SendGroupMessage,
+    AddMember, ChatRef, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, LeaveGroup,
+    ListGroupMessages, MarkRead, SendGroupMessage,
 };
 use crate::storage::{GroupId, UserTag};
 
@@ -18,7 +18,7 @@ use super::super::error::{ApiJson, ApiQuery, AppError};
 use super::super::session::ChatSession;
 use super::super::views::{GroupDetailView, GroupView, MessageView};
 use super::users::SendBody;
-use super::{PageQuery, deserialize_tag, no_content, reply};
+use super::{PageQuery, ReadBody, deserialize_tag, no_content, read_marker, reply};
 
 pub(super) fn router() -> Router<WebState> {
     Router::new()
@@ -30,6 +30,7 @@ pub(super) fn router() -> Router<WebState> {
             "/api/groups/{id}/messages",
             get(list_messages).post(send_message),
         )
+        .route("/api/groups/{id}/read", put(mark_read))
 }
 
 /// A `{id}` path segment; text that is not a uuid names no group (404).
@@ -180,6 +181,7 @@ async fn send_message(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, AppError> {
     let group = path_group(&id)?;
+    let reply_to = body.reply_to()?;
     let answer = state
         .service
         .send_group_message(
@@ -188,6 +190,7 @@ async fn send_message(
                 group,
                 content: body.content,
                 client_id: body.client_id,
+                reply_to,
             },
         )
         .await?;
@@ -200,4 +203,25 @@ async fn send_message(
         answer.epoch,
         MessageView::from(&answer.value),
     ))
+}
+
+async fn mark_read(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> Result<Response, AppError> {
+    let group = path_group(&id)?;
+    let answer = state
+        .service
+        .mark_read(
+            session.context(),
+            MarkRead {
+                chat: ChatRef::Group(group),
+                epoch: body.epoch,
+            },
+        )
+        .await?;
+    session.observe(answer.epoch).await?;
+    Ok(read_marker(answer))
 }

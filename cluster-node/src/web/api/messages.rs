@@ -1,20 +1,37 @@
-//! Messages by id: deletion by their sender.
+//! Messages by id: edits and deletion by their sender, reactions by anyone who can read them.
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::delete;
+use axum::routing::{delete, put};
+use serde::Deserialize;
 
-use crate::service::{ChatServiceExt, DeleteMessage};
+use crate::service::{ChatServiceExt, DeleteMessage, EditMessage, SetReaction};
 use crate::storage::MessageId;
 
 use super::super::WebState;
-use super::super::error::AppError;
+use super::super::error::{ApiJson, AppError};
 use super::super::session::ChatSession;
-use super::no_content;
+use super::super::views::MessageView;
+use super::{no_content, reply};
 
 pub(super) fn router() -> Router<WebState> {
-    Router::new().route("/api/messages/{id}", delete(remove))
+    Router::new()
+        .route("/api/messages/{id}", delete(remove).patch(edit))
+        .route(
+            "/api/messages/{id}/reactions/{emoji}",
+            put(react).delete(unreact),
+        )
+}
+
+fn path_message(id: &str) -> Result<MessageId, AppError> {
+    MessageId::parse(id).map_err(|_| AppError::NotFound("message not found".into()))
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    content: String,
 }
 
 async fn remove(
@@ -22,12 +39,72 @@ async fn remove(
     mut session: ChatSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let message =
-        MessageId::parse(&id).map_err(|_| AppError::NotFound("message not found".into()))?;
+    let message = path_message(&id)?;
     let answer = state
         .service
         .delete_message(session.context(), DeleteMessage { message })
         .await?;
     session.observe(answer.epoch).await?;
     Ok(no_content(answer.epoch))
+}
+
+async fn edit(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditBody>,
+) -> Result<Response, AppError> {
+    let message = path_message(&id)?;
+    let answer = state
+        .service
+        .edit_message(
+            session.context(),
+            EditMessage {
+                message,
+                content: body.content,
+            },
+        )
+        .await?;
+    session.observe(answer.epoch).await?;
+    Ok(reply(
+        StatusCode::OK,
+        answer.epoch,
+        MessageView::from(&answer.value),
+    ))
+}
+
+async fn set_reaction(
+    state: WebState,
+    mut session: ChatSession,
+    id: &str,
+    emoji: String,
+    on: bool,
+) -> Result<Response, AppError> {
+    let message = path_message(id)?;
+    let answer = state
+        .service
+        .set_reaction(session.context(), SetReaction { message, emoji, on })
+        .await?;
+    session.observe(answer.epoch).await?;
+    Ok(reply(
+        StatusCode::OK,
+        answer.epoch,
+        MessageView::from(&answer.value),
+    ))
+}
+
+async fn react(
+    State(state): State<WebState>,
+    session: ChatSession,
+    Path((id, emoji)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    set_reaction(state, session, &id, emoji, true).await
+}
+
+async fn unreact(
+    State(state): State<WebState>,
+    session: ChatSession,
+    Path((id, emoji)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    set_reaction(state, session, &id, emoji, false).await
 }

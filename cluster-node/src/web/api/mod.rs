@@ -1,11 +1,13 @@
 //! The JSON API of DESIGN §6, one router per resource: `auth` (register, login, logout, me), `users`
-//! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (deletes) and the
-//! live `events` stream. Every handler reports the epoch of the answer it got to the session and in
+//! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (edits, deletes,
+//! reactions), `chats` (the caller's conversations), `search`, and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
 //! `X-Chat-Epoch`.
 
 mod auth;
+mod chats;
 mod groups;
 mod messages;
+mod search;
 mod users;
 
 use axum::Router;
@@ -13,7 +15,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{Epoch, UserTag};
+use crate::service::Answer;
+use crate::storage::{ChatId, Epoch, UserTag};
 
 use super::error::AppError;
 use super::middleware;
@@ -29,6 +32,8 @@ pub(super) fn router(state: WebState) -> Router {
         .merge(users::router())
         .merge(groups::router())
         .merge(messages::router())
+        .merge(chats::router())
+        .merge(search::router())
         .merge(super::events::router())
         .route_layer(axum::middleware::from_fn(middleware::require_api_user));
     Router::new()
@@ -52,6 +57,27 @@ pub(super) fn with_epoch(epoch: Epoch, mut response: Response) -> Response {
         .headers_mut()
         .insert(EPOCH_HEADER, HeaderValue::from(epoch.0));
     response
+}
+
+/// `{"epoch": N}`: how far the caller has read a chat.
+#[derive(Debug, Deserialize)]
+pub(super) struct ReadBody {
+    epoch: Epoch,
+}
+
+/// `{"chat","read_epoch"}`: where a read marker is after a `PUT .../read`.
+pub(super) fn read_marker(answer: Answer<(ChatId, Epoch)>) -> Response {
+    #[derive(Serialize)]
+    struct ReadMarkerView {
+        chat: ChatId,
+        read_epoch: Epoch,
+    }
+    let (chat, read_epoch) = answer.value;
+    reply(
+        StatusCode::OK,
+        answer.epoch,
+        ReadMarkerView { chat, read_epoch },
+    )
 }
 
 /// A `{tag}` path segment; a tag that is not four digits names no user (404).

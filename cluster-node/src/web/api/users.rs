@@ -4,16 +4,19 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, put};
 use serde::Deserialize;
 
-use crate::service::{ChatServiceExt, GetUser, ListDirectMessages, SendDirectMessage};
+use crate::service::{
+    ChatRef, ChatServiceExt, GetUser, ListDirectMessages, MarkRead, SendDirectMessage,
+};
+use crate::storage::MessageId;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, ApiQuery, AppError};
 use super::super::session::ChatSession;
 use super::super::views::{MessageView, ProfileView};
-use super::{PageQuery, path_tag, reply};
+use super::{PageQuery, ReadBody, path_tag, read_marker, reply};
 
 pub(super) fn router() -> Router<WebState> {
     Router::new()
@@ -22,6 +25,7 @@ pub(super) fn router() -> Router<WebState> {
             "/api/users/{username}/{tag}/messages",
             get(list_messages).post(send_message),
         )
+        .route("/api/users/{username}/{tag}/read", put(mark_read))
 }
 
 #[derive(Deserialize)]
@@ -29,6 +33,22 @@ pub(in crate::web) struct SendBody {
     pub content: String,
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of the message of the same chat it answers.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+impl SendBody {
+    /// `reply_to` as an id; text that is not one is a bad request (it names no message of any chat).
+    pub(in crate::web) fn reply_to(&self) -> Result<Option<MessageId>, AppError> {
+        self.reply_to
+            .as_deref()
+            .map(|text| {
+                MessageId::parse(text)
+                    .map_err(|_| AppError::BadRequest("reply_to must be a message id".into()))
+            })
+            .transpose()
+    }
 }
 
 async fn profile(
@@ -83,6 +103,7 @@ async fn send_message(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, AppError> {
     let tag = path_tag(&tag)?;
+    let reply_to = body.reply_to()?;
     let answer = state
         .service
         .send_direct_message(
@@ -92,6 +113,7 @@ async fn send_message(
                 tag,
                 content: body.content,
                 client_id: body.client_id,
+                reply_to,
             },
         )
         .await?;
@@ -104,4 +126,25 @@ async fn send_message(
         answer.epoch,
         MessageView::from(&answer.value),
     ))
+}
+
+async fn mark_read(
+    State(state): State<WebState>,
+    mut session: ChatSession,
+    Path((username, tag)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> Result<Response, AppError> {
+    let tag = path_tag(&tag)?;
+    let answer = state
+        .service
+        .mark_read(
+            session.context(),
+            MarkRead {
+                chat: ChatRef::User { username, tag },
+                epoch: body.epoch,
+            },
+        )
+        .await?;
+    session.observe(answer.epoch).await?;
+    Ok(read_marker(answer))
 }

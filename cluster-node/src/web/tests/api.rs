@@ -264,7 +264,17 @@ async fn direct_messages_are_sent_and_listed_oldest_first_for_both_users() {
         .collect();
     assert_eq!(
         keys,
-        vec!["chat", "content", "created_at", "epoch", "id", "sender"]
+        vec![
+            "chat",
+            "content",
+            "created_at",
+            "edited_at",
+            "epoch",
+            "id",
+            "reactions",
+            "reply_to",
+            "sender"
+        ]
     );
     assert_eq!(
         message["sender"],
