@@ -23,7 +23,9 @@ use crate::service::{
     AddMember, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, GetUser, LeaveGroup,
     ListDirectMessages, ListGroupMessages, SendDirectMessage, SendGroupMessage,
 };
-use crate::storage::{ChatId, Group, GroupWithMembers, Message, User, UserTag};
+use crate::storage::{
+    ChatId, ChatKind, ChatSummary, GroupWithMembers, Message, UnixMillis, User, UserTag,
+};
 
 use super::WebState;
 use super::api::{ClientAddress, log_in, sign_up};
@@ -134,6 +136,15 @@ pub(super) struct TimeItem {
     readable: String,
 }
 
+impl TimeItem {
+    fn new(at: UnixMillis) -> Self {
+        TimeItem {
+            iso: rfc3339(at),
+            readable: readable(at),
+        }
+    }
+}
+
 /// The message a reply quotes.
 pub(super) struct QuoteItem {
     id: String,
@@ -174,9 +185,21 @@ impl MessageItem {
             mine: message.sender.id == me.id,
             created_iso: rfc3339(message.created_at),
             created_readable: readable(message.created_at),
-            edited_iso: None,
-            reply: None,
-            reactions: Vec::new(),
+            edited_iso: message.edited_at.map(rfc3339),
+            reply: message.reply_to.as_ref().map(|quote| QuoteItem {
+                id: quote.id.to_string(),
+                sender: quote.sender.username.clone(),
+                excerpt: quote.excerpt.clone(),
+            }),
+            reactions: message
+                .reactions
+                .iter()
+                .map(|reaction| ReactionItem {
+                    emoji: reaction.emoji.clone(),
+                    count: u64::from(reaction.count),
+                    me: reaction.me,
+                })
+                .collect(),
             epoch: message.epoch.0,
         }
     }
@@ -199,19 +222,43 @@ pub(super) struct ChatItem {
 }
 
 impl ChatItem {
-    fn from_group(group: &Group) -> Self {
+    fn new(summary: &ChatSummary, me: &SessionUser) -> Self {
+        let (kind, name, tag, url) = match &summary.kind {
+            ChatKind::Group { id, name } => ("group", name.clone(), None, format!("/groups/{id}")),
+            ChatKind::Direct { user } => (
+                "direct",
+                user.username.clone(),
+                Some(user.tag.to_string()),
+                chat_url(&user.username, user.tag),
+            ),
+        };
         ChatItem {
-            chat: ChatId::Group(group.id).to_string(),
-            kind: "group",
-            name: group.name.clone(),
-            tag: None,
-            url: format!("/groups/{}", group.id),
-            preview: None,
-            time: None,
-            unread: 0,
-            read_epoch: 0,
-            activity_epoch: 0,
+            chat: summary.chat.to_string(),
+            kind,
+            name,
+            tag,
+            url,
+            preview: summary
+                .last_message
+                .as_ref()
+                .map(|message| preview(message, me)),
+            time: summary
+                .last_message
+                .as_ref()
+                .map(|message| TimeItem::new(message.created_at)),
+            unread: summary.unread,
+            read_epoch: summary.read_epoch.0,
+            activity_epoch: summary.activity_epoch.0,
         }
+    }
+}
+
+/// `You: …` or `bob: …`: what the sidebar shows of a chat's last message.
+fn preview(message: &Message, me: &SessionUser) -> String {
+    if message.sender.id == me.id {
+        format!("You: {}", message.content)
+    } else {
+        format!("{}: {}", message.sender.username, message.content)
     }
 }
 
@@ -400,9 +447,16 @@ async fn load_sidebar(
     state: &WebState,
     session: &mut ChatSession,
 ) -> Result<(Vec<ChatItem>, u64), AppError> {
-    let answer = state.service.list_groups(session.context()).await?;
+    let Some(me) = session.user().cloned() else {
+        return Ok((Vec::new(), 0));
+    };
+    let answer = state.service.list_chats(session.context()).await?;
     session.observe(answer.epoch).await?;
-    let items: Vec<ChatItem> = answer.value.iter().map(ChatItem::from_group).collect();
+    let items: Vec<ChatItem> = answer
+        .value
+        .iter()
+        .map(|summary| ChatItem::new(summary, &me))
+        .collect();
     let unread = items.iter().map(|item| item.unread).sum();
     Ok((items, unread))
 }
@@ -805,6 +859,7 @@ async fn send_to_group(
                     group,
                     content: form.content,
                     client_id: form.client_id.filter(|id| !id.is_empty()),
+                    reply_to: None,
                 },
             )
             .await?;
@@ -843,6 +898,7 @@ async fn send_to_user(
                     tag,
                     content: form.content,
                     client_id: form.client_id.filter(|id| !id.is_empty()),
+                    reply_to: None,
                 },
             )
             .await?;

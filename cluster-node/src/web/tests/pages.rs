@@ -347,9 +347,44 @@ async fn without_the_script_the_composer_form_sends_once_per_key_and_comes_back_
 
     assert_eq!(sent.location(), format!("/groups/{group}"));
     assert_eq!(twice.status, StatusCode::SEE_OTHER);
-    assert_eq!(page.text().matches("sent by a form").count(), 1);
+    assert_eq!(
+        page.text()
+            .matches("<p class=\"content\">sent by a form</p>")
+            .count(),
+        1
+    );
     assert_eq!(direct.location(), format!("/users/bob/{}/chat", bob.tag));
     assert!(chat.text().contains("psst"));
     assert_eq!(empty.status, StatusCode::SEE_OTHER);
     assert!(refused.text().contains("class=\"alert error flash\""));
+}
+
+#[tokio::test]
+async fn the_sidebar_lists_groups_and_direct_chats_newest_first_with_unread_counts_in_the_title() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let group = app.group(&alice, "book club").await;
+    app.send(
+        bob.call(
+            Method::POST,
+            &format!("/api/users/{}/messages", alice.path()),
+        )
+        .json(serde_json::json!({ "content": "psst, alice" })),
+    )
+    .await;
+
+    let home = app.send(alice.call(Method::GET, "/")).await.text();
+
+    let direct = home.find("psst, alice").expect("the direct chat is listed");
+    let club = home.find("book club").expect("the group is listed");
+    assert!(direct < club, "newest activity first: {home}");
+    assert!(home.contains("<title>(1) Chat</title>"), "{home}");
+    assert!(
+        home.contains("bob: psst, alice"),
+        "the preview names the sender"
+    );
+    assert!(home.contains(&format!("href=\"/users/bob/{}/chat\"", bob.tag)));
+    assert!(home.contains(&format!("href=\"/groups/{group}\"")));
+    assert!(home.contains("aria-label=\"1 unread\""));
 }
