@@ -1064,21 +1064,56 @@ async fn a_desktop_and_a_phone_on_different_nodes_chat_page_back_search_and_surv
             .send_keys("sent while the node was dead\u{E007}a draft to keep")
             .await
             .expect("keys go into the message box");
-        let (origin, delivered) = poll(
-            "ada is back on another node with her message delivered",
-            Duration::from_secs(20),
-            || async {
-                let url = desktop.current_url().await.ok()?;
-                let origin = url.origin().ascii_serialization();
-                if origin == x || url.path() != to_bob {
-                    return None;
+        let mut seen = Vec::new();
+        let (origin, delivered) = loop {
+            let current = desktop.current_url().await.ok();
+            let url = current
+                .as_ref()
+                .map(|url| url.to_string())
+                .unwrap_or_default();
+            let state = js(
+                &desktop,
+                "const banner = document.getElementById('connection'); \
+                 return [banner ? banner.textContent : document.title, \
+                   Array.from(document.querySelectorAll('#messages li.message .content')).slice(-2).map((n) => n.textContent)];",
+                vec![],
+            )
+            .await;
+            if seen.last() != Some(&(url.clone(), state.clone())) {
+                seen.push((url.clone(), state.clone()));
+            }
+            if let Some(parsed) = current {
+                let origin = parsed.origin().ascii_serialization();
+                if origin != x
+                    && parsed.path() == to_bob
+                    && shows_message(&desktop, "sent while the node was dead").await
+                {
+                    break (origin, killed.elapsed());
                 }
-                shows_message(&desktop, "sent while the node was dead")
+            }
+            if killed.elapsed() >= Duration::from_secs(20) {
+                let page = js(
+                    &desktop,
+                    "return document.body ? document.body.innerText.slice(0, 300) : '';",
+                    vec![],
+                )
+                .await;
+                let probe = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("a client")
+                    .get(format!("{}{to_bob}", cluster.nameserver_url()))
+                    .send()
                     .await
-                    .then(|| (origin, killed.elapsed()))
-            },
-        )
-        .await;
+                    .map(|r| format!("{} {:?}", r.status(), r.headers().get("location")));
+                eprintln!("page text: {page}\nnameserver answers now: {probe:?}");
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(20),
+                "ada is not back on another node with her message within 20 s; she saw: {seen:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         println!(
             "time to send again after the kill: {} ms",
             delivered.as_millis()
