@@ -970,7 +970,7 @@ async fn a_desktop_and_a_phone_on_different_nodes_chat_page_back_search_and_surv
                 &phone,
                 "return Array.from(document.querySelectorAll('#messages li.message')) \
                    .some((node) => node.querySelector('.content').textContent === 'plans for sunday?' \
-                     && node.querySelector('.edited'));",
+                     && node.querySelector('.edited') && node.querySelector('.edited').getClientRects().length > 0);",
                 vec![],
             )
             .await;
