@@ -160,7 +160,10 @@ async fn edits_replies_and_reactions_over_the_api_and_live() {
         })
     );
     // The editor's own streams hear of it too (their other tabs).
-    let own = alices.next_change(WAIT).await.expect("the editor's edit event");
+    let own = alices
+        .next_change(WAIT)
+        .await
+        .expect("the editor's edit event");
     assert_eq!(own.event, "message_edited");
     let too_long = app
         .send(
@@ -279,11 +282,8 @@ async fn edits_replies_and_reactions_over_the_api_and_live() {
     assert_eq!(event.event, "read");
     assert_eq!(event.json()["chat"], json!(group));
     assert_eq!(event.json()["read_epoch"], reply["epoch"]);
-    loop {
-        match alices.next_change(Duration::from_millis(300)).await {
-            Some(event) => assert_ne!(event.event, "read", "{event:?}"),
-            None => break,
-        }
+    while let Some(event) = alices.next_change(Duration::from_millis(300)).await {
+        assert_ne!(event.event, "read", "{event:?}");
     }
 }
 
