@@ -9,31 +9,12 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::LocalService;
+use crate::service::EventSource;
 use crate::storage::{
     ChatId, Epoch, GroupId, LogEntry, Message, MessageId, Mutation, User, UserId,
 };
 
 use super::super::views::UserView;
-
-/// Where committed writes come from: the writer's log broadcast on the writer, the data plane's event
-/// broadcast on other input nodes. `None` while there is none yet; the hub asks again every second.
-pub trait EventSource: Send + Sync + 'static {
-    /// Every committed write from now on, in epoch order.
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>>;
-}
-
-impl EventSource for LocalService {
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
-        LocalService::subscribe(self)
-    }
-}
-
-impl EventSource for broadcast::Sender<LogEntry> {
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
-        Some(broadcast::Sender::subscribe(self))
-    }
-}
 
 /// How long the hub waits before asking an absent or closed source again.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);

@@ -51,12 +51,11 @@ use tokio::sync::mpsc;
 use crate::storage::Epoch;
 
 use super::WebState;
-use super::api::with_epoch;
 use super::error::{ApiQuery, AppError};
+use super::respond::with_epoch;
 use super::session::ChatSession;
 
 pub(crate) use hub::EventHub;
-pub use hub::EventSource;
 use stream::EventStream;
 
 /// Events buffered between a stream's task and its HTTP body.
