@@ -245,30 +245,8 @@ impl EventHub {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entries::{entry, post};
     use super::*;
-    use crate::storage::messages::NewMessage;
-    use crate::storage::{Term, UnixMillis};
-
-    fn entry(epoch: u64, mutation: Mutation) -> LogEntry {
-        LogEntry {
-            term: Term::default(),
-            epoch: Epoch(epoch),
-            mutation,
-        }
-    }
-
-    fn post(chat: ChatId, sender: UserId) -> Mutation {
-        Mutation::PostMessage(NewMessage {
-            id: MessageId::random(),
-            chat,
-            sender,
-            receiver: None,
-            content: "hi".into(),
-            created_at: UnixMillis(0),
-            client_id: None,
-            reply_to: None,
-        })
-    }
 
     #[tokio::test]
     async fn the_hub_replays_what_it_holds_and_says_whether_that_covers_the_gap() {

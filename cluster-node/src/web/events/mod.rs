@@ -33,6 +33,8 @@
 //! The parts: `hub` (the node's one follower of the log), `membership` (what an entry means to one
 //! listener, pure), `stream` (one client's stream: catch-up, then live).
 
+#[cfg(test)]
+mod entries;
 mod hub;
 mod membership;
 mod stream;
