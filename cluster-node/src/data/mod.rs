@@ -261,7 +261,7 @@ impl DataHandle {
     }
 }
 
-impl crate::web::EventSource for DataHandle {
+impl crate::service::EventSource for DataHandle {
     fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
         Some(self.events())
     }

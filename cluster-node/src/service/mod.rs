@@ -16,6 +16,7 @@
 //! on top of `execute`.
 
 mod error;
+mod feed;
 mod local;
 pub mod operation;
 pub mod password;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::storage::{ChatId, ChatSummary, Epoch, Group, GroupWithMembers, Message, User, UserId};
 
 pub use error::{Resource, ServiceError};
+pub use feed::EventSource;
 pub use local::{LocalService, ServiceOptions};
 pub use operation::{
     AddMember, ChatRef, CreateGroup, Credentials, DeleteGroup, DeleteMessage, EditMessage,

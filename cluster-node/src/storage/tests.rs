@@ -6,6 +6,7 @@ use super::groups::NewGroup;
 use super::messages::{self, NewMessage};
 use super::users::{self, NewUser};
 use super::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 fn user(name: &str, tag: u16, at: i64) -> NewUser {
     NewUser {
@@ -529,4 +530,171 @@ async fn a_promise_only_grows_and_survives_a_reopen_but_not_the_content_hash() {
         .await
         .expect("reopen");
     assert_eq!(reopened.promised().await.unwrap(), Term(9));
+}
+
+/// A database written by the schema before migration 0005 (with users, a group, group and direct
+/// messages, one of them deleted) opens with today's schema: the direct-chat list and the search index
+/// are filled from the rows that were there, and the old rows read as unedited, unquoted and without
+/// reactions.
+#[tokio::test]
+async fn a_database_of_the_previous_schema_is_migrated_with_its_data() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let old_migrations = tempfile::tempdir().expect("tempdir");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&source).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        if name.as_bytes().first().is_some_and(u8::is_ascii_digit) && name < "0005" {
+            std::fs::copy(&path, old_migrations.path().join(name)).expect("copy");
+        }
+    }
+    let (alice, bob, carol) = (UserId::random(), UserId::random(), UserId::random());
+    let group = GroupId::random();
+    let dm = ChatId::direct(alice, bob);
+    {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(directory.path().join(DATABASE_FILE))
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("open the old database");
+        sqlx::migrate::Migrator::new(old_migrations.path())
+            .await
+            .expect("old migrator")
+            .run(&pool)
+            .await
+            .expect("old schema");
+        let mut statements = vec![
+            format!(
+                "INSERT INTO users (id, username, tag, created_at, epoch) VALUES
+                 ('{alice}', 'alice', 1, 1, 1), ('{bob}', 'bob', 2, 2, 2), ('{carol}', 'carol', 3, 3, 3)"
+            ),
+            format!(
+                "INSERT INTO groups (id, name, creator_id, created_at, epoch) VALUES ('{group}', 'old', '{alice}', 4, 4)"
+            ),
+            format!(
+                "INSERT INTO memberships (group_id, user_id, joined_at, epoch) VALUES
+                 ('{group}', '{carol}', 5, 5)"
+            ),
+        ];
+        let rows = [
+            (
+                6,
+                group.to_string(),
+                carol,
+                None,
+                "Hello from the old days",
+                false,
+            ),
+            (
+                7,
+                dm.to_string(),
+                alice,
+                Some(bob),
+                "hello bob, privately",
+                false,
+            ),
+            (8, dm.to_string(), bob, Some(alice), "hello, deleted", true),
+        ];
+        for (epoch, chat, sender, receiver, content, deleted) in rows {
+            statements.push(format!(
+                "INSERT INTO messages (id, chat_id, sender_id, receiver_id, content, created_at, epoch, deleted_at, deleted_epoch)
+                 VALUES ('{}', '{chat}', '{sender}', {}, '{content}', {epoch}, {epoch}, {}, {})",
+                MessageId::random(),
+                receiver.map_or("NULL".to_owned(), |id| format!("'{id}'")),
+                if deleted { "9" } else { "NULL" },
+                if deleted { "9" } else { "NULL" },
+            ));
+        }
+        statements.push("UPDATE system_state SET epoch = 9, term = 1".into());
+        for statement in statements {
+            sqlx::query(&statement)
+                .execute(&pool)
+                .await
+                .expect("old rows");
+        }
+        pool.close().await;
+    }
+
+    let database = Database::open(directory.path(), DatabaseOptions::default())
+        .await
+        .expect("migrate");
+    let mut connection = database.pool().acquire().await.expect("connection");
+
+    assert_eq!(database.epoch().await.expect("epoch"), Epoch(9));
+    let bobs = chats::list(&mut connection, bob)
+        .await
+        .expect("bob's chats");
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].chat, dm);
+    assert!(matches!(&bobs[0].kind, ChatKind::Direct { user } if user.id == alice));
+    assert_eq!(bobs[0].unread, 1, "the deleted message is not unread");
+    let carols = chats::list(&mut connection, carol)
+        .await
+        .expect("carol's chats");
+    assert_eq!(carols.len(), 1);
+    assert_eq!(carols[0].chat, ChatId::Group(group));
+    let found = messages::search(&mut connection, alice, "\"hello\"*", None, 10)
+        .await
+        .expect("search");
+    let found: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        found,
+        vec!["hello bob, privately"],
+        "alice is not in the group"
+    );
+    let found = messages::search(&mut connection, carol, "\"old\"*", None, 10)
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (
+            found[0].edited_at,
+            &found[0].reply_to,
+            found[0].reactions.len()
+        ),
+        (None, &None, 0)
+    );
+    database
+        .content_hash()
+        .await
+        .expect("hash of the migrated data");
+
+    // New writes work on the migrated rows.
+    let old = found[0].id;
+    drop(connection);
+    database
+        .apply_entries(&entries(
+            10,
+            vec![
+                Mutation::EditMessage {
+                    message: old,
+                    chat: ChatId::Group(group),
+                    content: "Goodbye".into(),
+                    edited_at: UnixMillis(10),
+                },
+                Mutation::SetReaction {
+                    message: old,
+                    chat: ChatId::Group(group),
+                    user: alice,
+                    emoji: "👍".into(),
+                    on: true,
+                    count: 1,
+                    at: UnixMillis(11),
+                },
+            ],
+        ))
+        .await
+        .expect("new writes");
+    let mut connection = database.pool().acquire().await.expect("connection");
+    let found = messages::search(&mut connection, carol, "\"goodbye\"*", None, 10)
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
 }

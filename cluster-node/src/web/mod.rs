@@ -26,6 +26,7 @@ mod flash;
 mod middleware;
 mod pages;
 mod rate_limit;
+mod respond;
 mod session;
 mod signed_cookie;
 mod views;
@@ -48,8 +49,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::{ChatService, ServiceError, ServiceRequest, ServiceResponse};
 
+pub use crate::service::EventSource;
 pub use error::AppError;
-pub use events::EventSource;
 pub use rate_limit::{LoginLimiter, RateLimit, SlidingWindow};
 pub use session::{ChatSession, SessionUser};
 pub use signed_cookie::SessionKey;

@@ -2,6 +2,7 @@
 //! `oneshot` like a browser that keeps its session cookie (and one real listener for `serve`).
 
 mod api;
+mod conversations;
 mod events;
 mod pages;
 mod security;

@@ -11,16 +11,17 @@ mod search;
 mod users;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use crate::service::Answer;
 use crate::storage::{ChatId, Epoch, UserTag};
 
+use super::WebState;
 use super::error::AppError;
 use super::middleware;
-use super::{EPOCH_HEADER, WebState};
+pub(super) use super::respond::{no_content, reply};
 
 pub(super) use auth::{ClientAddress, log_in, sign_up};
 pub(super) use groups::path_group;
@@ -40,23 +41,6 @@ pub(super) fn router(state: WebState) -> Router {
         .merge(auth::router())
         .merge(protected)
         .with_state(state)
-}
-
-/// `body` as JSON with `status` and the answer's epoch in `X-Chat-Epoch`.
-pub(super) fn reply(status: StatusCode, epoch: Epoch, body: impl Serialize) -> Response {
-    with_epoch(epoch, (status, axum::Json(body)).into_response())
-}
-
-/// 204 with the answer's epoch.
-pub(super) fn no_content(epoch: Epoch) -> Response {
-    with_epoch(epoch, StatusCode::NO_CONTENT.into_response())
-}
-
-pub(super) fn with_epoch(epoch: Epoch, mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(EPOCH_HEADER, HeaderValue::from(epoch.0));
-    response
 }
 
 /// `{"epoch": N}`: how far the caller has read a chat.

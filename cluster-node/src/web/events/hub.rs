@@ -9,31 +9,12 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::LocalService;
+use crate::service::EventSource;
 use crate::storage::{
     ChatId, Epoch, GroupId, LogEntry, Message, MessageId, Mutation, User, UserId,
 };
 
 use super::super::views::UserView;
-
-/// Where committed writes come from: the writer's log broadcast on the writer, the data plane's event
-/// broadcast on other input nodes. `None` while there is none yet; the hub asks again every second.
-pub trait EventSource: Send + Sync + 'static {
-    /// Every committed write from now on, in epoch order.
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>>;
-}
-
-impl EventSource for LocalService {
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
-        LocalService::subscribe(self)
-    }
-}
-
-impl EventSource for broadcast::Sender<LogEntry> {
-    fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
-        Some(broadcast::Sender::subscribe(self))
-    }
-}
 
 /// How long the hub waits before asking an absent or closed source again.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
@@ -264,30 +245,8 @@ impl EventHub {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entries::{entry, post};
     use super::*;
-    use crate::storage::messages::NewMessage;
-    use crate::storage::{Term, UnixMillis};
-
-    fn entry(epoch: u64, mutation: Mutation) -> LogEntry {
-        LogEntry {
-            term: Term::default(),
-            epoch: Epoch(epoch),
-            mutation,
-        }
-    }
-
-    fn post(chat: ChatId, sender: UserId) -> Mutation {
-        Mutation::PostMessage(NewMessage {
-            id: MessageId::random(),
-            chat,
-            sender,
-            receiver: None,
-            content: "hi".into(),
-            created_at: UnixMillis(0),
-            client_id: None,
-            reply_to: None,
-        })
-    }
 
     #[tokio::test]
     async fn the_hub_replays_what_it_holds_and_says_whether_that_covers_the_gap() {

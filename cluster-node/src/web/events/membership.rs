@@ -144,31 +144,10 @@ impl Membership {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entries::{entry, post};
     use super::*;
+    use crate::storage::UnixMillis;
     use crate::storage::groups::NewGroup;
-    use crate::storage::messages::NewMessage;
-    use crate::storage::{Term, UnixMillis};
-
-    fn entry(epoch: u64, mutation: Mutation) -> LogEntry {
-        LogEntry {
-            term: Term::default(),
-            epoch: Epoch(epoch),
-            mutation,
-        }
-    }
-
-    fn post(chat: ChatId, sender: UserId) -> Mutation {
-        Mutation::PostMessage(NewMessage {
-            id: MessageId::random(),
-            chat,
-            sender,
-            receiver: None,
-            content: "hi".into(),
-            created_at: UnixMillis(0),
-            client_id: None,
-            reply_to: None,
-        })
-    }
 
     fn no_chats(_: MessageId) -> Option<ChatId> {
         None

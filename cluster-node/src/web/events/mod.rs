@@ -33,6 +33,8 @@
 //! The parts: `hub` (the node's one follower of the log), `membership` (what an entry means to one
 //! listener, pure), `stream` (one client's stream: catch-up, then live).
 
+#[cfg(test)]
+mod entries;
 mod hub;
 mod membership;
 mod stream;
@@ -51,12 +53,11 @@ use tokio::sync::mpsc;
 use crate::storage::Epoch;
 
 use super::WebState;
-use super::api::with_epoch;
 use super::error::{ApiQuery, AppError};
+use super::respond::with_epoch;
 use super::session::ChatSession;
 
 pub(crate) use hub::EventHub;
-pub use hub::EventSource;
 use stream::EventStream;
 
 /// Events buffered between a stream's task and its HTTP body.
