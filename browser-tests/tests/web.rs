@@ -7,6 +7,13 @@
 //!   nameserver, register, form a group, and a message sent in one page appears in the other without
 //!   a reload; then the nameserver's cluster view draws every node (its script runs under the strict
 //!   Content-Security-Policy);
+//! * a desktop-sized and a phone-sized browser on different input nodes use the chat as people do: a
+//!   direct message shows in the sidebar with its unread count, which clears when opened and stays
+//!   cleared on another input node; 300 messages page back to the first; an edit, a reply and a
+//!   reaction reach the other person live; a search hit opens its conversation at the message; and
+//!   the desktop's input node is killed while it holds a draft and a message that fails to send: the
+//!   page moves through the nameserver to another node, restores the draft and delivers the message
+//!   exactly once (it prints "time to send again after the kill");
 //! * the same browser scenario on a cluster that serves HTTPS (certificates from `cluster-certs`, laid
 //!   out as `TLS=1 ./init.sh` does): the pages come over `https://` and the session cookie is `Secure`.
 //!   Chromium runs with `--ignore-certificate-errors` there, as adding the test CA to its trust store
