@@ -1107,6 +1107,9 @@
         if (content && !item.querySelector(".editor")) content.textContent = edited.content;
         setEdited(item, edited.edited_at);
       }
+      // The event does not say whether it was the conversation's last message: ask for the list.
+      const entry = sidebarItem(edited.chat);
+      if (entry && Number(entry.dataset.epoch) <= Number(edited.epoch)) refreshChats();
     });
     on("reaction", (change) => {
       const item = document.getElementById("m-" + change.message);
