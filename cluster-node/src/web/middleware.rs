@@ -98,7 +98,7 @@ pub(super) fn error_response(api: bool, error: AppError) -> Response {
     if api {
         return error.into_response();
     }
-    let mut response = super::pages::error_page(&error);
+    let mut response = super::layout::error_page(&error);
     error.decorate(&mut response);
     response
 }

@@ -23,6 +23,7 @@ mod api;
 mod error;
 mod events;
 mod flash;
+mod layout;
 mod middleware;
 mod pages;
 mod rate_limit;

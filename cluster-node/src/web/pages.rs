@@ -14,8 +14,8 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -31,6 +31,7 @@ use super::WebState;
 use super::api::{ClientAddress, log_in, sign_up};
 use super::error::{AppError, PageForm};
 use super::flash::{Flash, IncomingFlash, redirect_with};
+use super::layout::{ErrorPage, Layout, render};
 use super::middleware;
 use super::session::{ChatSession, SessionUser};
 use super::views::{readable, rfc3339};
@@ -286,31 +287,6 @@ fn member_items(group: &GroupWithMembers, me: &SessionUser) -> Vec<MemberItem> {
         .collect()
 }
 
-/// What the layout needs on every page.
-pub(super) struct Layout {
-    /// The page's own part of the title (`Weekend`); empty for the home page, whose title is "Chat".
-    title: String,
-    user: Option<SessionUser>,
-    nameserver: String,
-    /// Unread messages over all conversations, shown as `(3)` in the title.
-    unread: u64,
-    body_class: &'static str,
-    flash: Flash,
-}
-
-impl Layout {
-    fn new(state: &WebState, title: impl Into<String>, user: Option<&SessionUser>) -> Self {
-        Layout {
-            title: title.into(),
-            user: user.cloned(),
-            nameserver: state.options.nameserver_url.clone().unwrap_or_default(),
-            unread: 0,
-            body_class: "",
-            flash: Flash::default(),
-        }
-    }
-}
-
 /// The signed-out home page: log in or register.
 #[derive(Template)]
 #[template(path = "index.html", config = "../templates/askama.toml")]
@@ -371,50 +347,6 @@ struct ConversationPage {
     chat: ConversationItem,
     group: Option<GroupPanel>,
     messages: Vec<MessageItem>,
-}
-
-#[derive(Template)]
-#[template(path = "error.html", config = "../templates/askama.toml")]
-struct ErrorPage {
-    layout: Layout,
-    status: u16,
-    message: String,
-}
-
-/// A page: never cached, as it embeds live state (epochs, unread counts) a stale copy would replay.
-fn render(status: StatusCode, template: &impl Template) -> Response {
-    let mut response = match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "a template failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()),
-            )
-                .into_response()
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// An error as a small page (used by the middlewares outside any handler, so no state or user).
-pub(super) fn error_page(error: &AppError) -> Response {
-    let page = ErrorPage {
-        layout: Layout {
-            title: "Error".into(),
-            user: None,
-            nameserver: String::new(),
-            unread: 0,
-            body_class: "",
-            flash: Flash::default(),
-        },
-        status: error.status().as_u16(),
-        message: error.public_message(),
-    };
-    render(error.status(), &page)
 }
 
 /// An error inside a page handler: the page of the error, with `Retry-After` when it has one.
