@@ -299,15 +299,12 @@ async fn quote(
     }))
 }
 
-/// A message as `viewer` sees it now, reactions included.
-async fn current(
+/// `message`, read in this transaction, with its reactions as `viewer` sees them.
+async fn with_reactions(
     connection: &mut SqliteConnection,
-    id: MessageId,
+    message: crate::storage::Message,
     viewer: UserId,
 ) -> Result<Outcome, ServiceError> {
-    let (message, _) = messages::find_any(connection, id)
-        .await?
-        .ok_or(ServiceError::NotFound(Resource::Message))?;
     let mut found = [message];
     reactions::attach(connection, &mut found, Some(viewer)).await?;
     let [message] = found;
@@ -479,7 +476,7 @@ pub(super) async fn plan(
             }
             if message.content == content.as_str() {
                 return Ok(Plan::Unchanged(
-                    current(connection, message.id, me.id).await?,
+                    with_reactions(connection, message, me.id).await?,
                 ));
             }
             Ok(Plan::Write(Mutation::EditMessage {
@@ -497,7 +494,7 @@ pub(super) async fn plan(
             if mine == *on {
                 // Already so: a repeated PUT or DELETE changes nothing.
                 return Ok(Plan::Unchanged(
-                    current(connection, message.id, me.id).await?,
+                    with_reactions(connection, message, me.id).await?,
                 ));
             }
             Ok(Plan::Write(Mutation::SetReaction {
@@ -519,9 +516,9 @@ pub(super) async fn plan(
             let chat = rules::chat(connection, chat, me.id).await?;
             let marked = read_markers::get(connection, me.id, chat).await?;
             // A marker past the chat's last message would count messages not yet written as read.
-            let last = messages::last(connection, chat)
+            let last = messages::last_epoch(connection, chat)
                 .await?
-                .map_or(Epoch(0), |message| message.epoch);
+                .unwrap_or(Epoch(0));
             let wanted = (*epoch).min(last);
             if wanted <= marked {
                 return Ok(Plan::Unchanged(Outcome::ReadMarker {
@@ -557,13 +554,17 @@ pub(super) async fn outcome(
             .await?
             .map(|(message, _)| Outcome::Message(message))
             .ok_or_else(|| ServiceError::Internal("a message just written is missing".into())),
-        Mutation::EditMessage { message, .. } => {
+        Mutation::EditMessage { message, .. } | Mutation::SetReaction { message, .. } => {
             let (found, _) = messages::find_any(connection, *message)
                 .await?
                 .ok_or(ServiceError::NotFound(Resource::Message))?;
-            current(connection, *message, found.sender.id).await
+            // An edit is seen by its sender, a reaction by the user who made it.
+            let viewer = match mutation {
+                Mutation::SetReaction { user, .. } => *user,
+                _ => found.sender.id,
+            };
+            with_reactions(connection, found, viewer).await
         }
-        Mutation::SetReaction { message, user, .. } => current(connection, *message, *user).await,
         Mutation::MarkRead {
             chat, read_epoch, ..
         } => Ok(Outcome::ReadMarker {

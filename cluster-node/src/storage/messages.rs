@@ -231,12 +231,18 @@ pub async fn edit(
     Ok(done.rows_affected() == 1)
 }
 
-/// The newest live message of a chat.
-pub async fn last(
+/// The epoch of the newest live message of a chat.
+pub async fn last_epoch(
     connection: &mut SqliteConnection,
     chat: ChatId,
-) -> Result<Option<Message>, StorageError> {
-    Ok(page(connection, chat, None, 1).await?.pop())
+) -> Result<Option<Epoch>, StorageError> {
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT max(epoch) FROM messages WHERE chat_id = ?1 AND deleted_at IS NULL",
+    )
+    .bind(chat)
+    .fetch_one(connection)
+    .await?;
+    Ok(last.map(|epoch| Epoch(counter_from_sql(epoch))))
 }
 
 /// How many live messages of `chat` after `after` were sent by someone other than `reader`.
