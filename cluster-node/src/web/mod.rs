@@ -19,6 +19,7 @@
 //! flag it passed in, and runs [`serve`] on a bound listener. Sessions live in signed cookies, not in the
 //! state: every input node that holds the same [`SessionKey`] accepts them (see `session`).
 
+mod accounts;
 mod api;
 mod error;
 mod events;
@@ -26,6 +27,7 @@ mod flash;
 mod layout;
 mod middleware;
 mod pages;
+mod paths;
 mod rate_limit;
 mod respond;
 mod session;

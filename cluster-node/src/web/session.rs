@@ -35,7 +35,7 @@ use axum::response::Response;
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 
-use crate::service::RequestContext;
+use crate::service::{Answer, RequestContext, ServiceError};
 use crate::storage::{Epoch, User, UserId, UserTag};
 
 use super::error::AppError;
@@ -163,6 +163,17 @@ impl ChatSession {
             self.slot.write(&self.data, Change::Written);
         }
         Ok(())
+    }
+
+    /// Waits for a service call made with this session's `context()` and raises the session's epoch to
+    /// the answer's: every handler does both, so a client never reads older than what it was shown.
+    pub async fn observed<T>(
+        &mut self,
+        call: impl Future<Output = Result<Answer<T>, ServiceError>>,
+    ) -> Result<Answer<T>, AppError> {
+        let answer = call.await?;
+        self.observe(answer.epoch).await?;
+        Ok(answer)
     }
 
     /// Signs `user` in with a freshly signed cookie, keeping the highest epoch seen. Nothing of a cookie

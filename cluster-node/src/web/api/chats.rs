@@ -28,8 +28,9 @@ async fn list(
     State(state): State<WebState>,
     mut session: ChatSession,
 ) -> Result<Response, AppError> {
-    let answer = state.service.list_chats(session.context()).await?;
-    session.observe(answer.epoch).await?;
+    let answer = session
+        .observed(state.service.list_chats(session.context()))
+        .await?;
     let chats = answer.value.iter().map(ChatView::from).collect();
     Ok(reply(StatusCode::OK, answer.epoch, ChatsView { chats }))
 }

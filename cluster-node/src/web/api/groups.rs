@@ -11,10 +11,11 @@ use crate::service::{
     AddMember, ChatRef, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, LeaveGroup,
     ListGroupMessages, MarkRead, SendGroupMessage,
 };
-use crate::storage::{GroupId, UserTag};
+use crate::storage::UserTag;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, ApiQuery, AppError};
+use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::{GroupDetailView, GroupView, MessageView};
 use super::users::SendBody;
@@ -33,11 +34,6 @@ pub(super) fn router() -> Router<WebState> {
         .route("/api/groups/{id}/read", put(mark_read))
 }
 
-/// A `{id}` path segment; text that is not a uuid names no group (404).
-pub(in crate::web) fn path_group(text: &str) -> Result<GroupId, AppError> {
-    GroupId::parse(text).map_err(|_| AppError::NotFound("group not found".into()))
-}
-
 #[derive(Deserialize)]
 struct CreateBody {
     name: String,
@@ -54,8 +50,9 @@ async fn list(
     State(state): State<WebState>,
     mut session: ChatSession,
 ) -> Result<Response, AppError> {
-    let answer = state.service.list_groups(session.context()).await?;
-    session.observe(answer.epoch).await?;
+    let answer = session
+        .observed(state.service.list_groups(session.context()))
+        .await?;
     let groups: Vec<GroupView> = answer.value.iter().map(GroupView::from).collect();
     Ok(reply(StatusCode::OK, answer.epoch, groups))
 }
@@ -65,11 +62,13 @@ async fn create(
     mut session: ChatSession,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, AppError> {
-    let answer = state
-        .service
-        .create_group(session.context(), CreateGroup { name: body.name })
+    let answer = session
+        .observed(
+            state
+                .service
+                .create_group(session.context(), CreateGroup { name: body.name }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(reply(
         StatusCode::CREATED,
         answer.epoch,
@@ -82,12 +81,14 @@ async fn show(
     mut session: ChatSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
-    let answer = state
-        .service
-        .get_group(session.context(), GetGroup { group })
+    let group = paths::group(&id)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .get_group(session.context(), GetGroup { group }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(reply(
         StatusCode::OK,
         answer.epoch,
@@ -100,12 +101,14 @@ async fn remove(
     mut session: ChatSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
-    let answer = state
-        .service
-        .delete_group(session.context(), DeleteGroup { group })
+    let group = paths::group(&id)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .delete_group(session.context(), DeleteGroup { group }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(no_content(answer.epoch))
 }
 
@@ -115,19 +118,17 @@ async fn add_member(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MemberBody>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
-    let answer = state
-        .service
-        .add_member(
+    let group = paths::group(&id)?;
+    let answer = session
+        .observed(state.service.add_member(
             session.context(),
             AddMember {
                 group,
                 username: body.username,
                 tag: body.tag,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(reply(
         StatusCode::CREATED,
         answer.epoch,
@@ -140,12 +141,14 @@ async fn leave(
     mut session: ChatSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
-    let answer = state
-        .service
-        .leave_group(session.context(), LeaveGroup { group })
+    let group = paths::group(&id)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .leave_group(session.context(), LeaveGroup { group }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(no_content(answer.epoch))
 }
 
@@ -155,20 +158,18 @@ async fn list_messages(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
+    let group = paths::group(&id)?;
     let (before, limit) = query.parse()?;
-    let answer = state
-        .service
-        .list_group_messages(
+    let answer = session
+        .observed(state.service.list_group_messages(
             session.context(),
             ListGroupMessages {
                 group,
                 before,
                 limit,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     state.hub.remember_messages(&answer.value);
     let messages: Vec<MessageView> = answer.value.iter().map(MessageView::from).collect();
     Ok(reply(StatusCode::OK, answer.epoch, messages))
@@ -180,11 +181,10 @@ async fn send_message(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
+    let group = paths::group(&id)?;
     let reply_to = body.reply_to()?;
-    let answer = state
-        .service
-        .send_group_message(
+    let answer = session
+        .observed(state.service.send_group_message(
             session.context(),
             SendGroupMessage {
                 group,
@@ -192,9 +192,8 @@ async fn send_message(
                 client_id: body.client_id,
                 reply_to,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     state
         .hub
         .remember_messages(std::slice::from_ref(&answer.value));
@@ -211,17 +210,15 @@ async fn mark_read(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Response, AppError> {
-    let group = path_group(&id)?;
-    let answer = state
-        .service
-        .mark_read(
+    let group = paths::group(&id)?;
+    let answer = session
+        .observed(state.service.mark_read(
             session.context(),
             MarkRead {
                 chat: ChatRef::Group(group),
                 epoch: body.epoch,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(read_marker(answer))
 }

@@ -8,10 +8,10 @@ use axum::routing::{delete, put};
 use serde::Deserialize;
 
 use crate::service::{ChatServiceExt, DeleteMessage, EditMessage, SetReaction};
-use crate::storage::MessageId;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, AppError};
+use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::MessageView;
 use super::{no_content, reply};
@@ -25,10 +25,6 @@ pub(super) fn router() -> Router<WebState> {
         )
 }
 
-fn path_message(id: &str) -> Result<MessageId, AppError> {
-    MessageId::parse(id).map_err(|_| AppError::NotFound("message not found".into()))
-}
-
 #[derive(Deserialize)]
 struct EditBody {
     content: String,
@@ -39,12 +35,14 @@ async fn remove(
     mut session: ChatSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let message = path_message(&id)?;
-    let answer = state
-        .service
-        .delete_message(session.context(), DeleteMessage { message })
+    let message = paths::message(&id)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .delete_message(session.context(), DeleteMessage { message }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(no_content(answer.epoch))
 }
 
@@ -54,18 +52,16 @@ async fn edit(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> Result<Response, AppError> {
-    let message = path_message(&id)?;
-    let answer = state
-        .service
-        .edit_message(
+    let message = paths::message(&id)?;
+    let answer = session
+        .observed(state.service.edit_message(
             session.context(),
             EditMessage {
                 message,
                 content: body.content,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(reply(
         StatusCode::OK,
         answer.epoch,
@@ -80,12 +76,14 @@ async fn set_reaction(
     emoji: String,
     on: bool,
 ) -> Result<Response, AppError> {
-    let message = path_message(id)?;
-    let answer = state
-        .service
-        .set_reaction(session.context(), SetReaction { message, emoji, on })
+    let message = paths::message(id)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .set_reaction(session.context(), SetReaction { message, emoji, on }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(reply(
         StatusCode::OK,
         answer.epoch,

@@ -23,9 +23,6 @@ use super::error::AppError;
 use super::middleware;
 pub(super) use super::respond::{no_content, reply};
 
-pub(super) use auth::{ClientAddress, log_in, sign_up};
-pub(super) use groups::path_group;
-
 /// The API: public routes (register, login, logout) and the rest behind *auth*.
 pub(super) fn router(state: WebState) -> Router {
     let protected = Router::new()
@@ -62,11 +59,6 @@ pub(super) fn read_marker(answer: Answer<(ChatId, Epoch)>) -> Response {
         answer.epoch,
         ReadMarkerView { chat, read_epoch },
     )
-}
-
-/// A `{tag}` path segment; a tag that is not four digits names no user (404).
-pub(super) fn path_tag(text: &str) -> Result<UserTag, AppError> {
-    UserTag::parse(text).map_err(|_| AppError::NotFound("user not found".into()))
 }
 
 /// `?before=&limit=` as the client wrote them: empty values mean "not given".

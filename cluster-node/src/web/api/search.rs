@@ -54,18 +54,16 @@ async fn search(
     let (before, limit) = params.page.parse()?;
     // Parsed here too (the service checks it again) to mark the results the same way they matched.
     let query = SearchQuery::parse(&params.q)?;
-    let answer = state
-        .service
-        .search(
+    let answer = session
+        .observed(state.service.search(
             session.context(),
             Search {
                 query: params.q,
                 before,
                 limit,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     let results = answer
         .value
         .iter()

@@ -14,9 +14,10 @@ use crate::storage::MessageId;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, ApiQuery, AppError};
+use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::{MessageView, ProfileView};
-use super::{PageQuery, ReadBody, path_tag, read_marker, reply};
+use super::{PageQuery, ReadBody, read_marker, reply};
 
 pub(super) fn router() -> Router<WebState> {
     Router::new()
@@ -56,12 +57,14 @@ async fn profile(
     mut session: ChatSession,
     Path((username, tag)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let tag = path_tag(&tag)?;
-    let answer = state
-        .service
-        .get_user(session.context(), GetUser { username, tag })
+    let tag = paths::tag(&tag)?;
+    let answer = session
+        .observed(
+            state
+                .service
+                .get_user(session.context(), GetUser { username, tag }),
+        )
         .await?;
-    session.observe(answer.epoch).await?;
     state.hub.remember_user(&answer.value);
     Ok(reply(
         StatusCode::OK,
@@ -76,11 +79,10 @@ async fn list_messages(
     Path((username, tag)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, AppError> {
-    let tag = path_tag(&tag)?;
+    let tag = paths::tag(&tag)?;
     let (before, limit) = query.parse()?;
-    let answer = state
-        .service
-        .list_direct_messages(
+    let answer = session
+        .observed(state.service.list_direct_messages(
             session.context(),
             ListDirectMessages {
                 username,
@@ -88,9 +90,8 @@ async fn list_messages(
                 before,
                 limit,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     state.hub.remember_messages(&answer.value);
     let messages: Vec<MessageView> = answer.value.iter().map(MessageView::from).collect();
     Ok(reply(StatusCode::OK, answer.epoch, messages))
@@ -102,11 +103,10 @@ async fn send_message(
     Path((username, tag)): Path<(String, String)>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Response, AppError> {
-    let tag = path_tag(&tag)?;
+    let tag = paths::tag(&tag)?;
     let reply_to = body.reply_to()?;
-    let answer = state
-        .service
-        .send_direct_message(
+    let answer = session
+        .observed(state.service.send_direct_message(
             session.context(),
             SendDirectMessage {
                 username,
@@ -115,9 +115,8 @@ async fn send_message(
                 client_id: body.client_id,
                 reply_to,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     state
         .hub
         .remember_messages(std::slice::from_ref(&answer.value));
@@ -134,17 +133,15 @@ async fn mark_read(
     Path((username, tag)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Response, AppError> {
-    let tag = path_tag(&tag)?;
-    let answer = state
-        .service
-        .mark_read(
+    let tag = paths::tag(&tag)?;
+    let answer = session
+        .observed(state.service.mark_read(
             session.context(),
             MarkRead {
                 chat: ChatRef::User { username, tag },
                 epoch: body.epoch,
             },
-        )
+        ))
         .await?;
-    session.observe(answer.epoch).await?;
     Ok(read_marker(answer))
 }
