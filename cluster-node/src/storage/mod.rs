@@ -15,6 +15,7 @@
 //! ([`Database::content_hash`] checks it). Repository functions take a `&mut SqliteConnection` so that
 //! several run inside one transaction (a group commit, or a replica's batch of entries).
 
+pub mod backup;
 pub mod chats;
 pub mod groups;
 pub mod ids;
