@@ -22,6 +22,11 @@ fn unix_now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The `x-chat-auth` value proving the key for `rpc` and `body` now: what an HTTP client sends.
+pub fn proof_header(key: &ProofKey, rpc: Rpc, body: &[u8]) -> String {
+    Proof::sign(key, rpc, body, unix_now_ms()).to_string()
+}
+
 /// `message` as a request for `rpc`, with the proof of `key` in its metadata.
 pub fn authorized<T: prost::Message>(key: &ProofKey, rpc: Rpc, message: T) -> tonic::Request<T> {
     let proof = Proof::sign(key, rpc, &message.encode_to_vec(), unix_now_ms());
@@ -123,6 +128,11 @@ impl Guard {
             Some(Ok(header)) => self.verify(rpc, &body, header, unix_now_ms()),
         };
         result.map_err(|error| tonic::Status::unauthenticated(error.to_string()))
+    }
+
+    /// [`Guard::verify`] against the system clock, for requests that are not gRPC (the admin port).
+    pub fn verify_now(&self, rpc: Rpc, body: &[u8], header: &str) -> Result<(), ProofError> {
+        self.verify(rpc, body, header, unix_now_ms())
     }
 
     /// The check on the header's text at `now_ms`: the time, the tag, then first use.

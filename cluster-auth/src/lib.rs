@@ -16,13 +16,14 @@
 //!
 //! The check sits in the handler, not in an interceptor, because an interceptor never sees the message
 //! body, and a proof that does not cover the body could be moved onto another request.
-//! Read-only RPCs (`ListNodes`, `List`) stay open, as do the nameserver's HTTP endpoints.
+//! Read-only RPCs (`ListNodes`, `List`) stay open, as do the nameserver's HTTP endpoints. A node's admin
+//! port asks the same proof, in the same header, of the requests that hand out the data (`GET /backup`).
 
 mod grpc;
 mod key;
 mod proof;
 mod replay;
 
-pub use grpc::{AUTH_HEADER, Guard, authorized};
+pub use grpc::{AUTH_HEADER, Guard, authorized, proof_header};
 pub use key::{KeyFileError, MIN_KEY_CHARS, ProofKey};
 pub use proof::{Proof, ProofError, Rpc, WINDOW};

@@ -21,7 +21,8 @@ use crate::key::ProofKey;
 /// of hosts kept roughly in time; anything older is refused whatever the replay cache remembers.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// The mutating RPCs that need a proof. Their paths are the gRPC paths of `proto/*.proto`.
+/// The requests that need a proof: the mutating RPCs of `proto/*.proto`, and the admin HTTP requests
+/// that hand out or change data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rpc {
     BootstrapRegister,
@@ -30,10 +31,13 @@ pub enum Rpc {
     NameserverRegister,
     NameserverRenew,
     NameserverDeregister,
+    /// `GET /backup` on a node's admin port: the whole database, password hashes included.
+    AdminBackup,
 }
 
 impl Rpc {
-    /// The gRPC path: `/package.Service/Method`.
+    /// What the tag covers besides the body: the gRPC path (`/package.Service/Method`), or the method
+    /// and path of an admin HTTP request.
     pub fn path(self) -> &'static str {
         match self {
             Rpc::BootstrapRegister => "/bootstrap.Bootstrap/Register",
@@ -42,6 +46,7 @@ impl Rpc {
             Rpc::NameserverRegister => "/nameserver.Nameserver/Register",
             Rpc::NameserverRenew => "/nameserver.Nameserver/Renew",
             Rpc::NameserverDeregister => "/nameserver.Nameserver/Deregister",
+            Rpc::AdminBackup => "GET /backup",
         }
     }
 }
@@ -239,6 +244,7 @@ mod tests {
             Rpc::NameserverRegister,
             Rpc::NameserverRenew,
             Rpc::NameserverDeregister,
+            Rpc::AdminBackup,
         ];
         for signed in all {
             let proof = sent(signed, BODY, NOW);

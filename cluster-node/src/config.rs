@@ -167,7 +167,22 @@ pub struct Config {
     pub voter_grace: std::time::Duration,
     /// The certificate and key of the chat's HTTPS server; plain HTTP without them.
     pub tls: Option<TlsFiles>,
+    /// Backups into a folder while this node is the writer or a voter; none without `backup_dir`.
+    pub backups: Option<PeriodicBackups>,
 }
+
+/// `backup_dir`, `backup_interval_s` and `backup_keep`: a backup into `folder` every `every`, the
+/// newest `keep` kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodicBackups {
+    pub folder: PathBuf,
+    pub every: std::time::Duration,
+    pub keep: usize,
+}
+
+/// Periodic backups by default: hourly, a day's worth kept.
+pub const DEFAULT_BACKUP_INTERVAL_S: u64 = 3_600;
+pub const DEFAULT_BACKUP_KEEP: u64 = 24;
 
 /// Where an input node's TLS certificate chain and private key are (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +263,12 @@ pub struct RawConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_interval_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_keep: Option<u64>,
 }
 
 impl Config {
@@ -301,6 +322,9 @@ impl Config {
             voter_grace_ms: Some(self.voter_grace.as_millis() as u64),
             tls_cert: self.tls.as_ref().map(|tls| tls.cert.clone()),
             tls_key: self.tls.as_ref().map(|tls| tls.key.clone()),
+            backup_dir: self.backups.as_ref().map(|b| b.folder.clone()),
+            backup_interval_s: self.backups.as_ref().map(|b| b.every.as_secs()),
+            backup_keep: self.backups.as_ref().map(|b| b.keep as u64),
         };
         toml::to_string(&raw).expect("a config of plain scalars always serialises")
     }
@@ -389,6 +413,13 @@ impl RawConfig {
         }
         let data_dir = directory(&self.data_dir, base).map_err(|r| invalid("data_dir", r))?;
         let log_dir = directory(&self.log_dir, base).map_err(|r| invalid("log_dir", r))?;
+        let backups = periodic_backups(
+            self.backup_dir.as_deref(),
+            self.backup_interval_s,
+            self.backup_keep,
+            base,
+            &invalid,
+        )?;
         let tls = match (self.tls_cert, self.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -410,7 +441,6 @@ impl RawConfig {
                 ));
             }
         };
-
         Ok(Config {
             id,
             host,
@@ -428,8 +458,46 @@ impl RawConfig {
             replication_factor,
             voter_grace: std::time::Duration::from_millis(voter_grace_ms),
             tls,
+            backups,
         })
     }
+}
+
+fn periodic_backups(
+    folder: Option<&Path>,
+    interval_s: Option<u64>,
+    keep: Option<u64>,
+    base: &Path,
+    invalid: &dyn Fn(&'static str, String) -> ConfigError,
+) -> Result<Option<PeriodicBackups>, ConfigError> {
+    let every = interval_s.unwrap_or(DEFAULT_BACKUP_INTERVAL_S);
+    if !(10..=604_800).contains(&every) {
+        return Err(invalid(
+            "backup_interval_s",
+            format!("must be 10 to 604800 seconds (a week), not {every}"),
+        ));
+    }
+    let kept = keep.unwrap_or(DEFAULT_BACKUP_KEEP);
+    if !(1..=10_000).contains(&kept) {
+        return Err(invalid(
+            "backup_keep",
+            format!("must be 1 to 10000 backups, not {kept}"),
+        ));
+    }
+    let Some(folder) = folder else {
+        if interval_s.is_some() || keep.is_some() {
+            return Err(invalid(
+                "backup_dir",
+                "is missing: `backup_interval_s` or `backup_keep` is set, and periodic backups need a folder".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(PeriodicBackups {
+        folder: directory(folder, base).map_err(|reason| invalid("backup_dir", reason))?,
+        every: std::time::Duration::from_secs(every),
+        keep: usize::try_from(kept).unwrap_or(usize::MAX),
+    }))
 }
 
 fn parse_host(text: &str) -> Result<IpAddr, String> {
@@ -679,6 +747,32 @@ cluster_key = "0123456789abcdef0123456789abcdef"
         }
         let error = parse(&format!("{VALID}\nvoter_grace_ms = 5\n")).unwrap_err();
         assert_eq!(error.field(), Some("voter_grace_ms"));
+    }
+
+    #[test]
+    fn periodic_backups_need_a_folder_and_have_bounded_interval_and_retention() {
+        assert_eq!(parse(VALID).unwrap().backups, None);
+        let on = parse(&format!("{VALID}\nbackup_dir = \"backups\"\n")).unwrap();
+        let backups = on.backups.clone().expect("on");
+        assert_eq!(
+            backups.every,
+            std::time::Duration::from_secs(DEFAULT_BACKUP_INTERVAL_S)
+        );
+        assert_eq!(backups.keep, DEFAULT_BACKUP_KEEP as usize);
+        assert_eq!(
+            backups.folder,
+            Path::new("NODE_3/backups"),
+            "beside the config"
+        );
+        let error = parse(&format!("{VALID}\nbackup_keep = 3\n")).unwrap_err();
+        assert_eq!(error.field(), Some("backup_dir"));
+        for (field, line) in [
+            ("backup_interval_s", "backup_interval_s = 1"),
+            ("backup_keep", "backup_keep = 0"),
+        ] {
+            let error = parse(&format!("{VALID}\nbackup_dir = \"b\"\n{line}\n")).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{line}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`node`]: the orchestrator that wires them and owns shutdown.
 
 pub mod admin;
+pub mod backups;
 pub mod config;
 pub mod context;
 pub mod control;

@@ -208,12 +208,30 @@ impl Node {
             tracing::warn!(target: HEADLINE, "fault injection is enabled (POST /fault on the admin port)");
         }
         let database_slot = DatabaseSlot::default();
+        let backup_source = crate::backups::BackupSource {
+            status: status.clone(),
+            database: database_slot.clone(),
+            scratch: config.data_dir.clone(),
+            guard: Arc::new(cluster_auth::Guard::new(cluster_auth::ProofKey::derive(
+                config.cluster_key.as_bytes(),
+            ))),
+            running: Default::default(),
+        };
+        if let Some(periodic) = config.backups.clone() {
+            tracing::info!(folder = %periodic.folder.display(), every_s = periodic.every.as_secs(), keep = periodic.keep, "periodic backups while this node is the writer or a voter");
+            tasks.spawn(crate::backups::run_periodic(
+                periodic,
+                backup_source.clone(),
+                stop.clone(),
+            ));
+        }
         let router = admin::router(
             status.clone(),
             metrics.clone(),
             admin_faults,
             database_slot.clone(),
-        );
+        )
+        .merge(crate::backups::router(backup_source));
         let admin_stop = stop.clone();
         tasks.spawn(async move {
             let served = axum::serve(admin_listener, router)

@@ -32,6 +32,7 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
         tls: None,
+        backups: None,
     }
 }
 

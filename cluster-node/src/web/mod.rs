@@ -57,6 +57,7 @@ pub use error::AppError;
 pub use rate_limit::{LoginLimiter, RateLimit, SlidingWindow};
 pub use session::{ChatSession, SessionUser};
 pub use signed_cookie::SessionKey;
+pub use views::rfc3339;
 
 /// Largest request body accepted (DESIGN §6); bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
