@@ -26,6 +26,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod recovery;
 pub mod service;
 pub mod status;
 pub mod storage;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use cluster_node::recovery::{self, StartOptions};
 use cluster_node::{Config, Node, logging, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,18 @@ struct Args {
     /// Enable the admin fault switch (POST/DELETE /fault) used by partition tests.
     #[arg(long)]
     allow_faults: bool,
+    /// Start from this backup (made by `GET /backup` or `chat-admin backup`): it replaces the node's
+    /// database; refused if that database holds data, unless --force.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
+    /// With --restore: replace a database that holds data.
+    #[arg(long, requires = "restore")]
+    force: bool,
+    /// Disaster recovery, when a majority of the voters is lost for good: this node becomes the only
+    /// voter, so it can write again and grow the voter set (docs/OPERATIONS.md: use the freshest
+    /// survivor; what the lost voters alone held is lost).
+    #[arg(long)]
+    force_configuration: bool,
 }
 
 /// Exit code for a configuration the node refuses to run with.
@@ -48,7 +61,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let start = StartOptions {
+        restore: args.restore,
+        force: args.force,
+        force_configuration: args.force_configuration,
+    };
     runtime.block_on(async {
+        if let Err(error) = recovery::prepare(&config, &start).await {
+            tracing::error!(%error, "cannot start");
+            eprintln!("cluster-node: {error}");
+            return ExitCode::from(BAD_CONFIG);
+        }
         let node = match Node::build(config).await {
             Ok(node) => node,
             Err(error) => {

@@ -32,12 +32,21 @@ impl Cluster {
         Self::start_in_order_in(ClusterDir::with_tls(), n).await
     }
 
+    /// [`Cluster::start_in_order`] with `extra` arguments for every node (e.g. `--restore FILE`).
+    pub async fn start_in_order_with(n: u64, extra: &[&str]) -> Self {
+        Self::start_in_order_in_with(ClusterDir::new(), n, extra).await
+    }
+
     async fn start_in_order_in(dir: ClusterDir, n: u64) -> Self {
+        Self::start_in_order_in_with(dir, n, &[]).await
+    }
+
+    async fn start_in_order_in_with(dir: ClusterDir, n: u64, extra: &[&str]) -> Self {
         let mut cluster = Self::start_in(dir, 0);
         for id in 1..=n {
             let spec = cluster.dir.write_node_config(id);
             cluster.nodes.insert(id, (spec, None));
-            cluster.restart(id);
+            cluster.restart_with(id, extra);
             let url = cluster.spec(id).admin_url("/status");
             crate::wait_for_json(&url, Duration::from_secs(20), |s| s["registered"] == true).await;
         }
@@ -102,6 +111,11 @@ impl Cluster {
 
     /// Starts node `id` again with the same config (and data).
     pub fn restart(&mut self, id: u64) {
+        self.restart_with(id, &[]);
+    }
+
+    /// [`Cluster::restart`] with `extra` arguments (`--force-configuration`, `--restore FILE`).
+    pub fn restart_with(&mut self, id: u64, extra: &[&str]) {
         self.kill(id);
         let (spec, process) = self.nodes.get_mut(&id).expect("a configured node");
         let config = spec.config_path.to_str().expect("temp paths are UTF-8");
@@ -109,6 +123,7 @@ impl Cluster {
         if self.allow_faults {
             args.push("--allow-faults");
         }
+        args.extend_from_slice(extra);
         *process = Some(Process::spawn(
             format!("NODE_{id}"),
             &binary("cluster-node"),
