@@ -43,6 +43,24 @@ up: build
 down:
 	$(CLUSTER) down
 
+## backup [OUT=backups]: a consistent backup from the writer into OUT/<time>-epoch<E>.sqlite, checked,
+##   with its content hash printed (chat-admin backup)
+.PHONY: backup restore recover
+OUT ?= backups
+backup:
+	$(CLUSTER) backup $(OUT)
+
+## restore FILE=… [FORCE=1]: start every configured node from the backup FILE (nodes must be stopped;
+##   a node that holds data is refused unless FORCE=1)
+FORCE ?=
+restore:
+	$(CLUSTER) restore "$(FILE)" $(if $(FORCE),force,)
+
+## recover ID=n: after losing a majority of the voters for good, restart node n (the freshest survivor)
+##   as the only voter, then the other nodes (docs/OPERATIONS.md says what can be lost)
+recover:
+	$(CLUSTER) recover $(ID)
+
 ## test: formatting, lints and the whole test suite
 test:
 	$(CARGO) fmt --all -- --check

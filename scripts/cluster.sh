@@ -5,6 +5,7 @@
 #   scripts/cluster.sh run-bootstrap | run-nameserver | run-nodes | stop-nodes
 #   scripts/cluster.sh start-node ID | kill-node ID
 #   scripts/cluster.sh up [N] | down | wait-ready
+#   scripts/cluster.sh backup [DIR] | restore FILE [force] | recover ID
 #
 # Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
@@ -111,10 +112,31 @@ valid_id() {
     [[ -f NODE_$1/.cfg ]] || die "NODE_$1/.cfg does not exist (run ./init.sh N)"
 }
 
-start_node() {
+start_node() { # start_node ID [EXTRA ARGS...]
     valid_id "$1"
     need_binary cluster-node
-    start "NODE_$1" "NODE_$1/logs/stderr.log" "$BIN/cluster-node" "NODE_$1/.cfg"
+    local id=$1
+    shift
+    start "NODE_$id" "NODE_$id/logs/stderr.log" "$BIN/cluster-node" "NODE_$id/.cfg" "$@"
+}
+
+any_node_running() {
+    local id
+    for id in $(node_ids); do
+        live_pid "NODE_$id" >/dev/null && return 0
+    done
+    return 1
+}
+
+# Waits until node ID's admin port says it accepts writes (WAIT_SECONDS).
+wait_accepting() {
+    local id=$1 port deadline=$((SECONDS + WAIT_SECONDS))
+    port=$(cfg_value "$id" admin_port)
+    until status_of 127.0.0.1 "$port" | grep -q '"accepting_writes":true'; do
+        live_pid "NODE_$id" >/dev/null || die "NODE_$id exited: see NODE_$id/logs/stderr.log"
+        ((SECONDS < deadline)) || die "NODE_$id does not accept writes after ${WAIT_SECONDS}s"
+        sleep 0.2
+    done
 }
 
 status_of() { # status_of HOST PORT: prints the node's /status JSON, fails if it does not answer
@@ -205,6 +227,44 @@ case $command in
         done
         ;;
     wait-ready) wait_ready ;;
+    backup)
+        need_binary chat-admin
+        first=$(node_ids | head -n1)
+        [[ -n $first ]] || die "no NODE_*/.cfg found (run ./init.sh N)"
+        "$BIN/chat-admin" --config "NODE_$first/.cfg" backup --out "${1:-backups}"
+        ;;
+    restore)
+        file=${1:-}
+        [[ -f $file ]] || die "give the backup to restore: FILE=backups/<time>-epoch<E>.sqlite"
+        [[ -n $(node_ids) ]] || die "no NODE_*/.cfg found (run ./init.sh N first)"
+        ! any_node_running || die "nodes are running: stop them first (make stop-nodes)"
+        force=()
+        [[ ${2:-} == force ]] && force=(--force)
+        "$0" run-bootstrap
+        "$0" run-nameserver
+        for id in $(node_ids); do start_node "$id" --restore "$file" "${force[@]}"; done
+        sleep 1
+        refused=0
+        for id in $(node_ids); do
+            if ! live_pid "NODE_$id" >/dev/null; then
+                echo "NODE_$id: $(tail -n1 "NODE_$id/logs/stderr.log")" >&2
+                refused=1
+            fi
+        done
+        ((refused == 0)) || die "the restore was refused (a node that holds data needs FORCE=1 to replace it)"
+        wait_ready
+        echo "restored $file on every node"
+        ;;
+    recover)
+        valid_id "${1:-}"
+        echo "stopping every node; NODE_$1 starts alone as the only voter (docs/OPERATIONS.md)"
+        "$0" stop-nodes
+        start_node "$1" --force-configuration
+        wait_accepting "$1"
+        echo "NODE_$1 accepts writes; starting the other nodes"
+        "$0" run-nodes
+        wait_ready
+        ;;
     up)
         if [[ -z $(node_ids) ]]; then ./init.sh "${1:-4}"; fi
         "$0" run-bootstrap
@@ -224,7 +284,7 @@ case $command in
         stop bootstrap TERM
         ;;
     *)
-        echo "usage: $0 run-bootstrap|run-nameserver|run-nodes|stop-nodes|start-node ID|kill-node ID|up [N]|down|wait-ready" >&2
+        echo "usage: $0 run-bootstrap|run-nameserver|run-nodes|stop-nodes|start-node ID|kill-node ID|up [N]|down|wait-ready|backup [DIR]|restore FILE [force]|recover ID" >&2
         exit 2
         ;;
 esac
