@@ -45,7 +45,7 @@ down:
 
 ## backup [OUT=backups]: a consistent backup from the writer into OUT/<time>-epoch<E>.sqlite, checked,
 ##   with its content hash printed (chat-admin backup)
-.PHONY: backup restore recover
+.PHONY: backup restore recover remove-node
 OUT ?= backups
 backup:
 	$(CLUSTER) backup $(OUT)
@@ -55,6 +55,11 @@ backup:
 FORCE ?=
 restore:
 	$(CLUSTER) restore "$(FILE)" $(if $(FORCE),force,)
+
+## remove-node ID=n [FORCE=1]: take node n out of the cluster for good (out of the voters, a replacement
+##   added first; forgotten by the bootstrap); refused while n is alive unless FORCE=1
+remove-node:
+	$(CLUSTER) remove-node $(ID) $(if $(FORCE),force,)
 
 ## recover ID=n: after losing a majority of the voters for good, restart node n (the freshest survivor)
 ##   as the only voter, then the other nodes (docs/OPERATIONS.md says what can be lost)

@@ -5,7 +5,7 @@
 #   scripts/cluster.sh run-bootstrap | run-nameserver | run-nodes | stop-nodes
 #   scripts/cluster.sh start-node ID | kill-node ID
 #   scripts/cluster.sh up [N] | down | wait-ready
-#   scripts/cluster.sh backup [DIR] | restore FILE [force] | recover ID
+#   scripts/cluster.sh backup [DIR] | restore FILE [force] | recover ID | remove-node ID [force]
 #
 # Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
@@ -233,6 +233,15 @@ case $command in
         [[ -n $first ]] || die "no NODE_*/.cfg found (run ./init.sh N)"
         "$BIN/chat-admin" --config "NODE_$first/.cfg" backup --out "${1:-backups}"
         ;;
+    remove-node)
+        need_binary chat-admin
+        [[ ${1:-} =~ ^[0-9]+$ ]] || die "give the node to remove: ID=n"
+        first=$(node_ids | head -n1)
+        [[ -n $first ]] || die "no NODE_*/.cfg found (run ./init.sh N)"
+        force=()
+        [[ ${2:-} == force ]] && force=(--force)
+        "$BIN/chat-admin" --config "NODE_$first/.cfg" remove-node "$1" "${force[@]}"
+        ;;
     restore)
         file=${1:-}
         [[ -f $file ]] || die "give the backup to restore: FILE=backups/<time>-epoch<E>.sqlite"
@@ -284,7 +293,7 @@ case $command in
         stop bootstrap TERM
         ;;
     *)
-        echo "usage: $0 run-bootstrap|run-nameserver|run-nodes|stop-nodes|start-node ID|kill-node ID|up [N]|down|wait-ready|backup [DIR]|restore FILE [force]|recover ID" >&2
+        echo "usage: $0 run-bootstrap|run-nameserver|run-nodes|stop-nodes|start-node ID|kill-node ID|up [N]|down|wait-ready|backup [DIR]|restore FILE [force]|recover ID|remove-node ID [force]" >&2
         exit 2
         ;;
 esac

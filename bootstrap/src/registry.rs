@@ -186,6 +186,15 @@ impl Registry {
         Some(self.addresses[&pick].clone())
     }
 
+    /// Forgets `id` (an operator removed it for good): its address, its edges and the repairs that
+    /// linked it. Answers its former neighbours, or `None` if it was not registered.
+    pub fn deregister(&mut self, id: NodeId) -> Option<BTreeSet<NodeId>> {
+        let neighbours = self.graph.remove_node(id)?;
+        self.addresses.remove(&id);
+        self.repaired.retain(|&(a, b)| a != id && b != id);
+        Some(neighbours)
+    }
+
     pub fn is_registered(&self, id: NodeId) -> bool {
         self.addresses.contains_key(&id)
     }

@@ -8,8 +8,8 @@ use chat_proto::bootstrap::bootstrap_server::Bootstrap;
 use std::collections::BTreeSet;
 
 use chat_proto::bootstrap::{
-    ListNodesRequest, ListNodesResponse, NodeEntry, RegisterRequest, RegisterResponse,
-    RenewRequest, RenewResponse, RepairRequest, RepairResponse,
+    DeregisterRequest, DeregisterResponse, ListNodesRequest, ListNodesResponse, NodeEntry,
+    RegisterRequest, RegisterResponse, RenewRequest, RenewResponse, RepairRequest, RepairResponse,
 };
 use cluster_auth::{Guard, Rpc};
 use tonic::{Request, Response, Status};
@@ -133,6 +133,37 @@ impl Bootstrap for BootstrapService {
         Ok(Response::new(RepairResponse {
             added: repair.added.iter().map(NodeAddress::to_proto).collect(),
             neighbors: repair.neighbors.iter().map(NodeAddress::to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(name = "bootstrap.deregister", skip_all, fields(node_id))]
+    async fn deregister(
+        &self,
+        request: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterResponse>, Status> {
+        self.guard
+            .authenticate(Rpc::BootstrapDeregister, &request)?;
+        let id = node_id(request.into_inner().id)?;
+        tracing::Span::current().record("node_id", id.get());
+        let removed = self.store.deregister(id).await.map_err(|error| {
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::new(error)),
+                "removal not saved"
+            );
+            Status::unavailable("the bootstrap could not save its state; retry shortly")
+        })?;
+        let former: Vec<u64> = removed
+            .iter()
+            .flatten()
+            .map(|neighbour| neighbour.get())
+            .collect();
+        match &removed {
+            Some(_) => tracing::info!(former_neighbors = ?former, "node removed"),
+            None => tracing::info!("removal of an unknown node: nothing to do"),
+        }
+        Ok(Response::new(DeregisterResponse {
+            known: removed.is_some(),
+            former_neighbors: former,
         }))
     }
 

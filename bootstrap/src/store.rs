@@ -281,6 +281,22 @@ impl Store {
         Ok((registration.change, registration.neighbors))
     }
 
+    /// Forgets `id` and its edges once that is on disk; answers its former neighbours, or `None`
+    /// when it was not registered (a repeated removal changes nothing).
+    pub async fn deregister(&self, id: NodeId) -> Result<Option<BTreeSet<NodeId>>, StoreError> {
+        self.leases_lock().remove(&id);
+        let (removed, generation) = {
+            let mut state = self.lock();
+            let removed = state.registry.deregister(id);
+            if removed.is_some() {
+                state.generation += 1;
+            }
+            (removed, state.generation)
+        };
+        self.persist_up_to(generation).await?;
+        Ok(removed)
+    }
+
     /// Every node in registration order.
     pub fn entries(&self) -> Vec<Entry> {
         self.lock().registry.entries()

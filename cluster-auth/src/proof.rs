@@ -28,11 +28,14 @@ pub enum Rpc {
     BootstrapRegister,
     BootstrapRenew,
     BootstrapRepair,
+    BootstrapDeregister,
     NameserverRegister,
     NameserverRenew,
     NameserverDeregister,
     /// `GET /backup` on a node's admin port: the whole database, password hashes included.
     AdminBackup,
+    /// `POST /remove` on a node's admin port: takes a node out of the cluster.
+    AdminRemoveNode,
 }
 
 impl Rpc {
@@ -43,10 +46,12 @@ impl Rpc {
             Rpc::BootstrapRegister => "/bootstrap.Bootstrap/Register",
             Rpc::BootstrapRenew => "/bootstrap.Bootstrap/Renew",
             Rpc::BootstrapRepair => "/bootstrap.Bootstrap/Repair",
+            Rpc::BootstrapDeregister => "/bootstrap.Bootstrap/Deregister",
             Rpc::NameserverRegister => "/nameserver.Nameserver/Register",
             Rpc::NameserverRenew => "/nameserver.Nameserver/Renew",
             Rpc::NameserverDeregister => "/nameserver.Nameserver/Deregister",
             Rpc::AdminBackup => "GET /backup",
+            Rpc::AdminRemoveNode => "POST /remove",
         }
     }
 }
@@ -245,6 +250,8 @@ mod tests {
             Rpc::NameserverRenew,
             Rpc::NameserverDeregister,
             Rpc::AdminBackup,
+            Rpc::AdminRemoveNode,
+            Rpc::BootstrapDeregister,
         ];
         for signed in all {
             let proof = sent(signed, BODY, NOW);

@@ -27,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod recovery;
+pub mod removal;
 pub mod service;
 pub mod status;
 pub mod storage;

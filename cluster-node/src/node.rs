@@ -225,13 +225,24 @@ impl Node {
                 stop.clone(),
             ));
         }
+        let (removals_tx, removals_rx) = mpsc::channel(8);
+        let removal = crate::removal::RemovalEndpoint {
+            me: config.id,
+            status: status.clone(),
+            guard: backup_source.guard.clone(),
+            requests: removals_tx,
+            bootstrap: config.bootstrap.clone(),
+            key: cluster_auth::ProofKey::derive(config.cluster_key.as_bytes()),
+            wait: crate::removal::DEFAULT_WAIT,
+        };
         let router = admin::router(
             status.clone(),
             metrics.clone(),
             admin_faults,
             database_slot.clone(),
         )
-        .merge(crate::backups::router(backup_source));
+        .merge(crate::backups::router(backup_source))
+        .merge(crate::removal::router(removal));
         let admin_stop = stop.clone();
         tasks.spawn(async move {
             let served = axum::serve(admin_listener, router)
@@ -324,7 +335,8 @@ impl Node {
                     election_requests: election_tx,
                 },
                 &context,
-            );
+            )
+            .with_removals(removals_rx);
             let nameserver_http = input_config.nameserver_http.clone();
             plane_tasks.spawn(input::supervise(
                 input_config,

@@ -35,7 +35,7 @@ pub mod term;
 
 pub use acceptance::{Acceptance, TreeReport, may_accept};
 pub use configuration::{Configuration, MAX_REPLICATION_FACTOR, ReplicationFactor};
-pub use membership::{Change, MembershipView, next_change};
+pub use membership::{Change, MembershipView, next_change, removal_refused};
 pub use overlay::NodeId;
 pub use quorum::Acks;
 pub use root::Root;

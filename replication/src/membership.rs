@@ -18,6 +18,12 @@
 //!
 //! A cluster with fewer live nodes than `R` keeps the voters it has: an absent voter is removed only
 //! once a replacement has joined.
+//!
+//! An operator's removal (`removing`: nodes gone for good, see [`removal_refused`]) goes through the
+//! same rules: such a voter counts as gone at once (before the others, whatever the grace period), is
+//! replaced by adding first when a learner is at hand, and is removed without a replacement when none
+//! is (a cluster smaller than `R`), still never leaving a configuration without a majority in the
+//! tree. A node being removed is never chosen as a new voter.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -72,6 +78,8 @@ pub struct MembershipView<'a> {
     /// How long each voter has been out of the writer's tree (voters in the tree are absent here).
     pub absent_for: &'a BTreeMap<NodeId, Duration>,
     pub grace: Duration,
+    /// Nodes an operator asked to remove (accepted by [`removal_refused`]).
+    pub removing: &'a BTreeSet<NodeId>,
 }
 
 impl MembershipView<'_> {
@@ -82,18 +90,32 @@ impl MembershipView<'_> {
                 .is_none_or(|start| start > self.acknowledged)
     }
 
-    /// Voters out of the tree for at least the grace period, longest away first.
+    /// Voters being removed by the operator (by id), then voters out of the tree for at least the
+    /// grace period, longest away first.
     fn gone(&self) -> Vec<NodeId> {
+        let removing = self.removing_voters();
         let mut gone: Vec<(Duration, NodeId)> = self
             .configuration
             .voters
             .iter()
-            .filter(|v| !self.tree.contains(v))
+            .filter(|v| !self.tree.contains(v) && !self.removing.contains(v))
             .filter_map(|v| self.absent_for.get(v).map(|d| (*d, *v)))
             .filter(|(d, _)| *d >= self.grace)
             .collect();
         gone.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        gone.into_iter().map(|(_, v)| v).collect()
+        removing
+            .into_iter()
+            .chain(gone.into_iter().map(|(_, v)| v))
+            .collect()
+    }
+
+    fn removing_voters(&self) -> Vec<NodeId> {
+        self.configuration
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| self.removing.contains(v))
+            .collect()
     }
 
     /// A caught-up learner of the tree to add: the writer's children first, then by id.
@@ -104,7 +126,10 @@ impl MembershipView<'_> {
                 .is_some_and(|e| e.saturating_add(CAUGHT_UP_SLACK) >= self.written)
         };
         let learner = |node: &NodeId| {
-            *node != self.writer && self.tree.contains(node) && !self.configuration.contains(*node)
+            *node != self.writer
+                && self.tree.contains(node)
+                && !self.configuration.contains(*node)
+                && !self.removing.contains(node)
         };
         let mut children: Vec<NodeId> = self.children.to_vec();
         children.sort();
@@ -143,6 +168,15 @@ pub fn next_change(view: &MembershipView<'_>) -> Option<Change> {
     {
         return Some(Change::Add(learner));
     }
+    if voters <= factor
+        && let Some(voter) = view
+            .removing_voters()
+            .into_iter()
+            .find(|v| view.may_remove(*v))
+    {
+        // No learner to replace it with: the operator's removal goes ahead anyway.
+        return Some(Change::Remove(voter));
+    }
     if voters > factor {
         let children: BTreeSet<NodeId> = view.children.iter().copied().collect();
         let mut others: Vec<NodeId> = view
@@ -173,6 +207,39 @@ pub fn next_change(view: &MembershipView<'_>) -> Option<Change> {
     None
 }
 
+/// Why the writer refuses an operator's request to remove `node`, or `None` when it accepts it.
+///
+/// Refused: removing the writer itself (stop it first; the next writer removes it), removing a node
+/// that is alive (in the writer's tree) unless `force`, and removing a voter whose removal would leave
+/// the remaining voters without a majority in the tree (the writer could no longer write).
+pub fn removal_refused(
+    writer: NodeId,
+    configuration: &Configuration,
+    tree: &BTreeSet<NodeId>,
+    node: NodeId,
+    force: bool,
+) -> Option<String> {
+    if node == writer {
+        return Some(format!(
+            "node {node} is the writer: stop it, and once another node writes, remove it"
+        ));
+    }
+    if tree.contains(&node) && !force {
+        return Some(format!(
+            "node {node} is alive (in the writer's tree): stop it first, or force the removal"
+        ));
+    }
+    if configuration.contains(node) {
+        let rest = Configuration::new(0, Change::Remove(node).apply(configuration));
+        if !rest.is_majority(|v| tree.contains(&v)) {
+            return Some(format!(
+                "removing voter {node} would leave {rest} without a majority of live voters"
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +254,7 @@ mod tests {
         progress: Vec<(u64, u64)>,
         /// (voter, seconds away).
         absent: Vec<(u64, u64)>,
+        removing: Vec<u64>,
     }
 
     impl Situation {
@@ -203,6 +271,7 @@ mod tests {
                     .filter(|v| !tree.contains(v))
                     .map(|v| (*v, 10))
                     .collect(),
+                removing: Vec::new(),
             }
         }
 
@@ -221,6 +290,7 @@ mod tests {
                 .iter()
                 .map(|(n, s)| (NodeId(*n), Duration::from_secs(*s)))
                 .collect();
+            let removing: BTreeSet<NodeId> = ids(&self.removing).into_iter().collect();
             next_change(&MembershipView {
                 writer: NodeId(self.writer),
                 factor: ReplicationFactor::new(self.factor).unwrap(),
@@ -233,6 +303,7 @@ mod tests {
                 progress: &progress,
                 absent_for: &absent_for,
                 grace: Duration::from_secs(5),
+                removing: &removing,
             })
         }
     }
@@ -320,6 +391,7 @@ mod tests {
         let tree: BTreeSet<NodeId> = [1, 2, 3].map(NodeId).into();
         let progress = [(NodeId(2), 100), (NodeId(3), 100)].into();
         let absent = BTreeMap::new();
+        let removing = BTreeSet::new();
         let children = [NodeId(2), NodeId(3)];
         let mut view = MembershipView {
             writer: NodeId(s.writer),
@@ -333,6 +405,7 @@ mod tests {
             progress: &progress,
             absent_for: &absent,
             grace: Duration::from_secs(5),
+            removing: &removing,
         };
         assert_eq!(
             next_change(&view),
@@ -349,5 +422,50 @@ mod tests {
             None,
             "nothing of this term acknowledged yet"
         );
+    }
+
+    #[test]
+    fn a_voter_the_operator_removes_is_replaced_at_once_and_never_chosen_again() {
+        // Node 3 is away for a second only: no grace period for an operator's removal.
+        let mut s = Situation::new(1, &[1, 2, 3], &[1, 2, 4, 5]);
+        s.absent = vec![(3, 1)];
+        assert_eq!(s.next(), None, "within the grace period, alone");
+        s.removing = vec![3];
+        s.children = vec![4, 5];
+        assert_eq!(s.next(), Some(Change::Add(NodeId(4))), "adding first");
+        s.voters = vec![1, 2, 3, 4];
+        assert_eq!(s.next(), Some(Change::Remove(NodeId(3))));
+        // A learner being removed is never made a voter.
+        let mut s = Situation::new(1, &[1, 2], &[1, 2, 4]);
+        s.removing = vec![4];
+        assert_eq!(s.next(), None);
+    }
+
+    #[test]
+    fn without_a_learner_at_hand_the_removal_goes_ahead_if_a_majority_stays() {
+        // Three nodes, three voters, one gone for good: {1, 2} keeps writing.
+        let mut s = Situation::new(1, &[1, 2, 3], &[1, 2]);
+        s.removing = vec![3];
+        assert_eq!(s.next(), Some(Change::Remove(NodeId(3))));
+        // Two of three gone: removing one would leave {1, 2} with one live voter.
+        let mut s = Situation::new(1, &[1, 2, 3], &[1]);
+        s.removing = vec![3];
+        assert_eq!(s.next(), None);
+    }
+
+    #[test]
+    fn the_writer_refuses_removals_that_would_stop_it_or_hit_a_live_node() {
+        let configuration = Configuration::new(9, [NodeId(1), NodeId(2), NodeId(3)]);
+        let tree: BTreeSet<NodeId> = [1, 2, 4].map(NodeId).into();
+        let refused = |node: u64, force: bool| {
+            removal_refused(NodeId(1), &configuration, &tree, NodeId(node), force)
+        };
+        assert_eq!(refused(3, false), None, "a dead voter");
+        assert_eq!(refused(5, false), None, "a dead learner");
+        assert!(refused(1, true).is_some_and(|why| why.contains("is the writer")));
+        assert!(refused(4, false).is_some_and(|why| why.contains("alive")));
+        assert_eq!(refused(4, true), None, "a live learner, forced");
+        // {1, 3} with 3 dead has no live majority: the writer would stop.
+        assert!(refused(2, true).is_some_and(|why| why.contains("without a majority")));
     }
 }

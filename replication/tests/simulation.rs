@@ -8,6 +8,9 @@
 //! (instantaneous trees, one step at a time); what is checked is the rules themselves. The joint
 //! simulation (`joint.rs`) runs the same model on trees built by the real overlay.
 //!
+//! Among the faults, an operator removes a dead node for good when a writer accepts the request: every
+//! later writer's configuration changes then drop it (`MembershipView::removing`).
+//!
 //! The invariants are checked after every step (see `model`). At the end, with faults stopped and a
 //! majority of the voters alive and whole: writes are acknowledged and the configuration has
 //! `min(R, live nodes)` voters, all live.
@@ -64,11 +67,12 @@ impl Sim {
         let rng = &mut self.model.rng;
         let ids: Vec<NodeId> = self.model.nodes.keys().copied().collect();
         let pick = ids[rng.random_range(0..ids.len())];
+        let removed = self.model.removed.contains(&pick);
         match rng.random_range(0..100) {
             0..8 => self.model.nodes.get_mut(&pick).unwrap().alive = false,
             8..16 => {
                 let node = self.model.nodes.get_mut(&pick).unwrap();
-                if !node.alive {
+                if !node.alive && !removed {
                     node.restart();
                     self.control_terms.insert(pick, 0);
                 }
@@ -76,7 +80,7 @@ impl Sim {
             16..19 => {
                 // A crashed node comes back without its disk.
                 let node = self.model.nodes.get_mut(&pick).unwrap();
-                if !node.alive {
+                if !node.alive && !removed {
                     node.restart_without_disk();
                     self.control_terms.insert(pick, 0);
                 }
@@ -96,9 +100,31 @@ impl Sim {
                 // The whole cluster restarts (every process, disks kept; some stay down): tree terms
                 // start again from 1, below the rounds the logs hold.
                 for (id, node) in self.model.nodes.iter_mut() {
-                    node.alive = rng.random_bool(0.7);
+                    node.alive = rng.random_bool(0.7) && !self.model.removed.contains(id);
                     node.incarnation += 1;
                     self.control_terms.insert(*id, 0);
+                }
+            }
+            34..37 => {
+                // The operator removes a dead node for good, if a writer accepts the request (see
+                // `replication::removal_refused`); it never comes back.
+                let dead = !self.model.nodes[&pick].alive;
+                let accepted = self.model.writers.iter().any(|writer| {
+                    self.model.nodes[&writer.id]
+                        .configuration()
+                        .is_some_and(|configuration| {
+                            replication::removal_refused(
+                                writer.id,
+                                &configuration,
+                                &writer.members,
+                                pick,
+                                false,
+                            )
+                            .is_none()
+                        })
+                });
+                if dead && accepted {
+                    self.model.removed.insert(pick);
                 }
             }
             _ => {}
@@ -193,6 +219,19 @@ impl Sim {
         if self.model.acknowledged.len() == before {
             return Err("quiet: no write was acknowledged".into());
         }
+        for writer in &self.model.writers {
+            if let Some(configuration) = self.model.nodes[&writer.id].configuration()
+                && let Some(removed) = self
+                    .model
+                    .removed
+                    .iter()
+                    .find(|r| configuration.contains(**r))
+            {
+                return Err(format!(
+                    "quiet: node {removed}, removed by the operator, is still a voter of {configuration}"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -210,6 +249,7 @@ fn the_replication_rules_keep_their_promises_under_seeded_faults() {
         None => (0..seeds).map(|i| base + i).collect(),
     };
     let mut writes = 0;
+    let mut removals = 0;
     for seed in list {
         let mut sim = Sim::new(seed);
         if let Err(problem) = sim.run(200) {
@@ -220,7 +260,8 @@ fn the_replication_rules_keep_their_promises_under_seeded_faults() {
             );
         }
         writes += sim.model.acknowledged.len();
+        removals += sim.model.removed.len();
     }
-    println!("total acknowledged writes {writes}");
+    println!("total acknowledged writes {writes}, nodes removed by the operator {removals}");
     assert!(writes > 0, "the simulation acknowledged no write at all");
 }

@@ -344,3 +344,135 @@ async fn a_cluster_that_lost_two_of_three_voters_writes_again_after_forcing_the_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `chat-admin remove-node ID [--force]`: success, and what it printed (stdout or the error).
+fn remove_node(cluster: &Cluster, asking: u64, id: u64, force: bool) -> (bool, String) {
+    let mut command = Command::new(binary("chat-admin"));
+    command
+        .arg("--config")
+        .arg(&cluster.spec(asking).config_path)
+        .arg("remove-node")
+        .arg(id.to_string());
+    if force {
+        command.arg("--force");
+    }
+    let output = command.output().expect("chat-admin runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+async fn voters_of(cluster: &Cluster, writer: u64) -> Vec<u64> {
+    let status = cluster.status(writer).await.expect("the writer answers");
+    status["voters"]
+        .as_array()
+        .map(|all| all.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_voter_is_removed_at_once_and_writes_keep_a_full_voter_set() {
+    let mut cluster = Cluster::start_in_order(5).await;
+    let ids = [1, 2, 3, 4, 5];
+    let writer = cluster.wait_for_writer(&ids, Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let voters = loop {
+        let voters = voters_of(&cluster, writer).await;
+        if voters.len() == 3 {
+            break voters;
+        }
+        assert!(Instant::now() < deadline, "three voters: {voters:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let victim = *voters
+        .iter()
+        .find(|&&v| v != writer)
+        .expect("a voter besides the writer");
+    let asking = *ids
+        .iter()
+        .find(|&&id| id != victim && id != writer)
+        .expect("a third node");
+
+    // Refused: the writer, and a live node without --force.
+    let (ok, said) = remove_node(&cluster, asking, writer, false);
+    assert!(!ok && said.contains("is the writer"), "{said}");
+    let (ok, said) = remove_node(&cluster, asking, victim, false);
+    assert!(!ok && said.contains("alive"), "{said}");
+
+    cluster.kill(victim);
+    let started = Instant::now();
+    // Asked of a node that is not the writer: it forwards to the writer. Until the writer's tree
+    // has noticed the death, the node still counts as alive.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (ok, said) = loop {
+        let (ok, said) = remove_node(&cluster, asking, victim, false);
+        if ok || !said.contains("alive") || Instant::now() > deadline {
+            break (ok, said);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(ok, "{said}");
+    eprintln!("removed voter {victim} in {:?}: {said}", started.elapsed());
+    // A replacement joins: first when a caught-up learner is at hand, else as soon as one is (a dead
+    // voter's removal alone costs no fault tolerance: the other two were needed either way).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let after = voters_of(&cluster, writer).await;
+        assert!(!after.contains(&victim), "{after:?}");
+        if after.len() == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the voter set is full again: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The bootstrap forgot it: the cluster view no longer lists it, and nobody keeps it as a neighbour.
+    let url = format!("http://{}/cluster/state", cluster.dir.nameserver_http);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: Value = reqwest::get(&url)
+            .await
+            .expect("the nameserver answers")
+            .json()
+            .await
+            .expect("json");
+        let nodes = state["nodes"].as_array().cloned().unwrap_or_default();
+        let listed = nodes.iter().any(|node| node["id"].as_u64() == Some(victim));
+        let linked = nodes.iter().any(|node| {
+            node["neighbors"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|id| id.as_u64() == Some(victim)))
+        });
+        if !listed && !linked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {victim} still in the cluster view: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Writes go on with the new voters, and asking again is harmless.
+    let url = any_input(
+        &cluster,
+        &ids.iter()
+            .copied()
+            .filter(|&id| id != victim)
+            .collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let client = ChatClient::new(url);
+    client.sign_up("after").await;
+    let group = client.post("/api/groups", json!({"name": "still"})).await;
+    assert_eq!(group.status, 201, "{group:?}");
+    let (ok, said) = remove_node(&cluster, asking, victim, false);
+    assert!(ok, "a repeated removal: {said}");
+}

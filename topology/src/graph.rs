@@ -1,4 +1,5 @@
-//! The graph itself: nodes in registration order and symmetric edges, never forgotten.
+//! The graph itself: nodes in registration order and symmetric edges, forgotten only when an
+//! operator removes a node for good.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,11 +128,52 @@ impl<Id: Ord + Copy> Graph<Id> {
         true
     }
 
+    /// Removes `node` and its edges; answers its former neighbours (`None` if it was unknown).
+    pub fn remove_node(&mut self, node: Id) -> Option<BTreeSet<Id>> {
+        let neighbours = self.adjacency.remove(&node)?;
+        for neighbour in &neighbours {
+            if let Some(theirs) = self.adjacency.get_mut(neighbour) {
+                theirs.remove(&node);
+            }
+        }
+        self.order.retain(|&n| n != node);
+        Some(neighbours)
+    }
+
     /// Where `node` sits in the registration order (unknown nodes last).
     pub fn position(&self, node: Id) -> usize {
         self.order
             .iter()
             .position(|&n| n == node)
             .unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_node_leaves_no_edge_behind() {
+        let mut graph = Graph::new();
+        for node in 1..=4 {
+            graph.add_node(node);
+        }
+        graph.add_edge(1, 2);
+        graph.add_edge(2, 3);
+        graph.add_edge(2, 4);
+        graph.add_edge(3, 4);
+        assert_eq!(graph.remove_node(2), Some([1, 3, 4].into()));
+        assert_eq!(graph.order(), &[1, 3, 4]);
+        assert_eq!(graph.edges(), vec![(3, 4)]);
+        assert!(graph.neighbours(1).is_empty() && !graph.contains(2));
+        assert_eq!(graph.remove_node(2), None);
+        let rebuilt = Graph::from_adjacency(
+            graph
+                .order()
+                .iter()
+                .map(|&n| (n, graph.neighbours(n).clone())),
+        );
+        assert_eq!(rebuilt, Ok(graph));
     }
 }

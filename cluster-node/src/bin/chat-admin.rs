@@ -6,6 +6,9 @@
 //! - `backup [--out DIR] [--node ID]`: downloads a backup from the writer (or the voter `ID`), checks
 //!   that the file holds what the node said (position and content hash), and names it
 //!   `DIR/<time>-epoch<E>.sqlite`.
+//! - `remove-node ID [--force]`: asks the config's node (it forwards to the writer) to take node `ID` out of the voter configuration (if it votes) and
+//!   out of the bootstrap's registry; refused while it is alive unless `--force`, and when the voters
+//!   left would have no live majority.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +47,14 @@ enum Command {
         #[arg(long)]
         node: Option<u64>,
     },
+    /// Take a node out of the cluster for good (out of the voters, forgotten by the bootstrap).
+    RemoveNode {
+        /// The node's id.
+        id: u64,
+        /// Remove it even though it is alive (stop it afterwards: a running node registers again).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// A node as `/status` describes it (the fields this tool reads).
@@ -81,6 +92,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             Command::Backup { out, node } => backup(&config, &out, node).await,
+            Command::RemoveNode { id, force } => remove_node(&config, id, force).await,
         }
     });
     match result {
@@ -169,6 +181,76 @@ async fn source(
     })
 }
 
+/// The `error` of a JSON error answer, or the body as it is.
+async fn refusal(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let reason = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| json["error"].as_str().map(str::to_owned))
+        .unwrap_or(body);
+    format!("{status}: {reason}")
+}
+
+async fn remove_node(config: &Config, id: u64, force: bool) -> Result<(), String> {
+    let client = http()?;
+    let nodes = admin_nodes(config).await?;
+    // The node whose config was given first (it forwards to the writer), else any other.
+    let mut candidates: Vec<&AdminNode> = nodes.iter().filter(|node| node.id != id).collect();
+    candidates.sort_by_key(|node| node.id != config.id.0);
+    let mut asked = None;
+    for node in candidates {
+        if status(&client, node).await.is_some() {
+            asked = Some(node);
+            break;
+        }
+    }
+    let asked = asked.ok_or("no other node answers (is the cluster up? `make up`)")?;
+    let body = serde_json::to_vec(&serde_json::json!({ "node": id, "force": force }))
+        .map_err(|error| error.to_string())?;
+    let key = ProofKey::derive(config.cluster_key.as_bytes());
+    eprintln!(
+        "asking node {} ({}) to remove node {id}",
+        asked.id, asked.url
+    );
+    let response = client
+        .post(format!("{}/remove", asked.url))
+        .header(AUTH_HEADER, proof_header(&key, Rpc::AdminRemoveNode, &body))
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|error| format!("node {} did not answer: {error}", asked.id))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "node {id} not removed: {}",
+            refusal(response).await
+        ));
+    }
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|error| format!("an unreadable answer: {error}"))?;
+    let list = |key: &str| {
+        answer[key]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "node {id} removed: voters now {}; its former neighbours ({}) repair around it",
+        list("voters"),
+        list("former_neighbors")
+    );
+    Ok(())
+}
+
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response
         .headers()
@@ -193,13 +275,11 @@ async fn backup(config: &Config, out: &Path, node: Option<u64>) -> Result<(), St
         .await
         .map_err(|error| format!("node {} did not answer: {error}", chosen.id))?;
     if !response.status().is_success() {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let reason = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|json| json["error"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        return Err(format!("node {} refused: {status}: {reason}", chosen.id));
+        return Err(format!(
+            "node {} refused: {}",
+            chosen.id,
+            refusal(response).await
+        ));
     }
     let epoch: u64 = header(&response, EPOCH_HEADER)
         .and_then(|text| text.parse().ok())

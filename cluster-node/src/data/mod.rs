@@ -116,6 +116,15 @@ pub struct DataOutputs {
     pub election_requests: mpsc::Sender<()>,
 }
 
+/// An operator's request to take `node` out of the cluster (`POST /remove` on the admin port),
+/// answered once the writer accepted it (the configuration change then follows) or refused it.
+pub struct RemovalRequest {
+    pub node: NodeId,
+    /// Remove it even though it is alive.
+    pub force: bool,
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
 /// How the data plane behaves.
 #[derive(Debug, Clone)]
 pub struct DataOptions {
@@ -282,6 +291,8 @@ pub struct DataPlane<T: Transport> {
     view: watch::Receiver<ControlView>,
     addresses: AddressBook,
     submits: mpsc::Receiver<Submit>,
+    /// Operators' removal requests (`with_removals`); a closed channel when there are none.
+    removals: mpsc::Receiver<RemovalRequest>,
     handle: DataHandle,
     outcomes_tx: mpsc::Sender<LocalOutcome>,
     outcomes: mpsc::Receiver<LocalOutcome>,
@@ -364,6 +375,7 @@ impl<T: Transport> DataPlane<T> {
             view,
             addresses,
             submits,
+            removals: mpsc::channel(1).1,
             handle,
             outcomes_tx,
             outcomes,
@@ -402,6 +414,12 @@ impl<T: Transport> DataPlane<T> {
         self.handle.clone()
     }
 
+    /// Takes operators' removal requests from `removals` (the admin port's sender).
+    pub fn with_removals(mut self, removals: mpsc::Receiver<RemovalRequest>) -> Self {
+        self.removals = removals;
+        self
+    }
+
     /// The time the state machines of `replication` are given.
     fn now(&self) -> Millis {
         Millis(self.origin.elapsed().as_millis() as u64)
@@ -427,6 +445,7 @@ impl<T: Transport> DataPlane<T> {
                 Some(outcome) = self.outcomes.recv() => self.on_local_outcome(outcome),
                 Some(applied) = self.applied_rx.recv() => self.on_applied(applied).await,
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
+                Some(removal) = self.removals.recv() => self.on_removal(removal),
                 entry = next_commit(&mut self.commits) => match entry {
                     Ok(entry) => self.on_commit(entry),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -25,6 +25,9 @@ pub struct VoterTracking {
     absent_since: BTreeMap<NodeId, Instant>,
     /// A configuration entry was handed to the writer and has not come back committed (or failed).
     pub submitted: bool,
+    /// Nodes an operator asked this writer to remove (`POST /remove`); kept for the writer's life,
+    /// so a removed node is never made a voter again.
+    pub removing: BTreeSet<NodeId>,
 }
 
 impl VoterTracking {
@@ -97,6 +100,7 @@ impl VoterTracking {
             progress: &progress,
             absent_for: &absent_for,
             grace,
+            removing: &self.removing,
         })
     }
 }

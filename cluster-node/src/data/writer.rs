@@ -145,6 +145,41 @@ impl<T: Transport> DataPlane<T> {
         self.submit_configuration(service, voters);
     }
 
+    /// An operator's removal: accepted by an accepting writer unless `replication::removal_refused`
+    /// says why not; the configuration changes that follow come from `plan_configuration`.
+    pub(super) fn on_removal(&mut self, request: RemovalRequest) {
+        let RemovalRequest { node, force, reply } = request;
+        let answer = self.accept_removal(node, force);
+        match &answer {
+            Ok(()) => {
+                tracing::warn!(target: HEADLINE, %node, force, "removing a node at the operator's request");
+                self.plan_configuration();
+            }
+            Err(why) => tracing::warn!(%node, force, %why, "removal refused"),
+        }
+        let _ = reply.send(answer);
+    }
+
+    fn accept_removal(&mut self, node: NodeId, force: bool) -> Result<(), String> {
+        if self.accepting_writer().is_none() {
+            return Err(format!(
+                "node {} is not a writer that accepts writes; ask again once a writer does",
+                self.me
+            ));
+        }
+        let configuration = self
+            .configuration
+            .clone()
+            .ok_or("the cluster has no voter configuration yet; ask again in a moment")?;
+        let tree = tree_members(self.me, &self.view.borrow());
+        if let Some(why) = replication::removal_refused(self.me, &configuration, &tree, node, force)
+        {
+            return Err(why);
+        }
+        self.voters.removing.insert(node);
+        Ok(())
+    }
+
     /// Hands a configuration entry to the writer; its commit updates the configuration.
     pub(super) fn submit_configuration(&mut self, service: LocalService, voters: BTreeSet<NodeId>) {
         self.voters.submitted = true;

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use axum::response::IntoResponse;
 use chat_proto::bootstrap::bootstrap_server::{Bootstrap, BootstrapServer};
 use chat_proto::bootstrap::{
-    ListNodesRequest, ListNodesResponse, NodeAddress, NodeEntry, RegisterRequest, RegisterResponse,
-    RenewRequest, RenewResponse, RepairRequest, RepairResponse,
+    DeregisterRequest, DeregisterResponse, ListNodesRequest, ListNodesResponse, NodeAddress,
+    NodeEntry, RegisterRequest, RegisterResponse, RenewRequest, RenewResponse, RepairRequest,
+    RepairResponse,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -45,6 +46,13 @@ impl Bootstrap for FakeBootstrap {
         &self,
         _request: tonic::Request<RepairRequest>,
     ) -> Result<tonic::Response<RepairResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the fake only lists"))
+    }
+
+    async fn deregister(
+        &self,
+        _request: tonic::Request<DeregisterRequest>,
+    ) -> Result<tonic::Response<DeregisterResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("the fake only lists"))
     }
 

@@ -182,6 +182,9 @@ pub struct Model {
     /// Entries `(epoch, term)` that a majority of the voters of the configuration in force there
     /// held at some moment (ground truth; a later disk loss does not undo it).
     held_by_majority: BTreeSet<(u64, u64)>,
+    /// Nodes the operator removed for good (they never come back); every writer is asked to remove
+    /// them, as an operator repeats a removal until it is done.
+    pub removed: BTreeSet<NodeId>,
 }
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -205,6 +208,7 @@ impl Model {
             steady: false,
             step_ms: 100,
             held_by_majority: BTreeSet::new(),
+            removed: BTreeSet::new(),
         }
     }
 
@@ -702,6 +706,7 @@ impl Model {
             progress: &writer.progress,
             absent_for: &absent_for,
             grace: GRACE,
+            removing: &self.removed,
         });
         if let Some(change) = change {
             // Ground truth, whatever the writer believes: the configuration being replaced and the
