@@ -292,13 +292,16 @@
   function bump(message) {
     const item = sidebarItem(message.chat);
     if (!item) { refreshChats(); return; }
+    // A stream resumes after the older of the page's reads, so a message the sidebar already counts
+    // may come again: only one newer than the chat's last activity is new.
+    const fresh = message.epoch > (Number(item.dataset.epoch) || 0);
     if (message.epoch >= (Number(item.dataset.epoch) || 0)) {
       item.dataset.epoch = String(message.epoch);
       setPreview(item, message);
       if (chats.firstElementChild !== item) chats.prepend(item);
     }
     const seen = message.chat === openChat && visible();
-    if (message.sender.id !== me && !seen && message.epoch > (Number(item.dataset.read) || 0)) {
+    if (fresh && message.sender.id !== me && !seen && message.epoch > (Number(item.dataset.read) || 0)) {
       setUnread(item, (Number(item.dataset.unread) || 0) + 1);
     }
   }

@@ -13,7 +13,7 @@ use crate::service::{
     AddMember, ChatServiceExt, DeleteGroup, GetGroup, GetUser, LeaveGroup, ListDirectMessages,
     ListGroupMessages, SendDirectMessage, SendGroupMessage,
 };
-use crate::storage::{ChatId, Message};
+use crate::storage::{ChatId, Epoch, Message};
 
 use super::super::WebState;
 use super::super::error::{AppError, PageForm};
@@ -61,6 +61,8 @@ struct Opened {
     chat: ConversationItem,
     group: Option<GroupPanel>,
     messages: Vec<Message>,
+    /// The epoch the messages were read at: events after it complete them.
+    epoch: Epoch,
 }
 
 /// Renders an opened conversation with the sidebar around it.
@@ -71,7 +73,7 @@ async fn render_conversation(
     opened: Opened,
     flash: Flash,
 ) -> Response {
-    let (sidebar, unread) = match load_sidebar(state, session).await {
+    let sidebar = match load_sidebar(state, session).await {
         Ok(loaded) => loaded,
         Err(error) => return failed(state, session, error),
     };
@@ -80,16 +82,20 @@ async fn render_conversation(
         chat,
         group,
         messages,
+        epoch,
     } = opened;
     let page = ConversationPage {
         layout: Layout {
-            unread,
+            unread: sidebar.unread,
             body_class: "view-chat",
             flash,
             ..Layout::new(state, title, Some(&me))
         },
-        epoch: session.epoch().0,
-        sidebar,
+        // The two reads may answer at different epochs (a copy applies writes between them): live
+        // events resume after the older one, so nothing the newer one saw past the older is missed
+        // (the script ignores what it already shows).
+        epoch: epoch.min(sidebar.epoch).0,
+        sidebar: sidebar.items,
         current_chat: chat.chat.clone(),
         chat,
         group,
@@ -151,6 +157,7 @@ async fn open_group(
             open: panel_open || !handle.is_empty(),
             handle,
         }),
+        epoch: history.epoch,
         messages: history.value,
     })
 }
@@ -221,6 +228,7 @@ async fn open_direct(
             draft: flash.kept_for("message"),
         },
         group: None,
+        epoch: history.epoch,
         messages: history.value,
     })
 }

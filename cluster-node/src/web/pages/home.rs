@@ -76,21 +76,22 @@ async fn index(
         };
         return shown.clear(render(StatusCode::OK, &page), state.options());
     };
-    let (sidebar, unread) = match load_sidebar(&state, &mut session).await {
+    let sidebar = match load_sidebar(&state, &mut session).await {
         Ok(loaded) => loaded,
         Err(error) => return failed(&state, &session, error),
     };
     let page = HomePage {
         handle: flash.kept_for("chat"),
         layout: Layout {
-            unread,
+            unread: sidebar.unread,
             body_class: "view-home",
             flash,
             ..Layout::new(&state, "", Some(&me))
         },
         me,
-        epoch: session.epoch().0,
-        sidebar,
+        // Live events resume after what the sidebar shows.
+        epoch: sidebar.epoch.0,
+        sidebar: sidebar.items,
         current_chat: String::new(),
     };
     shown.clear(render(StatusCode::OK, &page), state.options())

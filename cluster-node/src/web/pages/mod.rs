@@ -26,7 +26,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::service::ChatServiceExt;
-use crate::storage::UserTag;
+use crate::storage::{Epoch, UserTag};
 
 use super::WebState;
 use super::error::AppError;
@@ -128,13 +128,21 @@ fn back_with(state: &WebState, location: &str, flash: Flash) -> Response {
     redirect_with(location, &flash, state.options())
 }
 
-/// The sidebar of the signed-in user, and their unread messages over all conversations.
-async fn load_sidebar(
-    state: &WebState,
-    session: &mut ChatSession,
-) -> Result<(Vec<ChatItem>, u64), AppError> {
+/// The sidebar of the signed-in user: its entries, their unread messages over all conversations, and
+/// the epoch it was read at.
+struct Sidebar {
+    items: Vec<ChatItem>,
+    unread: u64,
+    epoch: Epoch,
+}
+
+async fn load_sidebar(state: &WebState, session: &mut ChatSession) -> Result<Sidebar, AppError> {
     let Some(me) = session.user().cloned() else {
-        return Ok((Vec::new(), 0));
+        return Ok(Sidebar {
+            items: Vec::new(),
+            unread: 0,
+            epoch: session.epoch(),
+        });
     };
     let answer = session
         .observed(state.service.list_chats(session.context()))
@@ -145,7 +153,11 @@ async fn load_sidebar(
         .map(|summary| ChatItem::new(summary, &me))
         .collect();
     let unread = items.iter().map(|item| item.unread).sum();
-    Ok((items, unread))
+    Ok(Sidebar {
+        items,
+        unread,
+        epoch: answer.epoch,
+    })
 }
 
 /// Post-redirect-get for a form: to `done` when it worked; back to `back` when it failed, where the

@@ -388,3 +388,69 @@ async fn the_sidebar_lists_groups_and_direct_chats_newest_first_with_unread_coun
     assert!(home.contains(&format!("href=\"/groups/{group}\"")));
     assert!(home.contains("aria-label=\"1 unread\""));
 }
+
+/// A service whose chat list answers as a copy that moved on since the page's other read: its epoch
+/// is `ahead` past the database's.
+#[derive(Clone)]
+struct ListsAhead {
+    inner: crate::service::LocalService,
+    ahead: u64,
+}
+
+impl crate::service::ChatService for ListsAhead {
+    async fn execute(
+        &self,
+        request: crate::service::ServiceRequest,
+    ) -> Result<crate::service::ServiceResponse, crate::service::ServiceError> {
+        let lists = matches!(request.operation, crate::service::Operation::ListChats);
+        let mut response = self.inner.execute(request).await?;
+        if lists {
+            response.epoch = crate::storage::Epoch(response.epoch.0 + self.ahead);
+        }
+        Ok(response)
+    }
+}
+
+#[tokio::test]
+async fn a_page_resumes_live_events_after_the_older_of_its_reads() {
+    let database = crate::storage::Database::open_in_memory()
+        .await
+        .expect("database");
+    let local =
+        crate::service::LocalService::writer(database, crate::service::ServiceOptions::for_tests());
+    let (serving, serving_flag) = tokio::sync::watch::channel(true);
+    let service = ListsAhead {
+        inner: local.clone(),
+        ahead: 3,
+    };
+    let state = crate::web::WebState::new(service, local, serving_flag, super::test_options());
+    let app = super::TestApp {
+        router: crate::web::router(state.clone()),
+        state,
+        serving,
+    };
+    let alice = app.user("alice").await;
+    let group = app.group(&alice, "lagging").await;
+    let posted = app.post(&alice, &group, "the newest message").await;
+    let newest = posted["epoch"].as_u64().expect("an epoch");
+
+    let page = app
+        .send(alice.call(Method::GET, &format!("/groups/{group}")))
+        .await
+        .text();
+    // The messages were read at `newest`, the sidebar 3 epochs later: events must resume after the
+    // messages' epoch, or what a copy applied between the two reads would never be shown.
+    assert!(
+        page.contains(&format!("data-after=\"{newest}\"")),
+        "{}",
+        page.lines()
+            .filter(|line| line.contains("data-after"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let home = app.send(alice.call(Method::GET, "/")).await.text();
+    assert!(
+        home.contains(&format!("data-after=\"{}\"", newest + 3)),
+        "the home page resumes after its one read"
+    );
+}
