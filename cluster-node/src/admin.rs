@@ -102,7 +102,8 @@ impl FaultState {
     }
 }
 
-fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
+/// `{"error": message}` with `status`: how every admin endpoint says no.
+pub(crate) fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 

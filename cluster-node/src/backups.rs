@@ -25,6 +25,7 @@ use cluster_auth::{AUTH_HEADER, Guard, Rpc};
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::admin_error;
 use crate::config::PeriodicBackups;
 use crate::context::DatabaseSlot;
 use crate::status::{CopyKind, Role, StatusBoard};
@@ -54,14 +55,6 @@ pub fn router(source: BackupSource) -> Router {
     Router::new()
         .route("/backup", get(backup))
         .with_state(source)
-}
-
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
 }
 
 /// Why this node does not hand out backups, or `None` when it does.
@@ -95,19 +88,19 @@ async fn backup(State(source): State<BackupSource>, headers: HeaderMap) -> Respo
     };
     if let Err(reason) = checked {
         tracing::warn!(%reason, "backup refused");
-        return refuse(StatusCode::UNAUTHORIZED, reason);
+        return admin_error(StatusCode::UNAUTHORIZED, reason);
     }
     if let Some(reason) = not_a_source(&source) {
-        return refuse(StatusCode::CONFLICT, reason);
+        return admin_error(StatusCode::CONFLICT, reason);
     }
     let Some((database, _)) = source.database.get() else {
-        return refuse(
+        return admin_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "this node has no database open yet",
         );
     };
     let Ok(_one_at_a_time) = source.running.try_lock() else {
-        return refuse(
+        return admin_error(
             StatusCode::CONFLICT,
             "a backup of this node is being written; try again when it is done",
         );
@@ -122,7 +115,7 @@ async fn backup(State(source): State<BackupSource>, headers: HeaderMap) -> Respo
         Err(error) => {
             let _ = std::fs::remove_file(&scratch);
             tracing::error!(%error, "backup failed");
-            return refuse(
+            return admin_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the backup failed: {error}"),
             );
@@ -135,7 +128,7 @@ async fn backup(State(source): State<BackupSource>, headers: HeaderMap) -> Respo
     let file = match file {
         Ok(file) => file,
         Err(error) => {
-            return refuse(
+            return admin_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot read the backup: {error}"),
             );

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Endpoint;
 
+use crate::admin::admin_error;
 use crate::config::{NodeId, ServiceAddr};
 use crate::data::RemovalRequest;
 use crate::status::{Role, StatusBoard};
@@ -75,21 +76,13 @@ pub fn router(endpoint: RemovalEndpoint) -> Router {
         .with_state(endpoint)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
-}
-
 async fn remove(
     State(endpoint): State<RemovalEndpoint>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(proof) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
-        return error(
+        return admin_error(
             StatusCode::UNAUTHORIZED,
             "no proof of the cluster key (the x-chat-auth header is missing)",
         );
@@ -99,12 +92,12 @@ async fn remove(
         .verify_now(Rpc::AdminRemoveNode, &body, proof)
     {
         tracing::warn!(reason = %refused, "removal request refused");
-        return error(StatusCode::UNAUTHORIZED, refused.to_string());
+        return admin_error(StatusCode::UNAUTHORIZED, refused.to_string());
     }
     let request: RemoveBody = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(bad) => {
-            return error(
+            return admin_error(
                 StatusCode::BAD_REQUEST,
                 format!("the body must be {{\"node\": <id>, \"force\": false}}: {bad}"),
             );
@@ -112,13 +105,13 @@ async fn remove(
     };
     let node = match crate::config::parse_node_id(request.node) {
         Ok(node) => node,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, format!("node id {reason}")),
+        Err(reason) => return admin_error(StatusCode::BAD_REQUEST, format!("node id {reason}")),
     };
     let status = endpoint.status.snapshot();
     let writer = status.roles.contains(&Role::Writer) && status.accepting_writes;
     if !writer {
         if headers.contains_key(FORWARDED_HEADER) {
-            return error(
+            return admin_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "node {} was asked as the writer but does not accept writes; ask again",
@@ -127,7 +120,7 @@ async fn remove(
             );
         }
         let Some(leader) = status.leader else {
-            return error(
+            return admin_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this node knows no writer yet (an election is on); ask again in a moment",
             );
@@ -151,12 +144,12 @@ async fn remove(
         Err(_) => Err("the data plane is not running".into()),
     };
     if let Err(why) = accepted {
-        return error(StatusCode::CONFLICT, why);
+        return admin_error(StatusCode::CONFLICT, why);
     }
     let voters = match wait_until_out(&endpoint, node).await {
         Ok(voters) => voters,
         Err(voters) => {
-            return error(
+            return admin_error(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "node {node} is still a voter after {} s (voters now: {voters:?}); the change goes on: ask again to finish",
@@ -178,7 +171,7 @@ async fn remove(
             )
                 .into_response()
         }
-        Err(why) => error(
+        Err(why) => admin_error(
             StatusCode::BAD_GATEWAY,
             format!(
                 "node {node} is out of the voters, but the bootstrap did not forget it: {why}; ask again"
@@ -259,14 +252,14 @@ async fn forward(endpoint: &RemovalEndpoint, leader: NodeId, proof: &str, body: 
     .await;
     let url = match address {
         Ok(url) => url,
-        Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(why) => return admin_error(StatusCode::SERVICE_UNAVAILABLE, why),
     };
     let client = match reqwest::Client::builder()
         .timeout(endpoint.wait + Duration::from_secs(10))
         .build()
     {
         Ok(client) => client,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return admin_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let answer = client
         .post(format!("{url}/remove"))
@@ -283,7 +276,7 @@ async fn forward(endpoint: &RemovalEndpoint, leader: NodeId, proof: &str, body: 
             let text = answer.text().await.unwrap_or_default();
             (status, [("content-type", "application/json")], text).into_response()
         }
-        Err(e) => error(
+        Err(e) => admin_error(
             StatusCode::BAD_GATEWAY,
             format!("the writer, node {leader} ({url}), did not answer: {e}"),
         ),
