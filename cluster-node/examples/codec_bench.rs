@@ -231,6 +231,7 @@ enum MirrorDataMessage {
     Position {
         term: Term,
         epoch: Epoch,
+        accepting: bool,
     },
     Claim {
         term: Term,
@@ -458,9 +459,14 @@ fn mirror(message: &DataMessage) -> MirrorDataMessage {
             last_term: *last_term,
             held: *held,
         },
-        DataMessage::Position { term, epoch } => MirrorDataMessage::Position {
+        DataMessage::Position {
+            term,
+            epoch,
+            accepting,
+        } => MirrorDataMessage::Position {
             term: *term,
             epoch: *epoch,
+            accepting: *accepting,
         },
         DataMessage::Claim { term } => MirrorDataMessage::Claim { term: *term },
         DataMessage::Summary {

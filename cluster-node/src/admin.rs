@@ -1,5 +1,5 @@
-//! The admin HTTP endpoint every node serves, whatever its role: `GET /status`, `GET /metrics`,
-//! `GET /data` (the local database's position and content hash, to compare copies), and the fault switch (`GET`/`POST`/`DELETE /fault`) when the node was started with `--allow-faults`.
+//! The admin HTTP endpoint every node serves, whatever its role: `GET /status`, `GET /readyz`
+//! (200 or 503 with the reason, see [`crate::readiness`]), `GET /metrics`, `GET /data` (the local database's position and content hash, to compare copies), and the fault switch (`GET`/`POST`/`DELETE /fault`) when the node was started with `--allow-faults`.
 //!
 //! It is separate from the chat HTTP server (which only input nodes run) so that operators, tests and
 //! the nameserver's cluster view can always see a node, even one that is electing or changing role.
@@ -38,6 +38,7 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/status", get(status_handler))
+        .route("/readyz", get(readyz_handler))
         .route("/metrics", get(metrics_handler))
         .route("/data", get(data_handler))
         .route(
@@ -162,6 +163,34 @@ async fn status_handler(State(state): State<AdminState>) -> impl IntoResponse {
     )
 }
 
+/// `GET /readyz` body.
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+async fn readyz_handler(State(state): State<AdminState>) -> Response {
+    let (code, body) = match crate::readiness::readiness(&state.status.snapshot()) {
+        Ok(()) => (
+            StatusCode::OK,
+            Readiness {
+                ready: true,
+                reason: None,
+            },
+        ),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Readiness {
+                ready: false,
+                reason: Some(reason.to_string()),
+            },
+        ),
+    };
+    (code, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
 async fn data_handler(State(state): State<AdminState>) -> Response {
     let accepting_writes = state.status.snapshot().accepting_writes;
     let Some((database, role)) = state.database.get() else {
@@ -249,6 +278,31 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["id"], 5);
         assert_eq!(json["registered"], true);
+    }
+
+    #[tokio::test]
+    async fn readyz_answers_503_with_the_reason_until_the_node_is_ready_then_200() {
+        let (router, board) = app();
+        let (code, content_type, body) = get_body(router.clone(), "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(
+            body,
+            r#"{"ready":false,"reason":"not registered with the bootstrap yet"}"#
+        );
+
+        board.update(|s| {
+            s.registered = true;
+            s.ready = true;
+            s.leader = Some(NodeId(5));
+            s.tree_roles = vec![crate::status::Role::Writer];
+            s.copy = crate::status::CopyKind::Voter;
+            s.refresh_roles();
+            s.accepting_writes = true;
+        });
+        let (code, _, body) = get_body(router, "/readyz").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, r#"{"ready":true}"#);
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! - [`discovery`]: registration with the bootstrap service; [`lease`]: an input node's nameserver lease;
 //! - [`control`]: the control plane at run time (the algorithms live in the `overlay` crate);
 //! - [`data`]: requests up the tree, answers and commits down, replication and write quorums;
-//! - [`status`] and [`metrics`]: what the node reports, served by [`admin`];
+//! - [`status`] and [`metrics`]: what the node reports, served by [`admin`]; [`readiness`]: whether
+//!   the node should get traffic now (`/readyz`), from its status;
 //! - [`transport`]: bytes between neighbours (ZeroMQ, or in memory for tests);
 //! - [`logging`]: one log file per subsystem;
 //! - [`storage`]: the SQLite database (schema, repositories, deterministic mutations, replica apply);
@@ -26,6 +27,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod readiness;
 pub mod recovery;
 pub mod removal;
 pub mod service;

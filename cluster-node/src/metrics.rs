@@ -195,7 +195,8 @@ impl Metrics {
         registry.register(
             "frames_rejected",
             "Control- and data-plane frames dropped unread because their seal did not open or they \
-             were replayed, malformed or sent under another node's identity, by plane and reason",
+             were replayed, malformed, sent under another node's identity or in another protocol \
+             version, by plane and reason",
             frames_rejected.clone(),
         );
         let elections_started = Counter::default();

@@ -121,6 +121,7 @@ impl Node {
             plane,
             key: PlaneKey::derive(&config.cluster_key, plane),
             incarnation,
+            protocol: Plane::protocol(plane),
             rejected: metrics.frames_rejected.clone(),
         };
         let (control_transport, control_inbound) = ZmqTransport::bind(

@@ -51,6 +51,14 @@ pub struct NodeStatus {
     /// The copy holds everything this node ever acknowledged (false after the node lost its disk
     /// or discarded a diverged copy, until it caught up): only then does it count for a majority.
     pub whole: bool,
+    /// The writer of this node's tree has checked this copy's log against its own (a copy applies
+    /// commits and answers reads only then); true on the writer itself, false without a copy.
+    pub copy_confirmed: bool,
+    /// What this node last heard from the writer of its tree: `true` while the writer said, within
+    /// the last [`crate::data::WRITER_HEARD_WITHIN`], that it accepts writes, `false` when it said it
+    /// does not, `null` when nothing came from it that recently (no writer reachable) or the node is
+    /// in no tree. On the writer, its own `accepting_writes`.
+    pub writer_accepting: Option<bool>,
     /// The roles the tree's shape gives (the control plane's); `roles` adds the voter set's.
     #[serde(skip)]
     pub tree_roles: Vec<Role>,
@@ -89,6 +97,8 @@ impl NodeStatus {
             voters: Vec::new(),
             copy: CopyKind::None,
             whole: true,
+            copy_confirmed: false,
+            writer_accepting: None,
             tree_roles: Vec::new(),
         }
     }

@@ -267,7 +267,7 @@ impl Replica {
     /// to be confirmed by a writer that has not confirmed it yet.
     pub fn writer_at(&mut self, now: Millis, place: Place, epoch: Epoch) -> Option<Command> {
         if self.verified_by != place.leader {
-            // Only an accepting writer sends positions, and it answers catch-ups now.
+            // Only an accepting writer's positions reach here, and it answers catch-ups now.
             self.asked_at = None;
             self.ask(now, place)
         } else if epoch > self.applied.max(self.queued) {

@@ -17,14 +17,18 @@ impl<T: Transport> DataPlane<T> {
         )
     }
 
-    /// An accepting writer tells its children where its log is (idle replicas notice what they
-    /// missed; new ones learn that their catch-up will be answered).
+    /// The writer tells its children where its log is and whether it accepts writes: idle copies
+    /// notice what they missed, new ones learn that their catch-up will be answered, and input nodes
+    /// whether their users' writes can succeed. Sent while not accepting too, so that a stop is
+    /// known down the tree at once rather than when the positions stop coming.
     pub(super) fn send_position(&self) {
-        if let Local::Writer { root, .. } = &self.local
-            && root.accepting()
-        {
+        if let Local::Writer { root, .. } = &self.local {
             let (term, epoch) = *self.position.borrow();
-            self.send_to_children(&DataMessage::Position { term, epoch });
+            self.send_to_children(&DataMessage::Position {
+                term,
+                epoch,
+                accepting: root.accepting(),
+            });
         }
     }
 
@@ -112,6 +116,7 @@ impl<T: Transport> DataPlane<T> {
             }
             Command::Stop(reason) => {
                 self.publish_accepting(false);
+                self.send_position();
                 let voters = self.voters_text();
                 match reason {
                     Acceptance::NoMajority => {

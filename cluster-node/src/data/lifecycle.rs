@@ -275,6 +275,38 @@ impl<T: Transport> DataPlane<T> {
         self.publish_copy_status();
     }
 
+    /// `/status`: whether the writer confirmed this copy, and what was last heard from the writer
+    /// (what an input node's readiness needs). Published only when it changed.
+    pub(super) fn publish_service_state(&mut self) {
+        let state = {
+            let view = self.view.borrow();
+            let heard = self
+                .writer_heard
+                .filter(|heard| {
+                    heard.term == view.term
+                        && view.parent.is_some()
+                        && heard.at.elapsed() <= WRITER_HEARD_WITHIN
+                })
+                .map(|heard| heard.accepting);
+            match &self.local {
+                Local::Writer { root, .. } => (true, Some(root.accepting())),
+                Local::Replica { copy, .. } => (
+                    copy.verified_by().is_some() && copy.verified_by() == view.leader,
+                    heard,
+                ),
+                Local::None => (false, heard),
+            }
+        };
+        if self.published_service != Some(state) {
+            self.published_service = Some(state);
+            let (confirmed, writer_accepting) = state;
+            self.status.update(|status| {
+                status.copy_confirmed = confirmed;
+                status.writer_accepting = writer_accepting;
+            });
+        }
+    }
+
     /// `/status`: the voters this node's log names and what its copy is.
     pub(super) fn publish_copy_status(&self) {
         let voters: Vec<NodeId> = self

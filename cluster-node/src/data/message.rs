@@ -68,8 +68,15 @@ pub enum DataMessage {
         last_term: Term,
         held: (Term, Epoch),
     },
-    /// The writer's log position, sent periodically so an idle replica notices what it missed.
-    Position { term: Term, epoch: Epoch },
+    /// The writer's log position and whether it accepts writes, sent down the whole tree every
+    /// housekeeping round and at once when it starts or stops accepting: an idle copy notices what
+    /// it missed, and every node learns whether its writer takes writes (`/status`
+    /// `writer_accepting`, which an input node's readiness needs).
+    Position {
+        term: Term,
+        epoch: Epoch,
+        accepting: bool,
+    },
     /// A root that is to start accepting writes claims the data term it will write under; passed
     /// down the whole tree. Every copy promises it on disk (unless it promised a higher one) and
     /// reports its promise in its [`DataMessage::Summary`]; the root writes nothing before a majority
@@ -214,6 +221,7 @@ mod tests {
             DataMessage::Position {
                 term: Term(2),
                 epoch: Epoch(8),
+                accepting: true,
             },
             DataMessage::Entries {
                 to: NodeId(3),

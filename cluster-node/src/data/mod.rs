@@ -104,6 +104,11 @@ use voters::{VoterTracking, first_voters, tree_members};
 /// Most entries the writer sends down in one commit message.
 const COMMIT_BATCH: usize = 512;
 
+/// How recent the writer's last word (a [`DataMessage::Position`], sent every 500 ms) must be for
+/// a node below it to vouch that the writer is reachable: three rounds, so one or two lost messages
+/// or a slow round do not flip an input node's readiness.
+pub const WRITER_HEARD_WITHIN: Duration = Duration::from_millis(1500);
+
 /// A gap this long between two housekeeping rounds (every 500 ms) means the process was stopped or
 /// starved.
 const STALL: Duration = Duration::from_millis(1500);
@@ -158,6 +163,15 @@ impl DataOptions {
             whole_at_start: true,
         }
     }
+}
+
+/// The writer's last word, as it reached this node through its parent.
+#[derive(Debug, Clone, Copy)]
+struct WriterHeard {
+    at: Instant,
+    /// The tree it came through: a word from another tree's writer says nothing about this one.
+    term: u64,
+    accepting: bool,
 }
 
 /// A request submitted by this node's own users.
@@ -329,6 +343,10 @@ pub struct DataPlane<T: Transport> {
     pending_path: (u64, Option<NodeId>),
     /// Newer data a node of this tree showed in a catch-up (until the tree changes).
     newer_seen: Option<(Term, Epoch)>,
+    /// The writer's last position message (below the root only).
+    writer_heard: Option<WriterHeard>,
+    /// `copy_confirmed` and `writer_accepting` as last published on `/status`.
+    published_service: Option<(bool, Option<bool>)>,
     commits: Option<broadcast::Receiver<LogEntry>>,
     peers: BTreeSet<NodeId>,
     /// Replicas with a lag series in the metrics.
@@ -396,6 +414,8 @@ impl<T: Transport> DataPlane<T> {
             summaries: HashMap::new(),
             sent_summary: None,
             newer_seen: None,
+            writer_heard: None,
+            published_service: None,
             promised: None,
             promising: None,
             pending_path: (0, None),
@@ -455,6 +475,8 @@ impl<T: Transport> DataPlane<T> {
                 },
                 _ = housekeeping.tick() => self.housekeeping().await,
             }
+            // After every event: what `/readyz` reads must not lag behind what just happened.
+            self.publish_service_state();
         }
         self.close_database().await;
         tracing::debug!("data plane stopped");
@@ -577,13 +599,27 @@ impl<T: Transport> DataPlane<T> {
                     self.serve_catch_up(origin, wanted, last_term);
                 }
             }
-            DataMessage::Position { epoch, .. } => {
-                if self.view.borrow().parent != Some(from) {
-                    return;
-                }
+            DataMessage::Position {
+                epoch, accepting, ..
+            } => {
+                let term = {
+                    let view = self.view.borrow();
+                    if view.parent != Some(from) {
+                        return;
+                    }
+                    view.term
+                };
                 // Every copy down the tree hears where the writer's log is.
                 self.send_bytes_to_children(&raw);
-                self.writer_at(epoch);
+                self.writer_heard = Some(WriterHeard {
+                    at: Instant::now(),
+                    term,
+                    accepting,
+                });
+                // Only an accepting writer answers catch-ups: asking one that is not is wasted.
+                if accepting {
+                    self.writer_at(epoch);
+                }
             }
             DataMessage::Claim { term } => {
                 if self.view.borrow().parent != Some(from) {

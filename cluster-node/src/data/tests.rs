@@ -216,6 +216,51 @@ async fn replica_reaches(node: &mut TestNode, epoch: Epoch) {
     .unwrap();
 }
 
+/// Waits until `node`'s `/status` shows `writer_accepting` as `expected` and its copy confirmed
+/// or not as `confirmed`.
+async fn hears_writer(node: &TestNode, expected: Option<bool>, confirmed: bool) {
+    let mut status = node.status.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|status| {
+            status.writer_accepting == expected && status.copy_confirmed == confirmed
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "writer_accepting never became {expected:?} with copy_confirmed {confirmed}: {:?}",
+            node.status.snapshot()
+        )
+    })
+    .unwrap();
+}
+
+#[tokio::test]
+async fn nodes_below_the_writer_hear_whether_it_accepts_writes_and_forget_it_when_cut_off() {
+    let tree = start(path_views()).await;
+    let (writer, input) = (&tree.nodes[&1], &tree.nodes[&3]);
+    hears_writer(writer, Some(true), true).await;
+    hears_writer(input, Some(true), true).await;
+
+    // Nothing comes through a cut link: after the staleness bound, no writer is reachable.
+    tree.network.cut(NodeId(2), NodeId(3));
+    let cut_at = tokio::time::Instant::now();
+    hears_writer(input, None, true).await;
+    assert!(
+        cut_at.elapsed() >= WRITER_HEARD_WITHIN - Duration::from_millis(500),
+        "forgotten after {:?}, before the bound",
+        cut_at.elapsed()
+    );
+    tree.network.restore(NodeId(2), NodeId(3));
+    hears_writer(input, Some(true), true).await;
+
+    // A writer that stops says so at once, down the whole tree; its copies stay confirmed.
+    writer.view.send_modify(|view| view.ready = false);
+    hears_writer(input, Some(false), true).await;
+    hears_writer(writer, Some(false), true).await;
+}
+
 #[tokio::test]
 async fn a_write_from_a_leaf_two_levels_below_the_writer_is_answered_once_a_copy_has_it() {
     let tree = start(path_views()).await;

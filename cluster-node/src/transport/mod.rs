@@ -12,11 +12,13 @@
 //!
 //! Over ZeroMQ every frame is sealed ([`seal`]): the identity a DEALER announces is only a claim, so
 //! the receiver believes the sender id that the cluster key authenticates, and drops ([`rejections`])
-//! anything that does not open, unread. The in-memory network carries payloads as they are.
+//! anything that does not open, unread, as well as the frames of a member that speaks another
+//! [`protocol`] version. The in-memory network carries payloads as they are.
 
 pub mod fault;
 pub mod incarnation;
 pub mod memory;
+pub mod protocol;
 pub mod queue;
 pub mod rejections;
 pub mod replay;

@@ -54,13 +54,14 @@ impl Rejections {
             })
             .inc();
         if let Some(suppressed) = self.should_log(peer, now) {
+            let line = line(self.plane, peer, reason, suppressed);
             let peer = peer.map_or_else(|| "an unknown identity".to_owned(), |id| id.to_string());
             tracing::warn!(
                 plane = self.plane.label(),
                 %peer,
                 reason = reason.label(),
                 suppressed,
-                "refused a frame from {peer}: {reason} ({suppressed} more refused from it since the last line)"
+                "{line}"
             );
         }
     }
@@ -97,9 +98,27 @@ impl Rejections {
     }
 }
 
+/// The log line about refusals from `peer`. A version mismatch says what to do about it: both ends
+/// write such a line, since each refuses the other's frames.
+fn line(plane: Plane, peer: Option<NodeId>, reason: Rejection, suppressed: u64) -> String {
+    let held_back = format!("{suppressed} more refused from it since the last line");
+    match (reason, peer) {
+        (Rejection::Version { theirs, ours }, Some(peer)) => format!(
+            "refused node {peer}: it speaks {plane} protocol {theirs}, this node speaks {ours}; \
+             upgrade one of them ({held_back})",
+            plane = plane.label()
+        ),
+        _ => {
+            let peer = peer.map_or_else(|| "an unknown identity".to_owned(), |id| id.to_string());
+            format!("refused a frame from {peer}: {reason} ({held_back})")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::protocol::ProtocolVersion;
 
     fn rejections() -> (Rejections, Family<FrameRejectedLabel, Counter>) {
         let counter = Family::default();
@@ -142,6 +161,35 @@ mod tests {
         assert_eq!(rejections.should_log(None, start), Some(0));
         assert_eq!(rejections.should_log(peer, start + LOG_INTERVAL), Some(5));
         assert_eq!(rejections.should_log(peer, start + LOG_INTERVAL), None);
+    }
+
+    #[test]
+    fn a_peer_of_another_protocol_version_gets_a_line_naming_both_versions() {
+        let reason = Rejection::Version {
+            theirs: ProtocolVersion(2),
+            ours: ProtocolVersion(1),
+        };
+        assert_eq!(
+            line(Plane::Control, Some(NodeId(3)), reason, 0),
+            "refused node 3: it speaks control protocol 2, this node speaks 1; upgrade one of them \
+             (0 more refused from it since the last line)"
+        );
+        assert_eq!(
+            line(Plane::Data, None, Rejection::Seal, 4),
+            "refused a frame from an unknown identity: the seal does not open (wrong key or \
+             altered) (4 more refused from it since the last line)"
+        );
+    }
+
+    #[test]
+    fn a_version_refusal_is_counted_under_its_own_reason() {
+        let (mut rejections, counter) = rejections();
+        let reason = Rejection::Version {
+            theirs: ProtocolVersion(2),
+            ours: ProtocolVersion(1),
+        };
+        rejections.record(Some(NodeId(3)), reason, Instant::now());
+        assert_eq!(count(&counter, "version"), 1);
     }
 
     #[test]

@@ -4,17 +4,18 @@
 //!
 //! ```text
 //!   offset  bytes  field                       (integers big-endian)
-//!        0      1  version = 1
-//!        1      8  sender id
-//!        9      8  receiver id
-//!       17      8  sender's incarnation
-//!       25      8  sender's counter
-//!       33      n  the plane's payload, encrypted
-//!     33+n     16  Poly1305 tag
+//!        0      1  layout = 2
+//!        1      2  the plane's protocol version (see [`super::protocol`])
+//!        3      8  sender id
+//!       11      8  receiver id
+//!       19      8  sender's incarnation
+//!       27      8  sender's counter
+//!       35      n  the plane's payload, encrypted
+//!     35+n     16  Poly1305 tag
 //! ```
 //!
 //! The AEAD is XChaCha20-Poly1305 with one key per plane, derived from the cluster key with
-//! HKDF-SHA256. The 33-byte header is the associated data, so every field of it is authenticated. The
+//! HKDF-SHA256. The 35-byte header is the associated data, so every field of it is authenticated. The
 //! 24-byte nonce is `sender ‖ incarnation ‖ counter`: every member seals under the same plane key, so
 //! the nonce must differ between senders as well as between frames of one sender, and this triple does
 //! by construction (ids are unique in a cluster, an incarnation never repeats for an id, see
@@ -22,11 +23,13 @@
 //! unlike a random nonce, and costs no bytes on the wire; plain ChaCha20-Poly1305's 12-byte nonce is
 //! too short to hold the triple.
 //!
-//! The receiver refuses, before decrypting anything: a frame too short or of another version
+//! The receiver refuses, before decrypting anything: a frame too short or of another layout
 //! (`malformed`); a sender other than the ZeroMQ identity the ROUTER saw, or a receiver other than
 //! itself (`identity`: this also refuses a frame reflected back to its sender); a counter already seen
 //! or an old incarnation ([`ReplayWindow`], `replay`). Then the tag must verify (`seal`). Only a frame
-//! that opened updates the replay window.
+//! that opened updates the replay window. Last, a frame of a protocol version this node does not
+//! speak is refused (`version`) unread: checked after the seal, so the versions it names are the
+//! ones a member really sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,13 +41,15 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use super::incarnation::Incarnation;
+use super::protocol::{ProtocolVersion, compatible};
 use super::replay::ReplayWindow;
 use crate::config::{ClusterKey, NodeId};
 
-/// The layout this module writes; any other first byte is refused.
-pub const VERSION: u8 = 1;
+/// The layout this module writes; any other first byte is refused. (1 was the same header without
+/// the protocol version.)
+pub const LAYOUT: u8 = 2;
 /// Bytes before the ciphertext.
-pub const HEADER_LEN: usize = 33;
+pub const HEADER_LEN: usize = 35;
 /// Bytes after it.
 pub const TAG_LEN: usize = 16;
 /// What sealing adds to a payload.
@@ -69,6 +74,8 @@ impl Plane {
         }
     }
 
+    /// Fixed whatever the protocol version: a node must open a peer's frame to name the version it
+    /// speaks (see `protocol`).
     fn key_info(self) -> &'static [u8] {
         match self {
             Plane::Control => b"control plane frames v1",
@@ -77,9 +84,12 @@ impl Plane {
     }
 }
 
-/// One plane's AEAD key. Its [`Debug`](std::fmt::Debug) never shows it.
+/// One plane's AEAD key, and the plane it is for. Its [`Debug`](std::fmt::Debug) never shows it.
 #[derive(Clone)]
-pub struct PlaneKey(XChaCha20Poly1305);
+pub struct PlaneKey {
+    aead: XChaCha20Poly1305,
+    plane: Plane,
+}
 
 impl PlaneKey {
     /// The key every member holding `cluster_key` derives for `plane`.
@@ -88,7 +98,10 @@ impl PlaneKey {
         Hkdf::<Sha256>::new(Some(KEY_SALT), cluster_key.as_bytes())
             .expand(plane.key_info(), &mut key)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        PlaneKey(XChaCha20Poly1305::new(&key))
+        PlaneKey {
+            aead: XChaCha20Poly1305::new(&key),
+            plane,
+        }
     }
 }
 
@@ -101,7 +114,7 @@ impl std::fmt::Debug for PlaneKey {
 /// Why a received frame was dropped unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Rejection {
-    #[error("not a sealed frame of this version")]
+    #[error("not a sealed frame of this layout")]
     Malformed,
     #[error("its sender or receiver is not who sent or received it")]
     Identity,
@@ -109,6 +122,12 @@ pub enum Rejection {
     Replay,
     #[error("the seal does not open (wrong key or altered)")]
     Seal,
+    /// A member that speaks another protocol on this plane: its payload is not read.
+    #[error("it speaks protocol {theirs}, this node speaks {ours}")]
+    Version {
+        theirs: ProtocolVersion,
+        ours: ProtocolVersion,
+    },
 }
 
 impl Rejection {
@@ -119,6 +138,7 @@ impl Rejection {
             Rejection::Identity => "identity",
             Rejection::Replay => "replay",
             Rejection::Seal => "seal",
+            Rejection::Version { .. } => "version",
         }
     }
 }
@@ -136,6 +156,7 @@ pub enum SealError {
 /// The authenticated header of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
+    protocol: ProtocolVersion,
     sender: NodeId,
     receiver: NodeId,
     incarnation: Incarnation,
@@ -145,16 +166,17 @@ struct Header {
 impl Header {
     fn encode(&self) -> [u8; HEADER_LEN] {
         let mut bytes = [0; HEADER_LEN];
-        bytes[0] = VERSION;
-        bytes[1..9].copy_from_slice(&self.sender.0.to_be_bytes());
-        bytes[9..17].copy_from_slice(&self.receiver.0.to_be_bytes());
-        bytes[17..25].copy_from_slice(&self.incarnation.0.to_be_bytes());
-        bytes[25..33].copy_from_slice(&self.counter.to_be_bytes());
+        bytes[0] = LAYOUT;
+        bytes[1..3].copy_from_slice(&self.protocol.0.to_be_bytes());
+        bytes[3..11].copy_from_slice(&self.sender.0.to_be_bytes());
+        bytes[11..19].copy_from_slice(&self.receiver.0.to_be_bytes());
+        bytes[19..27].copy_from_slice(&self.incarnation.0.to_be_bytes());
+        bytes[27..35].copy_from_slice(&self.counter.to_be_bytes());
         bytes
     }
 
     fn decode(bytes: &[u8; HEADER_LEN]) -> Option<Self> {
-        if bytes[0] != VERSION {
+        if bytes[0] != LAYOUT {
             return None;
         }
         let field = |at: usize| {
@@ -163,10 +185,11 @@ impl Header {
             u64::from_be_bytes(word)
         };
         Some(Header {
-            sender: NodeId(field(1)),
-            receiver: NodeId(field(9)),
-            incarnation: Incarnation(field(17)),
-            counter: field(25),
+            protocol: ProtocolVersion(u16::from_be_bytes([bytes[1], bytes[2]])),
+            sender: NodeId(field(3)),
+            receiver: NodeId(field(11)),
+            incarnation: Incarnation(field(19)),
+            counter: field(27),
         })
     }
 
@@ -185,17 +208,28 @@ pub struct Sealer {
     key: PlaneKey,
     me: NodeId,
     incarnation: Incarnation,
+    /// The version written into every frame: the key's plane's, unless a test says otherwise.
+    protocol: ProtocolVersion,
     next_counter: AtomicU64,
 }
 
 impl Sealer {
     pub fn new(key: PlaneKey, me: NodeId, incarnation: Incarnation) -> Self {
         Self {
+            protocol: key.plane.protocol(),
             key,
             me,
             incarnation,
             next_counter: AtomicU64::new(0),
         }
+    }
+
+    /// The same sealer writing `protocol` into its frames: lets tests play a node of another
+    /// version. A node always speaks its plane's [`Plane::protocol`].
+    #[doc(hidden)]
+    pub fn speaking(mut self, protocol: ProtocolVersion) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// The same sealer with `counter` as its next counter: lets the fuzz targets reach any point of a
@@ -214,6 +248,7 @@ impl Sealer {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
             .map_err(|_| SealError::CountersExhausted)?;
         let header = Header {
+            protocol: self.protocol,
             sender: self.me,
             receiver: to,
             incarnation: self.incarnation,
@@ -225,7 +260,7 @@ impl Sealer {
         let (associated, body) = frame.split_at_mut(HEADER_LEN);
         let tag = self
             .key
-            .0
+            .aead
             .encrypt_in_place_detached(&header.nonce(), associated, body)
             .map_err(|_| SealError::TooLarge)?;
         frame.extend_from_slice(&tag);
@@ -239,6 +274,8 @@ impl Sealer {
 pub struct Opener {
     key: PlaneKey,
     me: NodeId,
+    /// The version this node speaks on the plane.
+    protocol: ProtocolVersion,
     /// Only senders whose frames opened get an entry, so strangers cannot grow it.
     windows: HashMap<NodeId, ReplayWindow>,
 }
@@ -246,10 +283,19 @@ pub struct Opener {
 impl Opener {
     pub fn new(key: PlaneKey, me: NodeId) -> Self {
         Self {
+            protocol: key.plane.protocol(),
             key,
             me,
             windows: HashMap::new(),
         }
+    }
+
+    /// The same opener speaking `protocol`: lets tests play a node of another version. A node
+    /// always speaks its plane's [`Plane::protocol`].
+    #[doc(hidden)]
+    pub fn speaking(mut self, protocol: ProtocolVersion) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// The payload of `frame`, received from the peer whose ZeroMQ identity is `from`.
@@ -270,7 +316,7 @@ impl Opener {
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
         let mut payload = BytesMut::from(ciphertext);
         self.key
-            .0
+            .aead
             .decrypt_in_place_detached(&header.nonce(), head, &mut payload, Tag::from_slice(tag))
             .map_err(|_| Rejection::Seal)?;
         match self.windows.get_mut(&header.sender) {
@@ -281,6 +327,12 @@ impl Opener {
                     ReplayWindow::first(header.incarnation, header.counter),
                 );
             }
+        }
+        if !compatible(self.protocol, header.protocol) {
+            return Err(Rejection::Version {
+                theirs: header.protocol,
+                ours: self.protocol,
+            });
         }
         Ok(payload.freeze())
     }
@@ -326,7 +378,8 @@ mod tests {
         let sealer = sealer(A, FIRST);
         sealer.seal(B, PAYLOAD).unwrap();
         let frame = sealer.seal(B, PAYLOAD).unwrap();
-        let mut expected = vec![VERSION];
+        let mut expected = vec![LAYOUT];
+        expected.extend_from_slice(&Plane::Data.protocol().0.to_be_bytes());
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&2u64.to_be_bytes());
         expected.extend_from_slice(&FIRST.0.to_be_bytes());
@@ -343,8 +396,11 @@ mod tests {
             altered[index] ^= 0x01;
             let expected = match index {
                 0 => Rejection::Malformed,
+                // The version is authenticated: an altered one does not open, rather than being
+                // believed.
+                1..=2 => Rejection::Seal,
                 // Any change to the sender or receiver names a node other than the two involved.
-                1..=16 => Rejection::Identity,
+                3..=18 => Rejection::Identity,
                 _ => Rejection::Seal,
             };
             assert_eq!(
@@ -360,11 +416,11 @@ mod tests {
         // A member's frame to C, re-addressed to B by editing the header and sent with A's identity:
         // the identity checks pass, the seal does not.
         let mut readdressed = sealer(A, FIRST).seal(C, PAYLOAD).unwrap().to_vec();
-        readdressed[9..17].copy_from_slice(&B.0.to_be_bytes());
+        readdressed[11..19].copy_from_slice(&B.0.to_be_bytes());
         assert_eq!(opener(B).open(A, &readdressed), Err(Rejection::Seal));
         // The same frame claiming C as its sender, sent with C's identity.
         let mut resent = sealer(A, FIRST).seal(B, PAYLOAD).unwrap().to_vec();
-        resent[1..9].copy_from_slice(&C.0.to_be_bytes());
+        resent[3..11].copy_from_slice(&C.0.to_be_bytes());
         assert_eq!(opener(B).open(C, &resent), Err(Rejection::Seal));
     }
 
@@ -394,6 +450,46 @@ mod tests {
     fn a_sender_other_than_the_zeromq_identity_is_refused() {
         let frame = sealer(A, FIRST).seal(B, PAYLOAD).unwrap();
         assert_eq!(opener(B).open(C, &frame), Err(Rejection::Identity));
+    }
+
+    #[test]
+    fn a_member_speaking_another_protocol_is_refused_naming_both_versions() {
+        let ours = Plane::Data.protocol();
+        let newer = ProtocolVersion(ours.0 + 1);
+        let frame = sealer(A, FIRST).speaking(newer).seal(B, PAYLOAD).unwrap();
+        let mut b = opener(B);
+        assert_eq!(
+            b.open(A, &frame),
+            Err(Rejection::Version {
+                theirs: newer,
+                ours
+            })
+        );
+        // The other way round: a node of the newer version refuses this one's frames too.
+        let mut newer_b = opener(B).speaking(newer);
+        let frame = sealer(A, FIRST).seal(B, PAYLOAD).unwrap();
+        assert_eq!(
+            newer_b.open(A, &frame),
+            Err(Rejection::Version {
+                theirs: ours,
+                ours: newer
+            })
+        );
+        // Once both speak the same version again (a restart: a new incarnation), frames open.
+        let upgraded = sealer(A, Incarnation(FIRST.0 + 1)).speaking(newer);
+        assert_eq!(
+            newer_b
+                .open(A, &upgraded.seal(B, PAYLOAD).unwrap())
+                .unwrap(),
+            PAYLOAD
+        );
+    }
+
+    #[test]
+    fn a_frame_of_the_previous_layout_is_malformed() {
+        let mut frame = sealer(A, FIRST).seal(B, PAYLOAD).unwrap().to_vec();
+        frame[0] = 1;
+        assert_eq!(opener(B).open(A, &frame), Err(Rejection::Malformed));
     }
 
     #[test]

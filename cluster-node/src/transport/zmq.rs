@@ -37,6 +37,7 @@ use zeromq::{
 
 use super::fault::FaultSwitch;
 use super::incarnation::Incarnation;
+use super::protocol::ProtocolVersion;
 use super::queue::DropOldestQueue;
 use super::rejections::Rejections;
 use super::seal::{Opener, Plane, PlaneKey, Rejection, Sealer};
@@ -75,6 +76,8 @@ pub struct Sealing {
     pub key: PlaneKey,
     /// This process's incarnation, the same on both planes.
     pub incarnation: Incarnation,
+    /// The protocol version this node speaks on the plane: `plane.protocol()` (tests play others).
+    pub protocol: ProtocolVersion,
     /// `chat_node_frames_rejected_total`, shared with `/metrics`.
     pub rejected: Family<FrameRejectedLabel, Counter>,
 }
@@ -129,7 +132,7 @@ impl ZmqTransport {
         let (inbox, inbound) = mpsc::channel(INBOX);
         tasks.spawn(read_router(
             router,
-            Opener::new(sealing.key.clone(), me),
+            Opener::new(sealing.key.clone(), me).speaking(sealing.protocol),
             Rejections::new(sealing.plane, sealing.rejected),
             inbox,
             stats.clone(),
@@ -140,7 +143,9 @@ impl ZmqTransport {
             me,
             local_addr,
             links: Mutex::new(HashMap::new()),
-            sealer: Arc::new(Sealer::new(sealing.key, me, sealing.incarnation)),
+            sealer: Arc::new(
+                Sealer::new(sealing.key, me, sealing.incarnation).speaking(sealing.protocol),
+            ),
             stats,
             faults,
             shutdown,
@@ -402,6 +407,15 @@ mod tests {
         }
 
         async fn bind_with_key(raw: u64, addr: SocketAddr, key: &str) -> Self {
+            Self::bind_speaking(raw, addr, key, Plane::Control.protocol()).await
+        }
+
+        async fn bind_speaking(
+            raw: u64,
+            addr: SocketAddr,
+            key: &str,
+            protocol: ProtocolVersion,
+        ) -> Self {
             let faults = Arc::new(FaultSwitch::default());
             let shutdown = CancellationToken::new();
             let tasks = TaskTracker::new();
@@ -413,6 +427,7 @@ mod tests {
                     Plane::Control,
                 ),
                 incarnation: Incarnation(1),
+                protocol,
                 rejected: rejected.clone(),
             };
             let (transport, inbound) = ZmqTransport::bind(
@@ -607,6 +622,31 @@ mod tests {
         assert_eq!(TransportStats::get(&a.transport.stats().received), 0);
         a.stop().await;
         stranger.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_member_of_another_protocol_version_is_refused_both_ways_and_counted() {
+        let mut a = TestNode::bind(1, loopback()).await;
+        let newer = ProtocolVersion(Plane::Control.protocol().0 + 1);
+        let mut b = TestNode::bind_speaking(2, loopback(), CLUSTER_KEY, newer).await;
+        a.transport.set_peer(id(2), b.transport.local_addr());
+        b.transport.set_peer(id(1), a.transport.local_addr());
+        eventually("each refuses the other's frames", || {
+            let _ = a.transport.send(id(2), Bytes::from_static(b"from a"));
+            let _ = b.transport.send(id(1), Bytes::from_static(b"from b"));
+            a.rejected("version") >= 3 && b.rejected("version") >= 3
+        })
+        .await;
+        assert!(
+            a.inbound.try_recv().is_err(),
+            "b's traffic reached a's plane"
+        );
+        assert!(
+            b.inbound.try_recv().is_err(),
+            "a's traffic reached b's plane"
+        );
+        a.stop().await;
+        b.stop().await;
     }
 
     #[tokio::test]
