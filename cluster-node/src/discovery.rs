@@ -232,8 +232,10 @@ pub async fn follow_registered(
         match list_registered(&config).await {
             Ok(listing) => {
                 let n = listing.addresses.len();
-                count.send_if_modified(|current| std::mem::replace(current, n) != n);
+                // The listing first: a count that changed makes the control plane read it (a node
+                // removed for good is dropped from the overlay once the listing no longer has it).
                 directory.replace(listing);
+                count.send_if_modified(|current| std::mem::replace(current, n) != n);
             }
             Err(error) => {
                 if let Some(count) = failures.record(Instant::now()) {

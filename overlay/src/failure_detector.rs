@@ -34,6 +34,11 @@ impl FailureDetector {
         self.peers.entry(peer).or_default();
     }
 
+    /// Stops watching `peer` (no more heartbeats to it).
+    pub fn remove(&mut self, peer: NodeId) {
+        self.peers.remove(&peer);
+    }
+
     /// Any message from `peer`. Returns true if it was not alive before.
     pub fn on_received(&mut self, now: Millis, peer: NodeId) -> bool {
         let Some(liveness) = self.peers.get_mut(&peer) else {

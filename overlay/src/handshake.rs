@@ -142,6 +142,11 @@ impl Handshake {
         true
     }
 
+    /// Forgets a neighbour for good; false if it was not configured.
+    pub fn remove(&mut self, peer: NodeId) -> bool {
+        self.links.remove(&peer).is_some()
+    }
+
     pub fn knows(&self, peer: NodeId) -> bool {
         self.links.contains_key(&peer)
     }

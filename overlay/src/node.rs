@@ -247,6 +247,23 @@ impl Overlay {
         out
     }
 
+    /// Forgets a neighbour the bootstrap no longer lists (an operator removed it for good): no more
+    /// JOINs or heartbeats go to it. Only a neighbour that is not alive is dropped: its death has
+    /// already gone through the tree (a live one still carries tree traffic, and goes once it stops
+    /// and is asked about again). True when it was dropped.
+    pub fn remove_neighbour(&mut self, neighbour: NodeId) -> bool {
+        if self.detector.is_alive(neighbour) || self.live.contains(&neighbour) {
+            return false;
+        }
+        if !self.handshake.remove(neighbour) {
+            return false;
+        }
+        self.detector.remove(neighbour);
+        self.unknown_reported.remove(&neighbour);
+        self.newest_stamp.remove(&neighbour);
+        true
+    }
+
     /// Decodes bytes from the network and handles them; undecodable bytes change nothing.
     pub fn on_bytes(
         &mut self,

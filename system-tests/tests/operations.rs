@@ -459,6 +459,24 @@ async fn a_killed_voter_is_removed_at_once_and_writes_keep_a_full_voter_set() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The former neighbours drop it from their overlay (no more heartbeats to its address).
+    let rest: Vec<u64> = ids.iter().copied().filter(|&id| id != victim).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let graph = cluster.neighbour_graph(&rest).await;
+        if graph
+            .values()
+            .all(|neighbours| !neighbours.contains(&victim))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {victim} still a neighbour: {graph:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Writes go on with the new voters, and asking again is harmless.
     let url = any_input(
         &cluster,

@@ -217,6 +217,7 @@ impl<T: Transport> ControlPlane<T> {
                 Ok(()) = self.registered.changed() => {
                     let registered = *self.registered.borrow_and_update();
                     self.overlay.set_repair_target(repair_target(self.degree, registered));
+                    self.forget_removed();
                 }
                 Some(()) = self.election_requests.recv() => {
                     tracing::warn!(target: HEADLINE, "a node of this tree holds newer data; calling an election so it can lead");
@@ -399,6 +400,28 @@ impl<T: Transport> ControlPlane<T> {
             self.refresh.unknown.clear();
         }
         self.refresh.wanted = !self.refresh.unknown.is_empty();
+    }
+
+    /// Drops from the overlay the dead neighbours the bootstrap's listing no longer has (an operator
+    /// removed them for good), so nothing more is sent to their addresses.
+    fn forget_removed(&mut self) {
+        if self.directory.lists().is_empty() {
+            return; // no listing yet: nothing is known to be gone
+        }
+        let gone: Vec<crate::config::NodeId> = self
+            .overlay
+            .neighbours()
+            .iter()
+            .map(|neighbour| neighbour.id)
+            .filter(|id| self.directory.neighbour(*id).is_none())
+            .collect();
+        for id in gone {
+            if self.overlay.remove_neighbour(id) {
+                self.transport.remove_peer(id);
+                tracing::info!(target: HEADLINE, neighbour = %id, "dropped a neighbour removed from the cluster");
+            }
+        }
+        self.publish();
     }
 
     fn count_repaired(&self, source: &'static str, edges: usize) {

@@ -441,3 +441,33 @@ fn a_restarted_node_hearing_heartbeats_from_a_stranger_rejoins_and_is_adopted_wi
             .any(|(_, e)| matches!(e, Event::ElectionStarted { .. }))
     );
 }
+
+#[test]
+fn a_removed_neighbour_that_died_gets_no_more_joins_or_heartbeats_and_a_live_one_stays() {
+    let mut net = Net::new(vec![node(1, &[2, 3]), node(2, &[1]), node(3, &[1])]);
+    net.run(0, 2_000, 50);
+    assert!(net.nodes[&id(1)].live_neighbours().contains(&id(3)));
+    // A live neighbour is not dropped: it still carries the tree's traffic.
+    assert!(!net.nodes.get_mut(&id(1)).unwrap().remove_neighbour(id(3)));
+    // Node 3 dies; once node 1 has noticed, the removal drops it.
+    net.nodes.remove(&id(3));
+    net.run(2_050, 8_000, 50);
+    let one = net.nodes.get_mut(&id(1)).unwrap();
+    assert!(!one.live_neighbours().contains(&id(3)));
+    assert!(one.remove_neighbour(id(3)));
+    assert!(!one.remove_neighbour(id(3)), "only once");
+    assert_eq!(
+        one.neighbours().iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![id(2)]
+    );
+    let later = one.on_tick(Millis(8_050));
+    let later_more = one.on_tick(Millis(20_000));
+    assert!(
+        later
+            .messages
+            .iter()
+            .chain(later_more.messages.iter())
+            .all(|(to, _)| *to != id(3)),
+        "nothing more goes to the removed node"
+    );
+}
