@@ -183,6 +183,11 @@ impl Directory {
         self.read().addresses.get(&id).cloned()
     }
 
+    /// Whether a listing arrived yet (before one, no node is known to be gone).
+    pub fn is_listed(&self) -> bool {
+        !self.read().addresses.is_empty()
+    }
+
     /// Every listed node's neighbour ids.
     pub fn lists(&self) -> BTreeMap<NodeId, BTreeSet<NodeId>> {
         self.read().lists.clone()

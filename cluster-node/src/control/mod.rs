@@ -60,6 +60,8 @@ pub struct ControlPlane<T: Transport> {
     view: watch::Sender<ControlView>,
     metrics: Arc<Metrics>,
     refresh: Refresh,
+    /// Ticks since the neighbours were last compared with the bootstrap's listing.
+    ticks_since_listing_check: u32,
     transport_seen: TransportSeen,
     addresses: AddressBook,
     /// The `(term, epoch)` of this node's data, from the data plane: what it runs for election with.
@@ -93,6 +95,10 @@ pub struct ControlInputs {
     /// Neighbours the bootstrap linked on a lease renewal to join a split.
     pub merged: mpsc::Receiver<Vec<Neighbour>>,
 }
+
+/// How often (in control ticks, 50–100 ms each) the neighbours are compared with the bootstrap's
+/// listing, besides whenever the registered count changes.
+const LISTING_CHECK_TICKS: u32 = 20;
 
 impl<T: Transport> ControlPlane<T> {
     /// A control plane for `config.id` with the neighbours the bootstrap answered.
@@ -155,6 +161,7 @@ impl<T: Transport> ControlPlane<T> {
             view,
             metrics,
             refresh: Refresh::default(),
+            ticks_since_listing_check: 0,
             transport_seen: TransportSeen::default(),
             addresses,
             data_position,
@@ -237,6 +244,13 @@ impl<T: Transport> ControlPlane<T> {
                 _ = ticker.tick() => {
                     let output = self.overlay.on_tick(self.now());
                     self.apply(output);
+                    // Also on a slow beat, not only when the count changes: a repair answered just
+                    // before a removal can bring the removed node back, and a node still alive
+                    // when its removal was listed goes once it is dead.
+                    self.ticks_since_listing_check += 1;
+                    if self.ticks_since_listing_check >= LISTING_CHECK_TICKS {
+                        self.forget_removed();
+                    }
                 }
             }
             if self.refresh.wanted && self.refresh.may_start() {
@@ -403,9 +417,11 @@ impl<T: Transport> ControlPlane<T> {
     }
 
     /// Drops from the overlay the dead neighbours the bootstrap's listing no longer has (an operator
-    /// removed them for good), so nothing more is sent to their addresses.
+    /// removed them for good), so nothing more is sent to their addresses. One still alive here (its
+    /// death not yet noticed, or removed by force while running) is dropped on a later check.
     fn forget_removed(&mut self) {
-        if self.directory.lists().is_empty() {
+        self.ticks_since_listing_check = 0;
+        if !self.directory.is_listed() {
             return; // no listing yet: nothing is known to be gone
         }
         let gone: Vec<crate::config::NodeId> = self
@@ -415,13 +431,17 @@ impl<T: Transport> ControlPlane<T> {
             .map(|neighbour| neighbour.id)
             .filter(|id| self.directory.neighbour(*id).is_none())
             .collect();
+        let mut dropped = false;
         for id in gone {
             if self.overlay.remove_neighbour(id) {
                 self.transport.remove_peer(id);
+                dropped = true;
                 tracing::info!(target: HEADLINE, neighbour = %id, "dropped a neighbour removed from the cluster");
             }
         }
-        self.publish();
+        if dropped {
+            self.publish();
+        }
     }
 
     fn count_repaired(&self, source: &'static str, edges: usize) {
