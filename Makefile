@@ -35,7 +35,8 @@ kill-node:
 start-node:
 	$(CLUSTER) start-node $(ID)
 
-## up [N=4]: build, write N configs if none exist, start everything, wait for every node, print the URLs
+## up [N=4] [NAMESERVERS=1]: build, write N configs if none exist (with NAMESERVERS nameservers), start
+##   everything, wait for every node, print the URLs
 up: build
 	$(CLUSTER) up $(N)
 

@@ -15,7 +15,9 @@
 # Environment: HOST (default 127.0.0.1), BOOTSTRAP (default 127.0.0.1:45999),
 #              NAMESERVER (default 127.0.0.1:45998), NAMESERVER_HTTP (default http://127.0.0.1:9999),
 #              REPLICATION_FACTOR (default 3: voters the writer keeps, 1–7; DESIGN §4),
-#              TLS=1 (HTTPS: see below; NAMESERVER_HTTP then defaults to https://127.0.0.1:9999).
+#              TLS=1 (HTTPS: see below; NAMESERVER_HTTP then defaults to https://127.0.0.1:9999),
+#              NAMESERVERS=k (default 1): k nameservers on loopback, gRPC 45998, 45997, … and HTTP 9999,
+#              9998, …; every node registers with each (scripts/cluster.sh runs them all).
 # Existing data and logs are kept; configs of nodes above N are removed so `make run-nodes` starts N.
 #
 # Every config gets the same `cluster_key`, the secret that seals the frames nodes exchange (a node
@@ -57,6 +59,24 @@ if [[ $tls == 1 ]]; then
     nameserver_http=${NAMESERVER_HTTP:-https://127.0.0.1:9999}
 else
     nameserver_http=${NAMESERVER_HTTP:-http://127.0.0.1:9999}
+fi
+nameservers=${NAMESERVERS:-1}
+if [[ ! $nameservers =~ ^[1-9]$ ]]; then
+    echo "$0: NAMESERVERS must be 1 to 9, not '$nameservers'" >&2
+    exit 2
+fi
+# One value, or a TOML list when there are several nameservers (loopback, consecutive ports down).
+nameserver_line="\"$nameserver\""
+nameserver_http_line="\"$nameserver_http\""
+if (( nameservers > 1 )); then
+    scheme=${nameserver_http%%://*}
+    grpc_list= http_list=
+    for ((k = 0; k < nameservers; k++)); do
+        grpc_list+="${grpc_list:+, }\"127.0.0.1:$((45998 - k))\""
+        http_list+="${http_list:+, }\"$scheme://127.0.0.1:$((9999 - k))\""
+    done
+    nameserver_line="[$grpc_list]"
+    nameserver_http_line="[$http_list]"
 fi
 replication_factor=${REPLICATION_FACTOR:-3}
 if [[ ! $replication_factor =~ ^[1-7]$ ]]; then
@@ -124,8 +144,8 @@ data_port = $((63000 + i))
 http_port = $((8000 + i))
 admin_port = $((9000 + i))
 bootstrap = "$bootstrap"
-nameserver = "$nameserver"
-nameserver_http = "$nameserver_http"
+nameserver = $nameserver_line
+nameserver_http = $nameserver_http_line
 data_dir = "data"
 log_dir = "logs"
 cluster_key = "$cluster_key"
@@ -146,6 +166,7 @@ for cfg in "$dir"/NODE_*/.cfg; do
     fi
 done
 
+echo "$nameservers" > "$dir/.nameservers"
 echo "wrote $n node config(s) in $dir: NODE_1 … NODE_$n"
 if [[ $tls == 1 ]]; then
     echo "HTTPS: the nodes and the nameserver use certificates of the CA in $tls_dir/ca.pem; trust it in your browser (or pass it to curl --cacert)"

@@ -9,7 +9,8 @@
 #
 # Pid files live in .pids/ (NAME.pid); the services log to .logs/, each node to NODE_<id>/logs/.
 # Environment: BIN (default target/release), BOOTSTRAP_ADDR (127.0.0.1:45999),
-# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), WAIT_SECONDS (30), DEGREE (3: the
+# NAMESERVER_GRPC (127.0.0.1:45998), NAMESERVER_HTTP (127.0.0.1:9999), NAMESERVERS (how many nameservers;
+# default: what init.sh wrote), WAIT_SECONDS (30), DEGREE (3: the
 # bootstrap's k, neighbours per new node and live neighbours repair keeps),
 # CLUSTER_KEY_FILE (.cluster_key, written by init.sh: the bootstrap and the nameserver accept only
 # registrations that prove this key, which every node's config holds), TLS_DIR (.tls: when
@@ -44,6 +45,19 @@ live_pid() {
 need_binary() {
     [[ -x $BIN/$1 ]] || die "$BIN/$1 is missing: run 'make build' first"
 }
+
+# How many nameservers to run: NAMESERVERS, else what init.sh wrote (.nameservers), else 1. The first
+# listens on NAMESERVER_GRPC and NAMESERVER_HTTP, the k-th (k ≥ 2) on 127.0.0.1:45998−(k−1) and
+# 127.0.0.1:9999−(k−1), as init.sh writes them into the configs.
+nameserver_count() {
+    local count=${NAMESERVERS:-}
+    [[ -n $count ]] || count=$(cat .nameservers 2>/dev/null || echo 1)
+    [[ $count =~ ^[1-9]$ ]] || die "NAMESERVERS must be 1 to 9, not '$count'"
+    echo "$count"
+}
+nameserver_name() { if (($1 == 1)); then echo nameserver; else echo "nameserver$1"; fi; }
+nameserver_http() { if (($1 == 1)); then echo "$NAMESERVER_HTTP"; else echo "127.0.0.1:$((9999 - $1 + 1))"; fi; }
+nameserver_grpc() { if (($1 == 1)); then echo "$NAMESERVER_GRPC"; else echo "127.0.0.1:$((45998 - $1 + 1))"; fi; }
 
 # Whether the nameserver serves HTTPS: TLS=1 ./init.sh wrote it a certificate.
 nameserver_tls() { [[ -f $TLS_DIR/nameserver/cert.pem && -f $TLS_DIR/nameserver/key.pem ]]; }
@@ -200,8 +214,11 @@ case $command in
         if nameserver_tls; then
             tls_flags=(--tls-cert "$TLS_DIR/nameserver/cert.pem" --tls-key "$TLS_DIR/nameserver/key.pem")
         fi
-        start nameserver "$LOGS/nameserver.log" "$BIN/nameserver" --grpc "$NAMESERVER_GRPC" --http "$NAMESERVER_HTTP" \
-            --bootstrap "$BOOTSTRAP_ADDR" --cluster-key-file "$CLUSTER_KEY_FILE" "${tls_flags[@]}"
+        for ((k = 1; k <= $(nameserver_count); k++)); do
+            start "$(nameserver_name "$k")" "$LOGS/$(nameserver_name "$k").log" "$BIN/nameserver" \
+                --grpc "$(nameserver_grpc "$k")" --http "$(nameserver_http "$k")" \
+                --bootstrap "$BOOTSTRAP_ADDR" --cluster-key-file "$CLUSTER_KEY_FILE" "${tls_flags[@]}"
+        done
         ;;
     run-nodes)
         ids=$(node_ids)
@@ -282,6 +299,9 @@ case $command in
         wait_ready
         echo
         echo "The chat is at $(scheme)://$NAMESERVER_HTTP/"
+        for ((k = 2; k <= $(nameserver_count); k++)); do
+            echo "  (and through nameserver $k at $(scheme)://$(nameserver_http "$k")/)"
+        done
         echo "The live cluster view is at $(scheme)://$NAMESERVER_HTTP/cluster"
         if [[ $(scheme) == https ]]; then
             echo "(HTTPS with certificates of the local CA $TLS_DIR/ca.pem: trust it in your browser, or curl --cacert $TLS_DIR/ca.pem)"
@@ -289,7 +309,11 @@ case $command in
         ;;
     down)
         "$0" stop-nodes
-        stop nameserver TERM
+        for file in "$PIDS"/nameserver*.pid; do
+            [[ -e $file ]] || continue
+            name=${file##*/}
+            stop "${name%.pid}" TERM
+        done
         stop bootstrap TERM
         ;;
     *)

@@ -152,13 +152,15 @@ pub struct Config {
     pub http_port: u16,
     pub admin_port: u16,
     pub bootstrap: ServiceAddr,
-    pub nameserver: ServiceAddr,
+    /// Every nameserver this node registers with as an input node (one lease each), in order.
+    pub nameservers: Vec<ServiceAddr>,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
     /// Enables the admin fault switch (`POST /fault`), for partition tests. Off unless asked for.
     pub allow_faults: bool,
-    /// The nameserver's HTTP address, where a page goes back to when its input node stops answering.
-    pub nameserver_http: Option<String>,
+    /// The nameservers' HTTP addresses, where a page goes back to when its input node stops answering
+    /// (the first that is up); empty for none.
+    pub nameserver_http: Vec<String>,
     /// Seals the planes' frames and signs session cookies; the same on every node of the cluster.
     pub cluster_key: ClusterKey,
     /// How many voters the writer keeps (DESIGN §4): 1 to 7, default 3.
@@ -197,6 +199,31 @@ impl TlsFiles {
         &self,
     ) -> Result<std::sync::Arc<cluster_tls::ServerConfig>, cluster_tls::TlsFileError> {
         cluster_tls::server_config(&self.cert, &self.key)
+    }
+}
+
+/// `"a"` or `["a", "b"]` in the file: one nameserver, or several for reliability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn of(mut values: Vec<String>) -> Self {
+        if values.len() == 1 {
+            OneOrMany::One(values.remove(0))
+        } else {
+            OneOrMany::Many(values)
+        }
+    }
+
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
     }
 }
 
@@ -244,13 +271,13 @@ pub struct RawConfig {
     pub http_port: u32,
     pub admin_port: u32,
     pub bootstrap: String,
-    pub nameserver: String,
+    pub nameserver: OneOrMany,
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_faults: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nameserver_http: Option<String>,
+    pub nameserver_http: Option<OneOrMany>,
     /// Required; an `Option` here only so that its absence is reported like every other field's
     /// problem, with the field named, rather than as a generic parse error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,11 +339,12 @@ impl Config {
             http_port: self.http_port.into(),
             admin_port: self.admin_port.into(),
             bootstrap: self.bootstrap.to_string(),
-            nameserver: self.nameserver.to_string(),
+            nameserver: OneOrMany::of(self.nameservers.iter().map(ToString::to_string).collect()),
             data_dir: self.data_dir.clone(),
             log_dir: self.log_dir.clone(),
             allow_faults: self.allow_faults,
-            nameserver_http: self.nameserver_http.clone(),
+            nameserver_http: (!self.nameserver_http.is_empty())
+                .then(|| OneOrMany::of(self.nameserver_http.clone())),
             cluster_key: Some(self.cluster_key.0.clone()),
             replication_factor: Some(self.replication_factor.get() as u64),
             voter_grace_ms: Some(self.voter_grace.as_millis() as u64),
@@ -372,23 +400,30 @@ impl RawConfig {
             .bootstrap
             .parse()
             .map_err(|reason| invalid("bootstrap", reason))?;
-        let nameserver = self
+        let nameservers = self
             .nameserver
-            .parse()
+            .into_vec()
+            .iter()
+            .map(|text| text.parse())
+            .collect::<Result<Vec<ServiceAddr>, String>>()
             .map_err(|reason| invalid("nameserver", reason))?;
-
-        let nameserver_http = match self.nameserver_http {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                Some(url.trim_end_matches('/').to_owned())
-            }
-            Some(url) => {
+        if nameservers.is_empty() {
+            return Err(invalid("nameserver", "names no nameserver".into()));
+        }
+        let mut nameserver_http = Vec::new();
+        for url in self
+            .nameserver_http
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
                     "nameserver_http",
                     format!("{url:?} is not an http:// or https:// URL"),
                 ));
             }
-            None => None,
-        };
+            nameserver_http.push(url.trim_end_matches('/').to_owned());
+        }
         let cluster_key = self
             .cluster_key
             .ok_or_else(|| {
@@ -449,7 +484,7 @@ impl RawConfig {
             http_port,
             admin_port,
             bootstrap,
-            nameserver,
+            nameservers,
             data_dir,
             log_dir,
             allow_faults: self.allow_faults,
@@ -617,7 +652,8 @@ cluster_key = "0123456789abcdef0123456789abcdef"
         let config = parse(VALID).unwrap();
         assert_eq!(config.id, NodeId(3));
         assert_eq!(config.control_port, 46003);
-        assert_eq!(config.nameserver.host(), "localhost");
+        assert_eq!(config.nameservers.len(), 1);
+        assert_eq!(config.nameservers[0].host(), "localhost");
         assert_eq!(config.data_dir, Path::new("NODE_3/data"));
         assert_eq!(config.log_dir, Path::new("/var/log/node3"));
         assert!(
@@ -632,7 +668,11 @@ cluster_key = "0123456789abcdef0123456789abcdef"
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
         config.allow_faults = true;
-        config.nameserver_http = Some("http://127.0.0.1:9999".into());
+        config.nameserver_http = vec!["http://127.0.0.1:9999".into()];
+        let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
+        assert_eq!(config, again);
+        config.nameservers.push("127.0.0.1:45997".parse().unwrap());
+        config.nameserver_http.push("http://127.0.0.1:9998".into());
         config.cluster_key = ClusterKey::parse("k".repeat(64)).unwrap();
         let again = Config::parse(&config.to_toml(), Path::new("x"), Path::new("")).unwrap();
         assert_eq!(config, again);
@@ -700,9 +740,34 @@ cluster_key = "0123456789abcdef0123456789abcdef"
         assert_eq!(field_of(&text), "nameserver_http");
         let text = format!("{VALID}\nnameserver_http = \"http://127.0.0.1:9999/\"\n");
         assert_eq!(
-            parse(&text).unwrap().nameserver_http.as_deref(),
-            Some("http://127.0.0.1:9999")
+            parse(&text).unwrap().nameserver_http,
+            vec!["http://127.0.0.1:9999".to_owned()]
         );
+    }
+
+    #[test]
+    fn several_nameservers_are_a_list_in_order_and_each_is_checked() {
+        let text = VALID.replace(
+            "nameserver = \"localhost:45998\"",
+            "nameserver = [\"127.0.0.1:45998\", \"127.0.0.1:45997\"]\nnameserver_http = [\"http://127.0.0.1:9999\", \"https://127.0.0.1:9998/\"]",
+        );
+        let config = parse(&text).unwrap();
+        let ports: Vec<u16> = config.nameservers.iter().map(|n| n.port()).collect();
+        assert_eq!(ports, vec![45998, 45997]);
+        assert_eq!(
+            config.nameserver_http,
+            vec![
+                "http://127.0.0.1:9999".to_owned(),
+                "https://127.0.0.1:9998".to_owned()
+            ]
+        );
+        let bad = VALID.replace(
+            "nameserver = \"localhost:45998\"",
+            "nameserver = [\"127.0.0.1:45998\", \"nope\"]",
+        );
+        assert_eq!(field_of(&bad), "nameserver");
+        let none = VALID.replace("nameserver = \"localhost:45998\"", "nameserver = []");
+        assert_eq!(field_of(&none), "nameserver");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::data::DataHandle;
 use crate::lease;
 use crate::logging::HEADLINE;
 use crate::status::StatusBoard;
-use crate::web::{self, SessionKey, WebOptions, WebState};
+use crate::web::{self, NameserverLink, SessionKey, WebOptions, WebState};
 
 /// A running HTTP server and its lease.
 struct Serving {
@@ -48,12 +48,25 @@ pub async fn supervise(
     mut view: watch::Receiver<ControlView>,
     data: DataHandle,
     status: StatusBoard,
-    nameserver_http: Option<String>,
+    nameserver_http: Vec<String>,
     shutdown: CancellationToken,
 ) {
     let (serving_tx, serving_rx) = watch::channel(false);
+    // Lease `i` is held with nameserver `i`; its HTTP address is `nameserver_http[i]` (same order).
+    let nameservers: Vec<NameserverLink> = nameserver_http
+        .into_iter()
+        .map(NameserverLink::new)
+        .collect();
+    let reachable: Vec<_> = (0..config.nameservers.len())
+        .map(|i| {
+            nameservers
+                .get(i)
+                .map(|link| link.reachable.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let options = WebOptions {
-        nameserver_url: nameserver_http,
+        nameservers,
         session_key: session_key(&config),
         secure_cookies: config.tls.is_some(),
         ..WebOptions::default()
@@ -88,13 +101,19 @@ pub async fn supervise(
                         state.clone(),
                         stop.clone().cancelled_owned(),
                     ));
-                    let lease = tokio::spawn(lease::hold(
-                        config.nameserver.clone(),
-                        config.id,
-                        url.clone(),
-                        proof_key.clone(),
-                        stop.clone(),
-                    ));
+                    let mut leases = tokio::task::JoinSet::new();
+                    for (nameserver, reachable) in config.nameservers.iter().zip(&reachable) {
+                        leases.spawn(lease::hold(
+                            nameserver.clone(),
+                            config.id,
+                            url.clone(),
+                            proof_key.clone(),
+                            reachable.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                    let lease =
+                        tokio::spawn(async move { while leases.join_next().await.is_some() {} });
                     running = Some(Serving {
                         stop,
                         server,

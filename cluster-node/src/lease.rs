@@ -24,15 +24,18 @@ use crate::discovery::FailureLog;
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Holds the lease for `url` until `stop` is cancelled, then deregisters (best effort, bounded). Calls
-/// are proven with `key`.
-#[tracing::instrument(name = "nameserver_lease", skip_all, fields(%url))]
+/// are proven with `key`. `reachable` says whether the last call got through (pages send browsers to a
+/// nameserver that does first). A node with several nameservers holds one lease with each, apart.
+#[tracing::instrument(name = "nameserver_lease", skip_all, fields(%url, %nameserver))]
 pub async fn hold(
     nameserver: ServiceAddr,
     id: NodeId,
     url: String,
     key: ProofKey,
+    reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: CancellationToken,
 ) {
+    use std::sync::atomic::Ordering;
     let mut refusals = FailureLog::new(Duration::from_secs(10));
     let mut client: Option<NameserverClient<Channel>> = None;
     let mut registered = false;
@@ -46,6 +49,7 @@ pub async fn hold(
             client = connect(&nameserver).await;
         }
         let Some(connected) = client.as_mut() else {
+            reachable.store(false, Ordering::Relaxed);
             continue;
         };
         let result = if registered {
@@ -59,6 +63,7 @@ pub async fn hold(
             let register = authorized(&key, Rpc::NameserverRegister, register);
             connected.register(register).await.map(|_| ())
         };
+        reachable.store(result.is_ok(), Ordering::Relaxed);
         match result {
             Ok(()) => {
                 if !registered {

@@ -10,7 +10,9 @@
 
 (function () {
   const body = document.body;
-  const nameserver = (body.dataset.nameserver || "").replace(/\/+$/, "");
+  // The nameservers, the ones this node reached at its last lease renewal first: a page leaves for
+  // the first (a browser cannot try a second one once it has navigated to a dead address).
+  const nameserver = ((body.dataset.nameserver || "").split(/\s+/).filter(Boolean)[0] || "").replace(/\/+$/, "");
   const app = document.getElementById("app");
   const chat = document.getElementById("chat");
   const banner = document.getElementById("connection");

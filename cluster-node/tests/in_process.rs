@@ -23,11 +23,11 @@ fn config(id: u64, bootstrap: std::net::SocketAddr, dir: &std::path::Path) -> Co
             .unwrap(),
         admin_port: 0,
         bootstrap: bootstrap.to_string().parse().unwrap(),
-        nameserver: "127.0.0.1:1".parse().unwrap(),
+        nameservers: vec!["127.0.0.1:1".parse().unwrap()],
         data_dir: dir.join(format!("node{id}/data")),
         log_dir: dir.join(format!("node{id}/logs")),
         allow_faults: false,
-        nameserver_http: None,
+        nameserver_http: Vec::new(),
         cluster_key: ClusterKey::parse(CLUSTER_KEY).unwrap(),
         replication_factor: Default::default(),
         voter_grace: std::time::Duration::from_millis(cluster_node::config::DEFAULT_VOTER_GRACE_MS),
@@ -142,7 +142,7 @@ async fn an_input_node_with_a_certificate_serves_https_registers_an_https_url_an
     .with_tls(nameserver_tls.load().unwrap());
     let nameserver_http = nameserver.http_addr();
     let mut config = config(1, bootstrap.local_addr(), dir.path());
-    config.nameserver = nameserver.grpc_addr().to_string().parse().unwrap();
+    config.nameservers = vec![nameserver.grpc_addr().to_string().parse().unwrap()];
     config.tls = Some(node_tls);
     let shutdown = CancellationToken::new();
     let services = tokio::spawn(bootstrap.run_until_stopped(shutdown.clone().cancelled_owned()));

@@ -41,11 +41,13 @@ async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
         .unwrap();
 
     let stop = CancellationToken::new();
+    let reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let holder = tokio::spawn(cluster_node::lease::hold(
         grpc.to_string().parse().unwrap(),
         NodeId(7),
         "http://127.0.0.1:8007".into(),
         key(),
+        reachable.clone(),
         stop.clone(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -53,6 +55,10 @@ async fn a_held_lease_lists_the_node_until_it_stops_and_deregisters() {
         assert!(tokio::time::Instant::now() < deadline, "never registered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(
+        reachable.load(std::sync::atomic::Ordering::Relaxed),
+        "a lease that holds says the nameserver is reachable"
+    );
     // Longer than the lease: renewals keep it alive.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(

@@ -37,7 +37,9 @@ impl Cluster {
         Self::start_in_order_in_with(ClusterDir::new(), n, extra).await
     }
 
-    async fn start_in_order_in(dir: ClusterDir, n: u64) -> Self {
+    /// [`Cluster::start_in_order`] in a directory prepared by the caller (e.g. with several
+    /// nameservers).
+    pub async fn start_in_order_in(dir: ClusterDir, n: u64) -> Self {
         Self::start_in_order_in_with(dir, n, &[]).await
     }
 
@@ -91,6 +93,12 @@ impl Cluster {
             .filter(|(_, (_, process))| process.is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// SIGKILLs the (first) nameserver.
+    pub fn kill_nameserver(&mut self) {
+        self._nameserver.signal(Signal::SIGKILL);
+        self._nameserver.wait_exit(Duration::from_secs(5));
     }
 
     /// SIGKILLs the bootstrap (the nodes keep running on what they know).

@@ -185,6 +185,9 @@ pub struct ClusterDir {
     /// HTTPS for the nameserver and the input nodes, with certificates laid out as `TLS=1 ./init.sh`
     /// lays them out (see [`ClusterDir::with_tls`]).
     tls: bool,
+    /// More nameservers (gRPC, HTTP) every node registers with, after the first
+    /// ([`ClusterDir::with_nameservers`]).
+    pub more_nameservers: Vec<(SocketAddr, SocketAddr)>,
 }
 
 impl ClusterDir {
@@ -201,7 +204,28 @@ impl ClusterDir {
             nameserver_grpc: addr(free_port()),
             nameserver_http: addr(free_port()),
             tls: false,
+            more_nameservers: Vec::new(),
         }
+    }
+
+    /// A directory whose nodes register with `count` nameservers (the first one plus
+    /// `count − 1` more, started with [`ClusterDir::start_more_nameserver`]).
+    pub fn with_nameservers(count: usize) -> Self {
+        let addr = |port| SocketAddr::new(LOOPBACK.parse().expect("loopback parses"), port);
+        Self {
+            more_nameservers: (1..count)
+                .map(|_| (addr(free_port()), addr(free_port())))
+                .collect(),
+            ..Self::new()
+        }
+    }
+
+    /// Every nameserver's HTTP base URL, the first one first.
+    pub fn nameserver_urls(&self) -> Vec<String> {
+        std::iter::once(self.nameserver_http)
+            .chain(self.more_nameservers.iter().map(|(_, http)| *http))
+            .map(|http| format!("{}://{http}", self.scheme()))
+            .collect()
     }
 
     /// A directory whose nameserver and nodes serve HTTPS: a CA in `.tls` and certificates issued
@@ -314,11 +338,21 @@ impl ClusterDir {
     }
 
     pub fn start_nameserver(&self) -> Process {
+        self.start_nameserver_at(self.nameserver_grpc, self.nameserver_http, "nameserver")
+    }
+
+    /// Starts the `index`-th of [`ClusterDir::with_nameservers`]'s additional nameservers.
+    pub fn start_more_nameserver(&self, index: usize) -> Process {
+        let (grpc, http) = self.more_nameservers[index];
+        self.start_nameserver_at(grpc, http, &format!("nameserver{}", index + 2))
+    }
+
+    fn start_nameserver_at(&self, grpc: SocketAddr, http: SocketAddr, name: &str) -> Process {
         let mut args = vec![
             "--grpc".to_owned(),
-            self.nameserver_grpc.to_string(),
+            grpc.to_string(),
             "--http".to_owned(),
-            self.nameserver_http.to_string(),
+            http.to_string(),
             "--bootstrap".to_owned(),
             self.bootstrap.to_string(),
             "--cluster-key-file".to_owned(),
@@ -333,7 +367,7 @@ impl ClusterDir {
             }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Process::spawn("nameserver", &binary("nameserver"), &args)
+        Process::spawn(name, &binary("nameserver"), &args)
     }
 
     /// Writes `NODE_<id>/.cfg` with fresh free ports.
@@ -350,18 +384,26 @@ impl ClusterDir {
             config_path: self.path().join(format!("NODE_{id}/.cfg")),
         };
         let cluster_key = self.cluster_key();
+        let quoted = |values: Vec<String>| {
+            let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let grpc: Vec<String> = std::iter::once(self.nameserver_grpc)
+            .chain(self.more_nameservers.iter().map(|(grpc, _)| *grpc))
+            .map(|addr| addr.to_string())
+            .collect();
         let text = format!(
             "id = {id}\nhost = \"{LOOPBACK}\"\ncontrol_port = {}\ndata_port = {}\nhttp_port = {}\n\
-             admin_port = {}\nbootstrap = \"{}\"\nnameserver = \"{}\"\nnameserver_http = \"{}\"\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\
+             admin_port = {}\nbootstrap = \"{}\"\nnameserver = {}\nnameserver_http = {}\ndata_dir = \"data\"\nlog_dir = \"logs\"\n\
              cluster_key = \"{cluster_key}\"\n",
             spec.control_port,
             spec.data_port,
             spec.http_port,
             spec.admin_port,
             self.bootstrap,
-            self.nameserver_grpc,
+            quoted(grpc),
             // Where a page goes when its input node dies.
-            self.nameserver_url(),
+            quoted(self.nameserver_urls()),
         );
         let folder = spec.config_path.parent().expect("config has a folder");
         std::fs::create_dir_all(folder).expect("node folder can be created");

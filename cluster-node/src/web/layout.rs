@@ -16,11 +16,26 @@ pub(in crate::web) struct Layout {
     /// The page's own part of the title (`Weekend`); empty for the home page, whose title is "Chat".
     pub(in crate::web) title: String,
     pub(in crate::web) user: Option<SessionUser>,
+    /// The nameservers' HTTP addresses, space-separated, the reachable ones first: where the script
+    /// goes when this node stops answering.
     pub(in crate::web) nameserver: String,
     /// Unread messages over all conversations, shown as `(3)` in the title.
     pub(in crate::web) unread: u64,
     pub(in crate::web) body_class: &'static str,
     pub(in crate::web) flash: Flash,
+}
+
+/// The reachable nameservers first, each group in the configured order.
+fn nameservers_in_order(links: &[super::NameserverLink]) -> String {
+    let up =
+        |link: &&super::NameserverLink| link.reachable.load(std::sync::atomic::Ordering::Relaxed);
+    links
+        .iter()
+        .filter(up)
+        .chain(links.iter().filter(|link| !up(link)))
+        .map(|link| link.url.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Layout {
@@ -32,7 +47,7 @@ impl Layout {
         Layout {
             title: title.into(),
             user: user.cloned(),
-            nameserver: state.options.nameserver_url.clone().unwrap_or_default(),
+            nameserver: nameservers_in_order(&state.options.nameservers),
             unread: 0,
             body_class: "",
             flash: Flash::default(),

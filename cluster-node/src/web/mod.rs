@@ -65,6 +65,23 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The header that carries the epoch of the answering database on every API response.
 pub const EPOCH_HEADER: &str = "x-chat-epoch";
 
+/// A nameserver's HTTP address, and whether this node's lease there held at the last renewal.
+#[derive(Debug, Clone)]
+pub struct NameserverLink {
+    pub url: String,
+    pub reachable: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl NameserverLink {
+    /// A nameserver taken to be up (no lease tells otherwise).
+    pub fn new(url: impl Into<String>) -> Self {
+        NameserverLink {
+            url: url.into(),
+            reachable: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+}
+
 /// How the web layer behaves; [`WebOptions::default`] suits production.
 #[derive(Debug, Clone)]
 pub struct WebOptions {
@@ -72,8 +89,9 @@ pub struct WebOptions {
     pub retry_after: Duration,
     /// Interval of SSE keep-alive comments (proxies and browsers drop silent streams).
     pub keep_alive: Duration,
-    /// Where a page goes when its input node stops answering (the nameserver's HTTP address).
-    pub nameserver_url: Option<String>,
+    /// Where a page goes when its input node stops answering: the nameservers' HTTP addresses, in
+    /// order (pages try the reachable ones first).
+    pub nameservers: Vec<NameserverLink>,
     /// Failed logins per `name#tag` before 429.
     pub login_failures_per_user: RateLimit,
     /// Login attempts (failed or not) per client address before 429: bounds the bcrypt work one
@@ -95,7 +113,7 @@ impl Default for WebOptions {
         WebOptions {
             retry_after: Duration::from_secs(1),
             keep_alive: Duration::from_secs(15),
-            nameserver_url: None,
+            nameservers: Vec::new(),
             login_failures_per_user: RateLimit {
                 max: 5,
                 window: Duration::from_secs(60),

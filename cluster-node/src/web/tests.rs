@@ -41,7 +41,7 @@ pub(super) fn test_options() -> WebOptions {
             max: 100,
             window: Duration::from_secs(60),
         },
-        nameserver_url: Some("http://127.0.0.1:9999/".into()),
+        nameservers: vec![super::NameserverLink::new("http://127.0.0.1:9999/")],
         ..WebOptions::default()
     }
 }
