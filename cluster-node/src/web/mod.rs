@@ -26,6 +26,7 @@ mod events;
 mod flash;
 mod layout;
 mod middleware;
+mod openapi;
 mod pages;
 mod paths;
 mod rate_limit;

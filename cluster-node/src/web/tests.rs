@@ -4,6 +4,7 @@
 mod api;
 mod conversations;
 mod events;
+mod openapi;
 mod pages;
 mod security;
 

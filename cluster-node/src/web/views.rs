@@ -11,7 +11,7 @@ use crate::storage::{
 };
 
 /// `{"id","username","tag"}`: the answer of register, login and `/api/me`, and a message's sender.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: UserId,
     pub username: String,
@@ -39,7 +39,7 @@ impl From<&UserRef> for UserView {
 }
 
 /// `{"id","username","tag","created_at"}`: `GET /api/users/{username}/{tag}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProfileView {
     pub id: UserId,
     pub username: String,
@@ -60,13 +60,14 @@ impl From<&User> for ProfileView {
 
 /// `{"id","chat","sender":{"id","username","tag"},"content","created_at","epoch","edited_at",
 /// "reply_to","reactions"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: MessageId,
     pub chat: ChatId,
     pub sender: UserView,
     pub content: String,
     pub created_at: String,
+    #[schema(value_type = u64)]
     pub epoch: Epoch,
     pub edited_at: Option<String>,
     /// `null` for a message that answers none, and when the one it answers was deleted.
@@ -75,7 +76,7 @@ pub struct MessageView {
 }
 
 /// `{"id","sender","excerpt"}`: the message a reply answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QuoteView {
     pub id: MessageId,
     pub sender: UserView,
@@ -109,7 +110,7 @@ impl From<&Message> for MessageView {
 }
 
 /// A group in the caller's list: `{"id","name","creator","created_at"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub id: GroupId,
     pub name: String,
@@ -129,7 +130,7 @@ impl From<&Group> for GroupView {
 }
 
 /// A group with its members: `{"id","name","creator","created_at","members":[user...]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupDetailView {
     #[serde(flatten)]
     pub group: GroupView,
@@ -146,7 +147,7 @@ impl From<&GroupWithMembers> for GroupDetailView {
 }
 
 /// `{"id","name"}`: the group of a conversation in the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupNameView {
     pub id: GroupId,
     pub name: String,
@@ -155,18 +156,20 @@ pub struct GroupNameView {
 /// One conversation of `GET /api/chats`: `{"kind":"group","chat","group":{"id","name"},...}` or
 /// `{"kind":"direct","chat","user":{"id","username","tag"},...}`, each with `last_message`, `unread`,
 /// `read_epoch` and `activity_epoch`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChatView {
     #[serde(flatten)]
     pub kind: ChatKindView,
     pub chat: ChatId,
     pub last_message: Option<MessageView>,
     pub unread: u64,
+    #[schema(value_type = u64)]
     pub read_epoch: Epoch,
+    #[schema(value_type = u64)]
     pub activity_epoch: Epoch,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChatKindView {
     Group { group: GroupNameView },

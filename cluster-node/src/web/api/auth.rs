@@ -1,11 +1,12 @@
 //! Registration, login (rate-limited, bcrypt verified on a blocking thread), logout and `/api/me`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::ChatServiceExt;
 use crate::storage::UserTag;
@@ -13,35 +14,46 @@ use crate::storage::UserTag;
 use super::super::WebState;
 use super::super::accounts::{ClientAddress, log_in, sign_up};
 use super::super::error::{ApiJson, AppError};
+use super::super::openapi::ApiErrors;
 use super::super::session::ChatSession;
 use super::super::views::UserView;
 use super::{deserialize_tag, no_content, reply};
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new()
-        .route("/api/register", post(register))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
+pub(super) fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
-pub(super) fn me_router() -> Router<WebState> {
-    Router::new().route("/api/me", get(me))
+pub(super) fn me_router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     username: String,
+    /// `"0042"`, or the number 42.
     #[serde(deserialize_with = "deserialize_tag")]
+    #[schema(value_type = String)]
     tag: UserTag,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/register",
+    tag = "auth",
+    summary = "Registers a user; the cluster picks the tag",
+    request_body = RegisterBody,
+    responses((status = 201, description = "The new user", body = UserView), ApiErrors)
+)]
 async fn register(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -51,6 +63,14 @@ async fn register(
     Ok(reply(StatusCode::CREATED, epoch, UserView::from(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "auth",
+    summary = "Signs in: sets the session cookie",
+    request_body = LoginBody,
+    responses((status = 200, description = "The signed-in user", body = UserView), ApiErrors)
+)]
 async fn login(
     State(state): State<WebState>,
     address: ClientAddress,
@@ -69,12 +89,27 @@ async fn login(
     Ok(reply(StatusCode::OK, epoch, UserView::from(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "auth",
+    summary = "Signs out: clears the session cookie",
+    responses((status = 204, description = "Signed out"), ApiErrors)
+)]
 async fn logout(mut session: ChatSession) -> Result<Response, AppError> {
     let epoch = session.epoch();
     session.sign_out().await?;
     Ok(no_content(epoch))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "auth",
+    summary = "The signed-in user",
+    responses((status = 200, description = "The signed-in user", body = UserView), ApiErrors),
+    security(("session" = []))
+)]
 async fn me(State(state): State<WebState>, mut session: ChatSession) -> Result<Response, AppError> {
     let answer = session
         .observed(state.service.get_me(session.context()))

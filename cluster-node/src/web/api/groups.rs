@@ -1,11 +1,12 @@
 //! Groups: the caller's list, creation, members, leaving, deletion and the group chat.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::{
     AddMember, ChatRef, ChatServiceExt, CreateGroup, DeleteGroup, GetGroup, LeaveGroup,
@@ -15,37 +16,45 @@ use crate::storage::UserTag;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, ApiQuery, AppError};
+use super::super::openapi::ApiErrors;
 use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::{GroupDetailView, GroupView, MessageView};
 use super::users::SendBody;
-use super::{PageQuery, ReadBody, deserialize_tag, no_content, read_marker, reply};
+use super::{PageQuery, ReadBody, ReadMarkerView, deserialize_tag, no_content, read_marker, reply};
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new()
-        .route("/api/groups", get(list).post(create))
-        .route("/api/groups/{id}", get(show).delete(remove))
-        .route("/api/groups/{id}/members", post(add_member))
-        .route("/api/groups/{id}/members/me", delete(leave))
-        .route(
-            "/api/groups/{id}/messages",
-            get(list_messages).post(send_message),
-        )
-        .route("/api/groups/{id}/read", put(mark_read))
+pub(super) fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
+        .routes(routes!(add_member))
+        .routes(routes!(leave))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(mark_read))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MemberBody {
     username: String,
+    /// `"0042"`, or the number 42.
     #[serde(deserialize_with = "deserialize_tag")]
+    #[schema(value_type = String)]
     tag: UserTag,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups",
+    tag = "groups",
+    summary = "The caller's groups",
+    responses((status = 200, description = "The groups", body = Vec<GroupView>), ApiErrors),
+    security(("session" = []))
+)]
 async fn list(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -57,6 +66,15 @@ async fn list(
     Ok(reply(StatusCode::OK, answer.epoch, groups))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups",
+    tag = "groups",
+    summary = "Creates a group with the caller as creator and member",
+    request_body = CreateBody,
+    responses((status = 201, description = "The new group with its members", body = GroupDetailView), ApiErrors),
+    security(("session" = []))
+)]
 async fn create(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -76,6 +94,15 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "A group with its members",
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 200, description = "The group", body = GroupDetailView), ApiErrors),
+    security(("session" = []))
+)]
 async fn show(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -96,6 +123,15 @@ async fn show(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    summary = "Deletes a group (its creator only)",
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 204, description = "Deleted"), ApiErrors),
+    security(("session" = []))
+)]
 async fn remove(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -112,6 +148,16 @@ async fn remove(
     Ok(no_content(answer.epoch))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    summary = "Adds a user to a group (members only)",
+    request_body = MemberBody,
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 201, description = "The group with its members", body = GroupDetailView), ApiErrors),
+    security(("session" = []))
+)]
 async fn add_member(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -136,6 +182,15 @@ async fn add_member(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}/members/me",
+    tag = "groups",
+    summary = "Leaves a group",
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 204, description = "Left"), ApiErrors),
+    security(("session" = []))
+)]
 async fn leave(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -152,6 +207,15 @@ async fn leave(
     Ok(no_content(answer.epoch))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}/messages",
+    tag = "groups",
+    summary = "A page of the group's messages, oldest first",
+    params(("id" = String, Path, description = "The group's id"), ("before" = Option<u64>, Query, description = "Only messages older than this epoch"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "How many (default 50)")),
+    responses((status = 200, description = "The messages", body = Vec<MessageView>), ApiErrors),
+    security(("session" = []))
+)]
 async fn list_messages(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -175,6 +239,16 @@ async fn list_messages(
     Ok(reply(StatusCode::OK, answer.epoch, messages))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/messages",
+    tag = "groups",
+    summary = "Posts a message to a group",
+    request_body = SendBody,
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 201, description = "The message (the first one again for a repeated client_id)", body = MessageView), ApiErrors),
+    security(("session" = []))
+)]
 async fn send_message(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -204,6 +278,16 @@ async fn send_message(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/groups/{id}/read",
+    tag = "groups",
+    summary = "Moves the caller's read marker forward",
+    request_body = ReadBody,
+    params(("id" = String, Path, description = "The group's id")),
+    responses((status = 200, description = "Where the marker is", body = ReadMarkerView), ApiErrors),
+    security(("session" = []))
+)]
 async fn mark_read(
     State(state): State<WebState>,
     mut session: ChatSession,

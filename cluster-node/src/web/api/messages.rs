@@ -1,35 +1,43 @@
 //! Messages by id: edits and deletion by their sender, reactions by anyone who can read them.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, put};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::{ChatServiceExt, DeleteMessage, EditMessage, SetReaction};
 
 use super::super::WebState;
 use super::super::error::{ApiJson, AppError};
+use super::super::openapi::ApiErrors;
 use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::MessageView;
 use super::{no_content, reply};
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new()
-        .route("/api/messages/{id}", delete(remove).patch(edit))
-        .route(
-            "/api/messages/{id}/reactions/{emoji}",
-            put(react).delete(unreact),
-        )
+pub(super) fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new()
+        .routes(routes!(remove, edit))
+        .routes(routes!(react, unreact))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EditBody {
     content: String,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/messages/{id}",
+    tag = "messages",
+    summary = "Deletes a message (its sender only)",
+    params(("id" = String, Path, description = "The message's id")),
+    responses((status = 204, description = "Deleted"), ApiErrors),
+    security(("session" = []))
+)]
 async fn remove(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -46,6 +54,16 @@ async fn remove(
     Ok(no_content(answer.epoch))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/messages/{id}",
+    tag = "messages",
+    summary = "Edits a message (its sender only)",
+    request_body = EditBody,
+    params(("id" = String, Path, description = "The message's id")),
+    responses((status = 200, description = "The edited message", body = MessageView), ApiErrors),
+    security(("session" = []))
+)]
 async fn edit(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -91,6 +109,15 @@ async fn set_reaction(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/messages/{id}/reactions/{emoji}",
+    tag = "messages",
+    summary = "Adds the caller's reaction (idempotent)",
+    params(("id" = String, Path, description = "The message's id"), ("emoji" = String, Path, description = "Exactly one emoji, percent-encoded")),
+    responses((status = 200, description = "The message with its reactions", body = MessageView), ApiErrors),
+    security(("session" = []))
+)]
 async fn react(
     State(state): State<WebState>,
     session: ChatSession,
@@ -99,6 +126,15 @@ async fn react(
     set_reaction(state, session, &id, emoji, true).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/messages/{id}/reactions/{emoji}",
+    tag = "messages",
+    summary = "Takes the caller's reaction back (idempotent)",
+    params(("id" = String, Path, description = "The message's id"), ("emoji" = String, Path, description = "Exactly one emoji, percent-encoded")),
+    responses((status = 200, description = "The message with its reactions", body = MessageView), ApiErrors),
+    security(("session" = []))
+)]
 async fn unreact(
     State(state): State<WebState>,
     session: ChatSession,

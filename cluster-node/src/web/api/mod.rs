@@ -11,9 +11,12 @@ mod search;
 mod users;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::Answer;
 use crate::storage::{ChatId, Epoch, UserTag};
@@ -23,9 +26,15 @@ use super::error::AppError;
 use super::middleware;
 pub(super) use super::respond::{no_content, reply};
 
-/// The API: public routes (register, login, logout) and the rest behind *auth*.
+/// The API: public routes (register, login, logout, the OpenAPI document) and the rest behind
+/// *auth*. Every route is registered with its description, so the document is the router's.
 pub(super) fn router(state: WebState) -> Router {
-    let protected = Router::new()
+    api().split_for_parts().0.with_state(state)
+}
+
+/// The routes with their descriptions.
+fn api() -> OpenApiRouter<WebState> {
+    let protected = OpenApiRouter::new()
         .merge(auth::me_router())
         .merge(users::router())
         .merge(groups::router())
@@ -34,25 +43,49 @@ pub(super) fn router(state: WebState) -> Router {
         .merge(search::router())
         .merge(super::events::router())
         .route_layer(axum::middleware::from_fn(middleware::require_api_user));
-    Router::new()
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
         .merge(auth::router())
+        .routes(routes!(openapi_document))
         .merge(protected)
-        .with_state(state)
+}
+
+/// The OpenAPI document of the JSON API (what `/api/openapi.json` serves).
+pub(super) fn document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    summary = "This API as an OpenAPI 3.1 document",
+    responses((status = 200, description = "The document", body = Object))
+)]
+async fn openapi_document() -> Response {
+    // Built once: the routes cannot change while the process runs.
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT
+        .get_or_init(|| serde_json::to_string_pretty(&document()).unwrap_or_else(|_| "{}".into()));
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
 }
 
 /// `{"epoch": N}`: how far the caller has read a chat.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct ReadBody {
+    #[schema(value_type = u64)]
     epoch: Epoch,
 }
 
 /// `{"chat","read_epoch"}`: where a read marker is after a `PUT .../read`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReadMarkerView {
+    chat: ChatId,
+    #[schema(value_type = u64)]
+    read_epoch: Epoch,
+}
+
+/// `{"chat","read_epoch"}`: where a read marker is after a `PUT .../read`.
 pub(super) fn read_marker(answer: Answer<(ChatId, Epoch)>) -> Response {
-    #[derive(Serialize)]
-    struct ReadMarkerView {
-        chat: ChatId,
-        read_epoch: Epoch,
-    }
     let (chat, read_epoch) = answer.value;
     reply(
         StatusCode::OK,

@@ -1,23 +1,25 @@
 //! Search over the messages of the caller's chats, newest first, with the matching words marked.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::search::SearchQuery;
 use crate::service::{ChatServiceExt, Search};
 
 use super::super::WebState;
 use super::super::error::{ApiQuery, AppError};
+use super::super::openapi::ApiErrors;
 use super::super::session::ChatSession;
 use super::super::views::MessageView;
 use super::{PageQuery, reply};
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new().route("/api/search", get(search))
+pub(super) fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new().routes(routes!(search))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,23 +31,32 @@ struct SearchParams {
 }
 
 /// A run of a result's text; `mark` when it matched.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Run {
     text: String,
     mark: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Hit {
     message: MessageView,
     highlighted: Vec<Run>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Results {
     results: Vec<Hit>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    tag = "search",
+    summary = "Messages of the caller's chats matching every word, newest first",
+    params(("q" = String, Query, description = "Words; each must start a word of a message (at most 8 words, 200 characters)"), ("before" = Option<u64>, Query, description = "Only results older than this epoch"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 50)")),
+    responses((status = 200, description = "The results with the matching words marked", body = Results), ApiErrors),
+    security(("session" = []))
+)]
 async fn search(
     State(state): State<WebState>,
     mut session: ChatSession,

@@ -1,11 +1,12 @@
 //! Users by `name#tag` and their direct chats with the caller.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, put};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::{
     ChatRef, ChatServiceExt, GetUser, ListDirectMessages, MarkRead, SendDirectMessage,
@@ -14,22 +15,22 @@ use crate::storage::MessageId;
 
 use super::super::WebState;
 use super::super::error::{ApiJson, ApiQuery, AppError};
+use super::super::openapi::ApiErrors;
 use super::super::paths;
 use super::super::session::ChatSession;
 use super::super::views::{MessageView, ProfileView};
-use super::{PageQuery, ReadBody, read_marker, reply};
+use super::{PageQuery, ReadBody, ReadMarkerView, read_marker, reply};
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new()
-        .route("/api/users/{username}/{tag}", get(profile))
-        .route(
-            "/api/users/{username}/{tag}/messages",
-            get(list_messages).post(send_message),
-        )
-        .route("/api/users/{username}/{tag}/read", put(mark_read))
+pub(super) fn router() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new()
+        .routes(routes!(profile))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(mark_read))
 }
 
-#[derive(Deserialize)]
+/// A message to post: `content`, optionally a `client_id` (a retry with it returns the first
+/// message) and the id of the message it answers.
+#[derive(Deserialize, ToSchema)]
 pub(in crate::web) struct SendBody {
     pub content: String,
     #[serde(default)]
@@ -52,6 +53,15 @@ impl SendBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/{username}/{tag}",
+    tag = "users",
+    summary = "A user's profile",
+    params(("username" = String, Path, description = "The user's name"), ("tag" = String, Path, description = "The four digits of the user's tag")),
+    responses((status = 200, description = "The profile", body = ProfileView), ApiErrors),
+    security(("session" = []))
+)]
 async fn profile(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -73,6 +83,15 @@ async fn profile(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/{username}/{tag}/messages",
+    tag = "users",
+    summary = "A page of the direct chat with a user, oldest first",
+    params(("username" = String, Path, description = "The user's name"), ("tag" = String, Path, description = "The four digits of the user's tag"), ("before" = Option<u64>, Query, description = "Only messages older than this epoch"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "How many (default 50)")),
+    responses((status = 200, description = "The messages", body = Vec<MessageView>), ApiErrors),
+    security(("session" = []))
+)]
 async fn list_messages(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -97,6 +116,16 @@ async fn list_messages(
     Ok(reply(StatusCode::OK, answer.epoch, messages))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users/{username}/{tag}/messages",
+    tag = "users",
+    summary = "Sends a direct message",
+    request_body = SendBody,
+    params(("username" = String, Path, description = "The user's name"), ("tag" = String, Path, description = "The four digits of the user's tag")),
+    responses((status = 201, description = "The message (the first one again for a repeated client_id)", body = MessageView), ApiErrors),
+    security(("session" = []))
+)]
 async fn send_message(
     State(state): State<WebState>,
     mut session: ChatSession,
@@ -127,6 +156,16 @@ async fn send_message(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/users/{username}/{tag}/read",
+    tag = "users",
+    summary = "Moves the caller's read marker of a direct chat forward",
+    request_body = ReadBody,
+    params(("username" = String, Path, description = "The user's name"), ("tag" = String, Path, description = "The four digits of the user's tag")),
+    responses((status = 200, description = "Where the marker is", body = ReadMarkerView), ApiErrors),
+    security(("session" = []))
+)]
 async fn mark_read(
     State(state): State<WebState>,
     mut session: ChatSession,

@@ -41,12 +41,10 @@ mod stream;
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -54,6 +52,7 @@ use crate::storage::Epoch;
 
 use super::WebState;
 use super::error::{ApiQuery, AppError};
+use super::openapi::ApiErrors;
 use super::respond::with_epoch;
 use super::session::ChatSession;
 
@@ -63,8 +62,8 @@ use stream::EventStream;
 /// Events buffered between a stream's task and its HTTP body.
 const OUT_BUFFER: usize = 64;
 
-pub(super) fn router() -> Router<WebState> {
-    Router::new().route("/api/events", get(events))
+pub(super) fn router() -> utoipa_axum::router::OpenApiRouter<WebState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(events))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +78,15 @@ fn parse_epoch(text: &str) -> Result<Epoch, AppError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    summary = "The live event stream (text/event-stream; `id:` is the epoch, so Last-Event-ID resumes)",
+    params(("after" = Option<u64>, Query, description = "Resume after this epoch (as Last-Event-ID does)")),
+    responses((status = 200, description = "Server-sent events: message, message_edited, reaction, message_deleted, membership, read", content_type = "text/event-stream", body = String), ApiErrors),
+    security(("session" = []))
+)]
 async fn events(
     State(state): State<WebState>,
     mut session: ChatSession,
