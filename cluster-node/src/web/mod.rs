@@ -60,6 +60,12 @@ pub use session::{ChatSession, SessionUser};
 pub use signed_cookie::SessionKey;
 pub use views::rfc3339;
 
+/// The JSON API's OpenAPI document, as `/api/openapi.json` serves it (for clients generated
+/// without a running cluster: `cargo run -p cluster-node --example openapi`).
+pub fn openapi_json() -> String {
+    serde_json::to_string_pretty(&api::document()).unwrap_or_else(|_| "{}".into())
+}
+
 /// Largest request body accepted (DESIGN §6); bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

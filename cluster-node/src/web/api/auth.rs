@@ -48,6 +48,7 @@ struct LoginBody {
 
 #[utoipa::path(
     post,
+    operation_id = "auth_register",
     path = "/api/register",
     tag = "auth",
     summary = "Registers a user; the cluster picks the tag",
@@ -65,6 +66,7 @@ async fn register(
 
 #[utoipa::path(
     post,
+    operation_id = "auth_login",
     path = "/api/login",
     tag = "auth",
     summary = "Signs in: sets the session cookie",
@@ -91,6 +93,7 @@ async fn login(
 
 #[utoipa::path(
     post,
+    operation_id = "auth_logout",
     path = "/api/logout",
     tag = "auth",
     summary = "Signs out: clears the session cookie",
@@ -104,6 +107,7 @@ async fn logout(mut session: ChatSession) -> Result<Response, AppError> {
 
 #[utoipa::path(
     get,
+    operation_id = "auth_me",
     path = "/api/me",
     tag = "auth",
     summary = "The signed-in user",

@@ -29,6 +29,7 @@ struct ChatsView {
 
 #[utoipa::path(
     get,
+    operation_id = "chats_list",
     path = "/api/chats",
     tag = "chats",
     summary = "The caller's conversations, newest activity first",

@@ -49,6 +49,7 @@ struct MemberBody {
 
 #[utoipa::path(
     get,
+    operation_id = "groups_list",
     path = "/api/groups",
     tag = "groups",
     summary = "The caller's groups",
@@ -68,6 +69,7 @@ async fn list(
 
 #[utoipa::path(
     post,
+    operation_id = "groups_create",
     path = "/api/groups",
     tag = "groups",
     summary = "Creates a group with the caller as creator and member",
@@ -96,6 +98,7 @@ async fn create(
 
 #[utoipa::path(
     get,
+    operation_id = "groups_show",
     path = "/api/groups/{id}",
     tag = "groups",
     summary = "A group with its members",
@@ -125,6 +128,7 @@ async fn show(
 
 #[utoipa::path(
     delete,
+    operation_id = "groups_remove",
     path = "/api/groups/{id}",
     tag = "groups",
     summary = "Deletes a group (its creator only)",
@@ -150,6 +154,7 @@ async fn remove(
 
 #[utoipa::path(
     post,
+    operation_id = "groups_add_member",
     path = "/api/groups/{id}/members",
     tag = "groups",
     summary = "Adds a user to a group (members only)",
@@ -184,6 +189,7 @@ async fn add_member(
 
 #[utoipa::path(
     delete,
+    operation_id = "groups_leave",
     path = "/api/groups/{id}/members/me",
     tag = "groups",
     summary = "Leaves a group",
@@ -209,6 +215,7 @@ async fn leave(
 
 #[utoipa::path(
     get,
+    operation_id = "groups_list_messages",
     path = "/api/groups/{id}/messages",
     tag = "groups",
     summary = "A page of the group's messages, oldest first",
@@ -241,6 +248,7 @@ async fn list_messages(
 
 #[utoipa::path(
     post,
+    operation_id = "groups_send_message",
     path = "/api/groups/{id}/messages",
     tag = "groups",
     summary = "Posts a message to a group",
@@ -280,6 +288,7 @@ async fn send_message(
 
 #[utoipa::path(
     put,
+    operation_id = "groups_mark_read",
     path = "/api/groups/{id}/read",
     tag = "groups",
     summary = "Moves the caller's read marker forward",

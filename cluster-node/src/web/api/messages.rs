@@ -31,6 +31,7 @@ struct EditBody {
 
 #[utoipa::path(
     delete,
+    operation_id = "messages_remove",
     path = "/api/messages/{id}",
     tag = "messages",
     summary = "Deletes a message (its sender only)",
@@ -56,6 +57,7 @@ async fn remove(
 
 #[utoipa::path(
     patch,
+    operation_id = "messages_edit",
     path = "/api/messages/{id}",
     tag = "messages",
     summary = "Edits a message (its sender only)",
@@ -111,6 +113,7 @@ async fn set_reaction(
 
 #[utoipa::path(
     put,
+    operation_id = "messages_react",
     path = "/api/messages/{id}/reactions/{emoji}",
     tag = "messages",
     summary = "Adds the caller's reaction (idempotent)",
@@ -128,6 +131,7 @@ async fn react(
 
 #[utoipa::path(
     delete,
+    operation_id = "messages_unreact",
     path = "/api/messages/{id}/reactions/{emoji}",
     tag = "messages",
     summary = "Takes the caller's reaction back (idempotent)",

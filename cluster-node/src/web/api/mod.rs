@@ -56,6 +56,7 @@ pub(super) fn document() -> utoipa::openapi::OpenApi {
 
 #[utoipa::path(
     get,
+    operation_id = "meta_openapi_document",
     path = "/api/openapi.json",
     tag = "meta",
     summary = "This API as an OpenAPI 3.1 document",

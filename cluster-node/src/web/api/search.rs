@@ -50,6 +50,7 @@ struct Results {
 
 #[utoipa::path(
     get,
+    operation_id = "search_search",
     path = "/api/search",
     tag = "search",
     summary = "Messages of the caller's chats matching every word, newest first",

@@ -55,6 +55,7 @@ impl SendBody {
 
 #[utoipa::path(
     get,
+    operation_id = "users_profile",
     path = "/api/users/{username}/{tag}",
     tag = "users",
     summary = "A user's profile",
@@ -85,6 +86,7 @@ async fn profile(
 
 #[utoipa::path(
     get,
+    operation_id = "users_list_messages",
     path = "/api/users/{username}/{tag}/messages",
     tag = "users",
     summary = "A page of the direct chat with a user, oldest first",
@@ -118,6 +120,7 @@ async fn list_messages(
 
 #[utoipa::path(
     post,
+    operation_id = "users_send_message",
     path = "/api/users/{username}/{tag}/messages",
     tag = "users",
     summary = "Sends a direct message",
@@ -158,6 +161,7 @@ async fn send_message(
 
 #[utoipa::path(
     put,
+    operation_id = "users_mark_read",
     path = "/api/users/{username}/{tag}/read",
     tag = "users",
     summary = "Moves the caller's read marker of a direct chat forward",

@@ -80,6 +80,7 @@ fn parse_epoch(text: &str) -> Result<Epoch, AppError> {
 
 #[utoipa::path(
     get,
+    operation_id = "events_events",
     path = "/api/events",
     tag = "events",
     summary = "The live event stream (text/event-stream; `id:` is the epoch, so Last-Event-ID resumes)",
