@@ -78,6 +78,13 @@ test:
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
+## api-fuzz [API_FUZZ_EXAMPLES=50]: schemathesis against a live 3-node cluster with the API's OpenAPI
+##   document (no 5xx, answers and headers match the schema, documented statuses); needs
+##   `pip install schemathesis` and the debug binaries (make test builds them); see scripts/api-fuzz.sh
+.PHONY: api-fuzz
+api-fuzz:
+	scripts/api-fuzz.sh
+
 ## fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="control_frame data_frame seal_open http_api"] [FUZZ_TARGET_DIR=dir]: run
 ##   each fuzz target (cargo-fuzz, libFuzzer) for FUZZ_SECONDS; fails if any finds a crash (its input in
 ##   fuzz/artifacts/); see scripts/fuzz.sh
