@@ -32,7 +32,15 @@ pub(super) fn me_router() -> OpenApiRouter<WebState> {
 
 #[derive(Deserialize, ToSchema)]
 struct RegisterBody {
+    /// 1–32 characters once trimmed, no control characters, no `#` or `/`.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^#/\x00-\x1f\x7f-\x9f]*[^#/\s\x00-\x1f\x7f-\x9f][^#/\x00-\x1f\x7f-\x9f]*$"
+    )]
     username: String,
+    /// 8 characters to 72 bytes of UTF-8 (bcrypt reads no further).
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
 }
 

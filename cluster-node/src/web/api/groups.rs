@@ -35,6 +35,12 @@ pub(super) fn router() -> OpenApiRouter<WebState> {
 
 #[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// 1–32 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
 }
 

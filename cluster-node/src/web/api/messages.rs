@@ -26,6 +26,8 @@ pub(super) fn router() -> OpenApiRouter<WebState> {
 
 #[derive(Deserialize, ToSchema)]
 struct EditBody {
+    /// 1–4,000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     content: String,
 }
 

@@ -32,6 +32,8 @@ pub(super) fn router() -> OpenApiRouter<WebState> {
 /// message) and the id of the message it answers.
 #[derive(Deserialize, ToSchema)]
 pub(in crate::web) struct SendBody {
+    /// 1–4,000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub content: String,
     #[serde(default)]
     pub client_id: Option<String>,
