@@ -327,8 +327,8 @@ async fn tail(context: &Context, target: Option<&str>) -> Result<(), ClientError
                 outage: Some(outage),
             } => {
                 eprintln!(
-                    "chat: resumed on {node} after {:.2} s, from epoch {}",
-                    outage.as_secs_f64(),
+                    "chat: resumed on {node} after {} ms, from epoch {}",
+                    outage.as_millis(),
                     feed.last_epoch().unwrap_or_default()
                 );
                 // The node and epoch move with failovers: keep them for the next command.

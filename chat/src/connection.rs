@@ -45,6 +45,9 @@ const AVOID_FOR: Duration = Duration::from_secs(5);
 const BUSY_PATIENCE: Duration = Duration::from_secs(3);
 const BUSY_PAUSE: Duration = Duration::from_millis(250);
 const NAMESERVER_PAUSE: Duration = Duration::from_millis(100);
+/// How long a nameserver that refuses or ignores connections is asked again: long enough for a quick
+/// restart, short enough that a wrong `--nameserver` is reported at once rather than after `patience`.
+const NAMESERVER_PATIENCE: Duration = Duration::from_secs(3);
 
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
@@ -352,6 +355,7 @@ impl Connection {
         if let Some(node) = self.current_node() {
             return Ok(node);
         }
+        let asked = Instant::now();
         loop {
             let problem = match self.nameserver_get("/api/endpoints").await {
                 Ok(reply) => {
@@ -371,6 +375,11 @@ impl Connection {
                     } else {
                         "every input node the nameserver lists failed just now".to_owned()
                     }
+                }
+                Err(ClientError::Unreachable(problem))
+                    if asked.elapsed() >= NAMESERVER_PATIENCE =>
+                {
+                    return Err(ClientError::Unreachable(problem));
                 }
                 Err(ClientError::Unreachable(problem)) => problem,
                 Err(other) => return Err(other),

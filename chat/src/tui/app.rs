@@ -326,7 +326,7 @@ impl App {
     }
 
     fn sort(&mut self) {
-        self.chats.sort_by(|a, b| b.activity.cmp(&a.activity));
+        self.chats.sort_by_key(|chat| std::cmp::Reverse(chat.activity));
     }
 }
 

@@ -139,8 +139,8 @@ pub fn status_line(app: &App) -> String {
             node,
             outage: Some(outage),
         } => format!(
-            "{node} · connected (moved here after {:.1} s)",
-            outage.as_secs_f64()
+            "{node} · connected (moved here after {} ms)",
+            outage.as_millis()
         ),
         Link::Reconnecting { from, reason } => {
             format!("lost {from} ({reason}) · reconnecting through the nameserver…")
