@@ -96,7 +96,8 @@ impl SessionStore {
             .map_err(io(&self.dir))?;
         let path = self.path();
         let temporary = self.dir.join(".session.json.tmp");
-        let text = serde_json::to_vec_pretty(session).expect("a session serialises");
+        let mut text = serde_json::to_vec_pretty(session).expect("a session serialises");
+        text.push(b'\n');
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -114,7 +114,8 @@ impl EventReader {
             }
             match tokio::time::timeout(idle, self.response.chunk()).await {
                 Err(_) => return Err(StreamEnd::Silent),
-                Ok(Err(error)) => return Err(StreamEnd::Closed(error.to_string())),
+                // reqwest calls a cut chunked body "error decoding response body"; say what it means.
+                Ok(Err(_)) => return Err(StreamEnd::Closed("the connection broke".into())),
                 Ok(Ok(None)) => {
                     return Err(StreamEnd::Closed("the server closed the stream".into()));
                 }

@@ -321,12 +321,21 @@ impl App {
         Vec::new()
     }
 
+    /// A send failed for good: the text goes back into an empty input line, so it is not lost.
+    pub fn on_not_sent(&mut self, text: String, problem: String) {
+        if self.input.is_empty() {
+            self.input = text;
+        }
+        self.notice = Some(problem);
+    }
+
     pub fn on_problem(&mut self, problem: String) {
         self.notice = Some(problem);
     }
 
     fn sort(&mut self) {
-        self.chats.sort_by_key(|chat| std::cmp::Reverse(chat.activity));
+        self.chats
+            .sort_by_key(|chat| std::cmp::Reverse(chat.activity));
     }
 }
 
@@ -489,6 +498,14 @@ mod tests {
         );
         app.on_chats(&[entry("g9", "new", 10, 1)]);
         assert_eq!(app.chats[0].title, "#new");
+    }
+
+    #[test]
+    fn a_failed_send_puts_its_text_back_into_an_empty_input_line() {
+        let mut app = app();
+        app.on_not_sent("hello".into(), "not sent: cluster unreachable".into());
+        assert_eq!(app.input, "hello");
+        assert_eq!(app.notice.as_deref(), Some("not sent: cluster unreachable"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod app;
 mod view;
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{self, Event};
@@ -38,6 +39,10 @@ enum Update {
         messages: Vec<Message>,
     },
     Sent(Message),
+    NotSent {
+        text: String,
+        problem: String,
+    },
     Chats(ChatList),
     Problem(String),
 }
@@ -49,6 +54,12 @@ pub async fn run(context: &Context) -> Result<(), ClientError> {
     let connection = context.connection.clone();
     if !connection.signed_in() {
         return Err(ClientError::NotLoggedIn);
+    }
+    if !std::io::stdout().is_terminal() {
+        return Err(ClientError::Usage(
+            "the interactive client needs a terminal; without one, use the commands (`chat --help`)"
+                .into(),
+        ));
     }
     // Read before the screen switches, so a failure is an ordinary one-line error.
     let chats = fetch_chats(&connection).await?;
@@ -65,7 +76,15 @@ pub async fn run(context: &Context) -> Result<(), ClientError> {
     spawn_keys(updates.clone());
     spawn_feed(connection.clone(), after, updates.clone());
 
-    let mut terminal = ratatui::init();
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            ratatui::restore();
+            return Err(ClientError::Local(format!(
+                "cannot use the terminal: {error}"
+            )));
+        }
+    };
     let actions = app.start();
     perform(&connection, &app, actions, &updates);
     let outcome = loop {
@@ -104,6 +123,10 @@ fn apply(app: &mut App, update: Update) -> Vec<Action> {
         }
         Update::History { chat, messages } => app.on_history(&chat, messages),
         Update::Sent(message) => app.on_message(message),
+        Update::NotSent { text, problem } => {
+            app.on_not_sent(text, problem);
+            Vec::new()
+        }
         Update::Chats(list) => app.on_chats(&list.chats),
         Update::Problem(problem) => {
             app.on_problem(problem);
@@ -155,7 +178,10 @@ fn perform(
                             Ok(message) => Update::Sent(message),
                             Err(error) => Update::Problem(format!("sent, but: {error}")),
                         },
-                        Err(error) => Update::Problem(format!("not sent: {error}")),
+                        Err(error) => Update::NotSent {
+                            text,
+                            problem: format!("not sent: {error}"),
+                        },
                     };
                     let _ = updates.send(update);
                 });
