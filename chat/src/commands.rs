@@ -163,6 +163,7 @@ async fn logout(context: &Context) -> Result<(), ClientError> {
         .await;
     // The cookie cannot be revoked on the server anyway (see docs/SECURITY.md): forgetting it here is
     // what logging out means for this client, so it is forgotten even when the cluster is unreachable.
+    context.connection.forget_session();
     context.store.clear()?;
     match outcome {
         Ok(_) | Err(ClientError::SessionEnded) => {

@@ -32,6 +32,8 @@ use serde_json::Value;
 use crate::error::ClientError;
 use crate::session::{SavedSession, SessionCookie};
 
+/// The live stream: read without an overall timeout, for as long as it is followed.
+const EVENTS_PATH: &str = "/api/events";
 /// The session cookie's name on every node.
 const COOKIE_NAME: &str = "chat_session";
 /// Loopback or a LAN answers a connect in well under this; longer means the node is gone.
@@ -163,6 +165,14 @@ impl Connection {
         shared.session.user_id = Some(id);
     }
 
+    /// Drops the cookie and who it was for, whatever the cluster said about it.
+    pub fn forget_session(&self) {
+        let mut shared = self.lock();
+        shared.session.cookie = None;
+        shared.session.user = None;
+        shared.session.user_id = None;
+    }
+
     pub fn signed_in(&self) -> bool {
         self.lock().session.cookie.is_some()
     }
@@ -255,7 +265,7 @@ impl Connection {
         after: Option<u64>,
     ) -> Result<(Node, reqwest::Response), ClientError> {
         let (node, response) = self
-            .send(&Method::GET, "/api/events", None, after, Retry::Always)
+            .send(&Method::GET, EVENTS_PATH, None, after, Retry::Always)
             .await?;
         if response.status() == StatusCode::OK {
             return Ok((node, response));
@@ -287,7 +297,7 @@ impl Connection {
                 return Err(ClientError::Unreachable(problem));
             }
             let node = self.node(deadline).await?;
-            let client = if last_event_id.is_some() || path == "/api/events" {
+            let client = if path == EVENTS_PATH {
                 &self.streams
             } else {
                 &self.calls
