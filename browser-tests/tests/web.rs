@@ -28,17 +28,15 @@ use std::time::{Duration, Instant};
 
 use browser_tests::browser::{ChromeDriver, Tools, poll, texts, wait_for};
 use browser_tests::inputs::wait_for_inputs;
+use browser_tests::pages::{
+    CONVERGE, EVENT, PASSWORD, click, enter_through_nameserver, js, register, shown_handle,
+    shows_message, type_into,
+};
 use browser_tests::sse::{EventStream, Frame};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use system_tests::chat::ChatClient;
 use system_tests::cluster::Cluster;
-
-/// Bound for a cluster to form its tree and its input nodes to register at the nameserver.
-const CONVERGE: Duration = Duration::from_secs(30);
-/// Bound for one event to arrive on a stream, or one element to appear on a page.
-const EVENT: Duration = Duration::from_secs(10);
-const PASSWORD: &str = "correct horse battery";
 
 /// A user's own cookie-keeping client for one input node, without an overall request timeout so an
 /// event stream can stay open (connecting is bounded; every read is bounded by the caller).
@@ -238,85 +236,6 @@ async fn sse_carries_posts_across_input_nodes_and_resumes_exactly_after_last_eve
         assert_is_event_of(frame, message);
     }
     eprintln!("sse test took {:?}", started.elapsed());
-}
-
-/// Opens the nameserver in `browser` and follows its redirect; answers the input node's origin
-/// (`http://127.0.0.1:PORT`) once the login page is there.
-async fn enter_through_nameserver(browser: &Client, nameserver: &str) -> String {
-    browser
-        .goto(nameserver)
-        .await
-        .expect("the nameserver opens");
-    // When no input node is live the nameserver shows a page that refreshes itself; wait it out.
-    let origin = poll(
-        "the nameserver redirects to an input node",
-        CONVERGE,
-        || async {
-            let url = browser.current_url().await.ok()?;
-            let origin = url.origin().ascii_serialization();
-            (format!("{origin}/") != nameserver && url.path() == "/").then_some(origin)
-        },
-    )
-    .await;
-    wait_for(browser, "form[action='/register']", EVENT).await;
-    origin
-}
-
-/// Types `text` into the element matching `selector`.
-async fn type_into(browser: &Client, selector: &str, text: &str) {
-    let field = wait_for(browser, selector, EVENT).await;
-    field.clear().await.expect("the field can be cleared");
-    field.send_keys(text).await.expect("the field takes keys");
-}
-
-async fn click(browser: &Client, selector: &str) {
-    wait_for(browser, selector, EVENT)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|error| panic!("clicking {selector:?}: {error}"));
-}
-
-/// The `name#tag` the page's header shows for the signed-in user, once it shows one.
-async fn shown_handle(browser: &Client) -> String {
-    wait_for(browser, ".whoami .handle", EVENT)
-        .await
-        .text()
-        .await
-        .expect("the handle has text")
-        .trim()
-        .to_owned()
-}
-
-/// Registers `name` through the page's register form; answers the `name#tag` the page then shows.
-async fn register(browser: &Client, name: &str) -> String {
-    type_into(
-        browser,
-        "form[action='/register'] input[name='username']",
-        name,
-    )
-    .await;
-    type_into(
-        browser,
-        "form[action='/register'] input[name='password']",
-        PASSWORD,
-    )
-    .await;
-    click(browser, "form[action='/register'] button[type='submit']").await;
-    let handle = shown_handle(browser).await;
-    let (shown_name, tag) = handle
-        .rsplit_once('#')
-        .unwrap_or_else(|| panic!("the page shows no name#tag: {handle:?}"));
-    assert_eq!(shown_name, name, "{handle:?}");
-    assert!(
-        tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_digit()),
-        "a four-digit tag: {handle:?}"
-    );
-    // The welcome notice names the handle too.
-    let notice = wait_for(browser, ".alert.notice", EVENT).await;
-    let notice = notice.text().await.expect("the notice has text");
-    assert!(notice.contains(&handle), "welcome notice: {notice:?}");
-    handle
 }
 
 /// Logs out and back in through the login form with `handle` (`name#tag`).
@@ -671,14 +590,6 @@ async fn browser_scenario(tools: &Tools, cluster: &Cluster, flags: &[&str], star
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
-/// Runs `script` (a function body; `arguments` are `args`) in `browser` and answers its value.
-async fn js(browser: &Client, script: &str, args: Vec<Value>) -> Value {
-    browser
-        .execute(script, args)
-        .await
-        .unwrap_or_else(|error| panic!("script {script:?} failed: {error}"))
-}
-
 /// Enters through the nameserver until the browser lands on an input node other than `not` (the
 /// nameserver hands nodes out in turn); answers that node's origin.
 async fn enter_avoiding(browser: &Client, nameserver: &str, not: Option<&str>) -> String {
@@ -719,18 +630,6 @@ impl Session {
             .await;
         assert_eq!(status, 200, "login {handle}: {body}");
     }
-}
-
-/// Whether the message `content` is shown (delivered, not pending) in `browser`'s open conversation.
-async fn shows_message(browser: &Client, content: &str) -> bool {
-    js(
-        browser,
-        "return Array.from(document.querySelectorAll('#messages li.message:not(.pending) .content')) \
-           .some((node) => node.textContent === arguments[0]);",
-        vec![json!(content)],
-    )
-    .await
-        == json!(true)
 }
 
 /// Clicks (focuses) the message `content` in `browser` and then its action `action` (`reply`, `edit`,

@@ -72,7 +72,8 @@ pub async fn supervise(
         ..WebOptions::default()
     };
     let state = WebState::new(data.service(), data.clone(), serving_rx, options)
-        .with_metrics(data.metrics());
+        .with_metrics(data.metrics())
+        .with_presence(data.presence());
     let addr = SocketAddr::new(config.host, config.http_port);
     let scheme = if config.tls.is_some() {
         "https"

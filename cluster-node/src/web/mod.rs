@@ -38,6 +38,7 @@ mod views;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -51,7 +52,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::presence::Presence;
 use crate::service::{ChatService, ServiceError, ServiceRequest, ServiceResponse};
+use crate::storage::{ChatId, UserId};
 
 pub use crate::service::EventSource;
 pub use error::AppError;
@@ -182,6 +185,11 @@ pub struct WebState {
     _hub_guard: Arc<tokio_util::sync::DropGuard>,
     /// Where request counts and latencies go (none in tests that do not look).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Who is online and typing (standalone unless the node's data plane relays it).
+    presence: Presence,
+    /// When each user last announced typing in each chat, to pass on at most one notice per
+    /// 1.5 s (see `api::typing`).
+    typing_sent: Arc<Mutex<HashMap<(UserId, ChatId), std::time::Instant>>>,
 }
 
 impl WebState {
@@ -213,7 +221,14 @@ impl WebState {
             closing: CancellationToken::new(),
             _hub_guard: Arc::new(stop.drop_guard()),
             metrics: None,
+            presence: Presence::standalone(),
+            typing_sent: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Shows who is online and typing as `presence` tells (the node's data plane relays it).
+    pub fn with_presence(self, presence: Presence) -> Self {
+        WebState { presence, ..self }
     }
 
     /// Records request counts and latencies per route into `metrics` (the node's `/metrics`).
@@ -238,6 +253,7 @@ impl WebState {
 /// [`WebOptions::session_key`].
 pub fn router(state: WebState) -> Router {
     let metrics = state.metrics.clone();
+    let policy = middleware::content_policy(&state.options.nameservers);
     Router::new()
         .merge(api::router(state.clone()))
         .merge(pages::router(state.clone()))
@@ -259,7 +275,10 @@ pub fn router(state: WebState) -> Router {
             metrics,
             middleware::record_metrics,
         ))
-        .layer(axum::middleware::map_response(middleware::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            policy,
+            middleware::security_headers,
+        ))
 }
 
 /// Serves `state`'s application on `listener` (over TLS when `tls` is given) until `shutdown`
