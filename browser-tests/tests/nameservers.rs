@@ -51,7 +51,7 @@ async fn with_the_first_nameserver_dead_a_page_fails_over_through_the_second() {
     let dir = ClusterDir::with_nameservers(2);
     let urls = dir.nameserver_urls();
     let _second = dir.start_more_nameserver(0);
-    let mut cluster = Cluster::start_in_order_in(dir, 4).await;
+    let mut cluster = Cluster::start_in_order_in(dir, 5).await;
     cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
     cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
     let inputs = wait_for_inputs(&cluster, 2, CONVERGE).await;

@@ -32,95 +32,12 @@ use browser_tests::pages::{
     CONVERGE, EVENT, PASSWORD, click, enter_through_nameserver, js, register, shown_handle,
     shows_message, type_into,
 };
-use browser_tests::sse::{EventStream, Frame};
+use browser_tests::session::Session;
+use browser_tests::sse::Frame;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use system_tests::chat::ChatClient;
 use system_tests::cluster::Cluster;
-
-/// A user's own cookie-keeping client for one input node, without an overall request timeout so an
-/// event stream can stay open (connecting is bounded; every read is bounded by the caller).
-struct Session {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Session {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .expect("a plain HTTP client builds"),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            // Same-origin, as a browser would say: the CSRF check refuses anything else.
-            .header("origin", &self.base)
-            .json(&body)
-            .send();
-        let response = tokio::time::timeout(EVENT, request)
-            .await
-            .unwrap_or_else(|_| panic!("POST {path}: no answer within {EVENT:?}"))
-            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
-        let status = response.status().as_u16();
-        let body = tokio::time::timeout(EVENT, response.json::<Value>())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    /// Registers and logs in; answers the tag.
-    async fn sign_up(&self, username: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/register",
-                json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 201, "register {username}: {body}");
-        let tag = body["tag"].as_str().expect("a tag").to_owned();
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": username, "tag": tag, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "login {username}: {body}");
-        tag
-    }
-
-    /// Opens `GET /api/events`, resuming after `last_event_id` when given, and waits for its `ready`.
-    async fn events(&self, last_event_id: Option<&str>) -> EventStream {
-        let mut request = self
-            .http
-            .get(format!("{}/api/events", self.base))
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = tokio::time::timeout(EVENT, request.send())
-            .await
-            .expect("GET /api/events answers in time")
-            .expect("GET /api/events answers");
-        let mut stream = EventStream::new(response);
-        let ready = stream.next(EVENT).await.expect("a first event in time");
-        assert_eq!(
-            ready.kind(),
-            "ready",
-            "the stream starts with ready: {ready:?}"
-        );
-        stream
-    }
-}
 
 /// Posts `content` to the group as `client`; answers the message.
 async fn post_message(client: &ChatClient, group: &str, content: &str) -> Value {
@@ -355,6 +272,21 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
             .any(|text| text.contains(&ada)),
         "bob sees ada among the members"
     );
+    // Ada's page is open, so she is online: her dot is filled on Bob's page (another input node).
+    poll("bob's page shows ada online", EVENT, || async {
+        let online = js(
+            two,
+            "return Array.from(document.querySelectorAll('#members li.online'), (li) => li.textContent);",
+            vec![],
+        )
+        .await;
+        online
+            .as_array()?
+            .iter()
+            .any(|member| member.as_str().is_some_and(|text| text.contains(&ada)))
+            .then_some(())
+    })
+    .await;
     // A marker that a reload or navigation would wipe out.
     two.execute("window.__stillTheSamePage = true; return true;", vec![])
         .await
@@ -363,6 +295,14 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     // Ada types a message and sends it.
     let text = "See you at the lake at 10!";
     type_into(one, "#composer textarea[name='content']", text).await;
+    // While she types, Bob's page says so.
+    let (ada_name, _) = ada.rsplit_once('#').expect("name#tag");
+    let typing = format!("{ada_name} is typing…");
+    poll("bob's page says ada is typing", EVENT, || async {
+        let shown = wait_for(two, "#typing", EVENT).await.text().await.ok()?;
+        (shown == typing).then_some(())
+    })
+    .await;
     let sent = Instant::now();
     click(one, "#composer button[type='submit']").await;
     poll("ada's page shows her message", EVENT, || async {
@@ -387,6 +327,12 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
         "sent in browser 1 ({base_one}) -> shown in browser 2 ({base_two}): {:?}",
         sent.elapsed()
     );
+    // Her message arrived: she is no longer shown typing.
+    poll("bob's page stops saying ada is typing", EVENT, || async {
+        let shown = wait_for(two, "#typing", EVENT).await.text().await.ok()?;
+        shown.is_empty().then_some(())
+    })
+    .await;
     let same_page = two
         .execute("return window.__stillTheSamePage === true;", vec![])
         .await
@@ -606,31 +552,6 @@ async fn enter_avoiding(browser: &Client, nameserver: &str, not: Option<&str>) -
 const SIDEBAR_ENTRY: &str = "const link = document.querySelector('#chats a[href=\"' + arguments[0] + '\"]'); \
      if (!link) return null; const item = link.closest('li'); \
      return [Number(item.dataset.unread), item.querySelector('.unread').hidden];";
-
-impl Session {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let request = self.http.get(format!("{}{path}", self.base)).send();
-        let response = tokio::time::timeout(EVENT, request)
-            .await
-            .unwrap_or_else(|_| panic!("GET {path}: no answer within {EVENT:?}"))
-            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    /// Logs in an account registered elsewhere (through a page).
-    async fn log_in(&self, handle: &str) {
-        let (username, tag) = handle.rsplit_once('#').expect("name#tag");
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": username, "tag": tag, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "login {handle}: {body}");
-    }
-}
 
 /// Clicks (focuses) the message `content` in `browser` and then its action `action` (`reply`, `edit`,
 /// `react`), as a person does: the actions show on a focused message.

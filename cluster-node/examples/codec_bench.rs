@@ -253,6 +253,7 @@ enum MirrorDataMessage {
     Online {
         users: SetUpdate<UserId>,
     },
+    PresenceResend,
     Typing {
         notice: TypingNotice,
     },
@@ -503,6 +504,7 @@ fn mirror(message: &DataMessage) -> MirrorDataMessage {
         DataMessage::Online { users } => MirrorDataMessage::Online {
             users: users.clone(),
         },
+        DataMessage::PresenceResend => MirrorDataMessage::PresenceResend,
         DataMessage::Typing { notice } => MirrorDataMessage::Typing {
             notice: notice.clone(),
         },

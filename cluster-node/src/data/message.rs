@@ -102,6 +102,9 @@ pub enum DataMessage {
     Presence { users: SetUpdate<UserId> },
     /// Sent down by every node to its children: who is online in the cluster.
     Online { users: SetUpdate<UserId> },
+    /// "Send me your whole set": a [`DataMessage::Presence`] or [`DataMessage::Online`] did not go
+    /// on top of what the receiver held (a lost update, a restart).
+    PresenceResend,
     /// A user is typing: passed up from child to parent until the root, which sends it down the
     /// whole tree; every node hands it to its streams.
     Typing { notice: TypingNotice },
@@ -254,6 +257,7 @@ mod tests {
                     removed: Vec::new(),
                 },
             },
+            DataMessage::PresenceResend,
             DataMessage::Typing {
                 notice: TypingNotice {
                     chat: crate::storage::ChatId::Group(crate::storage::GroupId::random()),

@@ -665,6 +665,10 @@ impl<T: Transport> DataPlane<T> {
                 self.relay.from_parent(from, users);
                 self.relay_presence();
             }
+            DataMessage::PresenceResend => {
+                self.relay.resend_to(from);
+                self.relay_presence();
+            }
             DataMessage::Typing { notice } => self.on_typing(Some(from), notice),
             message @ DataMessage::Summary { .. } => {
                 if self.view.borrow().children.contains(&from)

@@ -23,6 +23,9 @@ impl<T: Transport> DataPlane<T> {
                 .inc_by(bytes.len() as u64 * children);
             self.send_bytes_to_children(&bytes);
         }
+        for neighbour in outputs.ask {
+            self.send(neighbour, &DataMessage::PresenceResend);
+        }
         if let Some(online) = outputs.online {
             self.metrics.presence_online.set(online.len() as i64);
             self.presence.publish_online(online);

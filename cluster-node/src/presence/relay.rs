@@ -9,11 +9,14 @@
 //!
 //! Every node sends its parent the union of the users connected in its subtree, and every node sends
 //! its children the online set as it knows it (the root: its subtree, which is everyone). Both travel
-//! as [`SetUpdate`]s: the whole set when the receiver cannot know the sender's last one (a new
-//! parent, a changed set of children, a restart) and every [`FULL_EVERY`], otherwise only what was
-//! added and removed. A receiver applies a delta only on top of the exact version it was computed
-//! from, so a lost update makes it ignore deltas until the next whole set: the view is soft state,
-//! at most [`FULL_EVERY`] stale after a loss, never wrong for longer.
+//! as [`SetUpdate`]s: the whole set to a new receiver (a new parent, a changed set of children, a
+//! restart), otherwise only what was added and removed, and when nothing changed a bodiless
+//! *heartbeat* every [`HEARTBEAT`] that names the version the receiver should hold. A receiver applies
+//! a delta only on top of the exact version it was computed from; one that finds itself behind (a
+//! message was lost, the link was not up yet, it restarted) asks the sender for the whole set again
+//! ([`Outputs::ask`], answered by [`Relay::resend_to`]). So a loss costs at most one heartbeat
+//! interval and one whole set, and an idle edge costs one small message per interval whatever the
+//! number of users.
 //!
 //! Why this and not the log: presence changes far more often than chat data and is worthless a
 //! minute later; writing it would put every connect and disconnect through the voters' fsyncs.
@@ -22,16 +25,17 @@
 //! longer has it (`set_tree`), and the change flows up and back down like any other.
 //!
 //! Cost: one change costs one small message per hop up to the root and one per tree edge down;
-//! changes within [`MIN_GAP`] of the last send leave together. A whole set (the users' ids) crosses
-//! each edge every [`FULL_EVERY`] in each direction: O(online users) per edge per 10 s.
+//! changes within [`MIN_GAP`] of the last send leave together. A whole set (the users' ids) crosses an
+//! edge only when the edge is new or a receiver fell behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use overlay::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 
-/// A whole set crosses every edge at least this often (repairs a lost delta).
-pub const FULL_EVERY: Millis = Millis(10_000);
+/// An edge that carried nothing for this long carries a heartbeat (the version the receiver should
+/// hold), so a receiver that missed something notices within about this long.
+pub const HEARTBEAT: Millis = Millis(1_000);
 /// Changes that come sooner than this after the last update wait for the next poll.
 pub const MIN_GAP: Millis = Millis(200);
 
@@ -41,7 +45,8 @@ pub struct SetUpdate<U> {
     /// The sender's stream of updates; versions count within it.
     pub stream: u64,
     pub version: u64,
-    /// `None`: `added` is the whole set. Otherwise the version this delta goes on top of.
+    /// `None`: `added` is the whole set. Otherwise the version this delta goes on top of (equal to
+    /// `version` for a heartbeat, which changes nothing).
     pub base: Option<u64>,
     pub added: Vec<U>,
     pub removed: Vec<U>,
@@ -55,8 +60,10 @@ pub struct SetSender<K, U> {
     sent: BTreeSet<U>,
     /// Whom the last update went to; another target gets the whole set.
     target: Option<K>,
-    last_full: Millis,
+    /// When the last update of any kind left (heartbeats count from it).
     last_sent: Millis,
+    /// When the last change left ([`MIN_GAP`] counts from it; heartbeats do not hold changes back).
+    last_change: Millis,
 }
 
 impl<K: PartialEq + Clone, U: Ord + Clone> SetSender<K, U> {
@@ -66,22 +73,19 @@ impl<K: PartialEq + Clone, U: Ord + Clone> SetSender<K, U> {
             version: 0,
             sent: BTreeSet::new(),
             target: None,
-            last_full: Millis::ZERO,
             last_sent: Millis::ZERO,
+            last_change: Millis::ZERO,
         }
     }
 
-    /// The update that brings `target` to `current`, if one is due at `now`.
+    /// The update that brings `target` to `current`, if one is due at `now`: the whole set to a new
+    /// target, a delta when the set changed (at most every [`MIN_GAP`]), a heartbeat after
+    /// [`HEARTBEAT`] of silence.
     pub fn next(&mut self, target: &K, current: &BTreeSet<U>, now: Millis) -> Option<SetUpdate<U>> {
-        let new_target = self.target.as_ref() != Some(target);
-        let full_due = new_target || now.since(self.last_full) >= FULL_EVERY;
-        if !full_due && (self.sent == *current || now.since(self.last_sent) < MIN_GAP) {
-            return None;
-        }
-        self.version += 1;
-        self.last_sent = now;
-        let update = if full_due {
-            self.last_full = now;
+        let quiet = now.since(self.last_sent);
+        let update = if self.target.as_ref() != Some(target) {
+            self.last_change = now;
+            self.version += 1;
             SetUpdate {
                 stream: self.stream,
                 version: self.version,
@@ -89,7 +93,9 @@ impl<K: PartialEq + Clone, U: Ord + Clone> SetSender<K, U> {
                 added: current.iter().cloned().collect(),
                 removed: Vec::new(),
             }
-        } else {
+        } else if self.sent != *current && now.since(self.last_change) >= MIN_GAP {
+            self.last_change = now;
+            self.version += 1;
             SetUpdate {
                 stream: self.stream,
                 version: self.version,
@@ -97,13 +103,24 @@ impl<K: PartialEq + Clone, U: Ord + Clone> SetSender<K, U> {
                 added: current.difference(&self.sent).cloned().collect(),
                 removed: self.sent.difference(current).cloned().collect(),
             }
+        } else if quiet >= HEARTBEAT {
+            SetUpdate {
+                stream: self.stream,
+                version: self.version,
+                base: Some(self.version),
+                added: Vec::new(),
+                removed: Vec::new(),
+            }
+        } else {
+            return None;
         };
+        self.last_sent = now;
         self.target = Some(target.clone());
         self.sent = current.clone();
         Some(update)
     }
 
-    /// Forgets the target: the next update is a whole set.
+    /// Forgets the target: the next update is a whole set (the receiver asked for it).
     pub fn reset(&mut self) {
         self.target = None;
     }
@@ -132,26 +149,51 @@ impl<U: Ord + Clone> SetMirror<U> {
         &self.set
     }
 
-    /// Applies `update`; answers whether the set changed. A delta that does not go on top of the
-    /// version held is ignored (the set stays as it was until the next whole set).
-    pub fn apply(&mut self, update: SetUpdate<U>) -> bool {
-        let before = self.set.clone();
+    /// Applies `update`. A delta or heartbeat that does not go on top of the version held leaves
+    /// the set as it is and answers [`Applied::Behind`]: the sender must send the whole set.
+    pub fn apply(&mut self, update: SetUpdate<U>) -> Applied {
         match update.base {
             None => {
-                self.set = update.added.into_iter().collect();
+                let set: BTreeSet<U> = update.added.into_iter().collect();
+                let changed = set != self.set;
+                self.set = set;
                 self.at = Some((update.stream, update.version));
+                if changed {
+                    Applied::Changed
+                } else {
+                    Applied::Unchanged
+                }
             }
             Some(base) if self.at == Some((update.stream, base)) => {
+                let mut changed = false;
                 for user in update.removed {
-                    self.set.remove(&user);
+                    changed |= self.set.remove(&user);
                 }
-                self.set.extend(update.added);
+                for user in update.added {
+                    changed |= self.set.insert(user);
+                }
                 self.at = Some((update.stream, update.version));
+                if changed {
+                    Applied::Changed
+                } else {
+                    Applied::Unchanged
+                }
             }
-            Some(_) => self.at = None,
+            Some(_) => {
+                self.at = None;
+                Applied::Behind
+            }
         }
-        self.set != before
     }
+}
+
+/// What applying an update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    Unchanged,
+    /// The update was not for the version held: ask for the whole set.
+    Behind,
 }
 
 /// What a node has to do after [`Relay::poll`].
@@ -163,6 +205,8 @@ pub struct Outputs<U> {
     pub down: Option<SetUpdate<U>>,
     /// The online set changed: publish it to this node's listeners.
     pub online: Option<BTreeSet<U>>,
+    /// Neighbours whose updates this node could not apply: ask each to send its whole set.
+    pub ask: BTreeSet<NodeId>,
 }
 
 /// One node's part in spreading presence.
@@ -176,6 +220,7 @@ pub struct Relay<U> {
     up: SetSender<NodeId, U>,
     down: SetSender<BTreeSet<NodeId>, U>,
     published: Option<BTreeSet<U>>,
+    ask: BTreeSet<NodeId>,
 }
 
 impl<U: Ord + Clone> Relay<U> {
@@ -190,6 +235,7 @@ impl<U: Ord + Clone> Relay<U> {
             up: SetSender::new(stream),
             down: SetSender::new(stream.wrapping_add(1)),
             published: None,
+            ask: BTreeSet::new(),
         }
     }
 
@@ -212,15 +258,27 @@ impl<U: Ord + Clone> Relay<U> {
 
     /// A child's subtree report; ignored from a node that is not a child.
     pub fn from_child(&mut self, child: NodeId, update: SetUpdate<U>) {
-        if self.children.contains(&child) {
-            self.from_children.entry(child).or_default().apply(update);
+        if self.children.contains(&child)
+            && self.from_children.entry(child).or_default().apply(update) == Applied::Behind
+        {
+            self.ask.insert(child);
         }
     }
 
     /// The parent's online set; ignored from a node that is not the parent.
     pub fn from_parent(&mut self, from: NodeId, update: SetUpdate<U>) {
+        if self.parent == Some(from) && self.from_parent.apply(update) == Applied::Behind {
+            self.ask.insert(from);
+        }
+    }
+
+    /// `from` asked for the whole set: the parent gets the subtree again, or the children the
+    /// online set (all of them: they share one stream of updates).
+    pub fn resend_to(&mut self, from: NodeId) {
         if self.parent == Some(from) {
-            self.from_parent.apply(update);
+            self.up.reset();
+        } else if self.children.contains(&from) {
+            self.down.reset();
         }
     }
 
@@ -261,7 +319,13 @@ impl<U: Ord + Clone> Relay<U> {
             self.published = Some(online.clone());
             online
         });
-        Outputs { up, down, online }
+        let ask = std::mem::take(&mut self.ask);
+        Outputs {
+            up,
+            down,
+            online,
+            ask,
+        }
     }
 }
 
@@ -274,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sender_sends_the_whole_set_first_then_deltas_then_the_whole_set_again() {
+    fn a_sender_sends_the_whole_set_first_then_deltas_then_heartbeats() {
         let mut sender: SetSender<NodeId, u32> = SetSender::new(7);
         let to = NodeId(2);
         let first = sender.next(&to, &set(&[1, 2]), Millis(1_000)).expect("due");
@@ -307,37 +371,77 @@ mod tests {
         assert_eq!(
             sender.next(&to, &set(&[2, 3]), Millis(2_000)),
             None,
-            "no change"
+            "quiet"
         );
-        let refresh = sender
-            .next(&to, &set(&[2, 3]), Millis(11_000))
-            .expect("due");
-        assert_eq!(refresh.base, None, "every FULL_EVERY the whole set");
-        assert_eq!(refresh.added, vec![2, 3]);
+        let heartbeat = sender.next(&to, &set(&[2, 3]), Millis(2_300)).expect("due");
+        assert_eq!(
+            heartbeat,
+            SetUpdate {
+                stream: 7,
+                version: 2,
+                base: Some(2),
+                added: vec![],
+                removed: vec![]
+            },
+            "after HEARTBEAT of silence, the version the receiver should hold"
+        );
         let moved = sender
-            .next(&NodeId(5), &set(&[2, 3]), Millis(11_001))
+            .next(&NodeId(5), &set(&[2, 3]), Millis(2_301))
             .expect("due");
         assert_eq!(moved.base, None, "a new target gets the whole set at once");
+        sender.reset();
+        let asked = sender
+            .next(&NodeId(5), &set(&[2, 3]), Millis(2_302))
+            .expect("due");
+        assert_eq!(asked.base, None, "a receiver that asked gets the whole set");
     }
 
     #[test]
-    fn a_mirror_applies_only_deltas_on_top_of_what_it_holds() {
+    fn a_mirror_that_missed_an_update_says_so_until_it_gets_the_whole_set() {
         let mut sender: SetSender<NodeId, u32> = SetSender::new(1);
         let mut mirror = SetMirror::default();
         let to = NodeId(2);
         let whole = sender.next(&to, &set(&[1, 2]), Millis(1_000)).unwrap();
         let lost = sender.next(&to, &set(&[1, 2, 3]), Millis(2_000)).unwrap();
         let after_loss = sender.next(&to, &set(&[1, 3, 4]), Millis(3_000)).unwrap();
-        assert!(mirror.apply(whole));
+        assert_eq!(mirror.apply(whole), Applied::Changed);
         drop(lost);
-        assert!(!mirror.apply(after_loss), "a delta on a version never seen");
+        assert_eq!(mirror.apply(after_loss), Applied::Behind);
         assert_eq!(*mirror.set(), set(&[1, 2]), "kept as it was");
-        let refresh = sender.next(&to, &set(&[1, 3, 4]), Millis(12_000)).unwrap();
-        assert!(mirror.apply(refresh));
+        let heartbeat = sender.next(&to, &set(&[1, 3, 4]), Millis(4_000)).unwrap();
+        assert_eq!(mirror.apply(heartbeat), Applied::Behind, "still behind");
+        sender.reset();
+        let whole = sender.next(&to, &set(&[1, 3, 4]), Millis(4_001)).unwrap();
+        assert_eq!(mirror.apply(whole), Applied::Changed);
         assert_eq!(*mirror.set(), set(&[1, 3, 4]));
-        let delta = sender.next(&to, &set(&[3, 4]), Millis(13_000)).unwrap();
-        assert!(mirror.apply(delta));
+        let heartbeat = sender.next(&to, &set(&[1, 3, 4]), Millis(5_001)).unwrap();
+        assert_eq!(mirror.apply(heartbeat), Applied::Unchanged);
+        let delta = sender.next(&to, &set(&[3, 4]), Millis(6_000)).unwrap();
+        assert_eq!(mirror.apply(delta), Applied::Changed);
         assert_eq!(*mirror.set(), set(&[3, 4]));
+    }
+
+    #[test]
+    fn a_lost_first_update_is_asked_for_again() {
+        let mut parent: Relay<u32> = Relay::new(100);
+        let mut child: Relay<u32> = Relay::new(200);
+        parent.set_tree(None, set_of_nodes(&[2]));
+        child.set_tree(Some(NodeId(1)), BTreeSet::new());
+        // The child's first (whole) update is lost: the link was not up yet.
+        let lost = child.poll(Millis(1_000)).up;
+        assert!(lost.is_some_and(|(_, update)| update.base.is_none()));
+        child.set_local(set(&[7]));
+        let (_, delta) = child.poll(Millis(1_500)).up.expect("a delta");
+        parent.from_child(NodeId(2), delta);
+        let asked = parent.poll(Millis(1_500)).ask;
+        assert_eq!(asked, set_of_nodes(&[2]));
+        child.resend_to(NodeId(1));
+        let (_, whole) = child.poll(Millis(1_501)).up.expect("the whole set");
+        assert_eq!(whole.base, None);
+        parent.from_child(NodeId(2), whole);
+        let outputs = parent.poll(Millis(1_502));
+        assert_eq!(outputs.online, Some(set(&[7])));
+        assert!(outputs.ask.is_empty());
     }
 
     /// A chain root(1) ← 2 ← 3 run to quiescence by hand: messages are delivered as polled.
@@ -377,22 +481,26 @@ mod tests {
             }
         }
 
-        /// Polls every node until nothing moves, the clock stepping past MIN_GAP each round.
+        /// Polls every node until nothing but heartbeats moves, the clock stepping past MIN_GAP each
+        /// round; whole-set requests are delivered like the rest.
         fn settle(&mut self) {
+            let carries = |update: &SetUpdate<u32>| {
+                update.base.is_none() || !update.added.is_empty() || !update.removed.is_empty()
+            };
             for _ in 0..20 {
                 self.now = Millis(self.now.0 + MIN_GAP.0);
                 let mut moved = false;
                 for id in [1, 2, 3] {
                     let outputs = self.relays.get_mut(&id).unwrap().poll(self.now);
                     if let Some((parent, update)) = outputs.up {
-                        moved = true;
+                        moved |= carries(&update);
                         self.relays
                             .get_mut(&parent.0)
                             .unwrap()
                             .from_child(NodeId(id), update);
                     }
                     if let Some(update) = outputs.down {
-                        moved = true;
+                        moved |= carries(&update);
                         for child in self.children(id) {
                             self.relays
                                 .get_mut(&child)
@@ -403,6 +511,10 @@ mod tests {
                     if let Some(online) = outputs.online {
                         moved = true;
                         self.published.insert(id, online);
+                    }
+                    for asked in outputs.ask {
+                        moved = true;
+                        self.relays.get_mut(&asked.0).unwrap().resend_to(NodeId(id));
                     }
                 }
                 if !moved {
@@ -430,7 +542,7 @@ mod tests {
             .unwrap()
             .set_tree(Some(NodeId(1)), BTreeSet::new());
         // `settle` would address node 3; deliver by hand instead.
-        let now = Millis(chain.now.0 + FULL_EVERY.0);
+        let now = Millis(chain.now.0 + HEARTBEAT.0);
         let up = chain.relays.get_mut(&2).unwrap().poll(now).up.unwrap();
         chain
             .relays
