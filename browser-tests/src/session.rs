@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 use crate::pages::{EVENT, PASSWORD};
 use crate::sse::EventStream;
 
-/// A user's own cookie-keeping client for one input node, without an overall request timeout so an
-/// event stream can stay open (connecting is bounded; every read is bounded by the caller).
+/// A user's own cookie-keeping client for one input node (clones share the cookies), without an
+/// overall request timeout so an event stream can stay open (connecting is bounded; every read is
+/// bounded by the caller).
+#[derive(Clone)]
 pub struct Session {
     base: String,
     http: reqwest::Client,
@@ -89,6 +91,24 @@ impl Session {
         );
         stream
     }
+
+    /// Opens `GET /api/events` as a client that reconnects would: `None` unless the node answers 200
+    /// with its `ready` in time (a node rebuilding its tree answers 503).
+    pub async fn try_events(&self) -> Option<EventStream> {
+        let request = self
+            .http
+            .get(format!("{}/api/events", self.base))
+            .header("accept", "text/event-stream")
+            .send();
+        let response = tokio::time::timeout(EVENT, request).await.ok()?.ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let mut stream = EventStream::new(response);
+        let ready = stream.next(EVENT).await?;
+        (ready.kind() == "ready").then_some(stream)
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let request = self.http.get(format!("{}{path}", self.base)).send();
         let response = tokio::time::timeout(EVENT, request)

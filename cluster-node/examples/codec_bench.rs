@@ -30,6 +30,7 @@ use cluster_node::config::NodeId;
 use cluster_node::data::message::{DataMessage, Envelope, RequestId, decode, encode};
 use cluster_node::presence::TypingNotice;
 use cluster_node::presence::relay::SetUpdate;
+use cluster_node::service::ephemeral::{EphemeralAnswer, EphemeralEvent, EphemeralRequest};
 use cluster_node::service::{
     AddMember, CreateGroup, Credentials, DeleteGroup, DeleteMessage, EditMessage, GetGroup,
     GetUser, LeaveGroup, ListDirectMessages, ListGroupMessages, LookupCredentials, MarkRead,
@@ -132,6 +133,7 @@ enum MirrorOperation {
     ListChats,
     Search(Search),
     ListContacts,
+    Ephemeral(EphemeralRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +161,7 @@ enum MirrorOutcome {
     Groups(Vec<Group>),
     Chats(Vec<MirrorChatSummary>),
     Contacts(Vec<UserId>),
+    Ephemeral(EphemeralAnswer),
     ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
 }
@@ -256,6 +259,9 @@ enum MirrorDataMessage {
     PresenceResend,
     Typing {
         notice: TypingNotice,
+    },
+    Ephemeral {
+        event: EphemeralEvent,
     },
 }
 
@@ -372,6 +378,7 @@ fn mirror_operation(operation: &Operation) -> MirrorOperation {
         Operation::ListChats => MirrorOperation::ListChats,
         Operation::Search(o) => MirrorOperation::Search(o),
         Operation::ListContacts => MirrorOperation::ListContacts,
+        Operation::Ephemeral(o) => MirrorOperation::Ephemeral(o),
     }
 }
 
@@ -403,6 +410,7 @@ fn mirror_outcome(outcome: &Outcome) -> MirrorOutcome {
         ),
         Outcome::ReadMarker { chat, read_epoch } => MirrorOutcome::ReadMarker { chat, read_epoch },
         Outcome::Contacts(users) => MirrorOutcome::Contacts(users),
+        Outcome::Ephemeral(answer) => MirrorOutcome::Ephemeral(answer),
         Outcome::Done => MirrorOutcome::Done,
     }
 }
@@ -505,6 +513,9 @@ fn mirror(message: &DataMessage) -> MirrorDataMessage {
             users: users.clone(),
         },
         DataMessage::PresenceResend => MirrorDataMessage::PresenceResend,
+        DataMessage::Ephemeral { event } => MirrorDataMessage::Ephemeral {
+            event: event.clone(),
+        },
         DataMessage::Typing { notice } => MirrorDataMessage::Typing {
             notice: notice.clone(),
         },

@@ -8,6 +8,7 @@ impl<T: Transport> DataPlane<T> {
     pub(super) async fn on_view_change(&mut self) {
         let view = self.view.borrow_and_update().clone();
         self.relay_tree_changed();
+        self.ephemeral_leader(view.leader);
         if (view.term, view.parent) != self.pending_path {
             // A new tree or a new parent: answers to requests sent the old way may never come (their
             // route or their writer is gone). Failing them now, retryable, lets clients retry at once
@@ -99,6 +100,7 @@ impl<T: Transport> DataPlane<T> {
         self.promised = database.promised().await.ok();
         let service = LocalService::writer(database, self.options.service.clone());
         self.commits = service.subscribe();
+        self.ephemeral_feed = service.subscribe_ephemeral();
         self.voters = VoterTracking::default();
         // The new writer service counts from zero.
         self.writer_exported = Default::default();
@@ -116,6 +118,7 @@ impl<T: Transport> DataPlane<T> {
         self.stop_applier().await;
         self.retire_writer().await;
         self.commits = None;
+        self.ephemeral_feed = None;
         let Some(database) = self.open_database().await else {
             return;
         };
@@ -201,6 +204,7 @@ impl<T: Transport> DataPlane<T> {
         self.stop_applier().await;
         self.retire_writer().await;
         self.commits = None;
+        self.ephemeral_feed = None;
         self.local = Local::None;
         self.promised = None;
         self.configuration = None;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::NodeId;
 use crate::presence::TypingNotice;
 use crate::presence::relay::SetUpdate;
+use crate::service::ephemeral::EphemeralEvent;
 use crate::service::{ServiceError, ServiceRequest, ServiceResponse};
 use crate::storage::{Epoch, LogEntry, Term, UserId};
 
@@ -108,6 +109,8 @@ pub enum DataMessage {
     /// A user is typing: passed up from child to parent until the root, which sends it down the
     /// whole tree; every node hands it to its streams.
     Typing { notice: TypingNotice },
+    /// An ephemeral group's event, from the writer's memory down the whole tree (never logged).
+    Ephemeral { event: EphemeralEvent },
 }
 
 impl DataMessage {
@@ -258,6 +261,13 @@ mod tests {
                 },
             },
             DataMessage::PresenceResend,
+            DataMessage::Ephemeral {
+                event: EphemeralEvent::Ended {
+                    group: crate::storage::GroupId::random(),
+                    members: vec![UserId::random()],
+                    reason: crate::service::ephemeral::EndReason::Empty,
+                },
+            },
             DataMessage::Typing {
                 notice: TypingNotice {
                     chat: crate::storage::ChatId::Group(crate::storage::GroupId::random()),

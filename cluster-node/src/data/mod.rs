@@ -26,6 +26,7 @@
 //! | `acceptance.rs` | subtree summaries, the root's state machine (`replication::root`) fed and its commands run, promises and the term written off the plane's task |
 //! | `lifecycle.rs` | following the tree: links, roles, the database, the configuration and position this node holds |
 //! | `links.rs` | sending to the parent, the children, one hop down |
+//! | `ephemeral.rs` | ephemeral groups' events from the writer's memory down the whole tree, and the end of them all when the writer changes |
 //! | `presence.rs` | who is online and who is typing, relayed up and down the tree (`crate::presence`), never logged |
 //! | `applier.rs` | the copy's applier task (transactions off the plane's task) |
 //! | `quorum.rs` | a write waiting for a majority of the voters |
@@ -56,6 +57,7 @@
 mod acceptance;
 mod applier;
 mod copy;
+mod ephemeral;
 mod lifecycle;
 mod links;
 pub mod message;
@@ -90,6 +92,7 @@ use crate::logging::HEADLINE;
 use crate::metrics::{AnsweredBy, Metrics};
 use crate::presence::relay::Relay;
 use crate::presence::{Presence, TypingNotice};
+use crate::service::ephemeral::EphemeralEvent;
 use crate::service::{
     ChatService, LocalService, ServiceError, ServiceOptions, ServiceRequest, ServiceResponse,
 };
@@ -237,6 +240,8 @@ pub struct DataHandle {
     timeout: Duration,
     metrics: Arc<Metrics>,
     presence: Presence,
+    /// Ephemeral groups' events as they reach this node.
+    ephemeral: broadcast::Sender<EphemeralEvent>,
 }
 
 impl DataHandle {
@@ -297,6 +302,10 @@ impl DataHandle {
 impl crate::service::EventSource for DataHandle {
     fn subscribe(&self) -> Option<broadcast::Receiver<LogEntry>> {
         Some(self.events())
+    }
+
+    fn subscribe_ephemeral(&self) -> Option<broadcast::Receiver<EphemeralEvent>> {
+        Some(self.ephemeral.subscribe())
     }
 }
 
@@ -373,6 +382,10 @@ pub struct DataPlane<T: Transport> {
     presence_local: watch::Receiver<BTreeSet<UserId>>,
     /// Typing notices of this node's users.
     typing_out: mpsc::Receiver<TypingNotice>,
+    /// The writer's ephemeral groups' events (on the writer).
+    ephemeral_feed: Option<broadcast::Receiver<EphemeralEvent>>,
+    /// The last leader this node's tree had: another one means the ephemeral groups are gone.
+    leader_seen: Option<NodeId>,
 }
 
 impl<T: Transport> DataPlane<T> {
@@ -403,6 +416,7 @@ impl<T: Transport> DataPlane<T> {
             timeout: options.request_timeout,
             metrics: metrics.clone(),
             presence: presence.clone(),
+            ephemeral: broadcast::channel(4096).0,
         };
         Self {
             me,
@@ -450,6 +464,8 @@ impl<T: Transport> DataPlane<T> {
             presence,
             presence_local: presence_link.local,
             typing_out: presence_link.typing,
+            ephemeral_feed: None,
+            leader_seen: None,
         }
     }
 
@@ -495,6 +511,13 @@ impl<T: Transport> DataPlane<T> {
                     self.relay_presence();
                 }
                 Some(notice) = self.typing_out.recv() => self.on_typing(None, notice),
+                event = next_ephemeral(&mut self.ephemeral_feed) => match event {
+                    Ok(event) => self.on_writers_ephemeral(event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the plane fell behind the ephemeral groups' events; some were not passed on");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => self.ephemeral_feed = None,
+                },
                 entry = next_commit(&mut self.commits) => match entry {
                     Ok(entry) => self.on_commit(entry),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -670,6 +693,12 @@ impl<T: Transport> DataPlane<T> {
                 self.relay_presence();
             }
             DataMessage::Typing { notice } => self.on_typing(Some(from), notice),
+            DataMessage::Ephemeral { event } => {
+                if self.view.borrow().parent == Some(from) {
+                    self.send_bytes_to_children(&raw);
+                    self.deliver_ephemeral(event);
+                }
+            }
             message @ DataMessage::Summary { .. } => {
                 if self.view.borrow().children.contains(&from)
                     && let Some(summary) = message.into_summary()
@@ -713,6 +742,7 @@ impl<T: Transport> DataPlane<T> {
         self.report_progress();
         // Changes held back by the relay's minimum gap, and the periodic whole sets.
         self.relay_presence();
+        self.sweep_ephemeral();
     }
 }
 
@@ -733,6 +763,15 @@ fn stage(metrics: &Metrics, stage: &'static str, took: Duration) {
         .write_stage_seconds
         .get_or_create(&crate::metrics::StageLabel { stage })
         .observe(took.as_secs_f64());
+}
+
+async fn next_ephemeral(
+    feed: &mut Option<broadcast::Receiver<EphemeralEvent>>,
+) -> Result<EphemeralEvent, broadcast::error::RecvError> {
+    match feed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_commit(

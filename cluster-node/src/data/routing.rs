@@ -99,7 +99,7 @@ impl<T: Transport> DataPlane<T> {
         let quorum_timeout = self.options.quorum_timeout;
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let is_write = request.operation.is_write();
+            let is_write = request.operation.writes_log();
             let started = Instant::now();
             let executed = service.execute(request.clone()).await;
             let outcome = match executed {

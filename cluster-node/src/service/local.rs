@@ -13,7 +13,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::{Database, KeptConnection, LogEntry, UnixMillis, system};
 
+use super::ephemeral::{EphemeralEvent, EphemeralGroups};
 use super::error::ServiceError;
+use super::operation::{Operation, Outcome};
 use super::password;
 use super::writer::{WriteJob, Writer, WriterCounts, WriterStats};
 use super::{ChatService, ServiceRequest, ServiceResponse, reads, replica_can_answer, writes};
@@ -62,6 +64,9 @@ struct WriterHandle {
     jobs: mpsc::Sender<WriteJob>,
     log: broadcast::Sender<LogEntry>,
     stats: Arc<WriterStats>,
+    /// This writer's ephemeral groups: they live and die with it (`ephemeral`).
+    ephemeral: std::sync::Mutex<EphemeralGroups>,
+    ephemeral_events: broadcast::Sender<EphemeralEvent>,
 }
 
 struct Inner {
@@ -117,6 +122,8 @@ impl LocalService {
                     jobs,
                     log,
                     stats,
+                    ephemeral: std::sync::Mutex::new(EphemeralGroups::default()),
+                    ephemeral_events: broadcast::channel(options.log_capacity.max(1)).0,
                 }),
                 bcrypt_cost: options.bcrypt_cost,
             }),
@@ -158,6 +165,53 @@ impl LocalService {
             .writer
             .as_ref()
             .map(|writer| writer.log.subscribe())
+    }
+
+    /// Events of this writer's ephemeral groups from now on (writer only).
+    pub fn subscribe_ephemeral(&self) -> Option<broadcast::Receiver<EphemeralEvent>> {
+        self.inner
+            .writer
+            .as_ref()
+            .map(|writer| writer.ephemeral_events.subscribe())
+    }
+
+    /// Drops ephemeral members offline for the grace period, as `online` tells (writer only).
+    pub fn sweep_ephemeral(&self, online: &std::collections::BTreeSet<crate::storage::UserId>) {
+        if let Some(writer) = &self.inner.writer {
+            let events = writer
+                .ephemeral
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .sweep(online, UnixMillis::now());
+            for event in events {
+                // Nobody listening is not an error.
+                let _ = writer.ephemeral_events.send(event);
+            }
+        }
+    }
+
+    /// Runs an ephemeral group's command in memory; the answer's epoch is the caller's own (nothing
+    /// in the data changed).
+    fn ephemeral(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        let writer = self.inner.writer.as_ref().ok_or(ServiceError::ReadOnly)?;
+        let Operation::Ephemeral(ephemeral) = request.operation else {
+            return Err(ServiceError::Internal("not an ephemeral command".into()));
+        };
+        if request.caller != Some(ephemeral.caller.id) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let (answer, events) = writer
+            .ephemeral
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .apply(ephemeral, UnixMillis::now(), &mut uuid::Uuid::new_v4)?;
+        for event in events {
+            let _ = writer.ephemeral_events.send(event);
+        }
+        Ok(ServiceResponse {
+            epoch: request.client_epoch,
+            outcome: Outcome::Ephemeral(answer),
+        })
     }
 
     /// The writer's counters (writer only).
@@ -227,7 +281,9 @@ impl LocalService {
 
 impl ChatService for LocalService {
     async fn execute(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
-        if request.operation.is_write() {
+        if matches!(request.operation, Operation::Ephemeral(_)) {
+            self.ephemeral(request)
+        } else if request.operation.is_write() {
             self.write(request).await
         } else {
             self.read(request).await

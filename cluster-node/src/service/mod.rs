@@ -7,6 +7,7 @@
 //!        │ LocalService (writer or replica: has a database)     proxy (data plane, elsewhere)
 //!        │   reads ─► one read transaction                        marshals the request up the tree
 //!        │   writes ─► check + bcrypt ─► writer task (group commit) ─► LogEntry broadcast
+//!        │   ephemeral groups (writer) ─► in memory, never logged ─► EphemeralEvent broadcast
 //!        ▼
 //!   ServiceResponse { epoch of the answering database, Outcome }  |  ServiceError (→ HTTP status)
 //! ```
@@ -15,6 +16,7 @@
 //! errors to statuses ([`ServiceError::status`]). [`ChatServiceExt`] adds one typed method per operation
 //! on top of `execute`.
 
+pub mod ephemeral;
 mod error;
 mod feed;
 mod local;
@@ -375,6 +377,24 @@ pub trait ChatServiceExt: ChatService {
         request: Search,
     ) -> impl Future<Output = Result<Answer<Vec<Message>>, ServiceError>> + Send {
         call(self, context, Operation::Search(request), messages)
+    }
+
+    /// A command on an ephemeral group, run by the writer in memory (`ephemeral`).
+    fn ephemeral(
+        &self,
+        context: RequestContext,
+        caller: crate::storage::UserRef,
+        command: ephemeral::EphemeralCommand,
+    ) -> impl Future<Output = Result<Answer<ephemeral::EphemeralAnswer>, ServiceError>> + Send {
+        call(
+            self,
+            context,
+            Operation::Ephemeral(ephemeral::EphemeralRequest { caller, command }),
+            |outcome| match outcome {
+                Outcome::Ephemeral(answer) => Some(answer),
+                _ => None,
+            },
+        )
     }
 
     /// Everyone who shares a chat with the caller.

@@ -201,6 +201,8 @@ pub enum Operation {
     Search(Search),
     /// Everyone who shares a chat with the caller (whose presence the caller's streams show).
     ListContacts,
+    /// A command on an ephemeral group: answered by the writer from memory, never logged.
+    Ephemeral(super::ephemeral::EphemeralRequest),
 }
 
 impl Operation {
@@ -217,7 +219,9 @@ impl Operation {
             | Operation::DeleteGroup(_)
             | Operation::EditMessage(_)
             | Operation::SetReaction(_)
-            | Operation::MarkRead(_) => true,
+            | Operation::MarkRead(_)
+            // Only the writer holds ephemeral groups: routed as a write, though nothing is written.
+            | Operation::Ephemeral(_) => true,
             Operation::LookupCredentials(_)
             | Operation::GetUser(_)
             | Operation::GetMe
@@ -229,6 +233,12 @@ impl Operation {
             | Operation::Search(_)
             | Operation::ListContacts => false,
         }
+    }
+
+    /// True for writes that go through the log (and so wait for a quorum of the voters): every write
+    /// but an ephemeral group's command, which the writer answers from memory.
+    pub fn writes_log(&self) -> bool {
+        self.is_write() && !matches!(self, Operation::Ephemeral(_))
     }
 
     /// A short name for logs and metrics.
@@ -255,6 +265,7 @@ impl Operation {
             Operation::ListChats => "list_chats",
             Operation::Search(_) => "search",
             Operation::ListContacts => "list_contacts",
+            Operation::Ephemeral(_) => "ephemeral",
         }
     }
 }
@@ -304,6 +315,7 @@ pub enum Outcome {
     Groups(Vec<Group>),
     Chats(Vec<ChatSummary>),
     Contacts(Vec<UserId>),
+    Ephemeral(super::ephemeral::EphemeralAnswer),
     ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
 }

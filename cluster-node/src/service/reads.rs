@@ -97,7 +97,8 @@ pub(super) async fn run(
         | Operation::DeleteGroup(_)
         | Operation::EditMessage(_)
         | Operation::SetReaction(_)
-        | Operation::MarkRead(_) => Err(ServiceError::Internal(format!(
+        | Operation::MarkRead(_)
+        | Operation::Ephemeral(_) => Err(ServiceError::Internal(format!(
             "{} is a write and was sent to the read path",
             operation.name()
         ))),

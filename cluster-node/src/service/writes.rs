@@ -215,6 +215,9 @@ pub(super) async fn check(
             "{} is a read and was sent to the write path",
             operation.name()
         ))),
+        Operation::Ephemeral(_) => Err(ServiceError::Internal(
+            "an ephemeral group's command reached the log's write path".into(),
+        )),
     }
 }
 

@@ -175,6 +175,7 @@ impl ChatService for SharedService {
 pub struct WebState {
     service: SharedService,
     hub: Arc<events::EventHub>,
+    ephemeral: Arc<events::EphemeralFeed>,
     serving: watch::Receiver<bool>,
     options: Arc<WebOptions>,
     limiter: Arc<Mutex<LoginLimiter>>,
@@ -207,7 +208,10 @@ impl WebState {
         E: EventSource,
     {
         let stop = CancellationToken::new();
-        let hub = events::EventHub::start(Arc::new(events), options.event_replay_capacity, &stop);
+        let source: Arc<dyn crate::service::EventSource> = Arc::new(events);
+        let hub =
+            events::EventHub::start(Arc::clone(&source), options.event_replay_capacity, &stop);
+        let ephemeral = events::EphemeralFeed::start(source, &stop);
         let limiter = LoginLimiter::new(
             options.login_failures_per_user,
             options.login_attempts_per_address,
@@ -215,6 +219,7 @@ impl WebState {
         WebState {
             service: SharedService(Arc::new(service)),
             hub,
+            ephemeral,
             serving,
             options: Arc::new(options),
             limiter: Arc::new(Mutex::new(limiter)),

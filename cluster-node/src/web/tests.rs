@@ -3,6 +3,7 @@
 
 mod api;
 mod conversations;
+mod ephemeral;
 mod events;
 mod openapi;
 mod pages;

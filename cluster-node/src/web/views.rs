@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::service::ephemeral::{EphemeralGroupView, EphemeralMessage};
 use crate::storage::{
     ChatId, ChatKind, ChatSummary, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId,
     Quote, Reaction, UnixMillis, User, UserId, UserRef, UserTag,
@@ -140,6 +141,9 @@ pub struct GroupDetailView {
     /// or two behind the cluster); not stored anywhere.
     #[schema(value_type = Vec<String>)]
     pub online: Vec<UserId>,
+    /// Present and true for an ephemeral group (nothing of it is stored; see `/api/ephemeral/{id}`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ephemeral: bool,
 }
 
 impl GroupDetailView {
@@ -153,6 +157,61 @@ impl GroupDetailView {
                 .map(|member| member.id)
                 .filter(|id| presence.is_online(id))
                 .collect(),
+            ephemeral: false,
+        }
+    }
+
+    /// An ephemeral group as the writer holds it.
+    pub fn ephemeral(group: &EphemeralGroupView, presence: &crate::presence::Presence) -> Self {
+        GroupDetailView {
+            group: GroupView {
+                id: group.id,
+                name: group.name.clone(),
+                creator: group.creator,
+                created_at: rfc3339(group.created_at),
+            },
+            members: group.members.iter().map(UserView::from).collect(),
+            online: group
+                .members
+                .iter()
+                .map(|member| member.id)
+                .filter(|id| presence.is_online(id))
+                .collect(),
+            ephemeral: true,
+        }
+    }
+}
+
+/// An ephemeral group with the messages the writer still holds:
+/// `{"id","name","creator","created_at","members","online","ephemeral":true,"messages":[...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EphemeralGroupDetailView {
+    #[serde(flatten)]
+    pub group: GroupDetailView,
+    pub messages: Vec<EphemeralMessageView>,
+}
+
+/// A message of an ephemeral group: `{"id","group","seq","sender","content","created_at"}`; `seq` is
+/// its place in the group's one order (1, 2, 3… as the writer numbered them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EphemeralMessageView {
+    pub id: MessageId,
+    pub group: GroupId,
+    pub seq: u64,
+    pub sender: UserView,
+    pub content: String,
+    pub created_at: String,
+}
+
+impl From<&EphemeralMessage> for EphemeralMessageView {
+    fn from(message: &EphemeralMessage) -> Self {
+        EphemeralMessageView {
+            id: message.id,
+            group: message.group,
+            seq: message.seq,
+            sender: UserView::from(&message.sender),
+            content: message.content.clone(),
+            created_at: rfc3339(message.created_at),
         }
     }
 }

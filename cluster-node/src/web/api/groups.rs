@@ -42,15 +42,19 @@ struct CreateBody {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     name: String,
+    /// An ephemeral group: held in the writer's memory only, its messages never stored; it ends when
+    /// its members are gone or the writer changes. Served under `/api/ephemeral/{id}`.
+    #[serde(default)]
+    ephemeral: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
-struct MemberBody {
-    username: String,
+pub(super) struct MemberBody {
+    pub(super) username: String,
     /// `"0042"`, or the number 42.
     #[serde(deserialize_with = "deserialize_tag")]
     #[schema(value_type = String)]
-    tag: UserTag,
+    pub(super) tag: UserTag,
 }
 
 #[utoipa::path(
@@ -88,6 +92,14 @@ async fn create(
     mut session: ChatSession,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, AppError> {
+    if body.ephemeral {
+        let view = super::ephemeral::create(&state, &mut session, body.name).await?;
+        return Ok(reply(
+            StatusCode::CREATED,
+            session.context().client_epoch,
+            view,
+        ));
+    }
     let answer = session
         .observed(
             state

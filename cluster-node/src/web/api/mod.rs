@@ -1,11 +1,12 @@
 //! The JSON API of DESIGN §6, one router per resource: `auth` (register, login, logout, me), `users`
 //! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (edits, deletes,
 //! reactions), `chats` (the caller's conversations), `search`, `typing` (notices that are never
-//! stored), and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
+//! stored), `ephemeral` (groups held only in the writer's memory), and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
 //! `X-Chat-Epoch`.
 
 mod auth;
 mod chats;
+mod ephemeral;
 mod groups;
 mod messages;
 mod search;
@@ -44,6 +45,7 @@ fn api() -> OpenApiRouter<WebState> {
         .merge(chats::router())
         .merge(search::router())
         .merge(typing::router())
+        .merge(ephemeral::router())
         .merge(super::events::router())
         .route_layer(axum::middleware::from_fn(middleware::require_api_user));
     OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())

@@ -31,10 +31,12 @@
 
 //!
 //! The parts: `hub` (the node's one follower of the log), `membership` (what an entry means to one
-//! listener, pure), `stream` (one client's stream: catch-up, then live).
+//! listener, pure), `stream` (one client's stream: catch-up, then live), `ephemeral` (ephemeral
+//! groups' events, which are not in the log, and their end when the writer changes).
 
 #[cfg(test)]
 mod entries;
+mod ephemeral;
 mod hub;
 mod membership;
 mod stream;
@@ -56,6 +58,7 @@ use super::openapi::ApiErrors;
 use super::respond::with_epoch;
 use super::session::ChatSession;
 
+pub(crate) use ephemeral::EphemeralFeed;
 pub(crate) use hub::EventHub;
 use stream::EventStream;
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::presence::{Connected, TypingNotice};
+use crate::service::ephemeral::{EndReason, EphemeralEvent};
 use crate::service::{ChatServiceExt, GetGroup, ListGroupMessages, RequestContext, ServiceError};
 use crate::storage::{
     ChatId, Epoch, GroupId, LogEntry, Message, MessageId, Mutation, UserId, UserTag,
@@ -16,7 +17,7 @@ use crate::storage::{
 
 use super::super::WebState;
 use super::super::session::SessionUser;
-use super::super::views::{MessageView, QuoteView, UserView, rfc3339};
+use super::super::views::{EphemeralMessageView, MessageView, QuoteView, UserView, rfc3339};
 use super::hub::Subscription;
 use super::membership::{Change, Membership, Relevant};
 
@@ -108,6 +109,12 @@ pub(crate) struct EventStream {
     contacts_stale: bool,
     /// The contacts the client was last told are online.
     shown_online: BTreeSet<UserId>,
+    /// Typing notices and ephemeral groups' events, subscribed with the log so that none that
+    /// happens once the stream is open is missed.
+    typing: broadcast::Receiver<TypingNotice>,
+    ephemeral: Option<broadcast::Receiver<EphemeralEvent>>,
+    /// The listener's ephemeral groups that ended with a writer change shortly before it connected.
+    ended_before: Vec<GroupId>,
     /// The listener counts as online while the stream lasts.
     _connected: Connected,
 }
@@ -138,6 +145,8 @@ impl EventStream {
         after: Option<Epoch>,
     ) -> Result<Self, ServiceError> {
         let subscription = state.hub.subscribe(after);
+        let typing = state.presence.typing_notices();
+        let (ephemeral, ended) = state.ephemeral.subscribe(user.id);
         let floor = floor.max(subscription.latest.unwrap_or_default());
         let groups = state.service.list_groups(context(&user, floor)).await?;
         for group in &groups.value {
@@ -155,6 +164,9 @@ impl EventStream {
             contacts: contacts.value.into_iter().collect(),
             contacts_stale: false,
             shown_online: BTreeSet::new(),
+            typing,
+            ephemeral: Some(ephemeral),
+            ended_before: ended,
             _connected: connected,
             state,
             user,
@@ -202,6 +214,44 @@ impl EventStream {
         Ok(())
     }
 
+    /// Shows an ephemeral group's event to its members. None carries an `id:`: they are not in the
+    /// log, and a stream that resumes does not get them again.
+    async fn ephemeral(&self, event: EphemeralEvent, out: &mpsc::Sender<Event>) -> Result<(), ()> {
+        let me = self.user.id;
+        let (kind, data) = match event {
+            EphemeralEvent::Message { members, message } if members.contains(&me) => (
+                "ephemeral_message",
+                serde_json::to_value(EphemeralMessageView::from(&message)).unwrap_or_default(),
+            ),
+            EphemeralEvent::Members {
+                group,
+                name,
+                members,
+                left,
+            } if left == Some(me) || members.iter().any(|member| member.id == me) => (
+                "ephemeral_members",
+                serde_json::json!({
+                    "group": group,
+                    "name": name,
+                    "members": members.iter().map(UserView::from).collect::<Vec<_>>(),
+                    "left": left,
+                }),
+            ),
+            EphemeralEvent::Ended {
+                group,
+                members,
+                reason,
+            } if members.contains(&me) => (
+                "ephemeral_ended",
+                serde_json::json!({ "group": group, "reason": reason }),
+            ),
+            _ => return Ok(()),
+        };
+        out.send(Event::default().event(kind).data(data.to_string()))
+            .await
+            .map_err(|_| ())
+    }
+
     /// Shows a typing notice of someone else in one of the listener's chats.
     async fn typing(&self, notice: TypingNotice, out: &mpsc::Sender<Event>) -> Result<(), ()> {
         let mine = match notice.chat {
@@ -236,6 +286,15 @@ impl EventStream {
         let event = Event::default().event("ready").data(ready.to_string());
         if out.send(event).await.is_err() {
             return;
+        }
+        for group in std::mem::take(&mut self.ended_before) {
+            let data = serde_json::json!({ "group": group, "reason": EndReason::WriterChanged });
+            let event = Event::default()
+                .event("ephemeral_ended")
+                .data(data.to_string());
+            if out.send(event).await.is_err() {
+                return;
+            }
         }
         loop {
             let result = self.catch_up(&out).await;
@@ -360,7 +419,6 @@ impl EventStream {
         let mut serving = self.state.serving.clone();
         let closing = self.state.closing.clone();
         let mut online = self.state.presence.online();
-        let mut typing = self.state.presence.typing_notices();
         online.mark_changed();
         loop {
             if !*serving.borrow_and_update() {
@@ -381,12 +439,26 @@ impl EventStream {
                     }
                     continue;
                 }
-                notice = typing.recv() => {
+                notice = self.typing.recv() => {
                     // A lagging stream misses notices: they repeat while anyone types.
                     if let Ok(notice) = notice
                         && self.typing(notice, out).await.is_err()
                     {
                         return Stop::Gone;
+                    }
+                    continue;
+                }
+                event = next_ephemeral(&mut self.ephemeral) => {
+                    match event {
+                        Ok(event) => {
+                            if self.ephemeral(event, out).await.is_err() {
+                                return Stop::Gone;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::info!(missed, user = %self.user.id, "a stream missed ephemeral events");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => self.ephemeral = None,
                     }
                     continue;
                 }
@@ -612,4 +684,13 @@ fn json_event(kind: &str, epoch: Epoch, data: &impl Serialize) -> Event {
 
 fn message_event(message: &MessageView) -> Event {
     json_event("message", message.epoch, message)
+}
+
+async fn next_ephemeral(
+    feed: &mut Option<broadcast::Receiver<EphemeralEvent>>,
+) -> Result<EphemeralEvent, broadcast::error::RecvError> {
+    match feed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
