@@ -182,6 +182,8 @@ pub struct WebState {
     _hub_guard: Arc<tokio_util::sync::DropGuard>,
     /// Where request counts and latencies go (none in tests that do not look).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Computes group statistics across the copies (`None`: the stats route answers 503).
+    analytics: Option<Arc<crate::analytics::Analytics>>,
 }
 
 impl WebState {
@@ -213,6 +215,15 @@ impl WebState {
             closing: CancellationToken::new(),
             _hub_guard: Arc::new(stop.drop_guard()),
             metrics: None,
+            analytics: None,
+        }
+    }
+
+    /// Answers `GET /api/groups/{id}/stats` with `analytics`.
+    pub fn with_analytics(self, analytics: Arc<crate::analytics::Analytics>) -> Self {
+        WebState {
+            analytics: Some(analytics),
+            ..self
         }
     }
 

@@ -7,6 +7,7 @@ mod events;
 mod openapi;
 mod pages;
 mod security;
+mod stats;
 
 use std::time::Duration;
 
@@ -49,9 +50,12 @@ pub(super) fn test_options() -> WebOptions {
 
 pub(super) async fn spawn_app_with(options: WebOptions) -> TestApp {
     let database = Database::open_in_memory().await.expect("database");
-    let service = LocalService::writer(database, ServiceOptions::for_tests());
+    let service = LocalService::writer(database.clone(), ServiceOptions::for_tests());
     let (serving, serving_flag) = watch::channel(true);
-    let state = WebState::new(service.clone(), service, serving_flag, options);
+    let analytics =
+        crate::analytics::Analytics::alone(crate::analytics::Mapper::standalone(database));
+    let state = WebState::new(service.clone(), service, serving_flag, options)
+        .with_analytics(std::sync::Arc::new(analytics));
     TestApp {
         router: router(state.clone()),
         state,
