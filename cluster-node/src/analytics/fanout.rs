@@ -107,6 +107,8 @@ pub enum QueryError {
 enum Directory {
     /// No other node (tests, and a node that runs alone).
     Alone,
+    /// These nodes, at these admin base URLs.
+    Fixed(BTreeMap<NodeId, String>),
     Bootstrap {
         address: ServiceAddr,
         listing: tokio::sync::Mutex<Option<Listing>>,
@@ -143,6 +145,22 @@ impl Analytics {
                 address: bootstrap,
                 listing: tokio::sync::Mutex::new(None),
             },
+            key: Some(key),
+            http: client(&options),
+            options,
+        }
+    }
+
+    /// A node that asks exactly `peers` (node → admin base URL), signing with `key`.
+    pub fn with_peers(
+        mapper: Mapper,
+        peers: BTreeMap<NodeId, String>,
+        key: ProofKey,
+        options: AnalyticsOptions,
+    ) -> Self {
+        Analytics {
+            mapper,
+            directory: Directory::Fixed(peers),
             key: Some(key),
             http: client(&options),
             options,
@@ -340,8 +358,10 @@ impl Analytics {
     /// Every other node's admin base URL, from the bootstrap's listing (reused for `listing_ttl`;
     /// the last one stands while the bootstrap does not answer).
     async fn peers(&self) -> BTreeMap<NodeId, String> {
-        let Directory::Bootstrap { address, listing } = &self.directory else {
-            return BTreeMap::new();
+        let (address, listing) = match &self.directory {
+            Directory::Alone => return BTreeMap::new(),
+            Directory::Fixed(peers) => return peers.clone(),
+            Directory::Bootstrap { address, listing } => (address, listing),
         };
         let mut listing = listing.lock().await;
         if let Some(current) = listing.as_ref()

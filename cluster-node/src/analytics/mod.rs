@@ -35,6 +35,9 @@ pub mod reduce;
 pub mod ring;
 pub mod words;
 
+#[cfg(test)]
+mod tests;
+
 pub use fanout::{Analytics, AnalyticsOptions, Query, QueryAnswer, QueryError, Share};
 pub use map::{MapAnswer, MapRequest, Mapper};
 pub use plan::TimeRange;
