@@ -80,6 +80,8 @@ pub struct Share {
     pub ranges: usize,
     /// Ranges it answered from its cache.
     pub cached: usize,
+    /// Messages its ranges held.
+    pub messages: u64,
 }
 
 /// A query's answer.
@@ -236,6 +238,7 @@ impl Analytics {
                     let share = computed_by.entry(node).or_default();
                     share.ranges += answer.ranges;
                     share.cached += answer.cached;
+                    share.messages += answer.partial.messages;
                     partials.push(answer.partial);
                 }
                 Err(why) => {

@@ -58,12 +58,14 @@ struct MemberDayView {
     messages: u64,
 }
 
-/// Which node computed how many of the ranges, and how many of those it had cached.
+/// Which node computed how many of the ranges, how many of those it had cached, and how many
+/// messages they held.
 #[derive(Serialize, ToSchema)]
 struct ComputedByView {
     node: u64,
     ranges: usize,
     cached: usize,
+    messages: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -187,6 +189,7 @@ fn view(query: &Query, range_seconds: u32, answer: QueryAnswer) -> StatsView {
                 node: node.0,
                 ranges: share.ranges,
                 cached: share.cached,
+                messages: share.messages,
             })
             .collect(),
         declined: answer.declined.into_keys().map(|node| node.0).collect(),
