@@ -13,9 +13,9 @@
 //!     reduce(partials) ─► top words, per member per day, computed_by
 //! ```
 //!
-//! Every node of the listing is on the ring, the asking node too: nodes without a copy decline at
-//! once, and the asking node is the last resort of every range only in the sense that every range
-//! reaches every node before the query gives up (503).
+//! Every node of the listing is on the ring, the asking node too, so every range has every node in
+//! its preference list: a node without a copy declines at once, and a range is given up (503) only
+//! once every node has declined or failed it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
