@@ -84,9 +84,18 @@
     }
   }
 
-  // Counted again each time the panel opens: new messages arrive while the page is open.
+  // Counted again each time the panel opens: new messages arrive while the page is open. The
+  // members panel drops down in the same place, so one closes when the other opens.
+  const members = document.getElementById("group-info");
   panel.addEventListener("toggle", () => {
-    if (panel.open) load();
+    if (!panel.open) return;
+    if (members) members.open = false;
+    load();
   });
+  if (members) {
+    members.addEventListener("toggle", () => {
+      if (members.open) panel.open = false;
+    });
+  }
   if (panel.open) load();
 })();
