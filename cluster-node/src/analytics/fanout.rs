@@ -67,6 +67,7 @@ impl Default for AnalyticsOptions {
 pub struct Query {
     pub group: GroupId,
     pub since: UnixMillis,
+    /// Exclusive: the messages counted were created in `[since, until)`.
     pub until: UnixMillis,
     /// Range length in ms.
     pub length: i64,

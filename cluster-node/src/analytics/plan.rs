@@ -49,7 +49,7 @@ impl TimeRange {
 /// Why a query cannot be split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("since must be before now")]
+    #[error("since must not be after now")]
     Empty,
     #[error("the range length must be positive")]
     BadLength,

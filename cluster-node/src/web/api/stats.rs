@@ -71,6 +71,7 @@ struct ComputedByView {
 #[derive(Serialize, ToSchema)]
 struct StatsView {
     group: GroupId,
+    /// The messages counted are those created from `since` up to and including `until` (now).
     /// RFC 3339, UTC.
     since: String,
     until: String,
@@ -112,8 +113,10 @@ async fn stats(
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, AppError> {
     let group = paths::group(&id)?;
-    let until = UnixMillis::now();
-    let since = parse_since(params.since.as_deref(), until)?;
+    let now = UnixMillis::now();
+    // Up to and including now: a message posted in this very millisecond counts.
+    let until = UnixMillis(now.0.saturating_add(1));
+    let since = parse_since(params.since.as_deref(), now)?;
     let range_seconds = parse_range(params.range.as_deref())?;
     let length = i64::from(range_seconds) * 1_000;
     plan::split(since, until, length).map_err(|error| AppError::BadRequest(error.to_string()))?;
@@ -150,15 +153,15 @@ async fn stats(
     Ok(reply(
         StatusCode::OK,
         epoch,
-        view(&query, range_seconds, answer),
+        view(&query, now, range_seconds, answer),
     ))
 }
 
-fn view(query: &Query, range_seconds: u32, answer: QueryAnswer) -> StatsView {
+fn view(query: &Query, now: UnixMillis, range_seconds: u32, answer: QueryAnswer) -> StatsView {
     StatsView {
         group: query.group,
         since: rfc3339(query.since),
-        until: rfc3339(query.until),
+        until: rfc3339(now),
         range_seconds,
         messages: answer.stats.messages,
         top_words: answer
