@@ -1,10 +1,10 @@
 //! `POST /stats/map` on the admin port: another node asks this copy for its share of a query.
 //!
 //! The request hands out message text, so it needs a proof of the cluster key over its body
-//! (`x-chat-auth`, `Rpc::AdminStatsMap`), like `GET /backup`. Answers: 200 with the [`MapAnswer`];
-//! 409 when this copy may not answer (not confirmed by the writer, or behind the query's epoch) and
-//! 503 when it keeps no copy, both saying why, so the asking node moves the ranges on; 401 and 400
-//! for a request that is not one.
+//! (`x-chat-auth`, `Rpc::AdminStatsMap`), like `GET /backup`. Answers: 200 with the
+//! [`MapAnswer`](super::map::MapAnswer); 409 when this copy may not answer (not confirmed by the
+//! writer, or behind the query's epoch) and 503 when it keeps no copy, both saying why, so the asking
+//! node moves the ranges on; 401 and 400 for a request that is not one.
 
 use std::sync::Arc;
 
