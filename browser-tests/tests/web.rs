@@ -28,101 +28,16 @@ use std::time::{Duration, Instant};
 
 use browser_tests::browser::{ChromeDriver, Tools, poll, texts, wait_for};
 use browser_tests::inputs::wait_for_inputs;
-use browser_tests::sse::{EventStream, Frame};
+use browser_tests::pages::{
+    CONVERGE, EVENT, PASSWORD, click, enter_through_nameserver, js, register, shown_handle,
+    shows_message, type_into,
+};
+use browser_tests::session::Session;
+use browser_tests::sse::Frame;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use system_tests::chat::ChatClient;
 use system_tests::cluster::Cluster;
-
-/// Bound for a cluster to form its tree and its input nodes to register at the nameserver.
-const CONVERGE: Duration = Duration::from_secs(30);
-/// Bound for one event to arrive on a stream, or one element to appear on a page.
-const EVENT: Duration = Duration::from_secs(10);
-const PASSWORD: &str = "correct horse battery";
-
-/// A user's own cookie-keeping client for one input node, without an overall request timeout so an
-/// event stream can stay open (connecting is bounded; every read is bounded by the caller).
-struct Session {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Session {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .expect("a plain HTTP client builds"),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            // Same-origin, as a browser would say: the CSRF check refuses anything else.
-            .header("origin", &self.base)
-            .json(&body)
-            .send();
-        let response = tokio::time::timeout(EVENT, request)
-            .await
-            .unwrap_or_else(|_| panic!("POST {path}: no answer within {EVENT:?}"))
-            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
-        let status = response.status().as_u16();
-        let body = tokio::time::timeout(EVENT, response.json::<Value>())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    /// Registers and logs in; answers the tag.
-    async fn sign_up(&self, username: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/register",
-                json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 201, "register {username}: {body}");
-        let tag = body["tag"].as_str().expect("a tag").to_owned();
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": username, "tag": tag, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "login {username}: {body}");
-        tag
-    }
-
-    /// Opens `GET /api/events`, resuming after `last_event_id` when given, and waits for its `ready`.
-    async fn events(&self, last_event_id: Option<&str>) -> EventStream {
-        let mut request = self
-            .http
-            .get(format!("{}/api/events", self.base))
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = tokio::time::timeout(EVENT, request.send())
-            .await
-            .expect("GET /api/events answers in time")
-            .expect("GET /api/events answers");
-        let mut stream = EventStream::new(response);
-        let ready = stream.next(EVENT).await.expect("a first event in time");
-        assert_eq!(
-            ready.kind(),
-            "ready",
-            "the stream starts with ready: {ready:?}"
-        );
-        stream
-    }
-}
 
 /// Posts `content` to the group as `client`; answers the message.
 async fn post_message(client: &ChatClient, group: &str, content: &str) -> Value {
@@ -238,85 +153,6 @@ async fn sse_carries_posts_across_input_nodes_and_resumes_exactly_after_last_eve
         assert_is_event_of(frame, message);
     }
     eprintln!("sse test took {:?}", started.elapsed());
-}
-
-/// Opens the nameserver in `browser` and follows its redirect; answers the input node's origin
-/// (`http://127.0.0.1:PORT`) once the login page is there.
-async fn enter_through_nameserver(browser: &Client, nameserver: &str) -> String {
-    browser
-        .goto(nameserver)
-        .await
-        .expect("the nameserver opens");
-    // When no input node is live the nameserver shows a page that refreshes itself; wait it out.
-    let origin = poll(
-        "the nameserver redirects to an input node",
-        CONVERGE,
-        || async {
-            let url = browser.current_url().await.ok()?;
-            let origin = url.origin().ascii_serialization();
-            (format!("{origin}/") != nameserver && url.path() == "/").then_some(origin)
-        },
-    )
-    .await;
-    wait_for(browser, "form[action='/register']", EVENT).await;
-    origin
-}
-
-/// Types `text` into the element matching `selector`.
-async fn type_into(browser: &Client, selector: &str, text: &str) {
-    let field = wait_for(browser, selector, EVENT).await;
-    field.clear().await.expect("the field can be cleared");
-    field.send_keys(text).await.expect("the field takes keys");
-}
-
-async fn click(browser: &Client, selector: &str) {
-    wait_for(browser, selector, EVENT)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|error| panic!("clicking {selector:?}: {error}"));
-}
-
-/// The `name#tag` the page's header shows for the signed-in user, once it shows one.
-async fn shown_handle(browser: &Client) -> String {
-    wait_for(browser, ".whoami .handle", EVENT)
-        .await
-        .text()
-        .await
-        .expect("the handle has text")
-        .trim()
-        .to_owned()
-}
-
-/// Registers `name` through the page's register form; answers the `name#tag` the page then shows.
-async fn register(browser: &Client, name: &str) -> String {
-    type_into(
-        browser,
-        "form[action='/register'] input[name='username']",
-        name,
-    )
-    .await;
-    type_into(
-        browser,
-        "form[action='/register'] input[name='password']",
-        PASSWORD,
-    )
-    .await;
-    click(browser, "form[action='/register'] button[type='submit']").await;
-    let handle = shown_handle(browser).await;
-    let (shown_name, tag) = handle
-        .rsplit_once('#')
-        .unwrap_or_else(|| panic!("the page shows no name#tag: {handle:?}"));
-    assert_eq!(shown_name, name, "{handle:?}");
-    assert!(
-        tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_digit()),
-        "a four-digit tag: {handle:?}"
-    );
-    // The welcome notice names the handle too.
-    let notice = wait_for(browser, ".alert.notice", EVENT).await;
-    let notice = notice.text().await.expect("the notice has text");
-    assert!(notice.contains(&handle), "welcome notice: {notice:?}");
-    handle
 }
 
 /// Logs out and back in through the login form with `handle` (`name#tag`).
@@ -436,6 +272,21 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
             .any(|text| text.contains(&ada)),
         "bob sees ada among the members"
     );
+    // Ada's page is open, so she is online: her dot is filled on Bob's page (another input node).
+    poll("bob's page shows ada online", EVENT, || async {
+        let online = js(
+            two,
+            "return Array.from(document.querySelectorAll('#members li.online'), (li) => li.textContent);",
+            vec![],
+        )
+        .await;
+        online
+            .as_array()?
+            .iter()
+            .any(|member| member.as_str().is_some_and(|text| text.contains(&ada)))
+            .then_some(())
+    })
+    .await;
     // A marker that a reload or navigation would wipe out.
     two.execute("window.__stillTheSamePage = true; return true;", vec![])
         .await
@@ -444,6 +295,14 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
     // Ada types a message and sends it.
     let text = "See you at the lake at 10!";
     type_into(one, "#composer textarea[name='content']", text).await;
+    // While she types, Bob's page says so.
+    let (ada_name, _) = ada.rsplit_once('#').expect("name#tag");
+    let typing = format!("{ada_name} is typing…");
+    poll("bob's page says ada is typing", EVENT, || async {
+        let shown = wait_for(two, "#typing", EVENT).await.text().await.ok()?;
+        (shown == typing).then_some(())
+    })
+    .await;
     let sent = Instant::now();
     click(one, "#composer button[type='submit']").await;
     poll("ada's page shows her message", EVENT, || async {
@@ -468,6 +327,12 @@ async fn two_people_chat(cluster: &Cluster, one: &Client, two: &Client, dir: &Pa
         "sent in browser 1 ({base_one}) -> shown in browser 2 ({base_two}): {:?}",
         sent.elapsed()
     );
+    // Her message arrived: she is no longer shown typing.
+    poll("bob's page stops saying ada is typing", EVENT, || async {
+        let shown = wait_for(two, "#typing", EVENT).await.text().await.ok()?;
+        shown.is_empty().then_some(())
+    })
+    .await;
     let same_page = two
         .execute("return window.__stillTheSamePage === true;", vec![])
         .await
@@ -671,14 +536,6 @@ async fn browser_scenario(tools: &Tools, cluster: &Cluster, flags: &[&str], star
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
-/// Runs `script` (a function body; `arguments` are `args`) in `browser` and answers its value.
-async fn js(browser: &Client, script: &str, args: Vec<Value>) -> Value {
-    browser
-        .execute(script, args)
-        .await
-        .unwrap_or_else(|error| panic!("script {script:?} failed: {error}"))
-}
-
 /// Enters through the nameserver until the browser lands on an input node other than `not` (the
 /// nameserver hands nodes out in turn); answers that node's origin.
 async fn enter_avoiding(browser: &Client, nameserver: &str, not: Option<&str>) -> String {
@@ -695,43 +552,6 @@ async fn enter_avoiding(browser: &Client, nameserver: &str, not: Option<&str>) -
 const SIDEBAR_ENTRY: &str = "const link = document.querySelector('#chats a[href=\"' + arguments[0] + '\"]'); \
      if (!link) return null; const item = link.closest('li'); \
      return [Number(item.dataset.unread), item.querySelector('.unread').hidden];";
-
-impl Session {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let request = self.http.get(format!("{}{path}", self.base)).send();
-        let response = tokio::time::timeout(EVENT, request)
-            .await
-            .unwrap_or_else(|_| panic!("GET {path}: no answer within {EVENT:?}"))
-            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    /// Logs in an account registered elsewhere (through a page).
-    async fn log_in(&self, handle: &str) {
-        let (username, tag) = handle.rsplit_once('#').expect("name#tag");
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": username, "tag": tag, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "login {handle}: {body}");
-    }
-}
-
-/// Whether the message `content` is shown (delivered, not pending) in `browser`'s open conversation.
-async fn shows_message(browser: &Client, content: &str) -> bool {
-    js(
-        browser,
-        "return Array.from(document.querySelectorAll('#messages li.message:not(.pending) .content')) \
-           .some((node) => node.textContent === arguments[0]);",
-        vec![json!(content)],
-    )
-    .await
-        == json!(true)
-}
 
 /// Clicks (focuses) the message `content` in `browser` and then its action `action` (`reply`, `edit`,
 /// `react`), as a person does: the actions show on a focused message.

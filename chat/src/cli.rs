@@ -11,15 +11,17 @@ use clap::{Parser, Subcommand};
     about = "Terminal client of the chat cluster: commands, or the interactive client when run without one"
 )]
 pub struct Cli {
-    /// The nameserver's HTTP address: the client enters the cluster there and asks it again for another
-    /// input node when its own stops answering.
+    /// The nameservers' HTTP addresses, comma-separated (or the option repeated): the client enters the
+    /// cluster through the first that answers, and asks again for another input node when its own stops
+    /// answering.
     #[arg(
         long,
         global = true,
         env = "CHAT_NAMESERVER",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:9999"
     )]
-    pub nameserver: String,
+    pub nameserver: Vec<String>,
     /// Where the session is kept (default: $XDG_CONFIG_HOME/chat or ~/.config/chat).
     #[arg(long, global = true, env = "CHAT_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,

@@ -32,7 +32,7 @@ impl Context {
         let store = SessionStore::locate(cli.config_dir.clone())?;
         let session = store.load()?;
         let options = Options {
-            nameserver: cli.nameserver.clone(),
+            nameservers: cli.nameserver.clone(),
             ca_certificate: cli.ca_cert.clone(),
             patience: PATIENCE,
         };

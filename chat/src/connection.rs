@@ -54,8 +54,8 @@ const NAMESERVER_PATIENCE: Duration = Duration::from_secs(3);
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The nameserver's HTTP base URL.
-    pub nameserver: String,
+    /// The nameservers' HTTP base URLs, in the order to try them.
+    pub nameservers: Vec<String>,
     /// A PEM CA certificate to trust for HTTPS clusters (their own CA, as `TLS=1 ./init.sh` makes).
     pub ca_certificate: Option<std::path::PathBuf>,
     /// How long one operation keeps looking for a node that answers.
@@ -101,7 +101,7 @@ pub enum Retry {
 pub struct Connection {
     calls: reqwest::Client,
     streams: reqwest::Client,
-    nameserver: String,
+    nameservers: Arc<[String]>,
     patience: Duration,
     shared: Arc<Mutex<Shared>>,
 }
@@ -110,6 +110,9 @@ struct Shared {
     session: SavedSession,
     current: Option<Node>,
     avoided: Vec<(String, Instant)>,
+    /// The nameserver that answered last: asked first next time, so a dead one costs one failed
+    /// connection once rather than on every call.
+    nameserver: usize,
 }
 
 #[derive(Deserialize)]
@@ -137,12 +140,18 @@ impl Connection {
             calls: built(builder()?.timeout(REQUEST_TIMEOUT).build())?,
             // A stream lives as long as it is followed; its silence is judged by the reader.
             streams: built(builder()?.build())?,
-            nameserver: options.nameserver.trim_end_matches('/').to_owned(),
+            nameservers: options
+                .nameservers
+                .iter()
+                .map(|url| url.trim().trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty())
+                .collect(),
             patience: options.patience,
             shared: Arc::new(Mutex::new(Shared {
                 session,
                 current: None,
                 avoided: Vec::new(),
+                nameserver: 0,
             })),
         })
     }
@@ -182,8 +191,9 @@ impl Connection {
         self.lock().current.clone()
     }
 
-    pub fn nameserver(&self) -> &str {
-        &self.nameserver
+    /// The nameservers, in the order given.
+    pub fn nameservers(&self) -> &[String] {
+        &self.nameservers
     }
 
     /// Stops using `node` and passes it over for a while.
@@ -196,25 +206,42 @@ impl Connection {
         shared.avoided.push((node.url.clone(), Instant::now()));
     }
 
-    /// `GET` on the nameserver itself (`/cluster/state`, `/api/endpoints`): status and JSON body.
+    /// `GET` on a nameserver (`/cluster/state`, `/api/endpoints`): status and JSON body. The nameservers
+    /// are asked in order, starting with the one that answered last; the first that answers at all
+    /// (whatever its status) is the answer.
     pub async fn nameserver_get(&self, path: &str) -> Result<Reply, ClientError> {
-        let url = format!("{}{path}", self.nameserver);
-        let response = self
-            .calls
-            .get(&url)
-            .timeout(CONNECT_TIMEOUT * 2)
-            .send()
-            .await
-            .map_err(|error| {
-                ClientError::Unreachable(format!(
-                    "the nameserver at {} does not answer: {}",
-                    self.nameserver,
-                    describe(&error)
-                ))
-            })?;
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Ok(Reply { status, body })
+        if self.nameservers.is_empty() {
+            return Err(ClientError::Usage("no nameserver given".into()));
+        }
+        let first = self.lock().nameserver % self.nameservers.len();
+        let mut problems = Vec::new();
+        for index in (0..self.nameservers.len()).map(|k| (first + k) % self.nameservers.len()) {
+            let nameserver = &self.nameservers[index];
+            match self
+                .calls
+                .get(format!("{nameserver}{path}"))
+                .timeout(CONNECT_TIMEOUT * 2)
+                .send()
+                .await
+            {
+                Ok(response) => {
+                    self.lock().nameserver = index;
+                    let status = response.status().as_u16();
+                    let body = response.json().await.unwrap_or(Value::Null);
+                    return Ok(Reply { status, body });
+                }
+                Err(error) => problems.push(format!("{nameserver}: {}", describe(&error))),
+            }
+        }
+        let noun = if self.nameservers.len() == 1 {
+            "the nameserver does not answer"
+        } else {
+            "no nameserver answers"
+        };
+        Err(ClientError::Unreachable(format!(
+            "{noun} ({})",
+            problems.join("; ")
+        )))
     }
 
     /// One API call on some input node, moving to another when it fails (see [`Retry`]).
@@ -378,10 +405,7 @@ impl Connection {
                         return Ok(node);
                     }
                     if listed.is_empty() {
-                        format!(
-                            "the nameserver at {} lists no live input node",
-                            self.nameserver
-                        )
+                        "the nameserver lists no live input node".to_owned()
                     } else {
                         "every input node the nameserver lists failed just now".to_owned()
                     }

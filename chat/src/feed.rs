@@ -144,7 +144,7 @@ mod tests {
 
     fn feed(after: Option<u64>) -> LiveFeed {
         let options = Options {
-            nameserver: "http://127.0.0.1:9".into(),
+            nameservers: vec!["http://127.0.0.1:9".into()],
             ca_certificate: None,
             patience: Duration::from_secs(1),
         };

@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 use cluster_node::config::NodeId;
 use cluster_node::data::message::{DataMessage, Envelope, RequestId, decode, encode};
+use cluster_node::presence::TypingNotice;
+use cluster_node::presence::relay::SetUpdate;
 use cluster_node::service::{
     AddMember, CreateGroup, Credentials, DeleteGroup, DeleteMessage, EditMessage, GetGroup,
     GetUser, LeaveGroup, ListDirectMessages, ListGroupMessages, LookupCredentials, MarkRead,
@@ -129,6 +131,7 @@ enum MirrorOperation {
     MarkRead(MarkRead),
     ListChats,
     Search(Search),
+    ListContacts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,7 @@ enum MirrorOutcome {
     Group(MirrorGroupWithMembers),
     Groups(Vec<Group>),
     Chats(Vec<MirrorChatSummary>),
+    Contacts(Vec<UserId>),
     ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
 }
@@ -242,6 +246,16 @@ enum MirrorDataMessage {
         best_epoch: Epoch,
         whole: Vec<NodeId>,
         promises: Vec<(NodeId, Term)>,
+    },
+    Presence {
+        users: SetUpdate<UserId>,
+    },
+    Online {
+        users: SetUpdate<UserId>,
+    },
+    PresenceResend,
+    Typing {
+        notice: TypingNotice,
     },
 }
 
@@ -357,6 +371,7 @@ fn mirror_operation(operation: &Operation) -> MirrorOperation {
         Operation::MarkRead(o) => MirrorOperation::MarkRead(o),
         Operation::ListChats => MirrorOperation::ListChats,
         Operation::Search(o) => MirrorOperation::Search(o),
+        Operation::ListContacts => MirrorOperation::ListContacts,
     }
 }
 
@@ -387,6 +402,7 @@ fn mirror_outcome(outcome: &Outcome) -> MirrorOutcome {
                 .collect(),
         ),
         Outcome::ReadMarker { chat, read_epoch } => MirrorOutcome::ReadMarker { chat, read_epoch },
+        Outcome::Contacts(users) => MirrorOutcome::Contacts(users),
         Outcome::Done => MirrorOutcome::Done,
     }
 }
@@ -481,6 +497,16 @@ fn mirror(message: &DataMessage) -> MirrorDataMessage {
             best_epoch: *best_epoch,
             whole: whole.clone(),
             promises: promises.clone(),
+        },
+        DataMessage::Presence { users } => MirrorDataMessage::Presence {
+            users: users.clone(),
+        },
+        DataMessage::Online { users } => MirrorDataMessage::Online {
+            users: users.clone(),
+        },
+        DataMessage::PresenceResend => MirrorDataMessage::PresenceResend,
+        DataMessage::Typing { notice } => MirrorDataMessage::Typing {
+            notice: notice.clone(),
         },
     }
 }

@@ -74,6 +74,7 @@ pub async fn supervise(
     };
     let state = WebState::new(data.service(), data.clone(), serving_rx, options)
         .with_metrics(data.metrics())
+        .with_presence(data.presence())
         .with_analytics(analytics);
     let addr = SocketAddr::new(config.host, config.http_port);
     let scheme = if config.tls.is_some() {

@@ -11,6 +11,7 @@
 //! - [`logging`]: one log file per subsystem;
 //! - [`storage`]: the SQLite database (schema, repositories, deterministic mutations, replica apply);
 //! - [`service`]: the chat's business operations over storage, with the single group-committing writer;
+//! - [`presence`]: who is online and who is typing, spread over the tree outside the log;
 //! - [`web`]: the HTTP face of input nodes (JSON API, pages, sessions, live events) over the service;
 //!   [`input`] starts and stops it (with the nameserver lease) as the node's role comes and goes;
 //! - [`analytics`]: a group's statistics, computed MapReduce-style across the copies (a ring of
@@ -30,6 +31,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod presence;
 pub mod readiness;
 pub mod recovery;
 pub mod removal;

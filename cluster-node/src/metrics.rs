@@ -123,6 +123,8 @@ pub struct Metrics {
     pub voters: Gauge,
     pub configuration_changes: Counter,
     pub data_pending: Gauge,
+    pub presence_online: Gauge,
+    pub presence_bytes_sent: Counter,
     pub data_inbound_queue: Gauge,
     pub http_requests: Family<HttpLabel, Counter>,
     pub http_request_seconds: Histograms<RouteLabel>,
@@ -335,6 +337,18 @@ impl Metrics {
             "Requests submitted on this node still waiting for their answer",
             data_pending.clone(),
         );
+        let presence_online = Gauge::default();
+        registry.register(
+            "presence_online_users",
+            "Users online in the cluster as this node knows it (a live event stream on any input node)",
+            presence_online.clone(),
+        );
+        let presence_bytes_sent = Counter::default();
+        registry.register(
+            "presence_sent_bytes",
+            "Bytes of presence updates this node sent to its parent and children (typing notices not counted)",
+            presence_bytes_sent.clone(),
+        );
         let data_inbound_queue = Gauge::default();
         registry.register(
             "data_inbound_queue_depth",
@@ -409,6 +423,8 @@ impl Metrics {
             voters,
             configuration_changes,
             data_pending,
+            presence_online,
+            presence_bytes_sent,
             data_inbound_queue,
             http_requests,
             http_request_seconds,

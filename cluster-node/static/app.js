@@ -10,9 +10,10 @@
 
 (function () {
   const body = document.body;
-  // The nameservers, the ones this node reached at its last lease renewal first: a page leaves for
-  // the first (a browser cannot try a second one once it has navigated to a dead address).
-  const nameserver = ((body.dataset.nameserver || "").split(/\s+/).filter(Boolean)[0] || "").replace(/\/+$/, "");
+  // The nameservers, the ones this node reached at its last lease renewal first. A browser that has
+  // navigated to a dead address cannot come back to try another, so a page that leaves first asks
+  // them in this order which one answers (`firstLiveNameserver`).
+  const nameservers = (body.dataset.nameserver || "").split(/\s+/).filter(Boolean).map((url) => url.replace(/\/+$/, ""));
   const app = document.getElementById("app");
   const chat = document.getElementById("chat");
   const banner = document.getElementById("connection");
@@ -1068,6 +1069,57 @@
     } catch (_) { /* the next reconnect tries again */ }
   }
 
+  // ---- presence and typing ---------------------------------------------------------------------------
+  // Members online wear a dot: `ready` says who is online when the stream opens, `presence` events
+  // keep it current. "… is typing" shows for a while after each notice; this page announces its own
+  // user at most every few seconds while the box holds text. Nothing of it is stored anywhere.
+  const TYPING_SHOWN_MS = 6000;
+  const TYPING_EVERY_MS = 3000;
+  const typingLine = document.getElementById("typing");
+  const typists = new Map();
+  let typingTimer = null;
+  let typingSent = 0;
+
+  function setOnline(user, online) {
+    document.querySelectorAll("#members li[data-member]").forEach((item) => {
+      if (item.dataset.member !== user) return;
+      item.classList.toggle("online", online);
+      const text = item.querySelector(".presence-text");
+      if (text) text.textContent = online ? "online" : "offline";
+    });
+  }
+
+  function showOnline(users) {
+    const online = new Set(users || []);
+    document.querySelectorAll("#members li[data-member]").forEach((item) => {
+      const user = item.dataset.member;
+      setOnline(user, user === me || online.has(user));
+    });
+  }
+
+  function showTyping() {
+    if (!typingLine) return;
+    const now = Date.now();
+    for (const [user, entry] of typists) if (entry.until <= now) typists.delete(user);
+    const names = Array.from(typists.values(), (entry) => entry.name);
+    typingLine.textContent = names.length === 0 ? ""
+      : names.length === 1 ? names[0] + " is typing…"
+      : names.length === 2 ? names[0] + " and " + names[1] + " are typing…"
+      : "Several people are typing…";
+    clearTimeout(typingTimer);
+    if (typists.size) typingTimer = setTimeout(showTyping, 1000);
+  }
+
+  function announceTyping() {
+    const url = chat ? chat.dataset.typing : "";
+    if (!url || !textarea || !textarea.value.trim()) return;
+    const now = Date.now();
+    if (now - typingSent < TYPING_EVERY_MS) return;
+    typingSent = now;
+    call("POST", url, undefined, 3000).catch(() => { /* a lost notice is repeated while typing */ });
+  }
+  if (textarea) textarea.addEventListener("input", announceTyping);
+
   function connect() {
     if (source) source.close();
     source = new EventSource("/api/events?after=" + encodeURIComponent(String(lastEpoch)));
@@ -1080,7 +1132,8 @@
       try { data = JSON.parse(event.data); } catch (_) { return; }
       handle(data);
     });
-    source.addEventListener("ready", () => {
+    source.addEventListener("ready", (event) => {
+      try { showOnline(JSON.parse(event.data).online); } catch (_) { /* an older node says nothing */ }
       const recovered = failures > 0 || unavailable > 0;
       failures = 0;
       unavailable = 0;
@@ -1094,10 +1147,17 @@
         quiet();
       }
     });
+    on("presence", (change) => setOnline(change.user, Boolean(change.online)));
+    on("typing", (notice) => {
+      if (!chat || notice.chat !== openChat || !notice.user) return;
+      typists.set(notice.user.id, { name: notice.user.username, until: Date.now() + TYPING_SHOWN_MS });
+      showTyping();
+    });
     on("message", (message) => {
       if (chat && message.chat === openChat) {
         show(message);
         scheduleRead();
+        if (message.sender && typists.delete(message.sender.id)) showTyping();
       }
       bump(message);
     });
@@ -1172,7 +1232,7 @@
       }
       // Up but not serving (503 while it changes role): wait a little, then try another node.
       unavailable += 1;
-      if (nameserver && unavailable >= 6) { moveAway(); return; }
+      if (nameservers.length && unavailable >= 6) { moveAway(); return; }
       reconnectSoon(Math.min(1000 * unavailable, 5000));
     } catch (_) {
       // No answer at all: this input node is gone (or we are offline).
@@ -1201,12 +1261,32 @@
     };
   }
 
-  // Leaves for the nameserver at the same path, with the place to keep in the fragment. The nameserver
+  // The first nameserver, in order, that answers at all. A cross-origin request without CORS
+  // (`no-cors`) resolves with an opaque answer when the server is up and fails when nothing answers,
+  // which is all a page can learn about another origin, and all it needs.
+  async function firstLiveNameserver() {
+    for (const candidate of nameservers) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 1500);
+      try {
+        await fetch(candidate + "/api/endpoints", { mode: "no-cors", cache: "no-store", credentials: "omit", signal: controller.signal });
+        return candidate;
+      } catch (_) {
+        // Down, or too slow to be worth waiting for: the next one.
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return "";
+  }
+
+  // Leaves for a nameserver at the same path, with the place to keep in the fragment. The nameserver
   // stops handing out a dead node within a second of its death, so the move waits that long after the
-  // first trouble seen.
+  // first trouble seen. When no nameserver answers either, the page stays, says so, and tries its own
+  // node again (which leads here again while it is still down).
   function moveAway() {
     if (movingAway) return;
-    if (!nameserver) {
+    if (!nameservers.length) {
       say("Connection lost — retrying…");
       reconnectSoon(2000);
       return;
@@ -1216,11 +1296,18 @@
     if (source) source.close();
     clearTimeout(retryTimer);
     const wait = Math.max(0, (troubleSince || Date.now()) + 1200 - Date.now());
-    setTimeout(() => {
+    setTimeout(async () => {
+      const target = await firstLiveNameserver();
+      if (!target) {
+        movingAway = false;
+        say("No server answers — retrying…");
+        reconnectSoon(2000);
+        return;
+      }
       const place = placeToKeep();
       if (textarea) store.set(draftKey(path), place.draft);
       saveUnsent();
-      location.replace(nameserver + location.pathname + location.search + "#resume=" + encodeURIComponent(JSON.stringify(place)));
+      location.replace(target + location.pathname + location.search + "#resume=" + encodeURIComponent(JSON.stringify(place)));
     }, wait);
   }
 

@@ -40,6 +40,8 @@ const EVERY_NODE: &[(&str, OpenMetricsType)] = &[
     ("chat_node_replica_lag_entries", OpenMetricsType::Gauge),
     ("chat_node_data_pending_requests", OpenMetricsType::Gauge),
     ("chat_node_data_inbound_queue_depth", OpenMetricsType::Gauge),
+    ("chat_node_presence_online_users", OpenMetricsType::Gauge),
+    ("chat_node_presence_sent_bytes", OpenMetricsType::Counter),
     (
         "chat_node_data_stale_term_messages_dropped",
         OpenMetricsType::Counter,

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::helpers::{DELIVERY, Stream, User, group_with, spawn_cluster, success};
+use crate::helpers::{DELIVERY, Stream, User, eventually, group_with, spawn_cluster, success};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_login_send_history_and_tail_work_through_the_nameserver() {
@@ -115,19 +115,4 @@ async fn mistakes_get_one_line_errors_and_the_documented_exit_codes() {
 /// A user whose nameserver is port 1 on loopback, where nothing listens.
 fn nobody_listening() -> User {
     User::unregistered("http://127.0.0.1:1")
-}
-
-/// Polls `check` until it answers something, for at most [`DELIVERY`].
-fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + DELIVERY;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {DELIVERY:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }

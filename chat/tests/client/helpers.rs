@@ -79,7 +79,12 @@ pub struct User {
 impl User {
     /// Registers `name` with `chat register` and logs in with `chat login`.
     pub fn sign_up(cluster: &Cluster, name: &str) -> User {
-        let mut user = User::unregistered(&cluster.nameserver_url());
+        User::sign_up_through(&cluster.nameserver_url(), name)
+    }
+
+    /// [`User::sign_up`] entering through `nameservers` (the `--nameserver` list).
+    pub fn sign_up_through(nameservers: &str, name: &str) -> User {
+        let mut user = User::unregistered(nameservers);
         let registered = user.run_with_input(&["register", name, "--password-stdin"], PASSWORD);
         let handle = success(&registered).trim().to_owned();
         assert!(
@@ -302,4 +307,19 @@ pub fn group_with(owner: &User, name: &str, members: &[&User]) -> String {
         }
     }
     id
+}
+
+/// Polls `check` until it answers something, for at most [`DELIVERY`].
+pub fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + DELIVERY;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {DELIVERY:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

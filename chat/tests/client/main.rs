@@ -3,5 +3,6 @@
 
 mod commands;
 mod helpers;
+mod nameservers;
 mod tail;
 mod tui;

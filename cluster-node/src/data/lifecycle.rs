@@ -7,6 +7,7 @@ use super::*;
 impl<T: Transport> DataPlane<T> {
     pub(super) async fn on_view_change(&mut self) {
         let view = self.view.borrow_and_update().clone();
+        self.relay_tree_changed();
         if (view.term, view.parent) != self.pending_path {
             // A new tree or a new parent: answers to requests sent the old way may never come (their
             // route or their writer is gone). Failing them now, retryable, lets clients retry at once

@@ -13,8 +13,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodeId;
+use crate::presence::TypingNotice;
+use crate::presence::relay::SetUpdate;
 use crate::service::{ServiceError, ServiceRequest, ServiceResponse};
-use crate::storage::{Epoch, LogEntry, Term};
+use crate::storage::{Epoch, LogEntry, Term, UserId};
 
 /// Messages larger than this are refused before parsing (a catch-up batch stays well below it).
 pub const MAX_DATA_MESSAGE_BYTES: usize = 16 << 20;
@@ -96,6 +98,16 @@ pub enum DataMessage {
         #[serde(default)]
         promises: Vec<(NodeId, Term)>,
     },
+    /// Sent up by every node: the users connected anywhere in its subtree (`presence::relay`).
+    Presence { users: SetUpdate<UserId> },
+    /// Sent down by every node to its children: who is online in the cluster.
+    Online { users: SetUpdate<UserId> },
+    /// "Send me your whole set": a [`DataMessage::Presence`] or [`DataMessage::Online`] did not go
+    /// on top of what the receiver held (a lost update, a restart).
+    PresenceResend,
+    /// A user is typing: passed up from child to parent until the root, which sends it down the
+    /// whole tree; every node hands it to its streams.
+    Typing { notice: TypingNotice },
 }
 
 impl DataMessage {
@@ -226,6 +238,33 @@ mod tests {
             DataMessage::Entries {
                 to: NodeId(3),
                 entries: Vec::new(),
+            },
+            DataMessage::Presence {
+                users: SetUpdate {
+                    stream: 5,
+                    version: 2,
+                    base: Some(1),
+                    added: vec![UserId::random()],
+                    removed: vec![UserId::random()],
+                },
+            },
+            DataMessage::Online {
+                users: SetUpdate {
+                    stream: 6,
+                    version: 1,
+                    base: None,
+                    added: vec![UserId::random()],
+                    removed: Vec::new(),
+                },
+            },
+            DataMessage::PresenceResend,
+            DataMessage::Typing {
+                notice: TypingNotice {
+                    chat: crate::storage::ChatId::Group(crate::storage::GroupId::random()),
+                    user: UserId::random(),
+                    username: "ada".into(),
+                    tag: "0042".parse().unwrap(),
+                },
             },
         ];
         for message in messages {

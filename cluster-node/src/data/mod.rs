@@ -26,6 +26,7 @@
 //! | `acceptance.rs` | subtree summaries, the root's state machine (`replication::root`) fed and its commands run, promises and the term written off the plane's task |
 //! | `lifecycle.rs` | following the tree: links, roles, the database, the configuration and position this node holds |
 //! | `links.rs` | sending to the parent, the children, one hop down |
+//! | `presence.rs` | who is online and who is typing, relayed up and down the tree (`crate::presence`), never logged |
 //! | `applier.rs` | the copy's applier task (transactions off the plane's task) |
 //! | `quorum.rs` | a write waiting for a majority of the voters |
 //! | `voters.rs` | the writer's bookkeeping for configuration changes |
@@ -58,6 +59,7 @@ mod copy;
 mod lifecycle;
 mod links;
 pub mod message;
+mod presence;
 mod proxy;
 pub mod quorum;
 mod routing;
@@ -86,11 +88,13 @@ use crate::control::ControlView;
 use crate::discovery::AddressBook;
 use crate::logging::HEADLINE;
 use crate::metrics::{AnsweredBy, Metrics};
+use crate::presence::relay::Relay;
+use crate::presence::{Presence, TypingNotice};
 use crate::service::{
     ChatService, LocalService, ServiceError, ServiceOptions, ServiceRequest, ServiceResponse,
 };
 use crate::status::StatusBoard;
-use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term};
+use crate::storage::{Database, DatabaseOptions, Epoch, LogEntry, StorageError, Term, UserId};
 use crate::transport::{Inbound, Transport};
 use applier::{Applied, Applier, Batch};
 use overlay::Millis;
@@ -232,6 +236,7 @@ pub struct DataHandle {
     events: broadcast::Sender<LogEntry>,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    presence: Presence,
 }
 
 impl DataHandle {
@@ -243,6 +248,11 @@ impl DataHandle {
     /// The node's metrics (the web layer records its requests there too).
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Who is online and typing, as this node's plane relays it.
+    pub fn presence(&self) -> Presence {
+        self.presence.clone()
     }
 
     /// Every committed write, as it reaches this node (for live updates).
@@ -356,6 +366,13 @@ pub struct DataPlane<T: Transport> {
     metrics: Arc<Metrics>,
     status: StatusBoard,
     slot: DatabaseSlot,
+    /// Who is online in this node's subtree and in the cluster (`presence::relay`).
+    relay: Relay<UserId>,
+    presence: Presence,
+    /// This node's connected users, as the web layer changes them.
+    presence_local: watch::Receiver<BTreeSet<UserId>>,
+    /// Typing notices of this node's users.
+    typing_out: mpsc::Receiver<TypingNotice>,
 }
 
 impl<T: Transport> DataPlane<T> {
@@ -379,11 +396,13 @@ impl<T: Transport> DataPlane<T> {
         let (events, _) = broadcast::channel(4096);
         let (outcomes_tx, outcomes) = mpsc::channel(4096);
         let (applied_tx, applied_rx) = mpsc::unbounded_channel();
+        let (presence, presence_link) = Presence::relayed();
         let handle = DataHandle {
             submit,
             events,
             timeout: options.request_timeout,
             metrics: metrics.clone(),
+            presence: presence.clone(),
         };
         Self {
             me,
@@ -427,6 +446,10 @@ impl<T: Transport> DataPlane<T> {
             metrics,
             status: context.status.clone(),
             slot: context.database.clone(),
+            relay: Relay::new(rand::random()),
+            presence,
+            presence_local: presence_link.local,
+            typing_out: presence_link.typing,
         }
     }
 
@@ -466,6 +489,12 @@ impl<T: Transport> DataPlane<T> {
                 Some(applied) = self.applied_rx.recv() => self.on_applied(applied).await,
                 Some(submit) = self.submits.recv() => self.on_submit(submit),
                 Some(removal) = self.removals.recv() => self.on_removal(removal),
+                Ok(()) = self.presence_local.changed() => {
+                    let local = self.presence_local.borrow_and_update().clone();
+                    self.relay.set_local(local);
+                    self.relay_presence();
+                }
+                Some(notice) = self.typing_out.recv() => self.on_typing(None, notice),
                 entry = next_commit(&mut self.commits) => match entry {
                     Ok(entry) => self.on_commit(entry),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -628,6 +657,19 @@ impl<T: Transport> DataPlane<T> {
                 self.send_bytes_to_children(&raw);
                 self.promise(term);
             }
+            DataMessage::Presence { users } => {
+                self.relay.from_child(from, users);
+                self.relay_presence();
+            }
+            DataMessage::Online { users } => {
+                self.relay.from_parent(from, users);
+                self.relay_presence();
+            }
+            DataMessage::PresenceResend => {
+                self.relay.resend_to(from);
+                self.relay_presence();
+            }
+            DataMessage::Typing { notice } => self.on_typing(Some(from), notice),
             message @ DataMessage::Summary { .. } => {
                 if self.view.borrow().children.contains(&from)
                     && let Some(summary) = message.into_summary()
@@ -669,6 +711,8 @@ impl<T: Transport> DataPlane<T> {
         self.evaluate_writer();
         self.plan_configuration();
         self.report_progress();
+        // Changes held back by the relay's minimum gap, and the periodic whole sets.
+        self.relay_presence();
     }
 }
 

@@ -376,6 +376,22 @@ pub trait ChatServiceExt: ChatService {
     ) -> impl Future<Output = Result<Answer<Vec<Message>>, ServiceError>> + Send {
         call(self, context, Operation::Search(request), messages)
     }
+
+    /// Everyone who shares a chat with the caller.
+    fn list_contacts(
+        &self,
+        context: RequestContext,
+    ) -> impl Future<Output = Result<Answer<Vec<UserId>>, ServiceError>> + Send {
+        call(
+            self,
+            context,
+            Operation::ListContacts,
+            |outcome| match outcome {
+                Outcome::Contacts(users) => Some(users),
+                _ => None,
+            },
+        )
+    }
 }
 
 impl<S: ChatService + ?Sized> ChatServiceExt for S {}

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{
-    ChatId, ChatSummary, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, User, UserTag,
+    ChatId, ChatSummary, Epoch, Group, GroupId, GroupWithMembers, Message, MessageId, User, UserId,
+    UserTag,
 };
 
 /// `POST /api/register`: a new user; the service picks the tag.
@@ -198,6 +199,8 @@ pub enum Operation {
     /// The caller's conversations (`GET /api/chats`).
     ListChats,
     Search(Search),
+    /// Everyone who shares a chat with the caller (whose presence the caller's streams show).
+    ListContacts,
 }
 
 impl Operation {
@@ -223,7 +226,8 @@ impl Operation {
             | Operation::ListGroups
             | Operation::ListGroupMessages(_)
             | Operation::ListChats
-            | Operation::Search(_) => false,
+            | Operation::Search(_)
+            | Operation::ListContacts => false,
         }
     }
 
@@ -250,6 +254,7 @@ impl Operation {
             Operation::MarkRead(_) => "mark_read",
             Operation::ListChats => "list_chats",
             Operation::Search(_) => "search",
+            Operation::ListContacts => "list_contacts",
         }
     }
 }
@@ -298,6 +303,7 @@ pub enum Outcome {
     Group(GroupWithMembers),
     Groups(Vec<Group>),
     Chats(Vec<ChatSummary>),
+    Contacts(Vec<UserId>),
     ReadMarker { chat: ChatId, read_epoch: Epoch },
     Done,
 }

@@ -72,6 +72,10 @@ pub(super) async fn run(
             let me = rules::caller(connection, caller).await?;
             Ok(Outcome::Chats(chats::list(connection, me.id).await?))
         }
+        Operation::ListContacts => {
+            let me = rules::caller(connection, caller).await?;
+            Ok(Outcome::Contacts(chats::contacts(connection, me.id).await?))
+        }
         Operation::Search(request) => {
             let me = rules::caller(connection, caller).await?;
             let query = SearchQuery::parse(&request.query)?;

@@ -210,7 +210,8 @@ pub(super) async fn check(
         | Operation::ListGroups
         | Operation::ListGroupMessages(_)
         | Operation::ListChats
-        | Operation::Search(_) => Err(ServiceError::Internal(format!(
+        | Operation::Search(_)
+        | Operation::ListContacts => Err(ServiceError::Internal(format!(
             "{} is a read and was sent to the write path",
             operation.name()
         ))),

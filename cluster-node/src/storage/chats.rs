@@ -10,6 +10,31 @@ use super::messages::MESSAGE_SELECT;
 use super::model::{ChatKind, ChatSummary, Message, UserRef};
 use super::{StorageError, counter_from_sql};
 
+/// Everyone who shares a live group or a direct chat with `user` (not `user`), in id order: whose
+/// presence `user` is shown.
+pub async fn contacts(
+    connection: &mut SqliteConnection,
+    user: UserId,
+) -> Result<Vec<UserId>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT other.user_id AS id
+         FROM memberships mine
+         JOIN groups g ON g.id = mine.group_id AND g.deleted_at IS NULL
+         JOIN memberships other ON other.group_id = mine.group_id
+         WHERE mine.user_id = ?1 AND other.user_id <> ?1
+         UNION
+         SELECT peer_id FROM direct_chats WHERE user_id = ?1 AND peer_id <> ?1
+         ORDER BY id",
+    )
+    .bind(user)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?)
+}
+
 /// `user`'s live groups and direct chats, newest activity first (ties: the chat id, for a stable order).
 ///
 /// Two statements whatever the number of chats: one for the chats with their counts (each count an

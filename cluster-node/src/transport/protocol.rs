@@ -35,7 +35,9 @@ pub const CONTROL: ProtocolVersion = ProtocolVersion(1);
 /// version would misread or refuse: a message kind, a field or its meaning, the envelope, or what
 /// the messages carry (`service` requests, responses and errors, `storage::LogEntry` and its
 /// mutations), or a rule of replication both ends follow (quorums, terms, the catch-up check).
-pub const DATA: ProtocolVersion = ProtocolVersion(1);
+///
+/// 2: presence (`presence`, `online`, `presence_resend`), `typing`, and the `ListContacts` read.
+pub const DATA: ProtocolVersion = ProtocolVersion(2);
 
 impl Plane {
     /// The protocol this build speaks on the plane.

@@ -25,20 +25,42 @@ use super::{EPOCH_HEADER, MAX_BODY_BYTES, WebState};
 
 /// The pages use only their own stylesheet and script and talk only to this server, so the policy
 /// allows nothing else: no inline script (an injected `<script>` does not run), no foreign resource, no
-/// frame around a page.
+/// frame around a page. The one exception is `connect-src`, which [`content_policy`] widens to the
+/// nameservers' origins: when this node dies a page asks them, in order, which one still answers before
+/// it leaves (a browser that navigates to a dead nameserver cannot come back to try the next).
 const CONTENT_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'";
 
+/// The Content-Security-Policy of every answer: [`CONTENT_POLICY`] with `connect-src` naming the
+/// nameservers' origins too (scheme, host and port only; an address that does not parse is left out).
+pub(super) fn content_policy(nameservers: &[super::NameserverLink]) -> HeaderValue {
+    let mut sources = String::from("connect-src 'self'");
+    for link in nameservers {
+        let Ok(uri) = link.url.parse::<axum::http::Uri>() else {
+            continue;
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            continue;
+        };
+        let origin = format!(" {scheme}://{authority}");
+        if !sources.contains(&origin) {
+            sources.push_str(&origin);
+        }
+    }
+    let policy = CONTENT_POLICY.replace("connect-src 'self'", &sources);
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(CONTENT_POLICY))
+}
+
 /// Headers that keep every answer — pages, assets, API, errors — from being framed, sniffed into another
 /// type, fed foreign scripts or leaking its URL to other sites. On every answer rather than on pages
 /// only: a JSON answer opened as a document gets the same protection.
-pub(super) async fn security_headers(mut response: Response) -> Response {
+pub(super) async fn security_headers(
+    State(policy): State<HeaderValue>,
+    mut response: Response,
+) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_POLICY),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -38,6 +38,7 @@ mod views;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -51,7 +52,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::presence::Presence;
 use crate::service::{ChatService, ServiceError, ServiceRequest, ServiceResponse};
+use crate::storage::{ChatId, UserId};
 
 pub use crate::service::EventSource;
 pub use error::AppError;
@@ -184,6 +187,11 @@ pub struct WebState {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Computes group statistics across the copies (`None`: the stats route answers 503).
     analytics: Option<Arc<crate::analytics::Analytics>>,
+    /// Who is online and typing (standalone unless the node's data plane relays it).
+    presence: Presence,
+    /// When each user last announced typing in each chat, to pass on at most one notice per
+    /// 1.5 s (see `api::typing`).
+    typing_sent: Arc<Mutex<HashMap<(UserId, ChatId), std::time::Instant>>>,
 }
 
 impl WebState {
@@ -216,6 +224,8 @@ impl WebState {
             _hub_guard: Arc::new(stop.drop_guard()),
             metrics: None,
             analytics: None,
+            presence: Presence::standalone(),
+            typing_sent: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -225,6 +235,11 @@ impl WebState {
             analytics: Some(analytics),
             ..self
         }
+    }
+
+    /// Shows who is online and typing as `presence` tells (the node's data plane relays it).
+    pub fn with_presence(self, presence: Presence) -> Self {
+        WebState { presence, ..self }
     }
 
     /// Records request counts and latencies per route into `metrics` (the node's `/metrics`).
@@ -249,6 +264,7 @@ impl WebState {
 /// [`WebOptions::session_key`].
 pub fn router(state: WebState) -> Router {
     let metrics = state.metrics.clone();
+    let policy = middleware::content_policy(&state.options.nameservers);
     Router::new()
         .merge(api::router(state.clone()))
         .merge(pages::router(state.clone()))
@@ -270,7 +286,10 @@ pub fn router(state: WebState) -> Router {
             metrics,
             middleware::record_metrics,
         ))
-        .layer(axum::middleware::map_response(middleware::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            policy,
+            middleware::security_headers,
+        ))
 }
 
 /// Serves `state`'s application on `listener` (over TLS when `tls` is given) until `shutdown`

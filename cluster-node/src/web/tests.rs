@@ -6,6 +6,7 @@ mod conversations;
 mod events;
 mod openapi;
 mod pages;
+mod presence;
 mod security;
 mod stats;
 
@@ -433,11 +434,24 @@ impl EventReader {
         }
     }
 
-    /// The next event that is not `ready`.
+    /// The next event of a change to the data: not `ready`, and not `presence`, which comes and goes
+    /// with other streams (the presence tests read those with [`EventReader::next_of`]).
     pub async fn next_change(&mut self, wait: Duration) -> Option<SseEvent> {
         loop {
             let event = self.next(wait).await?;
-            if event.event != "ready" {
+            if event.event != "ready" && event.event != "presence" {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event of `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str, wait: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if event.event == kind {
                 return Some(event);
             }
         }

@@ -129,19 +129,30 @@ impl From<&Group> for GroupView {
     }
 }
 
-/// A group with its members: `{"id","name","creator","created_at","members":[user...]}`.
+/// A group with its members and which of them are online:
+/// `{"id","name","creator","created_at","members":[user...],"online":[user id...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupDetailView {
     #[serde(flatten)]
     pub group: GroupView,
     pub members: Vec<UserView>,
+    /// The members with a live event stream on some input node, as this node knows it (a second
+    /// or two behind the cluster); not stored anywhere.
+    #[schema(value_type = Vec<String>)]
+    pub online: Vec<UserId>,
 }
 
-impl From<&GroupWithMembers> for GroupDetailView {
-    fn from(group: &GroupWithMembers) -> Self {
+impl GroupDetailView {
+    pub fn new(group: &GroupWithMembers, presence: &crate::presence::Presence) -> Self {
         GroupDetailView {
             group: GroupView::from(&group.group),
             members: group.members.iter().map(UserView::from).collect(),
+            online: group
+                .members
+                .iter()
+                .map(|member| member.id)
+                .filter(|id| presence.is_online(id))
+                .collect(),
         }
     }
 }

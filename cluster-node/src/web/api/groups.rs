@@ -98,7 +98,7 @@ async fn create(
     Ok(reply(
         StatusCode::CREATED,
         answer.epoch,
-        GroupDetailView::from(&answer.value),
+        GroupDetailView::new(&answer.value, &state.presence),
     ))
 }
 
@@ -128,7 +128,7 @@ async fn show(
     Ok(reply(
         StatusCode::OK,
         answer.epoch,
-        GroupDetailView::from(&answer.value),
+        GroupDetailView::new(&answer.value, &state.presence),
     ))
 }
 
@@ -189,7 +189,7 @@ async fn add_member(
     Ok(reply(
         StatusCode::CREATED,
         answer.epoch,
-        GroupDetailView::from(&answer.value),
+        GroupDetailView::new(&answer.value, &state.presence),
     ))
 }
 

@@ -1,6 +1,7 @@
 //! The JSON API of DESIGN §6, one router per resource: `auth` (register, login, logout, me), `users`
 //! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (edits, deletes,
-//! reactions), `chats` (the caller's conversations), `search`, `stats` (a group's statistics), and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
+//! reactions), `chats` (the caller's conversations), `search`, `stats` (a group's statistics), `typing`
+//! (notices that are never stored), and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
 //! `X-Chat-Epoch`.
 
 mod auth;
@@ -9,6 +10,7 @@ mod groups;
 mod messages;
 mod search;
 mod stats;
+mod typing;
 mod users;
 
 use axum::Router;
@@ -43,6 +45,7 @@ fn api() -> OpenApiRouter<WebState> {
         .merge(chats::router())
         .merge(search::router())
         .merge(stats::router())
+        .merge(typing::router())
         .merge(super::events::router())
         .route_layer(axum::middleware::from_fn(middleware::require_api_user));
     OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())

@@ -1,12 +1,14 @@
 //! One open event stream: catch up from where the client was, then follow the hub live, turning each
 //! relevant entry into its SSE event.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::response::sse::Event;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::presence::{Connected, TypingNotice};
 use crate::service::{ChatServiceExt, GetGroup, ListGroupMessages, RequestContext, ServiceError};
 use crate::storage::{
     ChatId, Epoch, GroupId, LogEntry, Message, MessageId, Mutation, UserId, UserTag,
@@ -53,6 +55,20 @@ struct ReadView {
     epoch: Epoch,
 }
 
+/// `presence` data: `user`, who shares a chat with the listener, came online or went offline.
+#[derive(Debug, Serialize)]
+struct PresenceView {
+    user: UserId,
+    online: bool,
+}
+
+/// `typing` data: `user` is typing in `chat`.
+#[derive(Debug, Serialize)]
+struct TypingView {
+    chat: ChatId,
+    user: UserView,
+}
+
 /// `message_deleted` data.
 #[derive(Debug, Serialize)]
 struct DeletedView {
@@ -86,6 +102,14 @@ pub(crate) struct EventStream {
     cursor: Option<Epoch>,
     membership: Membership,
     subscription: Subscription,
+    /// Everyone who shares a chat with the listener: whose presence it is shown.
+    contacts: BTreeSet<UserId>,
+    /// A membership changed since `contacts` was read: read it again.
+    contacts_stale: bool,
+    /// The contacts the client was last told are online.
+    shown_online: BTreeSet<UserId>,
+    /// The listener counts as online while the stream lasts.
+    _connected: Connected,
 }
 
 /// Why a stream stopped.
@@ -124,8 +148,14 @@ impl EventStream {
             groups.value.iter().map(|group| group.id),
             groups.epoch,
         );
+        let contacts = state.service.list_contacts(context(&user, floor)).await?;
+        let connected = state.presence.connect(user.id);
         Ok(EventStream {
-            floor: floor.max(groups.epoch),
+            floor: floor.max(groups.epoch).max(contacts.epoch),
+            contacts: contacts.value.into_iter().collect(),
+            contacts_stale: false,
+            shown_online: BTreeSet::new(),
+            _connected: connected,
             state,
             user,
             cursor: after,
@@ -134,10 +164,75 @@ impl EventStream {
         })
     }
 
+    /// The contacts online now, as the node knows it.
+    fn online_contacts(&self) -> BTreeSet<UserId> {
+        let online = self.state.presence.online();
+        let online = online.borrow();
+        self.contacts
+            .iter()
+            .filter(|user| online.contains(user))
+            .copied()
+            .collect()
+    }
+
+    /// Tells the client whose presence changed among its contacts. Presence events carry no `id:`:
+    /// they are not in the log, and resuming never replays them (`ready` says who is online).
+    async fn presence_changed(&mut self, out: &mpsc::Sender<Event>) -> Result<(), ()> {
+        if self.contacts_stale {
+            self.contacts_stale = false;
+            let context = context(&self.user, self.floor);
+            if let Ok(contacts) = self.state.service.list_contacts(context).await {
+                self.contacts = contacts.value.into_iter().collect();
+            }
+        }
+        let now = self.online_contacts();
+        let came = now.difference(&self.shown_online).map(|user| (*user, true));
+        let went = self
+            .shown_online
+            .difference(&now)
+            .map(|user| (*user, false));
+        let changes: Vec<(UserId, bool)> = came.chain(went).collect();
+        self.shown_online = now;
+        for (user, online) in changes {
+            let data = serde_json::to_string(&PresenceView { user, online }).unwrap_or_default();
+            out.send(Event::default().event("presence").data(data))
+                .await
+                .map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    /// Shows a typing notice of someone else in one of the listener's chats.
+    async fn typing(&self, notice: TypingNotice, out: &mpsc::Sender<Event>) -> Result<(), ()> {
+        let mine = match notice.chat {
+            ChatId::Group(group) => self.membership.groups.contains(&group),
+            ChatId::Direct(one, other) => one == self.user.id || other == self.user.id,
+        };
+        if !mine || notice.user == self.user.id {
+            return Ok(());
+        }
+        let view = TypingView {
+            chat: notice.chat,
+            user: UserView {
+                id: notice.user,
+                username: notice.username,
+                tag: notice.tag,
+            },
+        };
+        let data = serde_json::to_string(&view).unwrap_or_default();
+        out.send(Event::default().event("typing").data(data))
+            .await
+            .map_err(|_| ())
+    }
+
     /// Runs until the client leaves or the server stops, resuming after hub resets.
     pub(crate) async fn run(mut self, out: mpsc::Sender<Event>) {
         // Subscribed (in `open`): from here on nothing is missed.
-        let ready = serde_json::json!({ "epoch": self.cursor.unwrap_or(self.membership.known_at) });
+        self.shown_online = self.online_contacts();
+        let ready = serde_json::json!({
+            "epoch": self.cursor.unwrap_or(self.membership.known_at),
+            "online": self.shown_online,
+        });
         let event = Event::default().event("ready").data(ready.to_string());
         if out.send(event).await.is_err() {
             return;
@@ -174,6 +269,7 @@ impl EventStream {
         self.membership = fresh.membership;
         self.subscription = fresh.subscription;
         self.floor = fresh.floor;
+        self.contacts = fresh.contacts;
         Ok(())
     }
 
@@ -263,6 +359,9 @@ impl EventStream {
     async fn follow(&mut self, out: &mpsc::Sender<Event>) -> Stop {
         let mut serving = self.state.serving.clone();
         let closing = self.state.closing.clone();
+        let mut online = self.state.presence.online();
+        let mut typing = self.state.presence.typing_notices();
+        online.mark_changed();
         loop {
             if !*serving.borrow_and_update() {
                 return Stop::Gone;
@@ -276,10 +375,30 @@ impl EventStream {
                     }
                     continue;
                 }
+                changed = online.changed() => {
+                    if changed.is_err() || self.presence_changed(out).await.is_err() {
+                        return Stop::Gone;
+                    }
+                    continue;
+                }
+                notice = typing.recv() => {
+                    // A lagging stream misses notices: they repeat while anyone types.
+                    if let Ok(notice) = notice
+                        && self.typing(notice, out).await.is_err()
+                    {
+                        return Stop::Gone;
+                    }
+                    continue;
+                }
                 received = self.subscription.live.recv() => received,
             };
             match received {
                 Ok(entry) => match self.process(&entry, out).await {
+                    Ok(Ok(())) if self.contacts_stale => {
+                        if self.presence_changed(out).await.is_err() {
+                            return Stop::Gone;
+                        }
+                    }
                     Ok(Ok(())) => {}
                     Ok(Err(())) => return Stop::Gone,
                     Err(error) => {
@@ -315,6 +434,12 @@ impl EventStream {
         };
         let event = match (relevant, &entry.mutation) {
             (Relevant::Message, Mutation::PostMessage(message)) => {
+                if let ChatId::Direct(one, other) = message.chat {
+                    let peer = if one == self.user.id { other } else { one };
+                    if peer != self.user.id && !self.contacts.contains(&peer) {
+                        self.contacts_stale = true;
+                    }
+                }
                 let sender = self.user_view(message.sender, entry.epoch).await?;
                 message_event(&MessageView {
                     id: message.id,
@@ -405,6 +530,9 @@ impl EventStream {
                 if let Mutation::CreateGroup(created) = mutation {
                     self.state.hub.remember_group(created.id, &created.name);
                 }
+                // Someone joined or left one of the listener's groups: whose presence it is
+                // shown changes with it.
+                self.contacts_stale = true;
                 let name = self.group_name(group, change, entry.epoch).await;
                 let user = self.user_view(user, entry.epoch).await?;
                 json_event(

@@ -152,7 +152,7 @@ async fn open_group(
             draft: flash.kept_for("message"),
         },
         group: Some(GroupPanel {
-            members: member_items(&found, me),
+            members: member_items(&found, me, &state.presence),
             i_created_it: found.group.creator == me.id,
             open: panel_open || !handle.is_empty(),
             handle,

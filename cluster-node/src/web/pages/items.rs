@@ -146,9 +146,15 @@ pub(super) struct MemberItem {
     pub(super) chat_url: String,
     pub(super) is_me: bool,
     pub(super) is_creator: bool,
+    /// Holds a live connection somewhere (the page's script keeps it current).
+    pub(super) online: bool,
 }
 
-pub(super) fn member_items(group: &GroupWithMembers, me: &SessionUser) -> Vec<MemberItem> {
+pub(super) fn member_items(
+    group: &GroupWithMembers,
+    me: &SessionUser,
+    presence: &crate::presence::Presence,
+) -> Vec<MemberItem> {
     group
         .members
         .iter()
@@ -159,6 +165,7 @@ pub(super) fn member_items(group: &GroupWithMembers, me: &SessionUser) -> Vec<Me
             chat_url: paths::chat_page(&member.username, member.tag),
             is_me: member.id == me.id,
             is_creator: member.id == group.group.creator,
+            online: presence.is_online(&member.id),
         })
         .collect()
 }

@@ -438,3 +438,30 @@ fn the_templates_and_script_hold_nothing_the_policy_would_block() {
         assert!(!script.contains(forbidden), "app.js uses {forbidden}");
     }
 }
+
+#[test]
+fn pages_may_ask_the_nameservers_and_nothing_else() {
+    let links = [
+        "http://127.0.0.1:9999/",
+        "https://ns.example:9443/some/path",
+        "http://127.0.0.1:9999",
+        "not a url",
+    ]
+    .map(crate::web::NameserverLink::new);
+    let policy = crate::web::middleware::content_policy(&links);
+    let policy = policy.to_str().expect("ASCII");
+    assert!(
+        policy.contains("; connect-src 'self' http://127.0.0.1:9999 https://ns.example:9443; "),
+        "each nameserver's origin once, in order: {policy}"
+    );
+    for directive in ["default-src 'self'", "script-src 'self'", "base-uri 'none'"] {
+        assert!(policy.contains(directive), "{policy} lacks {directive}");
+    }
+    assert_eq!(
+        crate::web::middleware::content_policy(&[])
+            .to_str()
+            .expect("ASCII"),
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+}
