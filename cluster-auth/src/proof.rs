@@ -36,6 +36,8 @@ pub enum Rpc {
     AdminBackup,
     /// `POST /remove` on a node's admin port: takes a node out of the cluster.
     AdminRemoveNode,
+    /// `POST /stats/map` on a node's admin port: a share of a group's statistics, read from messages.
+    AdminStatsMap,
 }
 
 impl Rpc {
@@ -52,6 +54,7 @@ impl Rpc {
             Rpc::NameserverDeregister => "/nameserver.Nameserver/Deregister",
             Rpc::AdminBackup => "GET /backup",
             Rpc::AdminRemoveNode => "POST /remove",
+            Rpc::AdminStatsMap => "POST /stats/map",
         }
     }
 }
@@ -251,6 +254,7 @@ mod tests {
             Rpc::NameserverDeregister,
             Rpc::AdminBackup,
             Rpc::AdminRemoveNode,
+            Rpc::AdminStatsMap,
             Rpc::BootstrapDeregister,
         ];
         for signed in all {

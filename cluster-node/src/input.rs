@@ -49,6 +49,7 @@ pub async fn supervise(
     data: DataHandle,
     status: StatusBoard,
     nameserver_http: Vec<String>,
+    analytics: Arc<crate::analytics::Analytics>,
     shutdown: CancellationToken,
 ) {
     let (serving_tx, serving_rx) = watch::channel(false);
@@ -73,7 +74,8 @@ pub async fn supervise(
     };
     let state = WebState::new(data.service(), data.clone(), serving_rx, options)
         .with_metrics(data.metrics())
-        .with_presence(data.presence());
+        .with_presence(data.presence())
+        .with_analytics(analytics);
     let addr = SocketAddr::new(config.host, config.http_port);
     let scheme = if config.tls.is_some() {
         "https"

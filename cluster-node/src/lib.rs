@@ -14,9 +14,12 @@
 //! - [`presence`]: who is online and who is typing, spread over the tree outside the log;
 //! - [`web`]: the HTTP face of input nodes (JSON API, pages, sessions, live events) over the service;
 //!   [`input`] starts and stops it (with the nameserver lease) as the node's role comes and goes;
+//! - [`analytics`]: a group's statistics, computed MapReduce-style across the copies (a ring of
+//!   nodes, map requests on the admin port, a cache per copy);
 //! - [`node`]: the orchestrator that wires them and owns shutdown.
 
 pub mod admin;
+pub mod analytics;
 pub mod backups;
 pub mod config;
 pub mod context;

@@ -236,6 +236,23 @@ impl Node {
             key: cluster_auth::ProofKey::derive(config.cluster_key.as_bytes()),
             wait: crate::removal::DEFAULT_WAIT,
         };
+        let mapper = crate::analytics::Mapper::new(
+            config.id,
+            database_slot.clone(),
+            status.clone(),
+            crate::analytics::cache::DEFAULT_CAPACITY,
+            crate::analytics::map::DEFAULT_CATCH_UP,
+        );
+        let analytics = Arc::new(crate::analytics::Analytics::new(
+            mapper.clone(),
+            config.bootstrap.clone(),
+            cluster_auth::ProofKey::derive(config.cluster_key.as_bytes()),
+            crate::analytics::AnalyticsOptions::default(),
+        ));
+        let stats_endpoint = crate::analytics::endpoint::MapEndpoint {
+            mapper,
+            guard: backup_source.guard.clone(),
+        };
         let router = admin::router(
             status.clone(),
             metrics.clone(),
@@ -243,7 +260,8 @@ impl Node {
             database_slot.clone(),
         )
         .merge(crate::backups::router(backup_source))
-        .merge(crate::removal::router(removal));
+        .merge(crate::removal::router(removal))
+        .merge(crate::analytics::endpoint::router(stats_endpoint));
         let admin_stop = stop.clone();
         tasks.spawn(async move {
             let served = axum::serve(admin_listener, router)
@@ -345,6 +363,7 @@ impl Node {
                 data.handle(),
                 context.status.clone(),
                 nameserver_http,
+                analytics,
                 plane_stop.clone(),
             ));
             plane_tasks.spawn(data.run(plane_stop.clone()));

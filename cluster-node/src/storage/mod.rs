@@ -26,6 +26,7 @@ pub mod model;
 pub mod mutation;
 pub mod reactions;
 pub mod read_markers;
+pub mod stats;
 pub mod system;
 pub mod users;
 pub mod voters;

@@ -186,6 +186,8 @@ pub struct WebState {
     _hub_guard: Arc<tokio_util::sync::DropGuard>,
     /// Where request counts and latencies go (none in tests that do not look).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Computes group statistics across the copies (`None`: the stats route answers 503).
+    analytics: Option<Arc<crate::analytics::Analytics>>,
     /// Who is online and typing (standalone unless the node's data plane relays it).
     presence: Presence,
     /// When each user last announced typing in each chat, to pass on at most one notice per
@@ -226,8 +228,17 @@ impl WebState {
             closing: CancellationToken::new(),
             _hub_guard: Arc::new(stop.drop_guard()),
             metrics: None,
+            analytics: None,
             presence: Presence::standalone(),
             typing_sent: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Answers `GET /api/groups/{id}/stats` with `analytics`.
+    pub fn with_analytics(self, analytics: Arc<crate::analytics::Analytics>) -> Self {
+        WebState {
+            analytics: Some(analytics),
+            ..self
         }
     }
 

@@ -9,6 +9,7 @@ mod openapi;
 mod pages;
 mod presence;
 mod security;
+mod stats;
 
 use std::time::Duration;
 
@@ -51,9 +52,12 @@ pub(super) fn test_options() -> WebOptions {
 
 pub(super) async fn spawn_app_with(options: WebOptions) -> TestApp {
     let database = Database::open_in_memory().await.expect("database");
-    let service = LocalService::writer(database, ServiceOptions::for_tests());
+    let service = LocalService::writer(database.clone(), ServiceOptions::for_tests());
     let (serving, serving_flag) = watch::channel(true);
-    let state = WebState::new(service.clone(), service, serving_flag, options);
+    let analytics =
+        crate::analytics::Analytics::alone(crate::analytics::Mapper::standalone(database));
+    let state = WebState::new(service.clone(), service, serving_flag, options)
+        .with_analytics(std::sync::Arc::new(analytics));
     TestApp {
         router: router(state.clone()),
         state,

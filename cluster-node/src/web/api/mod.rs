@@ -1,7 +1,8 @@
 //! The JSON API of DESIGN §6, one router per resource: `auth` (register, login, logout, me), `users`
 //! (profiles and direct chats), `groups` (groups, members, group chats), `messages` (edits, deletes,
-//! reactions), `chats` (the caller's conversations), `search`, `typing` (notices that are never
-//! stored), `ephemeral` (groups held only in the writer's memory), and the live `events` stream. Every handler reports the epoch of the answer it got to the session and in
+//! reactions), `chats` (the caller's conversations), `search`, `stats` (a group's statistics), `typing`
+//! (notices that are never stored), `ephemeral` (groups held only in the writer's memory), and the
+//! live `events` stream. Every handler reports the epoch of the answer it got to the session and in
 //! `X-Chat-Epoch`.
 
 mod auth;
@@ -10,6 +11,7 @@ mod ephemeral;
 mod groups;
 mod messages;
 mod search;
+mod stats;
 mod typing;
 mod users;
 
@@ -44,6 +46,7 @@ fn api() -> OpenApiRouter<WebState> {
         .merge(messages::router())
         .merge(chats::router())
         .merge(search::router())
+        .merge(stats::router())
         .merge(typing::router())
         .merge(ephemeral::router())
         .merge(super::events::router())

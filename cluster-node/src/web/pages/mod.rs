@@ -50,6 +50,7 @@ pub(super) fn router(state: WebState) -> Router {
         .merge(home::public())
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+        .route("/static/stats.js", get(stats_script))
         .route("/static/favicon.svg", get(favicon))
         .merge(protected)
         .with_state(state)
@@ -66,6 +67,14 @@ async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../../../static/app.js"),
+    )
+}
+
+/// The group page's stats panel (kept apart from `app.js`: it only draws the charts).
+async fn stats_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/stats.js"),
     )
 }
 
