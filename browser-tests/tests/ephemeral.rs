@@ -1,19 +1,42 @@
 //! Ephemeral groups over real processes: members on two input nodes see every message in one order
 //! (the writer numbers them), no message text reaches any file under any node's folder (databases,
 //! logs, everything), and the groups end when the writer is killed: both members are told, and the
-//! group is gone from the new writer.
+//! group is gone from the new writer. Then the same in two real browsers: created from the home page,
+//! a member added, a message seen live, and both pages saying the group ended with the writer.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use browser_tests::browser::{ChromeDriver, Tools, poll, texts, wait_for};
 use browser_tests::inputs::wait_for_inputs;
-use browser_tests::pages::{CONVERGE, EVENT};
+use browser_tests::pages::{
+    CONVERGE, EVENT, click, enter_through_nameserver, js, register, type_into,
+};
 use browser_tests::session::Session;
 use browser_tests::sse::EventStream;
 use serde_json::json;
 use system_tests::cluster::Cluster;
 
 const MESSAGES_EACH: usize = 20;
+
+/// A writer killed before its voter set is full (3) would leave no majority: wait for it.
+async fn wait_for_three_voters(cluster: &Cluster, writer: u64) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let status = cluster.status(writer).await.unwrap_or_default();
+        if status["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() >= 3)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the voter set never filled: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
@@ -219,4 +242,166 @@ fn uuid_like() -> String {
             .map(|elapsed| elapsed.as_nanos())
             .unwrap_or_default()
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_share_an_ephemeral_group_and_both_pages_say_when_it_ended_with_the_writer() {
+    let test =
+        "two_browsers_share_an_ephemeral_group_and_both_pages_say_when_it_ended_with_the_writer";
+    let Some(tools) = Tools::find_or_skip(test) else {
+        return;
+    };
+    let mut cluster = Cluster::start_in_order(5).await;
+    cluster.wait_for_tree(&cluster.live_ids(), CONVERGE).await;
+    let writer = cluster.wait_for_writer(&cluster.live_ids(), CONVERGE).await;
+    wait_for_inputs(&cluster, 2, CONVERGE).await;
+    wait_for_three_voters(&cluster, writer).await;
+    let profiles = tempfile::tempdir().expect("a temporary directory");
+    let driver = ChromeDriver::start(&tools, profiles.path()).await;
+    let (ada_profile, bob_profile) = (profiles.path().join("ada"), profiles.path().join("bob"));
+    for profile in [&ada_profile, &bob_profile] {
+        std::fs::create_dir_all(profile).expect("a profile folder");
+    }
+    let ada = driver.session(&ada_profile).await;
+    let bob = driver.session(&bob_profile).await;
+    let nameserver = format!("{}/", cluster.nameserver_url());
+
+    let scenario = async {
+        enter_through_nameserver(&ada, &nameserver).await;
+        register(&ada, "ada").await;
+        let bob_base = enter_through_nameserver(&bob, &nameserver).await;
+        let bob_handle = register(&bob, "bob").await;
+
+        // Ada creates an ephemeral group from her home page and adds Bob.
+        type_into(
+            &ada,
+            "form[action='/groups'] input[name='name']",
+            "right now",
+        )
+        .await;
+        click(&ada, "form[action='/groups'] input[name='ephemeral']").await;
+        click(&ada, "form[action='/groups'] button[type='submit']").await;
+        let path = poll("the ephemeral group opens", EVENT, || async {
+            let url = ada.current_url().await.ok()?;
+            url.path()
+                .starts_with("/ephemeral/")
+                .then(|| url.path().to_owned())
+        })
+        .await;
+        wait_for(&ada, "#chat[data-kind='ephemeral']", EVENT).await;
+        // Ada's node may be a copy that learns of Bob's account a moment after he registered:
+        // until then the form comes back with "user not found", and she tries again.
+        let deadline = Instant::now() + EVENT;
+        loop {
+            // Read from the document: the members panel may be closed after the form's redirect.
+            let members = js(
+                &ada,
+                "return Array.from(document.querySelectorAll('#members li'), (li) => li.textContent);",
+                vec![],
+            )
+            .await;
+            let listed = members.as_array().is_some_and(|members| {
+                members.iter().any(|member| {
+                    member
+                        .as_str()
+                        .is_some_and(|text| text.contains(&bob_handle))
+                })
+            });
+            if listed {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let page = js(
+                    &ada,
+                    "return location.href + ' ' + document.body.innerText.slice(0, 600);",
+                    vec![],
+                )
+                .await;
+                panic!("bob was never added; ada's page: {page}");
+            }
+            let open = js(
+                &ada,
+                "return document.getElementById('group-info').open;",
+                vec![],
+            )
+            .await;
+            if open != json!(true) {
+                click(&ada, "#group-info summary").await;
+            }
+            type_into(
+                &ada,
+                "form[action$='/members'] input[name='handle']",
+                &bob_handle,
+            )
+            .await;
+            click(&ada, "form[action$='/members'] button[type='submit']").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+
+        // Bob opens it on his own input node; Ada's message appears there live.
+        bob.goto(&format!("{bob_base}{path}"))
+            .await
+            .expect("the group page opens");
+        wait_for(&bob, "#ephemeral-composer textarea", EVENT).await;
+        let text = "gone by tonight";
+        type_into(
+            &ada,
+            "#ephemeral-composer textarea",
+            &format!("{text}\u{E007}"),
+        )
+        .await;
+        poll("bob's page shows ada's message", EVENT, || async {
+            texts(&bob, "#messages li .content")
+                .await
+                .iter()
+                .any(|shown| shown == text)
+                .then_some(())
+        })
+        .await;
+
+        // The writer dies: both pages say the group ended with it, and sending stops.
+        cluster.kill(writer);
+        let killed = Instant::now();
+        for page in [&ada, &bob] {
+            poll(
+                "the page says the group ended",
+                Duration::from_secs(20),
+                || async {
+                    // The page says so where it is, or, if it moved to another input node while
+                    // the tree was rebuilt, the page of the ended group there does.
+                    let said = js(
+                        page,
+                        "const gone = document.getElementById('gone'); \
+                         return gone && !gone.hidden ? gone.textContent : document.body.innerText;",
+                        vec![],
+                    )
+                    .await;
+                    said.as_str()
+                        .is_some_and(|text| text.contains("writer changed"))
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+        println!(
+            "both pages said the ephemeral group ended {} ms after the writer was killed",
+            killed.elapsed().as_millis()
+        );
+        let disabled = js(
+            &bob,
+            "return document.querySelector('#ephemeral-composer textarea').disabled;",
+            vec![],
+        )
+        .await;
+        assert_eq!(disabled, json!(true));
+    };
+    if tokio::time::timeout(Duration::from_secs(120), scenario)
+        .await
+        .is_err()
+    {
+        panic!(
+            "the scenario did not finish within 120 s; chromedriver log:\n{}",
+            driver.log()
+        );
+    }
 }

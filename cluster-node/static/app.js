@@ -15,7 +15,11 @@
   // them in this order which one answers (`firstLiveNameserver`).
   const nameservers = (body.dataset.nameserver || "").split(/\s+/).filter(Boolean).map((url) => url.replace(/\/+$/, ""));
   const app = document.getElementById("app");
-  const chat = document.getElementById("chat");
+  // An ephemeral group's page has a pane of its own kind: none of a stored conversation's machinery
+  // (history, read markers, edits, failover of unsent messages) applies to it.
+  const pane = document.getElementById("chat");
+  const ephemeralPane = pane && pane.dataset.kind === "ephemeral" ? pane : null;
+  const chat = ephemeralPane ? null : pane;
   const banner = document.getElementById("connection");
   const me = app ? app.dataset.me : "";
   const path = location.pathname;
@@ -1120,6 +1124,98 @@
   }
   if (textarea) textarea.addEventListener("input", announceTyping);
 
+  // ---- an ephemeral group ---------------------------------------------------------------------------
+  // Its messages exist only as events (the writer keeps the last ones for newcomers; nothing is
+  // stored to page back through). They are placed by their number in the group's one order.
+  const ephemeralList = ephemeralPane ? document.getElementById("messages") : null;
+
+  function showEphemeral(message) {
+    if (!ephemeralList || !message || document.getElementById("m-" + message.id)) return;
+    const item = element("li", "message" + (message.sender && message.sender.id === me ? " mine" : ""));
+    item.id = "m-" + message.id;
+    item.dataset.id = message.id;
+    item.dataset.seq = String(message.seq);
+    const meta = element("div", "meta");
+    const sender = element("span", "sender", message.sender ? message.sender.username : "");
+    sender.appendChild(element("span", "tag", message.sender ? "#" + message.sender.tag : ""));
+    const time = element("time", "", formatTime(new Date(message.created_at)));
+    time.setAttribute("datetime", message.created_at);
+    meta.append(sender, " ", time);
+    item.append(meta, element("p", "content", message.content));
+    const later = Array.from(ephemeralList.children).find((other) => Number(other.dataset.seq) > Number(message.seq));
+    ephemeralList.insertBefore(item, later || null);
+    const empty = document.getElementById("messages-empty");
+    if (empty) empty.hidden = true;
+    const scroller = document.getElementById("scroller");
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  function endEphemeral(reason) {
+    const gone = document.getElementById("gone");
+    if (gone) {
+      gone.textContent = reason === "writer_changed"
+        ? "This ephemeral group has ended: the cluster's writer changed, and the group went with it."
+        : reason === "left" ? "You left this ephemeral group."
+        : "This ephemeral group has ended: everyone has left.";
+      gone.hidden = false;
+    }
+    document.querySelectorAll("#ephemeral-composer textarea, #ephemeral-composer button").forEach((control) => { control.disabled = true; });
+  }
+
+  function showEphemeralMembers(members) {
+    const list = document.getElementById("members");
+    if (!list) return;
+    list.replaceChildren(...members.map((member) => {
+      const item = element("li");
+      item.dataset.member = member.id;
+      const dot = element("span", "presence");
+      dot.setAttribute("aria-hidden", "true");
+      item.append(dot, element("span", "visually-hidden presence-text", "offline"), member.username);
+      item.appendChild(element("span", "tag", "#" + member.tag));
+      if (member.id === me) item.append(" ", element("span", "hint", "(you)"));
+      return item;
+    }));
+    const count = document.querySelector("#group-info .count");
+    if (count) count.textContent = String(members.length);
+  }
+
+  if (ephemeralPane) {
+    const form = document.getElementById("ephemeral-composer");
+    const box = form ? form.querySelector("textarea") : null;
+    const error = document.getElementById("composer-error");
+    if (form && box) {
+      box.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          form.requestSubmit();
+        }
+      });
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const content = box.value;
+        if (!content.trim()) return;
+        if (error) error.hidden = true;
+        try {
+          const response = await call("POST", ephemeralPane.dataset.post, { content });
+          if (response.status === 201) {
+            showEphemeral(await response.json());
+            box.value = "";
+          } else if (response.status === 404) {
+            endEphemeral("writer_changed");
+          } else {
+            const answer = await response.json().catch(() => ({}));
+            if (error) { error.textContent = "Not sent: " + (answer.error || response.status); error.hidden = false; }
+          }
+        } catch (_) {
+          if (error) { error.textContent = "Not sent: the server did not answer. Try again."; error.hidden = false; }
+        }
+      });
+      box.focus({ preventScroll: true });
+    }
+    const scroller = document.getElementById("scroller");
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+  }
+
   function connect() {
     if (source) source.close();
     source = new EventSource("/api/events?after=" + encodeURIComponent(String(lastEpoch)));
@@ -1148,6 +1244,17 @@
       }
     });
     on("presence", (change) => setOnline(change.user, Boolean(change.online)));
+    on("ephemeral_message", (message) => {
+      if (ephemeralPane && message.group === ephemeralPane.dataset.chat) showEphemeral(message);
+    });
+    on("ephemeral_members", (change) => {
+      if (!ephemeralPane || change.group !== ephemeralPane.dataset.chat) return;
+      if (change.left === me) { endEphemeral("left"); return; }
+      showEphemeralMembers(change.members || []);
+    });
+    on("ephemeral_ended", (ended) => {
+      if (ephemeralPane && ended.group === ephemeralPane.dataset.chat) endEphemeral(ended.reason);
+    });
     on("typing", (notice) => {
       if (!chat || notice.chat !== openChat || !notice.user) return;
       typists.set(notice.user.id, { name: notice.user.username, until: Date.now() + TYPING_SHOWN_MS });

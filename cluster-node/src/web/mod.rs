@@ -21,6 +21,7 @@
 
 mod accounts;
 mod api;
+mod ephemeral;
 mod error;
 mod events;
 mod flash;

@@ -148,21 +148,18 @@ pub struct GroupDetailView {
 
 impl GroupDetailView {
     pub fn new(group: &GroupWithMembers, presence: &crate::presence::Presence) -> Self {
+        let members: Vec<UserView> = group.members.iter().map(UserView::from).collect();
         GroupDetailView {
             group: GroupView::from(&group.group),
-            members: group.members.iter().map(UserView::from).collect(),
-            online: group
-                .members
-                .iter()
-                .map(|member| member.id)
-                .filter(|id| presence.is_online(id))
-                .collect(),
+            online: online_of(&members, presence),
+            members,
             ephemeral: false,
         }
     }
 
     /// An ephemeral group as the writer holds it.
     pub fn ephemeral(group: &EphemeralGroupView, presence: &crate::presence::Presence) -> Self {
+        let members: Vec<UserView> = group.members.iter().map(UserView::from).collect();
         GroupDetailView {
             group: GroupView {
                 id: group.id,
@@ -170,16 +167,20 @@ impl GroupDetailView {
                 creator: group.creator,
                 created_at: rfc3339(group.created_at),
             },
-            members: group.members.iter().map(UserView::from).collect(),
-            online: group
-                .members
-                .iter()
-                .map(|member| member.id)
-                .filter(|id| presence.is_online(id))
-                .collect(),
+            online: online_of(&members, presence),
+            members,
             ephemeral: true,
         }
     }
+}
+
+/// The ids of `members` online as `presence` knows it.
+fn online_of(members: &[UserView], presence: &crate::presence::Presence) -> Vec<UserId> {
+    members
+        .iter()
+        .map(|member| member.id)
+        .filter(|id| presence.is_online(id))
+        .collect()
 }
 
 /// An ephemeral group with the messages the writer still holds:

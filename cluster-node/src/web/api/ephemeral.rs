@@ -12,10 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::service::ephemeral::{EphemeralAnswer, EphemeralCommand};
-use crate::service::{ChatServiceExt, GetUser};
-use crate::storage::UserRef;
 
 use super::super::WebState;
+use super::super::ephemeral::{find_user, run};
 use super::super::error::{ApiJson, AppError};
 use super::super::openapi::ApiErrors;
 use super::super::paths;
@@ -38,29 +37,6 @@ struct EphemeralSendBody {
     /// 1–4,000 characters, not only spaces.
     #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     content: String,
-}
-
-/// The session's user as the writer needs it (the writer reads no database for ephemeral groups).
-fn caller(session: &ChatSession) -> Result<UserRef, AppError> {
-    let user = session.require_user()?;
-    Ok(UserRef {
-        id: user.id,
-        username: user.username.clone(),
-        tag: user.tag,
-    })
-}
-
-/// Runs `command` at the writer for the session's user.
-async fn run(
-    state: &WebState,
-    session: &mut ChatSession,
-    command: EphemeralCommand,
-) -> Result<EphemeralAnswer, AppError> {
-    let caller = caller(session)?;
-    let answer = session
-        .observed(state.service.ephemeral(session.context(), caller, command))
-        .await?;
-    Ok(answer.value)
 }
 
 fn group_view(
@@ -161,20 +137,7 @@ async fn add_member(
     ApiJson(body): ApiJson<MemberBody>,
 ) -> Result<Response, AppError> {
     let group = paths::group(&id)?;
-    let found = session
-        .observed(state.service.get_user(
-            session.context(),
-            GetUser {
-                username: body.username,
-                tag: body.tag,
-            },
-        ))
-        .await?;
-    let user = UserRef {
-        id: found.value.id,
-        username: found.value.username,
-        tag: found.value.tag,
-    };
+    let user = find_user(&state, &mut session, body.username, body.tag).await?;
     let answer = run(&state, &mut session, EphemeralCommand::Add { group, user }).await?;
     let epoch = session.context().client_epoch;
     Ok(reply(

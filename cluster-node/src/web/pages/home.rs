@@ -9,10 +9,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use crate::service::ephemeral::{EphemeralAnswer, EphemeralCommand};
 use crate::service::{ChatServiceExt, CreateGroup, GetUser};
 
 use super::super::WebState;
 use super::super::accounts::{ClientAddress, log_in, sign_up};
+use super::super::ephemeral::run;
 use super::super::error::{AppError, PageForm};
 use super::super::flash::{Flash, IncomingFlash};
 use super::super::layout::{Layout, render};
@@ -178,6 +180,9 @@ async fn logout(State(state): State<WebState>, mut session: ChatSession) -> Resp
 #[derive(Deserialize)]
 struct CreateGroupForm {
     name: String,
+    /// The "ephemeral" box: held in the writer's memory only.
+    #[serde(default)]
+    ephemeral: Option<String>,
 }
 
 async fn create_group(
@@ -187,6 +192,13 @@ async fn create_group(
 ) -> Response {
     let result = async {
         let PageForm(form) = form?;
+        if form.ephemeral.is_some() {
+            let create = EphemeralCommand::Create { name: form.name };
+            return match run(&state, &mut session, create).await? {
+                EphemeralAnswer::Group(group) => Ok(format!("/ephemeral/{}", group.id)),
+                other => Err(AppError::Internal(format!("unexpected answer {other:?}"))),
+            };
+        }
         let create = CreateGroup { name: form.name };
         let answer = session
             .observed(state.service.create_group(session.context(), create))

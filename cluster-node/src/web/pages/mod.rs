@@ -12,10 +12,11 @@
 //! session's epoch, unread counts), so they are never cached.
 //!
 //! One module per page: `home` (signed out: log in and register; signed in: start a conversation),
-//! `conversation` (a group or direct chat and the forms posted from it). `items` holds what the
-//! templates show.
+//! `conversation` (a group or direct chat and the forms posted from it), `ephemeral` (an ephemeral
+//! group, held only by the writer). `items` holds what the templates show.
 
 mod conversation;
+mod ephemeral;
 mod home;
 mod items;
 
@@ -45,6 +46,7 @@ pub(super) fn router(state: WebState) -> Router {
     let protected = Router::new()
         .merge(home::protected())
         .merge(conversation::router())
+        .merge(ephemeral::router())
         .route_layer(axum::middleware::from_fn(middleware::require_page_user));
     Router::new()
         .merge(home::public())

@@ -140,3 +140,65 @@ async fn the_last_member_to_leave_ends_the_group() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_pages_create_show_and_send_to_an_ephemeral_group_without_the_script() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+
+    let created = app
+        .send(
+            alice
+                .call(Method::POST, "/groups")
+                .form(&[("name", "right now"), ("ephemeral", "1")]),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let page = created.location();
+    assert!(page.starts_with("/ephemeral/"), "{page}");
+    let group = page.trim_start_matches("/ephemeral/").to_owned();
+
+    let added = app
+        .send(
+            alice
+                .call(Method::POST, &format!("{page}/members"))
+                .form(&[("handle", &format!("bob#{}", bob.tag))]),
+        )
+        .await;
+    assert_eq!(added.location(), page);
+    let sent = app
+        .send(
+            bob.call(Method::POST, &format!("{page}/send"))
+                .form(&[("content", "hello <b>there</b>")]),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    assert_eq!(sent.location(), page);
+
+    let shown = app.send(alice.call(Method::GET, &page)).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text());
+    let html = shown.text();
+    assert!(html.contains("right now"), "{html}");
+    assert!(html.contains("data-kind=\"ephemeral\""), "{html}");
+    assert!(
+        html.contains("hello &#60;b&#62;there&#60;/b&#62;") && !html.contains("<b>there"),
+        "escaped: {html}"
+    );
+    assert!(html.contains("data-seq=\"1\""), "{html}");
+
+    // A stranger gets the error page, and a group that ended is not found.
+    let carol = app.user("carol").await;
+    let refused = app.send(carol.call(Method::GET, &page)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    for user in [&alice, &bob] {
+        let left = app
+            .send(user.call(Method::POST, &format!("{page}/leave")))
+            .await;
+        assert_eq!(left.location(), "/");
+    }
+    let gone = app
+        .send(alice.call(Method::GET, &format!("/ephemeral/{group}")))
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
