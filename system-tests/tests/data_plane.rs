@@ -39,11 +39,17 @@ async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape
         let all = cluster.live_ids();
         let leader = cluster.wait_for_tree(&all, CONVERGE).await;
         cluster.wait_for_writer(&all, CONVERGE).await;
-        let mut inputs = Vec::new();
-        for &id in &all {
-            if let Some(url) = http_of(&cluster, id).await {
-                inputs.push((id, url));
+        // Nodes started at once can still reshape the tree (a late link, a repair): read the input
+        // nodes until two reads half a second apart agree, so the test does not aim at a node that
+        // is about to stop serving.
+        let mut inputs = input_nodes(&cluster, &all).await;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = input_nodes(&cluster, &all).await;
+            if again == inputs {
+                break;
             }
+            inputs = again;
         }
         let shape = Shape {
             inputs,
@@ -58,6 +64,17 @@ async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape
         last = format!("replicas {:?}, graph {:?}", shape.replicas, shape.graph);
     }
     panic!("no cluster of {n} nodes had a fitting tree in 8 tries; last: {last}");
+}
+
+/// The nodes serving HTTP now, with their URLs.
+async fn input_nodes(cluster: &Cluster, all: &[u64]) -> Vec<(u64, String)> {
+    let mut inputs = Vec::new();
+    for &id in all {
+        if let Some(url) = http_of(cluster, id).await {
+            inputs.push((id, url));
+        }
+    }
+    inputs
 }
 
 fn removable(shape: &Shape, id: u64) -> bool {
