@@ -39,17 +39,26 @@ async fn cluster_where(n: u64, fits: impl Fn(&Shape) -> bool) -> (Cluster, Shape
         let all = cluster.live_ids();
         let leader = cluster.wait_for_tree(&all, CONVERGE).await;
         cluster.wait_for_writer(&all, CONVERGE).await;
-        // Nodes started at once can still reshape the tree (a late link, a repair): read the input
-        // nodes until two reads half a second apart agree, so the test does not aim at a node that
-        // is about to stop serving.
+        // Nodes started at once can still reshape the tree for a moment (a late link, a repair,
+        // and the election they start): read the tree's term and the input nodes until they have
+        // held for two seconds, so the test does not aim at a node about to stop serving.
         let mut inputs = input_nodes(&cluster, &all).await;
-        for _ in 0..10 {
+        let mut term = cluster.status(leader).await.unwrap_or_default()["term"].clone();
+        let mut held = 0;
+        for _ in 0..20 {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let again = input_nodes(&cluster, &all).await;
-            if again == inputs {
-                break;
+            let term_now = cluster.status(leader).await.unwrap_or_default()["term"].clone();
+            if again == inputs && term_now == term {
+                held += 1;
+                if held == 4 {
+                    break;
+                }
+            } else {
+                held = 0;
+                inputs = again;
+                term = term_now;
             }
-            inputs = again;
         }
         let shape = Shape {
             inputs,
