@@ -2,17 +2,21 @@
 //! does with the message's peer-supplied values on the real storage and service code. Requests run on
 //! a writer's service (and reads on a copy's), commits and catch-up batches are applied to a copy's
 //! database, catch-up requests are judged and served from the writer's log, claims are promised,
-//! subtree summaries are gathered, and answers become the HTTP response an input node would send. Nothing may panic or overflow, and every decoded message must
-//! re-encode to itself (forwarders pass the raw bytes on, the writer re-encodes).
+//! subtree summaries are gathered, presence updates go through a relay as a child's and a parent's,
+//! and answers become the HTTP response an input node would send. Nothing may panic or overflow, and
+//! every decoded message must re-encode to itself (forwarders pass the raw bytes on, the writer
+//! re-encodes).
 
 #![no_main]
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use axum::response::IntoResponse;
 use cluster_node::config::NodeId;
 use cluster_node::data::DataMessage;
 use cluster_node::data::message::{decode, encode};
+use cluster_node::presence::relay::Relay;
 use cluster_node::service::{ChatService, LocalService, ServiceOptions};
 use cluster_node::storage::{Database, Epoch, Term};
 use cluster_node::web::AppError;
@@ -122,9 +126,23 @@ fuzz_target!(|data: &[u8]| {
                     let _ = AppError::from(error).into_response();
                 }
             }
+            DataMessage::Presence { users } | DataMessage::Online { users } => {
+                // A peer-supplied version, base and sets, applied as a child's report and as a
+                // parent's view, then whatever the relay sends on.
+                let mut relay = Relay::new(7);
+                relay.set_tree(Some(NodeId(1)), BTreeSet::from([NodeId(2)]));
+                relay.from_child(NodeId(2), users.clone());
+                relay.from_parent(NodeId(1), users.clone());
+                relay.from_parent(NodeId(1), users);
+                let _ = relay.poll(overlay::Millis(u64::MAX));
+                let _ = relay.poll(overlay::Millis(0));
+            }
             DataMessage::Diverged { .. }
             | DataMessage::Ack { .. }
-            | DataMessage::Position { .. } => {}
+            | DataMessage::Position { .. }
+            | DataMessage::PresenceResend
+            | DataMessage::Typing { .. }
+            | DataMessage::Ephemeral { .. } => {}
         }
     });
 });
