@@ -16,12 +16,15 @@ use crate::storage::{GroupId, MessageId, UnixMillis, UserId, UserRef};
 use super::error::{Resource, ServiceError};
 use super::validate::{Content, GroupName};
 
-/// Messages each group keeps for members who join later.
+/// Messages each group keeps for members who join later…
 pub const WINDOW: usize = 200;
+/// …and at most this many bytes of their text, so that the writer's memory for ephemeral groups is
+/// bounded by `MAX_GROUPS × WINDOW_BYTES` (256 MiB) whatever members post.
+pub const WINDOW_BYTES: usize = 256 * 1024;
 /// A member offline for this long is dropped (and a group without members ends).
 pub const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Groups one writer holds at most (memory is the only bound ephemeral data has).
-pub const MAX_GROUPS: usize = 10_000;
+pub const MAX_GROUPS: usize = 1_000;
 
 /// A message of an ephemeral group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,8 @@ struct Group {
     members: BTreeMap<UserId, Member>,
     next_seq: u64,
     recent: VecDeque<EphemeralMessage>,
+    /// The bytes of text in `recent`.
+    recent_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +222,7 @@ impl EphemeralGroups {
                     )]),
                     next_seq: 1,
                     recent: VecDeque::new(),
+                    recent_bytes: 0,
                 };
                 let answer = EphemeralAnswer::Group(group.view(id));
                 let event = group.members_event(id, None);
@@ -266,9 +272,13 @@ impl EphemeralGroups {
                     created_at: now,
                 };
                 group.next_seq += 1;
+                group.recent_bytes += message.content.len();
                 group.recent.push_back(message.clone());
-                while group.recent.len() > WINDOW {
-                    group.recent.pop_front();
+                while group.recent.len() > WINDOW || group.recent_bytes > WINDOW_BYTES {
+                    let Some(oldest) = group.recent.pop_front() else {
+                        break;
+                    };
+                    group.recent_bytes -= oldest.content.len();
                 }
                 let event = EphemeralEvent::Message {
                     members: group.member_ids(),
@@ -484,6 +494,33 @@ mod tests {
             run(&mut groups, &ada, empty, &mut fresh),
             Err(ServiceError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn the_window_is_bounded_in_bytes_too() {
+        let ada = user(1, "ada");
+        let mut fresh = ids();
+        let mut groups = EphemeralGroups::default();
+        let group = create(&mut groups, &ada, &mut fresh);
+        let long = "x".repeat(4000);
+        for _ in 0..100 {
+            let post = EphemeralCommand::Post {
+                group,
+                content: long.clone(),
+            };
+            run(&mut groups, &ada, post, &mut fresh).unwrap();
+        }
+        let (EphemeralAnswer::Group(view), _) = run(
+            &mut groups,
+            &ada,
+            EphemeralCommand::Get { group },
+            &mut fresh,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(view.messages.len(), WINDOW_BYTES / 4000);
+        assert_eq!(view.messages.last().map(|message| message.seq), Some(100));
     }
 
     #[test]
