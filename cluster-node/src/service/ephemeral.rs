@@ -184,10 +184,7 @@ pub struct EphemeralGroups {
 }
 
 impl EphemeralGroups {
-    pub fn len(&self) -> usize {
-        self.groups.len()
-    }
-
+    /// No group is held (every one has ended).
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
