@@ -30,6 +30,9 @@
 #   CLIENTS=16          clients of the write, read and mixed runs
 #   MODERATE_CLIENTS=4  clients of the moderate-load write run (the p99 target)
 #   NODES=1,4,8,16      cluster sizes for chat-bench; keep 1, the single node the ratios divide by
+#   WORKLOADS=write,read,mixed,moderate   the chat-bench runs of each round (none: no chat-bench runs)
+#   HOT=1               0 skips the single node's hot paths (wrk against /status, reads and writes,
+#                       and sqlite-ceiling; RUNS rounds of DURATION seconds each; needs wrk)
 #   SIZES=4,8,16,32     cluster sizes for control-bench; SIZES=none skips it
 #   CONTROL_RUNS=5      control-bench runs per size
 #   IDLE=5              seconds a cluster idles before its memory is read
@@ -92,6 +95,8 @@ WARMUP=${WARMUP:-2}
 CLIENTS=${CLIENTS:-16}
 MODERATE_CLIENTS=${MODERATE_CLIENTS:-4}
 NODES=${NODES:-1,4,8,16}
+WORKLOADS=${WORKLOADS:-write,read,mixed,moderate}
+HOT=${HOT:-1}
 SIZES=${SIZES:-4,8,16,32}
 CONTROL_RUNS=${CONTROL_RUNS:-5}
 IDLE=${IDLE:-5}
@@ -114,6 +119,9 @@ is_count "$MODERATE_CLIENTS" 1 || die "MODERATE_CLIENTS must be ≥ 1, not '$MOD
 is_count "$CONTROL_RUNS" 1 || die "CONTROL_RUNS must be ≥ 1, not '$CONTROL_RUNS'"
 is_count "$IDLE" 0 || die "IDLE must be whole seconds, not '$IDLE'"
 is_count "$PORT_BASE" 1024 && ((PORT_BASE + 3 < 32768)) || die "PORT_BASE must be 1024–32764 (below the ephemeral ports), not '$PORT_BASE'"
+[[ $WORKLOADS == none || $WORKLOADS =~ ^(write|read|mixed|moderate)(,(write|read|mixed|moderate))*$ ]] || die "WORKLOADS must be some of write,read,mixed,moderate (or none), not '$WORKLOADS'"
+[[ $WORKLOADS != none ]] || WORKLOADS=
+[[ $HOT == 0 || $HOT == 1 ]] || die "HOT must be 0 or 1, not '$HOT'"
 [[ $NODES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "NODES must be comma-separated sizes such as 1,4,8, not '$NODES'"
 for n in ${NODES//,/ }; do ((n >= 1 && n <= 400)) || die "every size in NODES must be 1–400, not $n"; done
 [[ $SIZES == none || $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "SIZES must be comma-separated sizes such as 4,8,16 (or none), not '$SIZES'"
@@ -309,6 +317,82 @@ last_result() {
         END { printf "%s%s", row, cpu }' "$1"
 }
 
+# cpu_seconds PID: user + system CPU seconds of PID so far (all its threads).
+cpu_seconds() {
+    awk -v tick="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / tick }' "/proc/$1/stat"
+}
+
+# wrk_run OUT URL [METHOD COOKIE BODY]: one wrk run of DURATION seconds with CLIENTS connections (after
+# WARMUP seconds of the same load, not recorded); its JSON summary (bench/wrk/hot.lua) plus the node's CPU
+# seconds over the measured run, in OUT.
+wrk_run() {
+    local out=$1 url=$2 method=${3:-GET} cookie=${4:-} body=${5:-} pid before after summary
+    local -a load=(env WRK_METHOD="$method" WRK_COOKIE="$cookie" WRK_BODY="$body" wrk -t 2 -c "$CLIENTS"
+        -s "$ROOT/bench/wrk/hot.lua")
+    if ((WARMUP > 0)); then
+        run_child "$work/wrk-warmup.log" all "${load[@]}" -d "${WARMUP}s" "$url" || true
+    fi
+    pid=$(cat "$cluster_dir/.pids/NODE_1.pid")
+    before=$(cpu_seconds "$pid")
+    : >"$work/wrk.log"
+    run_child "$work/wrk.log" all "${load[@]}" -d "${DURATION}s" "$url" || return 1
+    after=$(cpu_seconds "$pid")
+    summary=$(grep '^{"requests"' "$work/wrk.log" | tail -n 1)
+    [[ -n $summary ]] || return 1
+    printf '%s\n' "${summary%\}},\"node_cpu_seconds\":$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')}" >"$out"
+}
+
+# hot_paths RESULTS: the single node's hot paths beside what the machine allows, in the same run
+# (docs/PERFORMANCE.md, "Hot paths"): wrk against the admin port's /status (the HTTP ceiling), the
+# newest 20 messages of a group (reads), posting a message (writes), and sqlite-ceiling's insert rates
+# (the write ceiling), RUNS rounds of each.
+hot_paths() {
+    local results=$1/hot round cookie group http admin
+    mkdir -p "$results"
+    command -v wrk >/dev/null || { failed "hot paths: wrk is not installed (apt-get install wrk)"; return 0; }
+    if [[ ! -s $cluster_dir/users.json ]]; then
+        # No chat-bench run made the users yet (WORKLOADS=none): a short one does.
+        run_child "$results/setup.log" all "$TOOLS/chat-bench" --nameserver "$NAMESERVER_URL" --workload read \
+            --clients 1 --duration 1s --warmup 0s --users-file "$cluster_dir/users.json" --quiet \
+            || { failed "hot paths: chat-bench could not set up a user and a group"; return 0; }
+    fi
+    cookie=$(sed -n 's/^ *"session": *"\([^"]*\)".*$/\1/p' "$cluster_dir/users.json" | head -n 1)
+    group=$(awk '/"groups": \[/ { getline; gsub(/[ ",]/, ""); print; exit }' "$cluster_dir/users.json")
+    [[ -n $cookie && -n $group ]] || { failed "hot paths: no session or group in users.json"; return 0; }
+    http=http://127.0.0.1:$((HTTP_BASE + 1)) admin=http://127.0.0.1:$((ADMIN_BASE + 1))
+    for ((round = 1; round <= RUNS; round++)); do
+        wrk_run "$results/status-$round.json" "$admin/status" \
+            || failed "hot paths: wrk /status run $round failed (see $work/wrk.log)"
+        wrk_run "$results/read-$round.json" "$http/api/groups/$group/messages?limit=20" GET "$cookie" \
+            || failed "hot paths: wrk read run $round failed"
+        wrk_run "$results/write-$round.json" "$http/api/groups/$group/messages" POST "$cookie" \
+            '{"content":"a message of about one hundred characters, posted by wrk again and again by the hot path benchmark"}' \
+            || failed "hot paths: wrk write run $round failed"
+        run_child "$work/sqlite.log" all "$TOOLS/sqlite-ceiling" "$cluster_dir" --seconds "$DURATION" \
+            --json "$results/sqlite-$round.json" || failed "hot paths: sqlite-ceiling run $round failed"
+        say "N=1 hot paths run $round/$RUNS: $(hot_line "$results" "$round")"
+    done
+}
+
+# hot_line RESULTS ROUND: one line of the round's figures.
+hot_line() {
+    awk -v round="$2" '
+        function rate(file,   line, requests, us) {
+            if ((getline line < file) <= 0) return "-"
+            close(file)
+            match(line, /"requests":[0-9]+/); requests = substr(line, RSTART + 11, RLENGTH - 11)
+            match(line, /"duration_us":[0-9]+/); us = substr(line, RSTART + 14, RLENGTH - 14)
+            return sprintf("%.0f/s", requests / (us / 1e6))
+        }
+        BEGIN {
+            dir = ARGV[1]; ARGV[1] = ""
+            sqlite = "-"
+            file = dir "/sqlite-" round ".json"
+            while ((getline line < file) > 0) if (line ~ /"rows_per_sec"/) { sub(/.*: */, "", line); sub(/,.*/, "", line); sqlite = sprintf("%.0f rows/s", line) }
+            printf "status %s, reads %s, writes %s, sqlite batched %s", rate(dir "/status-" round ".json"), rate(dir "/read-" round ".json"), rate(dir "/write-" round ".json"), sqlite
+        }' "$1"
+}
+
 # bench_cluster N: every chat-bench run against a fresh cluster of N nodes.
 bench_cluster() {
     local n=$1 results=$OUT/chat/n$1 round phase workload clients id
@@ -327,7 +411,7 @@ bench_cluster() {
     record_memory "$n" "$results/rss-idle.tsv"
     say "N=$n: idle VmRSS kB per node: $(awk '{ printf "%s%s", sep, $2; sep=" " }' "$results/rss-idle.tsv")"
     for ((round = 1; round <= RUNS; round++)); do
-        for phase in write read mixed moderate; do
+        for phase in ${WORKLOADS//,/ }; do
             workload=$phase clients=$CLIENTS
             [[ $phase == moderate ]] && workload=write clients=$MODERATE_CLIENTS
             cpu_groups "$n" || failed "N=$n $phase run $round: fewer than $n node processes run: $(printf '%s ' "${cpu_args[@]}")"
@@ -341,6 +425,9 @@ bench_cluster() {
             fi
         done
     done
+    if ((n == 1 && HOT)); then
+        hot_paths "$results"
+    fi
     sleep "$IDLE"
     record_memory "$n" "$results/rss-after.tsv"
     teardown "$results"
@@ -353,6 +440,8 @@ WARMUP=$WARMUP
 CLIENTS=$CLIENTS
 MODERATE_CLIENTS=$MODERATE_CLIENTS
 NODES=$NODES
+WORKLOADS=${WORKLOADS:-none}
+HOT=$HOT
 SIZES=$SIZES
 CONTROL_RUNS=$CONTROL_RUNS
 IDLE=$IDLE
@@ -385,7 +474,7 @@ if [[ $BUILD != 0 ]]; then
         "${CARGO:-cargo}" build --release -p chat-bench --bins
     fi
 fi
-for tool in chat-bench bench-summary; do
+for tool in chat-bench bench-summary sqlite-ceiling; do
     [[ -x $TOOLS/$tool ]] || die "$TOOLS/$tool is missing (run with BUILD=1)"
 done
 for tool in bootstrap nameserver cluster-node; do

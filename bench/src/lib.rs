@@ -11,6 +11,7 @@
 pub mod client;
 pub mod config;
 pub mod cpu;
+pub mod hot;
 pub mod report;
 pub mod saved_setup;
 pub mod setup;

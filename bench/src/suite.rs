@@ -18,6 +18,8 @@
 //!   chat/n<N>/status/<id>.json      each node's admin /status once the cluster idled
 //!   chat/n<N>/rss-idle.tsv          "<id> <VmRSS kB>" per node once the cluster idled, before any load
 //!   chat/n<N>/rss-after.tsv         the same after the runs, once the cluster idled again
+//!   chat/n1/hot/<path>-<run>.json   the single node's hot paths (`crate::hot`): wrk summaries of
+//!                                   status, read and write, and sqlite-ceiling's rates (sqlite)
 //!   control.json                    control-bench --json
 //!   failures.txt                    one line per step that failed
 //! ```
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::hot::HotPaths;
 use crate::report::{KindStats, Report};
 
 /// DESIGN §10: cluster writes reach at least this share of the single node's.
@@ -109,7 +112,7 @@ impl Spread {
     }
 }
 
-fn show(spread: Option<Spread>) -> String {
+pub(crate) fn show(spread: Option<Spread>) -> String {
     spread.map_or("—".into(), |spread| spread.show())
 }
 
@@ -325,7 +328,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn of(met: bool) -> Self {
+    pub(crate) fn of(met: bool) -> Self {
         if met { Verdict::Met } else { Verdict::NotMet }
     }
 
@@ -354,6 +357,8 @@ pub struct Suite {
     pub machine: String,
     pub clusters: BTreeMap<u64, ClusterResults>,
     pub control: BTreeMap<u64, ControlSize>,
+    /// The single node's hot paths and the machine's ceilings (`chat/n1/hot/`).
+    pub hot: Option<HotPaths>,
     pub failures: Vec<String>,
 }
 
@@ -401,6 +406,7 @@ impl Suite {
             };
             suite.clusters.insert(nodes, read_cluster(&entry, nodes)?);
         }
+        suite.hot = HotPaths::read(&chat.join("n1").join("hot"))?;
         Ok(suite)
     }
 
@@ -737,6 +743,9 @@ impl Suite {
             let _ = writeln!(out, "```text\n{}\n```\n", self.machine.trim_end());
         }
         self.chat_table(&mut out);
+        if let Some(hot) = &self.hot {
+            hot.markdown(self.knob("CLIENTS").unwrap_or("16"), &mut out);
+        }
         self.ratio_table(&mut out);
         self.control_table(&mut out);
         self.memory_table(&mut out);
@@ -945,7 +954,7 @@ impl Suite {
     }
 }
 
-fn not_measured(target: &'static str, why: &str) -> TargetCheck {
+pub(crate) fn not_measured(target: &'static str, why: &str) -> TargetCheck {
     TargetCheck {
         target,
         measured: format!("— ({why})"),
@@ -1007,7 +1016,7 @@ fn read_rss(path: &Path) -> Result<BTreeMap<u64, u64>, SuiteError> {
         .collect())
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, SuiteError> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, SuiteError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -1019,7 +1028,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, SuiteError> {
 }
 
 /// The entries of `dir`, sorted; none when it does not exist.
-fn list(dir: &Path) -> Result<Vec<PathBuf>, SuiteError> {
+pub(crate) fn list(dir: &Path) -> Result<Vec<PathBuf>, SuiteError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -1037,7 +1046,7 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, SuiteError> {
     Ok(paths)
 }
 
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -36,6 +36,9 @@ use crate::session::{SavedSession, SessionCookie};
 const EVENTS_PATH: &str = "/api/events";
 /// The session cookie's name on every node.
 const COOKIE_NAME: &str = "chat_session";
+
+/// The cookie that carries the highest epoch the client has seen (the server reads it, unsigned).
+const EPOCH_COOKIE: &str = "chat_epoch";
 /// Loopback or a LAN answers a connect in well under this; longer means the node is gone.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One API call; a write waits for a quorum of voters, which takes milliseconds when there is one.
@@ -451,7 +454,10 @@ impl Connection {
     fn cookie_for(&self, node: &Node) -> Option<String> {
         let shared = self.lock();
         let cookie = shared.session.cookie.as_ref()?;
-        (!cookie.secure || node.url.starts_with("https://")).then(|| cookie.pair.clone())
+        // The epoch rides beside the session in a cookie of its own: the highest epoch this client
+        // has seen, so copies answer it only with data at least that new.
+        (!cookie.secure || node.url.starts_with("https://"))
+            .then(|| format!("{}; {EPOCH_COOKIE}={}", cookie.pair, shared.session.epoch))
     }
 
     /// Keeps the cookie and the highest epoch an answer carries.

@@ -8,6 +8,11 @@ use cluster_node::recovery::{self, StartOptions};
 use cluster_node::{Config, Node, logging, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than the system allocator: a read of a chat page allocates and frees hundreds of
+/// small strings, and glibc's malloc took about a fifth of a node's CPU under load (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One node of the chat cluster.
 #[derive(Debug, Parser)]
 #[command(version, about)]

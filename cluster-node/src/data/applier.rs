@@ -154,6 +154,9 @@ async fn apply(
         Err(error) => Err(error),
     };
     connection.done(matches!(result, Err(StorageError::Sqlx(_))));
+    if result.is_ok() {
+        connection.database().recent().fold(entries);
+    }
     let _ = results.send(Applied {
         batches,
         result,

@@ -99,25 +99,59 @@ impl<T: Transport> DataPlane<T> {
         let quorum_timeout = self.options.quorum_timeout;
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let is_write = request.operation.writes_log();
-            let started = Instant::now();
-            let executed = service.execute(request.clone()).await;
-            let outcome = match executed {
-                Err(error) if error.should_forward() => LocalOutcome::Forward { id, request },
-                Ok(response) if is_write => {
-                    let committed = Instant::now();
-                    stage(&metrics, "commit", committed - started);
-                    let durable = wait_for_quorum(acks, response.epoch, quorum_timeout).await;
-                    stage(&metrics, "quorum", committed.elapsed());
-                    LocalOutcome::Answer {
-                        id,
-                        result: durable.map(|()| response),
-                    }
-                }
-                result => LocalOutcome::Answer { id, result },
-            };
+            let outcome =
+                match answer_locally(&service, request, acks, quorum_timeout, &metrics).await {
+                    Ok(result) => LocalOutcome::Answer { id, result },
+                    Err(request) => LocalOutcome::Forward { id, request },
+                };
             let _ = outcomes.send(outcome).await;
         });
+    }
+
+    /// Tells the web layer whether it may answer this node's users with the local service itself
+    /// (`DataHandle::execute`): exactly when routing would answer here anyway, reads only on a copy.
+    /// Called after every event of the plane, so the web layer never acts on a role the plane left
+    /// longer than the one event it is handling.
+    pub(super) fn publish_shortcut(&mut self) {
+        let next = {
+            let view = self.view.borrow();
+            match &self.local {
+                _ if !view.ready => None,
+                Local::Writer { service, root } if root.accepting() => Some((service, true)),
+                Local::Replica { service, copy }
+                    if copy.verified_by().is_some() && copy.verified_by() == view.leader =>
+                {
+                    Some((service, false))
+                }
+                Local::Writer { .. } | Local::Replica { .. } | Local::None => None,
+            }
+        };
+        let published = self
+            .handle
+            .shortcut
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let same = match (&published.service, &next) {
+            (None, None) => true,
+            (Some(held), Some((service, writes))) => {
+                held.same(service) && published.writes == *writes
+            }
+            _ => false,
+        };
+        if !same {
+            *self
+                .handle
+                .shortcut
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = match next {
+                Some((service, writes)) => Shortcut {
+                    service: Some(service.clone()),
+                    writes,
+                },
+                None => Shortcut::default(),
+            };
+        }
     }
 
     pub(super) fn on_local_outcome(&mut self, outcome: LocalOutcome) {
@@ -157,5 +191,30 @@ impl<T: Transport> DataPlane<T> {
                 tracing::debug!(origin = %id.origin, "no route down to the origin; the answer is dropped")
             }
         }
+    }
+}
+
+/// Answers `request` with this node's own service, a write only once a majority of the voters hold
+/// it; `Err(request)` when the local copy could not answer after all (it fell behind, or the writer
+/// stepped down meanwhile) and the request must go on up the tree.
+pub(super) async fn answer_locally(
+    service: &LocalService,
+    request: ServiceRequest,
+    acks: watch::Receiver<Acks>,
+    quorum_timeout: Duration,
+    metrics: &Metrics,
+) -> Result<Result<ServiceResponse, ServiceError>, ServiceRequest> {
+    let is_write = request.operation.writes_log();
+    let started = Instant::now();
+    match service.execute(request.clone()).await {
+        Err(error) if error.should_forward() => Err(request),
+        Ok(response) if is_write => {
+            let committed = Instant::now();
+            stage(metrics, "commit", committed - started);
+            let durable = wait_for_quorum(acks, response.epoch, quorum_timeout).await;
+            stage(metrics, "quorum", committed.elapsed());
+            Ok(durable.map(|()| response))
+        }
+        result => Ok(result),
     }
 }

@@ -17,6 +17,7 @@ use super::ephemeral::{EphemeralEvent, EphemeralGroups};
 use super::error::ServiceError;
 use super::operation::{Operation, Outcome};
 use super::password;
+use super::validate::Page;
 use super::writer::{WriteJob, Writer, WriterCounts, WriterStats};
 use super::{ChatService, ServiceRequest, ServiceResponse, reads, replica_can_answer, writes};
 
@@ -112,6 +113,7 @@ impl LocalService {
             rng,
             max_batch: options.max_batch.max(1),
             last_time: UnixMillis::default(),
+            position: None,
         };
         tokio::spawn(writer.run());
         LocalService {
@@ -148,6 +150,11 @@ impl LocalService {
         if let Some(writer) = &self.inner.writer {
             writer.retirement.retire().await;
         }
+    }
+
+    /// Whether `other` is a clone of this same service (same database, same role).
+    pub fn same(&self, other: &LocalService) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     pub fn is_writer(&self) -> bool {
@@ -223,6 +230,9 @@ impl LocalService {
     }
 
     async fn read(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {
+        if let Some(response) = self.read_recent(&request)? {
+            return Ok(response);
+        }
         let mut transaction = self.inner.database.pool().begin().await?;
         let (_, epoch) = system::position(&mut transaction).await?;
         if !self.is_writer() && !replica_can_answer(request.client_epoch, epoch) {
@@ -231,9 +241,60 @@ impl LocalService {
                 have: epoch.0,
             });
         }
-        let outcome = reads::run(&mut transaction, request.caller, &request.operation).await?;
+        let newest_page = match &request.operation {
+            Operation::ListGroupMessages(list) if list.before.is_none() => Some(list),
+            _ => None,
+        };
+        let (outcome, snapshot) = match newest_page {
+            Some(list) => {
+                let (outcome, snapshot) =
+                    reads::newest_group_page(&mut transaction, request.caller, list).await?;
+                (outcome, Some(snapshot))
+            }
+            None => (
+                reads::run(&mut transaction, request.caller, &request.operation).await?,
+                None,
+            ),
+        };
         transaction.commit().await?;
+        if let Some(snapshot) = snapshot {
+            self.inner.database.recent().fill(epoch, snapshot);
+        }
         Ok(ServiceResponse { epoch, outcome })
+    }
+
+    /// The newest page of a group from the recent window, when it holds the group and may answer
+    /// this client by the same epoch rule as the database (`storage::recent`).
+    fn read_recent(
+        &self,
+        request: &ServiceRequest,
+    ) -> Result<Option<ServiceResponse>, ServiceError> {
+        let (Operation::ListGroupMessages(list), Some(caller)) =
+            (&request.operation, request.caller)
+        else {
+            return Ok(None);
+        };
+        if list.before.is_some() {
+            return Ok(None);
+        }
+        let limit = Page::parse(None, list.limit)?.limit as usize;
+        let writer = self.is_writer();
+        let client_epoch = request.client_epoch;
+        let page = self
+            .inner
+            .database
+            .recent()
+            .page(list.group, caller, limit, |epoch| {
+                if writer {
+                    client_epoch <= epoch
+                } else {
+                    replica_can_answer(client_epoch, epoch)
+                }
+            });
+        Ok(page.map(|page| ServiceResponse {
+            epoch: page.epoch,
+            outcome: Outcome::Messages(page.messages),
+        }))
     }
 
     async fn write(&self, request: ServiceRequest) -> Result<ServiceResponse, ServiceError> {

@@ -3,7 +3,10 @@
 
 use sqlx::SqliteConnection;
 
-use crate::storage::{ChatId, GroupWithMembers, chats, groups, messages, reactions, users};
+use crate::storage::recent::{self, GroupSnapshot, WindowMessage};
+use crate::storage::{
+    ChatId, GroupWithMembers, UserRef, chats, groups, messages, reactions, users,
+};
 
 use super::error::{Resource, ServiceError};
 use super::operation::{Credentials, Operation, Outcome};
@@ -14,6 +17,48 @@ use super::validate::{Page, Username};
 /// Largest page of search results.
 const MAX_SEARCH_LIMIT: u32 = 100;
 use crate::storage::UserId;
+
+/// The newest page of a group (`ListGroupMessages` without `before`), read so that the recent window
+/// can keep it: the group's members and its [`recent::WINDOW`] newest messages with who reacted, of
+/// which the page is the last `limit`. Answers exactly as [`run`] would.
+pub(super) async fn newest_group_page(
+    connection: &mut SqliteConnection,
+    caller: Option<UserId>,
+    request: &crate::service::ListGroupMessages,
+) -> Result<(Outcome, GroupSnapshot), ServiceError> {
+    let me = rules::caller(connection, caller).await?;
+    let page = Page::parse(None, request.limit)?;
+    let group = rules::group_of_member(connection, request.group, me.id).await?;
+    let read = page.limit.max(recent::WINDOW as u32);
+    let newest = messages::page(connection, ChatId::Group(group.id), None, read).await?;
+    let mut reactors = reactions::reactors(connection, &newest).await?;
+    let members = groups::members(connection, group.id).await?;
+    let newest: Vec<WindowMessage> = newest
+        .into_iter()
+        .map(|message| WindowMessage {
+            reactions: reactors.remove(&message.id).unwrap_or_default(),
+            message,
+        })
+        .collect();
+    let skip = newest.len().saturating_sub(page.limit as usize);
+    let answer = newest[skip..]
+        .iter()
+        .map(|message| message.view(me.id))
+        .collect();
+    let snapshot = GroupSnapshot {
+        group: group.id,
+        members: members
+            .into_iter()
+            .map(|user| UserRef {
+                id: user.id,
+                username: user.username,
+                tag: user.tag,
+            })
+            .collect(),
+        newest: Some(newest),
+    };
+    Ok((Outcome::Messages(answer), snapshot))
+}
 
 /// Runs a read operation; a write reaching here is a bug in the caller's dispatch.
 pub(super) async fn run(

@@ -1369,8 +1369,70 @@ mod determinism {
         .expect("search")
     }
 
-    /// Runs the steps concurrently in small waves (so batches mix successes and refusals), then
-    /// rebuilds a replica from the published log.
+    /// Every user's newest page of every group (two sizes, each asked twice so the second comes from
+    /// the recent window once the first filled it) as `service` answers it, next to what the
+    /// database alone answers: the same messages or the same error, and never a newer epoch than the
+    /// database holds (`storage::recent`).
+    async fn window_agrees_with_the_database(
+        service: &LocalService,
+        users: &[User],
+        groups: &[GroupWithMembers],
+        client_epoch: Epoch,
+    ) {
+        // Steps only ever name the first four of each (their indexes wrap at four).
+        for group in groups.iter().take(4) {
+            for user in users.iter().take(4) {
+                for limit in [Some(3), None] {
+                    let operation = Operation::ListGroupMessages(ListGroupMessages {
+                        group: group.group.id,
+                        before: None,
+                        limit,
+                    });
+                    let database = service.database();
+                    let mut transaction = database.pool().begin().await.expect("begin");
+                    let (_, held) = crate::storage::system::position(&mut transaction)
+                        .await
+                        .expect("position");
+                    let expected = reads::run(&mut transaction, Some(user.id), &operation).await;
+                    transaction.commit().await.expect("commit");
+                    for attempt in ["first", "second"] {
+                        let answer = service
+                            .execute(ServiceRequest {
+                                caller: Some(user.id),
+                                client_epoch,
+                                operation: operation.clone(),
+                            })
+                            .await;
+                        match (&answer, &expected) {
+                            (Ok(answer), Ok(expected)) => {
+                                assert_eq!(
+                                    &answer.outcome, expected,
+                                    "{attempt} read of {} by {}",
+                                    group.group.id, user.username
+                                );
+                                assert!(answer.epoch <= held && answer.epoch >= client_epoch);
+                            }
+                            (Err(answer), Err(expected)) => assert_eq!(
+                                answer.status(),
+                                expected.status(),
+                                "{attempt} read of {} by {}",
+                                group.group.id,
+                                user.username
+                            ),
+                            _ => panic!(
+                                "{attempt} read of {} by {}: the service answered {answer:?}, the database {expected:?}",
+                                group.group.id, user.username
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the steps concurrently in small waves (so batches mix successes and refusals), checking
+    /// after each wave that the recent window answers as the database does, then rebuilds a replica
+    /// from the published log and checks its window the same way.
     async fn run(steps: Vec<Step>) -> (Database, Database, usize) {
         let service = writer().await;
         let mut log = service.subscribe().expect("writer");
@@ -1510,6 +1572,7 @@ mod determinism {
                     _ => {}
                 }
             }
+            window_agrees_with_the_database(&service, &users, &groups, Epoch(0)).await;
         }
         let mut entries = Vec::new();
         while let Ok(entry) = log.try_recv() {
@@ -1522,10 +1585,15 @@ mod determinism {
             .apply_entries(&entries[..middle])
             .await
             .expect("apply first half");
+        let copy = LocalService::replica(replica.clone());
+        if replica.epoch().await.expect("epoch") >= Epoch(1) {
+            window_agrees_with_the_database(&copy, &users, &groups, Epoch(1)).await;
+        }
         replica
             .apply_entries(&entries[middle.saturating_sub(1)..])
             .await
             .expect("apply second half");
+        window_agrees_with_the_database(&copy, &users, &groups, Epoch(1)).await;
         (service.database().clone(), replica, entries.len())
     }
 

@@ -25,9 +25,13 @@ use rand::rngs::StdRng;
 use sqlx::{Acquire, Connection, Sqlite, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use std::collections::HashSet;
+
+use crate::storage::messages::{self, NewMessage};
+use crate::storage::recent::{GroupSnapshot, RecentWindow};
 use crate::storage::{
-    Epoch, KeptConnection, LogEntry, Mutation, StorageError, UnixMillis, UserId, log, mutation,
-    system,
+    ClientId, Epoch, KeptConnection, LogEntry, Mutation, StorageError, Term, UnixMillis, User,
+    UserId, UserRef, groups, log, mutation, system,
 };
 
 use super::ServiceResponse;
@@ -71,6 +75,9 @@ impl WriterStats {
     }
 }
 
+/// What a batch wrote: each job's answer, the log entries and the epoch reached.
+type Written = (Vec<Result<Done, ServiceError>>, Vec<LogEntry>, Epoch);
+
 /// How one job ended inside the batch.
 enum Done {
     Written { epoch: Epoch, outcome: Outcome },
@@ -108,6 +115,9 @@ pub(super) struct Writer {
     pub max_batch: usize,
     /// The last timestamp handed out: timestamps never go backwards within one writer.
     pub last_time: UnixMillis,
+    /// The stored `(term, epoch)` as of this writer's last commit, so a batch need not read it; the
+    /// batch's last statement moves it only if it is still this (`log::finish_batch`). `None`: read it.
+    pub position: Option<(Term, Epoch)>,
 }
 
 impl Writer {
@@ -145,7 +155,22 @@ impl Writer {
         }
         let now = self.now();
         let size = jobs.len();
-        let written = self.write(&jobs, now).await;
+        // A batch whose position moved under it (`Ok(None)`) is written again from the stored one.
+        let written = match self.write(&jobs, now).await {
+            Ok(Some(written)) => Ok(written),
+            // The retry reads the position inside its transaction, which holds the write lock.
+            Ok(None) => match self.write(&jobs, now).await {
+                Ok(Some(written)) => Ok(written),
+                Ok(None) => Err(StorageError::Corrupt(
+                    "the stored position moved inside a write transaction".into(),
+                )),
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        if written.is_err() {
+            self.position = None;
+        }
         self.connection.done(written.is_err());
         match written {
             Ok((answers, entries, epoch)) => {
@@ -159,6 +184,9 @@ impl Writer {
                     epoch = epoch.0,
                     "group commit"
                 );
+                // Folded before anyone hears of these entries, so no client holds an epoch the
+                // recent window has not reached (`storage::recent`).
+                self.connection.database().recent().fold(&entries);
                 for entry in entries {
                     // No subscriber (no replication layer yet) is fine: the data is committed.
                     let _ = self.log.send(entry);
@@ -187,24 +215,82 @@ impl Writer {
 
     /// One transaction for the whole batch; returns each job's answer, the log entries and the epoch
     /// reached.
+    ///
+    /// Messages, most writes, cost as few statements as can be: while the recent window describes
+    /// the database this batch started from, a plain group message is planned from it (membership
+    /// and the sender's name) without a read, the batch's retried sends are found in one query, and
+    /// consecutive messages go into one INSERT. Any other command flushes the messages before it and
+    /// is planned from the database, and after it the window no longer describes the transaction,
+    /// so the rest of the batch is planned from the database too.
     async fn write(
         &mut self,
         jobs: &[WriteJob],
         now: UnixMillis,
-    ) -> Result<(Vec<Result<Done, ServiceError>>, Vec<LogEntry>, Epoch), StorageError> {
+    ) -> Result<Option<Written>, StorageError> {
+        let database = self.connection.database().clone();
+        let window = database.recent();
         let mut transaction = self
             .connection
             .get()
             .await?
             .begin_with("BEGIN IMMEDIATE")
             .await?;
-        let (term, start) = system::position(&mut transaction).await?;
+        let (term, start) = match self.position {
+            Some(position) => position,
+            None => system::position(&mut transaction).await?,
+        };
+        let mut from_window = window.epoch() == Some(start);
+        if from_window {
+            learn_groups(&mut transaction, jobs, window, start).await?;
+        }
+        let sent = if from_window {
+            let sends: Vec<_> = jobs
+                .iter()
+                .filter_map(|job| writes::send_key(&job.command, job.caller))
+                .collect();
+            if sends.is_empty() {
+                HashSet::new()
+            } else {
+                messages::sent_client_ids(&mut transaction, &sends).await?
+            }
+        } else {
+            HashSet::new()
+        };
+        // Sends of this batch by client_id: a second one is a retry of the first.
+        let mut sending: HashSet<(UserId, ClientId)> = HashSet::new();
+        let mut posts: Vec<(NewMessage, Epoch)> = Vec::new();
         let mut epoch = start;
         let mut answers = Vec::with_capacity(jobs.len());
         let mut entries = Vec::new();
         for job in jobs {
             let next = Epoch(epoch.0 + 1);
-            match step(&mut transaction, job, next, now, &mut self.rng).await? {
+            let key = writes::send_key(&job.command, job.caller);
+            let fresh_send = key.is_none_or(|(sender, client_id)| {
+                !sent.contains(&(sender, client_id.clone()))
+                    && sending.insert((sender, client_id.clone()))
+            });
+            let planned = if from_window && fresh_send {
+                writes::plan_post_from_window(&job.command, job.caller, window, now, &mut self.rng)
+            } else {
+                None
+            };
+            let stepped = match planned {
+                Some((message, sender)) => Ok(post(message, sender, next, &mut posts)),
+                None => {
+                    // What follows reads the database: the messages before it go in first.
+                    flush(&mut transaction, &mut posts).await?;
+                    // Messages change no membership and no name; anything else may.
+                    if !matches!(
+                        job.command,
+                        WriteCommand::SendGroupMessage { .. }
+                            | WriteCommand::SendDirectMessage { .. }
+                    ) {
+                        from_window = false;
+                    }
+                    step(&mut transaction, job, next, now, &mut self.rng, &mut posts).await?
+                }
+            };
+            match stepped {
                 Ok((Some(mutation), outcome)) => {
                     epoch = next;
                     entries.push(LogEntry {
@@ -219,12 +305,93 @@ impl Writer {
             }
         }
         if epoch > start {
-            log::append(&mut transaction, &entries).await?;
-            system::set_position(&mut transaction, term, epoch).await?;
+            let rows: Vec<(&NewMessage, Epoch)> = posts
+                .iter()
+                .map(|(message, epoch)| (message, *epoch))
+                .collect();
+            let held = log::finish_batch(
+                &mut transaction,
+                &rows,
+                &entries,
+                (term, start),
+                (term, epoch),
+            )
+            .await?;
+            if !held {
+                // The stored position moved (a term taken): nothing of this batch may stand.
+                transaction.rollback().await?;
+                self.position = None;
+                return Ok(None);
+            }
         }
         transaction.commit().await?;
-        Ok((answers, entries, epoch))
+        self.position = Some((term, epoch));
+        Ok(Some((answers, entries, epoch)))
     }
+}
+
+/// Reads the members of the groups this batch posts to that the recent window does not know yet, and
+/// gives them to it as of `start` (the transaction has written nothing yet, so it reads the database
+/// at `start`): a writer that only takes messages for a group plans them from memory after the first
+/// batch, reads or not.
+async fn learn_groups(
+    transaction: &mut Transaction<'_, Sqlite>,
+    jobs: &[WriteJob],
+    window: &RecentWindow,
+    start: Epoch,
+) -> Result<(), StorageError> {
+    let mut learnt = HashSet::new();
+    for job in jobs {
+        let WriteCommand::SendGroupMessage { group, .. } = &job.command else {
+            continue;
+        };
+        if window.holds(*group) || !learnt.insert(*group) {
+            continue;
+        }
+        if groups::find(transaction, *group).await?.is_none() {
+            continue;
+        }
+        let members = groups::members(transaction, *group).await?;
+        window.fill(
+            start,
+            GroupSnapshot {
+                group: *group,
+                members: members.iter().map(User::to_ref).collect(),
+                newest: None,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// A message to post at `epoch`: kept for the batch's next INSERT, answered with itself.
+fn post(
+    message: NewMessage,
+    sender: UserRef,
+    epoch: Epoch,
+    posts: &mut Vec<(NewMessage, Epoch)>,
+) -> (Option<Mutation>, Outcome) {
+    let outcome = Outcome::Message(message.message(sender, epoch));
+    posts.push((message.clone(), epoch));
+    (Some(Mutation::PostMessage(message)), outcome)
+}
+
+/// Inserts the messages kept so far, in one statement per chunk. Nothing the writer did not check can
+/// make it fail; if it does, the database is in trouble and the whole batch fails.
+async fn flush(
+    transaction: &mut Transaction<'_, Sqlite>,
+    posts: &mut Vec<(NewMessage, Epoch)>,
+) -> Result<(), StorageError> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&NewMessage, Epoch)> = posts
+        .iter()
+        .map(|(message, epoch)| (message, *epoch))
+        .collect();
+    messages::insert_many(transaction, &rows).await?;
+    posts.clear();
+    Ok(())
 }
 
 /// Plans, applies and describes one job; `None` when there was nothing to write. The plan only
@@ -236,6 +403,7 @@ async fn step(
     epoch: Epoch,
     now: UnixMillis,
     rng: &mut StdRng,
+    posts: &mut Vec<(NewMessage, Epoch)>,
 ) -> Result<Result<(Option<Mutation>, Outcome), ServiceError>, StorageError> {
     let plan = match writes::plan(transaction, job.caller, &job.command, now, rng).await {
         Ok(plan) => plan,
@@ -243,14 +411,7 @@ async fn step(
     };
     match plan {
         Plan::Unchanged(outcome) => Ok(Ok((None, outcome))),
-        Plan::Post { message, sender } => {
-            let outcome = Outcome::Message(message.message(sender, epoch));
-            let mutation = Mutation::PostMessage(message);
-            // Nothing the writer did not check can make this INSERT fail; if it does, the database
-            // is in trouble and the whole batch fails (no savepoint to fall back to).
-            mutation::apply(transaction, epoch, &mutation).await?;
-            Ok(Ok((Some(mutation), outcome)))
-        }
+        Plan::Post { message, sender } => Ok(Ok(post(message, sender, epoch, posts))),
         Plan::Write(mutation) => {
             let mut savepoint = Acquire::begin(&mut **transaction).await?;
             let applied = async {

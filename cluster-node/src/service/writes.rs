@@ -226,6 +226,56 @@ fn random_uuid(rng: &mut impl Rng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
 
+/// A group message planned from the recent window instead of the database: the writer's path for
+/// the common send (no reply), taken only while the window describes the batch's database (the
+/// caller checks that, and whether the `client_id` was used before). `None` when the window cannot
+/// decide (another command, a reply, a group it does not hold, a caller who is not a member or whose
+/// name it lacks): [`plan`] then reads the database and answers with the exact error.
+pub(super) fn plan_post_from_window(
+    command: &WriteCommand,
+    caller: Option<UserId>,
+    window: &crate::storage::recent::RecentWindow,
+    now: UnixMillis,
+    rng: &mut impl Rng,
+) -> Option<(NewMessage, crate::storage::UserRef)> {
+    let WriteCommand::SendGroupMessage {
+        group,
+        content,
+        client_id,
+        reply_to: None,
+    } = command
+    else {
+        return None;
+    };
+    let poster = window.poster(*group, caller?)?;
+    let sender = poster.user.filter(|_| poster.member)?;
+    Some((
+        NewMessage {
+            id: MessageId(random_uuid(rng)),
+            chat: ChatId::Group(*group),
+            sender: sender.id,
+            receiver: None,
+            content: content.as_str().to_owned(),
+            created_at: now,
+            client_id: client_id.clone(),
+            reply_to: None,
+        },
+        sender,
+    ))
+}
+
+/// The `client_id` of a send, with its sender, for the writer's batch check of retried sends.
+pub(super) fn send_key(
+    command: &WriteCommand,
+    caller: Option<UserId>,
+) -> Option<(UserId, &ClientId)> {
+    match command {
+        WriteCommand::SendGroupMessage { client_id, .. }
+        | WriteCommand::SendDirectMessage { client_id, .. } => Some((caller?, client_id.as_ref()?)),
+        _ => None,
+    }
+}
+
 /// A free tag for `username`, uniformly among the free ones; 409 when all 10,000 are taken.
 async fn free_tag(
     connection: &mut SqliteConnection,

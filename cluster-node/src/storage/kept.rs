@@ -35,6 +35,11 @@ impl KeptConnection {
         }
     }
 
+    /// The database this connection belongs to.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
     /// How the next transactions reach the disk: durable (`synchronous = FULL`, every commit is
     /// fsynced, as the pool opens every connection) or relaxed (`NORMAL`: in WAL mode the log is synced
     /// only at checkpoints, so a commit survives the process dying but not the machine losing power).

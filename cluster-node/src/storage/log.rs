@@ -5,7 +5,8 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{Epoch, LogEntry, StorageError};
+use super::messages::{self, NewMessage};
+use super::{Epoch, LogEntry, StorageError, Term};
 
 /// Rows per INSERT: one statement for a whole group commit, well below SQLite's bound on variables.
 const ROWS_PER_INSERT: usize = 256;
@@ -31,6 +32,58 @@ pub async fn append(
         insert.build().execute(&mut *connection).await?;
     }
     Ok(())
+}
+
+/// The end of a writer's batch in one round trip to the database's thread: the batch's messages not
+/// inserted yet, its log entries, and the stored position moved from `from` to `to`, as one
+/// multi-statement query. The position moves only if it still is `from` (the writer keeps it in
+/// memory between batches; a term taken meanwhile changes it): `Ok(false)` then, and the caller rolls
+/// the transaction back.
+///
+/// Why one query: every statement is a hand-off to the thread sqlx runs SQLite on, and on a busy
+/// machine each hand-off waits to be scheduled; this and COMMIT are the batch's last two.
+pub async fn finish_batch(
+    connection: &mut SqliteConnection,
+    posts: &[(&NewMessage, Epoch)],
+    entries: &[LogEntry],
+    from: (Term, Epoch),
+    to: (Term, Epoch),
+) -> Result<bool, StorageError> {
+    let mut query = QueryBuilder::<Sqlite>::new("");
+    for chunk in posts.chunks(messages::ROWS_PER_INSERT) {
+        messages::push_insert(&mut query, chunk);
+        query.push("; ");
+    }
+    let mut texts = Vec::with_capacity(entries.len());
+    for entry in entries {
+        texts.push(
+            serde_json::to_string(entry)
+                .map_err(|error| StorageError::Corrupt(error.to_string()))?,
+        );
+    }
+    for (chunk, texts) in entries
+        .chunks(ROWS_PER_INSERT)
+        .zip(texts.chunks(ROWS_PER_INSERT))
+    {
+        query.push("INSERT INTO log (epoch, term, entry) ");
+        query.push_values(chunk.iter().zip(texts), |mut row, (entry, text)| {
+            row.push_bind(super::counter_to_sql(entry.epoch.0))
+                .push_bind(super::counter_to_sql(entry.term.0))
+                .push_bind(text.as_str());
+        });
+        query.push("; ");
+    }
+    query.push("UPDATE system_state SET term = ");
+    query.push_bind(super::counter_to_sql(to.0.0));
+    query.push(", epoch = ");
+    query.push_bind(super::counter_to_sql(to.1.0));
+    query.push(" WHERE id = 1 AND term = ");
+    query.push_bind(super::counter_to_sql(from.0.0));
+    query.push(" AND epoch = ");
+    query.push_bind(super::counter_to_sql(from.1.0));
+    let done = query.build().execute(&mut *connection).await?;
+    // Triggers' rows do not count in SQLite's changes: each message and entry is one row.
+    Ok(done.rows_affected() == (posts.len() + entries.len() + 1) as u64)
 }
 
 /// Up to `limit` entries from epoch `from` on, in order.

@@ -102,7 +102,7 @@ pub async fn insert(
 }
 
 /// Rows per INSERT of [`insert_many`]: 9 values each, well below SQLite's bound on variables.
-const ROWS_PER_INSERT: usize = 128;
+pub(super) const ROWS_PER_INSERT: usize = 128;
 
 /// Inserts messages, each with its write's epoch, many rows per statement (a copy applying a batch
 /// of the writer's log: every statement is a hand-off to the database's thread).
@@ -111,23 +111,32 @@ pub async fn insert_many(
     messages: &[(&NewMessage, Epoch)],
 ) -> Result<(), StorageError> {
     for chunk in messages.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (id, chat_id, sender_id, receiver_id, content, created_at, epoch, client_id, reply_to) ",
-        );
-        insert.push_values(chunk, |mut row, (message, epoch)| {
-            row.push_bind(message.id)
-                .push_bind(message.chat)
-                .push_bind(message.sender)
-                .push_bind(message.receiver)
-                .push_bind(&message.content)
-                .push_bind(message.created_at.0)
-                .push_bind(counter_to_sql(epoch.0))
-                .push_bind(&message.client_id)
-                .push_bind(message.reply_to.as_ref().map(|quote| quote.id));
-        });
+        let mut insert = QueryBuilder::<Sqlite>::new("");
+        push_insert(&mut insert, chunk);
         insert.build().execute(&mut *connection).await?;
     }
     Ok(())
+}
+
+/// One INSERT of `messages` (at most [`ROWS_PER_INSERT`]) appended to `query`.
+pub(super) fn push_insert<'a>(
+    query: &mut QueryBuilder<'a, Sqlite>,
+    messages: &'a [(&'a NewMessage, Epoch)],
+) {
+    query.push(
+        "INSERT INTO messages (id, chat_id, sender_id, receiver_id, content, created_at, epoch, client_id, reply_to) ",
+    );
+    query.push_values(messages, |mut row, (message, epoch)| {
+        row.push_bind(message.id)
+            .push_bind(message.chat)
+            .push_bind(message.sender)
+            .push_bind(message.receiver)
+            .push_bind(&message.content)
+            .push_bind(message.created_at.0)
+            .push_bind(counter_to_sql(epoch.0))
+            .push_bind(&message.client_id)
+            .push_bind(message.reply_to.as_ref().map(|quote| quote.id));
+    });
 }
 
 /// A message and whether it was deleted; `None` when the id was never used.
@@ -162,6 +171,34 @@ pub async fn find_by_client_id(
         Some(row) => Ok(Some((message_from_row(&row)?, row.try_get("deleted")?))),
         None => Ok(None),
     }
+}
+
+/// Which of `sends` (sender, client_id) name a message already written, deleted or not: the
+/// writer's check for retried sends, one statement for a whole batch.
+pub async fn sent_client_ids(
+    connection: &mut SqliteConnection,
+    sends: &[(UserId, &ClientId)],
+) -> Result<std::collections::HashSet<(UserId, ClientId)>, StorageError> {
+    let mut found = std::collections::HashSet::new();
+    // Two variables per send, well below SQLite's bound.
+    for chunk in sends.chunks(ROWS_PER_INSERT * 2) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT sender_id, client_id FROM messages WHERE (sender_id, client_id) IN (VALUES ",
+        );
+        let mut rows = query.separated(", ");
+        for (sender, client_id) in chunk {
+            rows.push("(");
+            rows.push_bind_unseparated(*sender);
+            rows.push_unseparated(", ");
+            rows.push_bind_unseparated(*client_id);
+            rows.push_unseparated(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            found.insert((row.try_get("sender_id")?, row.try_get("client_id")?));
+        }
+    }
+    Ok(found)
 }
 
 /// One page of a chat: the newest `limit` live messages with an epoch below `before` (all when `None`),

@@ -26,6 +26,7 @@ pub mod model;
 pub mod mutation;
 pub mod reactions;
 pub mod read_markers;
+pub mod recent;
 pub mod stats;
 pub mod system;
 pub mod users;
@@ -113,6 +114,9 @@ impl Default for DatabaseOptions {
 pub struct Database {
     pool: SqlitePool,
     path: Option<PathBuf>,
+    /// The recent window of this database: whoever commits or applies entries to it folds them in
+    /// (`recent.rs`).
+    recent: std::sync::Arc<recent::RecentWindow>,
 }
 
 impl Database {
@@ -150,6 +154,7 @@ impl Database {
         Ok(Database {
             pool,
             path: Some(path),
+            recent: Default::default(),
         })
     }
 
@@ -165,7 +170,11 @@ impl Database {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Database { pool, path: None })
+        Ok(Database {
+            pool,
+            path: None,
+            recent: Default::default(),
+        })
     }
 
     /// The connection pool, for code that needs its own transactions (the service's writer, a snapshot
@@ -181,6 +190,12 @@ impl Database {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StorageError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The newest messages and members of recently read groups, in step with this database's
+    /// committed entries (`recent.rs`).
+    pub fn recent(&self) -> &recent::RecentWindow {
+        &self.recent
     }
 
     /// The file, or `None` in memory.
@@ -243,11 +258,14 @@ impl Database {
     /// statement of what the rows contain.
     pub async fn apply_entries(&self, entries: &[LogEntry]) -> Result<Epoch, StorageError> {
         let mut connection = self.pool.acquire().await?;
-        Self::apply_entries_on(&mut connection, entries).await
+        let epoch = Self::apply_entries_on(&mut connection, entries).await?;
+        self.recent.fold(entries);
+        Ok(epoch)
     }
 
     /// [`Database::apply_entries`] on a connection of this database's pool that the caller keeps
-    /// (a copy's applier holds one, so each batch skips the pool and finds its page cache warm).
+    /// (a copy's applier holds one, so each batch skips the pool and finds its page cache warm). The
+    /// caller folds the entries into [`Database::recent`] once this returns `Ok`.
     pub async fn apply_entries_on(
         connection: &mut SqliteConnection,
         entries: &[LogEntry],

@@ -109,3 +109,35 @@ pub async fn attach(
     }
     Ok(())
 }
+
+/// Who reacted to each of `messages` with what, and at which epoch: what the recent window keeps so
+/// that it can show any viewer's reactions (`recent.rs`). Messages without reactions are absent.
+pub async fn reactors(
+    connection: &mut SqliteConnection,
+    messages: &[Message],
+) -> Result<HashMap<MessageId, Vec<(String, super::recent::Reactors)>>, StorageError> {
+    let mut found: HashMap<MessageId, Vec<(String, super::recent::Reactors)>> = HashMap::new();
+    for chunk in messages.chunks(MESSAGES_PER_QUERY) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT message_id, emoji, user_id, epoch FROM reactions WHERE message_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for message in chunk {
+            ids.push_bind(message.id);
+        }
+        query.push(") ORDER BY epoch");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            let emoji: String = row.try_get("emoji")?;
+            let reactor = (
+                row.try_get::<UserId, _>("user_id")?,
+                Epoch(super::counter_from_sql(row.try_get("epoch")?)),
+            );
+            let emojis = found.entry(row.try_get("message_id")?).or_default();
+            match emojis.iter_mut().find(|(held, _)| *held == emoji) {
+                Some((_, users)) => users.push(reactor),
+                None => emojis.push((emoji, vec![reactor])),
+            }
+        }
+    }
+    Ok(found)
+}

@@ -14,6 +14,15 @@ pub(in crate::web) fn reply(status: StatusCode, epoch: Epoch, body: impl Seriali
     with_epoch(epoch, (status, axum::Json(body)).into_response())
 }
 
+/// A JSON body already serialized, with `status` and the answer's epoch.
+pub(in crate::web) fn reply_json(status: StatusCode, epoch: Epoch, json: Vec<u8>) -> Response {
+    let headers = [(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    with_epoch(epoch, (status, headers, json).into_response())
+}
+
 /// 204 with the answer's epoch.
 pub(in crate::web) fn no_content(epoch: Epoch) -> Response {
     with_epoch(epoch, StatusCode::NO_CONTENT.into_response())

@@ -1,16 +1,23 @@
-//! Sessions: a signed cookie (HttpOnly, SameSite=Lax) that carries the session itself, and
-//! [`ChatSession`], the typed view of what it holds: the signed-in user and the highest epoch the client
-//! has seen.
+//! Sessions: a signed cookie (HttpOnly, SameSite=Lax) that carries the signed-in user, a plain one
+//! beside it that carries the highest epoch the client has seen, and [`ChatSession`], the typed view
+//! of both.
 //!
 //! The epoch is the client's read floor (DESIGN §4): it goes out as `client_epoch` with every service
 //! call and is raised by every answer, so a replica never answers this client with data older than
 //! what it has already seen (read-your-writes, monotonic reads).
 //!
 //! ```text
-//!   Cookie: chat_session=… ──verify (cluster key)──► SessionSlot in the request's extensions
-//!                                                       │  ChatSession::load / observe / sign_in / sign_out
-//!   Set-Cookie ◄──sign, expiry = now + inactivity──── changed? refresh due? refused or signed out: clear
+//!   Cookie: chat_session=…; chat_epoch=N ──verify (cluster key)──► SessionSlot in the request's extensions
+//!                                                                   │  ChatSession::load / observe / sign_in / sign_out
+//!   Set-Cookie: chat_session ◄──sign, expiry = now + inactivity──── user changed? refresh due? refused or signed out: clear
+//!   Set-Cookie: chat_epoch   ◄──the number──────────────────────── epoch raised (no signature)
 //! ```
+//!
+//! Why the epoch is apart and unsigned: it changes with almost every answer (a write, a read of newer
+//! data), and signing it made every such answer re-sign the session. It is only a read floor: a client
+//! that raises its own makes its reads wait for, or be refused by, copies that are not that fresh (503
+//! from a writer that is not there yet); one that lowers it may read data older than it has seen. Either
+//! way it only affects its own reads, which it could already send to the writer with no epoch at all.
 //!
 //! Why a cookie and not a server-side store: an input node can die at any moment and the nameserver
 //! then sends its users to another input node. A session the client carries, signed with the key every
@@ -45,6 +52,9 @@ use super::{WebOptions, WebState};
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "chat_session";
 
+/// The epoch cookie's name.
+pub const EPOCH_COOKIE: &str = "chat_epoch";
+
 /// The signed-in user, as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionUser {
@@ -70,8 +80,8 @@ impl From<&User> for SessionUser {
     }
 }
 
-/// What the cookie carries (signed, with its expiry beside it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the two cookies carry: the user (signed, with its expiry beside it) and the epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct SessionData {
     user: Option<SessionUser>,
     epoch: Epoch,
@@ -81,6 +91,9 @@ struct SessionData {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
     Untouched,
+    /// Only the epoch rose: the epoch cookie changes, the signed one does not.
+    EpochRaised,
+    /// Signed in: both cookies are issued.
     Written,
     SignedOut,
 }
@@ -111,7 +124,10 @@ impl SessionSlot {
     fn write(&self, data: &SessionData, change: Change) {
         let mut state = self.lock();
         state.data = data.clone();
-        state.change = change;
+        // An epoch raised after a sign-in is part of that sign-in's cookies.
+        if !(change == Change::EpochRaised && state.change != Change::Untouched) {
+            state.change = change;
+        }
     }
 }
 
@@ -160,7 +176,7 @@ impl ChatSession {
     pub async fn observe(&mut self, epoch: Epoch) -> Result<(), AppError> {
         if epoch > self.data.epoch && self.data.user.is_some() {
             self.data.epoch = epoch;
-            self.slot.write(&self.data, Change::Written);
+            self.slot.write(&self.data, Change::EpochRaised);
         }
         Ok(())
     }
@@ -218,36 +234,54 @@ enum Incoming {
     Refused(Refused),
 }
 
-/// What the response does with the cookie.
+/// What the response does with the cookies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outgoing {
     Keep,
+    /// Both cookies: the user signed again, and the epoch.
     Issue(SessionData),
+    /// The epoch cookie only.
+    Epoch(Epoch),
     Clear,
 }
 
-/// Reads the first `chat_session` cookie of `headers` that verifies under `key`.
+/// Reads the first `chat_session` cookie of `headers` that verifies under `key`, and the highest
+/// `chat_epoch` (only beside a valid session: an anonymous client has no read floor).
 fn read_cookie(headers: &HeaderMap, key: &SessionKey, now: SystemTime) -> (SessionData, Incoming) {
     let mut incoming = Incoming::Absent;
-    let values = headers
+    let mut data = SessionData::default();
+    let mut epoch = Epoch(0);
+    let cookies = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|cookie| cookie.name() == COOKIE_NAME);
-    for cookie in values {
-        match signed_cookie::verify::<SessionData>(key, cookie.value(), now) {
-            Ok(verified) => {
-                let incoming = Incoming::Valid {
-                    expires: verified.expires,
-                };
-                return (verified.data, incoming);
+        .filter_map(Result::ok);
+    for cookie in cookies {
+        match cookie.name() {
+            COOKIE_NAME if data.user.is_none() => {
+                match signed_cookie::verify::<SessionUser>(key, cookie.value(), now) {
+                    Ok(verified) => {
+                        incoming = Incoming::Valid {
+                            expires: verified.expires,
+                        };
+                        data.user = Some(verified.data);
+                    }
+                    Err(refused) => incoming = Incoming::Refused(refused),
+                }
             }
-            Err(refused) => incoming = Incoming::Refused(refused),
+            EPOCH_COOKIE => {
+                if let Ok(value) = cookie.value().parse::<u64>() {
+                    epoch = epoch.max(Epoch(value));
+                }
+            }
+            _ => {}
         }
     }
-    (SessionData::default(), incoming)
+    if data.user.is_some() {
+        data.epoch = epoch;
+    }
+    (data, incoming)
 }
 
 /// Decides the response's cookie: a changed session is re-signed, a signed-out or refused one cleared,
@@ -265,6 +299,18 @@ fn outgoing(
         Change::SignedOut => Outgoing::Clear,
         Change::Written if signed_in => Outgoing::Issue(data.clone()),
         Change::Written => Outgoing::Clear,
+        Change::EpochRaised => match incoming {
+            Incoming::Valid { expires } if signed_in => {
+                let lifetime = options.session_inactivity;
+                let left = expires.duration_since(now).unwrap_or_default();
+                if left < lifetime - lifetime / 10 {
+                    Outgoing::Issue(data.clone())
+                } else {
+                    Outgoing::Epoch(data.epoch)
+                }
+            }
+            _ => Outgoing::Keep,
+        },
         Change::Untouched => match incoming {
             Incoming::Absent => Outgoing::Keep,
             Incoming::Refused(_) => Outgoing::Clear,
@@ -281,27 +327,50 @@ fn outgoing(
     }
 }
 
-/// The `Set-Cookie` value that carries `data`, or clears the cookie when `data` is `None`.
+/// A cookie of ours with its attributes (HttpOnly, SameSite=Lax, Secure under TLS, the whole site).
+fn cookie(
+    name: &'static str,
+    value: String,
+    options: &WebOptions,
+) -> cookie::CookieBuilder<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(options.secure_cookies)
+        .path("/")
+}
+
+fn max_age(options: &WebOptions) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(
+        i64::try_from(options.session_inactivity.as_secs()).unwrap_or(i64::MAX / 2),
+    )
+}
+
+/// The `Set-Cookie` value that carries `data`'s user, signed, or clears the cookie when `data` is
+/// `None`.
 fn set_cookie(data: Option<&SessionData>, now: SystemTime, options: &WebOptions) -> String {
-    let cookie = |value: String| {
-        Cookie::build((COOKIE_NAME, value))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(options.secure_cookies)
-            .path("/")
-    };
-    let cookie = match data {
-        Some(data) => {
-            let lifetime = options.session_inactivity;
-            let expires = now.checked_add(lifetime).unwrap_or(now);
-            let max_age = cookie::time::Duration::seconds(
-                i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2),
-            );
-            cookie(signed_cookie::sign(&options.session_key, data, expires)).max_age(max_age)
+    let built = match data.and_then(|data| data.user.as_ref()) {
+        Some(user) => {
+            let expires = now.checked_add(options.session_inactivity).unwrap_or(now);
+            cookie(
+                COOKIE_NAME,
+                signed_cookie::sign(&options.session_key, user, expires),
+                options,
+            )
+            .max_age(max_age(options))
         }
-        None => cookie(String::new()).removal(),
+        None => cookie(COOKIE_NAME, String::new(), options).removal(),
     };
-    cookie.build().to_string()
+    built.build().to_string()
+}
+
+/// The `Set-Cookie` value that carries `epoch`, or clears the epoch cookie when `None`.
+fn set_epoch_cookie(epoch: Option<Epoch>, options: &WebOptions) -> String {
+    let built = match epoch {
+        Some(epoch) => cookie(EPOCH_COOKIE, epoch.0.to_string(), options).max_age(max_age(options)),
+        None => cookie(EPOCH_COOKIE, String::new(), options).removal(),
+    };
+    built.build().to_string()
 }
 
 /// The session layer: puts the request's [`SessionSlot`] in its extensions and, after the handler,
@@ -324,16 +393,25 @@ pub(super) async fn cookies(
         let state = slot.lock();
         outgoing(&incoming, &state.data, state.change, now, options)
     };
-    let header_value = match decision {
+    let values = match decision {
         Outgoing::Keep => return response,
-        Outgoing::Issue(data) => set_cookie(Some(&data), now, options),
-        Outgoing::Clear => set_cookie(None, now, options),
+        Outgoing::Issue(data) => vec![
+            set_cookie(Some(&data), now, options),
+            set_epoch_cookie(Some(data.epoch), options),
+        ],
+        Outgoing::Epoch(epoch) => vec![set_epoch_cookie(Some(epoch), options)],
+        Outgoing::Clear => vec![
+            set_cookie(None, now, options),
+            set_epoch_cookie(None, options),
+        ],
     };
-    match HeaderValue::try_from(header_value) {
-        Ok(value) => {
-            response.headers_mut().append(header::SET_COOKIE, value);
+    for value in values {
+        match HeaderValue::try_from(value) {
+            Ok(value) => {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Err(error) => tracing::error!(%error, "a session cookie is not a header value"),
         }
-        Err(error) => tracing::error!(%error, "a session cookie is not a header value"),
     }
     response
 }
@@ -374,11 +452,11 @@ mod tests {
     fn a_valid_cookie_among_others_is_read_back() {
         let options = options();
         let now = SystemTime::now();
-        let value = signed_cookie::sign(&options.session_key, &ada(), now + DAY);
+        let value = signed_cookie::sign(&options.session_key, &ada().user.unwrap(), now + DAY);
 
         let (data, incoming) = read_cookie(
             &headers(&format!(
-                "theme=dark; {COOKIE_NAME}=garbage; {COOKIE_NAME}={value}"
+                "theme=dark; {COOKIE_NAME}=garbage; {EPOCH_COOKIE}=3; {COOKIE_NAME}={value}; {EPOCH_COOKIE}=7"
             )),
             &options.session_key,
             now,
@@ -388,7 +466,7 @@ mod tests {
         assert_eq!(
             incoming,
             Incoming::Valid {
-                expires: signed_cookie::verify::<SessionData>(&options.session_key, &value, now)
+                expires: signed_cookie::verify::<SessionUser>(&options.session_key, &value, now)
                     .unwrap()
                     .expires
             }
@@ -428,6 +506,45 @@ mod tests {
             outgoing(&aging, &ada(), Change::Untouched, now, &options),
             Outgoing::Issue(ada())
         );
+    }
+
+    #[test]
+    fn a_raised_epoch_sets_only_the_epoch_cookie_unless_a_refresh_is_due() {
+        let options = options();
+        let now = SystemTime::now();
+        let fresh = Incoming::Valid {
+            expires: now + 10 * DAY,
+        };
+        let aging = Incoming::Valid {
+            expires: now + 8 * DAY,
+        };
+
+        assert_eq!(
+            outgoing(&fresh, &ada(), Change::EpochRaised, now, &options),
+            Outgoing::Epoch(Epoch(7))
+        );
+        assert_eq!(
+            outgoing(&aging, &ada(), Change::EpochRaised, now, &options),
+            Outgoing::Issue(ada())
+        );
+        let epoch = set_epoch_cookie(Some(Epoch(7)), &options);
+        let epoch = Cookie::parse(epoch.as_str()).unwrap();
+        assert_eq!((epoch.name(), epoch.value()), (EPOCH_COOKIE, "7"));
+        assert_eq!(epoch.http_only(), Some(true));
+    }
+
+    #[test]
+    fn an_epoch_without_a_valid_session_is_ignored() {
+        let options = options();
+
+        let (data, incoming) = read_cookie(
+            &headers(&format!("{EPOCH_COOKIE}=9; {COOKIE_NAME}=garbage")),
+            &options.session_key,
+            SystemTime::now(),
+        );
+
+        assert_eq!(data, SessionData::default());
+        assert_eq!(incoming, Incoming::Refused(Refused::Malformed));
     }
 
     #[test]
@@ -495,9 +612,9 @@ mod tests {
             Some(cookie::time::Duration::seconds(10 * 24 * 3600))
         );
         let verified =
-            signed_cookie::verify::<SessionData>(&options.session_key, cookie.value(), now)
+            signed_cookie::verify::<SessionUser>(&options.session_key, cookie.value(), now)
                 .unwrap();
-        assert_eq!(verified.data, ada());
+        assert_eq!(Some(verified.data), ada().user);
         assert!(verified.expires > now + 10 * DAY - Duration::from_secs(2));
         assert_eq!(Cookie::parse(secure.as_str()).unwrap().secure(), Some(true));
         let cleared = Cookie::parse(cleared.as_str()).unwrap();

@@ -109,6 +109,17 @@ impl Answer {
             .map(str::to_owned)
     }
 
+    /// `name=value` of the epoch cookie this answer sets (the highest epoch the client has seen).
+    pub fn epoch_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("chat_epoch=") && !value.starts_with("chat_epoch=;"))
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned)
+    }
+
     /// `name=value` of the one-shot flash cookie this answer sets (a failed form's redirect).
     pub fn flash_cookie(&self) -> Option<String> {
         self.headers

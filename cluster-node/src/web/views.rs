@@ -316,13 +316,32 @@ fn parts(at: UnixMillis) -> Parts {
     }
 }
 
-/// `2025-03-01T14:05:09.123Z`.
+/// `2025-03-01T14:05:09.123Z`. Written digit by digit: every message of every page has one, and
+/// `format!` made them 7 % of a read's CPU.
 pub fn rfc3339(at: UnixMillis) -> String {
     let p = parts(at);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.year, p.month, p.day, p.hour, p.minute, p.second, p.millis
-    )
+    if !(0..=9999).contains(&p.year) {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            p.year, p.month, p.day, p.hour, p.minute, p.second, p.millis
+        );
+    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, value: i64| {
+        let mut value = value;
+        for index in (at..at + width).rev() {
+            text[index] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, p.year);
+    put(5, 2, i64::from(p.month));
+    put(8, 2, i64::from(p.day));
+    put(11, 2, p.hour);
+    put(14, 2, p.minute);
+    put(17, 2, p.second);
+    put(20, 3, p.millis);
+    text.iter().map(|&byte| char::from(byte)).collect()
 }
 
 /// `2025-03-01 14:05 UTC`: what a page shows before its script localises it.

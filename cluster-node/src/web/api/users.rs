@@ -116,8 +116,12 @@ async fn list_messages(
         ))
         .await?;
     state.hub.remember_messages(&answer.value);
-    let messages: Vec<MessageView> = answer.value.iter().map(MessageView::from).collect();
-    Ok(reply(StatusCode::OK, answer.epoch, messages))
+    let json = state.rendered.page(&answer.value);
+    Ok(super::super::respond::reply_json(
+        StatusCode::OK,
+        answer.epoch,
+        json,
+    ))
 }
 
 #[utoipa::path(

@@ -218,11 +218,17 @@ impl EventHub {
 
     pub(crate) fn remember_messages(&self, messages: &[Message]) {
         let mut state = self.lock();
+        // Reads repeat the same messages and senders: look before inserting (an insert hashes and
+        // clones the name again, a look only hashes).
         for message in messages {
-            state.chats.insert(message.id, message.chat);
-            state
-                .users
-                .insert(message.sender.id, UserView::from(&message.sender));
+            if state.chats.get(&message.id).is_none() {
+                state.chats.insert(message.id, message.chat);
+            }
+            if state.users.get(&message.sender.id).is_none() {
+                state
+                    .users
+                    .insert(message.sender.id, UserView::from(&message.sender));
+            }
         }
     }
 

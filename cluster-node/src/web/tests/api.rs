@@ -679,10 +679,15 @@ async fn every_api_answer_carries_the_epoch_header_successes_and_errors_alike() 
         .send(alice.call(Method::GET, &format!("/api/groups/{group}/messages")))
         .await;
     let anonymous = app.send(call(Method::GET, "/api/me")).await;
-    // Like a browser, the client keeps the cookie the last answer set: it carries the epoch seen.
-    let cookie = list
-        .session_cookie()
-        .unwrap_or_else(|| alice.cookie.clone());
+    // Like a browser, the client keeps the cookies the last answer set: the epoch seen rides in
+    // its own cookie beside the session, which reading did not re-sign.
+    assert_eq!(list.session_cookie(), None);
+    let cookie = format!(
+        "{}; {}",
+        alice.cookie,
+        list.epoch_cookie()
+            .expect("reading newer data raises the epoch")
+    );
     let missing = app
         .send(call(Method::GET, "/api/nothing-here").cookie(&cookie))
         .await;
