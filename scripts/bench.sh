@@ -16,6 +16,11 @@
 #      the CPU time (user + system, /proc/<pid>/stat) of every cluster-node process of the cluster
 #      (chat-bench --cpu nodes=…; the bootstrap and nameserver apart, --cpu services=…) over exactly
 #      its measured window: chat-bench reads it when its warmup ends and again at its last answer.
+#      On the single node (N=1, with HOT=1): the hot paths, RUNS rounds of wrk (CLIENTS connections,
+#      WARMUP + DURATION seconds, bench/wrk/hot.lua) against the admin port's /status (the HTTP
+#      ceiling), the newest 20 messages of a group and posting a message, each with the node's CPU
+#      over it, and sqlite-ceiling (SQLite's own insert rates, WAL and synchronous=FULL, in the
+#      cluster's directory: the write ceiling) → chat/n1/hot/.
 #      After IDLE seconds more: VmRSS again; teardown.
 #   2. control-bench (BIN's, which starts BIN's binaries) over SIZES, CONTROL_RUNS runs each:
 #      election time and messages, heal after killing a leaf, an interior node and the leader,
@@ -53,12 +58,13 @@
 # A/B: BIN=/path/to/old/target/release BUILD=0 NODES=1,16 make bench, then the same without BIN.
 #
 # Results: knobs.env, machine.txt, chat/n<N>/{write,read,mixed,moderate}-<run>.json (chat-bench
-# --json, with the CPU seconds of the node processes under cpu.nodes), chat/n<N>/status/<id>.json,
+# --json, with the CPU seconds of the node processes under cpu.nodes), chat/n1/hot/{status,read,write,
+# sqlite}-<run>.json (wrk's summaries with node_cpu_seconds, sqlite-ceiling's), chat/n<N>/status/<id>.json,
 # chat/n<N>/rss-{idle,after}.tsv, chat/n<N>/logs/ (each node's stderr.log), control.json and
 # control.txt, failures.txt, summary.md.
 #
 # One `make bench` at a time (the ports are fixed). Ctrl-C stops the running tool and tears the cluster
-# down. Requires curl.
+# down. Requires curl, and wrk for the hot paths.
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }

@@ -75,11 +75,26 @@ fn input_url(status: &Value) -> Option<String> {
     status["http"].as_str().map(str::to_owned)
 }
 
+/// An input node that answers HTTP now: a cluster started from a backup can still reshape its tree
+/// right after it first formed, and a node its `/status` just called an input node may have closed
+/// its server since (a login there was once refused).
 async fn any_input(cluster: &Cluster, ids: &[u64], timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client");
     loop {
-        if let Some(url) = cluster.statuses(ids).await.values().find_map(input_url) {
-            return url;
+        let urls: Vec<String> = cluster
+            .statuses(ids)
+            .await
+            .values()
+            .filter_map(input_url)
+            .collect();
+        for url in urls {
+            if probe.get(format!("{url}/api/me")).send().await.is_ok() {
+                return url;
+            }
         }
         assert!(Instant::now() < deadline, "no input node among {ids:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,22 +1,26 @@
 //! The single writer: one task owns every write to client data and commits them in groups.
 //!
 //! ```text
-//!   callers (checked, hashed)            writer task                           after commit
-//!   ─ WriteJob ─► mpsc ─► recv_many(≤ max_batch) ─► BEGIN
-//!                                                    for each job: plan ─► SAVEPOINT
-//!                                                      apply(epoch+1) ─► outcome   (or ROLLBACK TO)
-//!                                                    system_state := (term, last epoch)
-//!                                                    COMMIT ─────────────────────────► broadcast LogEntry
-//!                                                                                      reply to each caller
+//!   callers (checked, hashed)            writer task                             after commit
+//!   ─ WriteJob ─► mpsc ─► recv_many(≤ max_batch), gather ─► BEGIN
+//!                                   retried sends of the batch: one query
+//!                                   a plain group message: planned from the recent window, kept
+//!                                   anything else: messages kept so far INSERTed, plan ─► SAVEPOINT
+//!                                     apply(epoch+1) ─► outcome   (or ROLLBACK TO)
+//!                                   kept messages + log entries + position (if unmoved): one query
+//!                                   COMMIT ───► fold into the recent window ─► broadcast LogEntry
+//!                                                                            reply to each caller
 //! ```
 //!
 //! Why a group commit: with `synchronous = FULL` every commit waits for the disk, so the cost is per
-//! transaction; all writes waiting when the writer wakes share one. Each write still gets its own
-//! consecutive epoch, and one that fails (a rule, a constraint) is rolled back alone (a savepoint around
-//! mutations of several statements; a message is one INSERT) and its neighbours commit. SQLite runs
-//! each statement on sqlx's worker thread, so under load on a shared machine every statement costs a
-//! thread hand-off: posting a message takes four (caller, membership, an earlier send, the INSERT). Nobody is answered before the commit, so an answer always describes durable
-//! data; the log entries are published before the answers, so the replication layer has them first.
+//! transaction; all writes waiting when the writer wakes share one (and under load, those already on
+//! their way join it). Each write still gets its own consecutive epoch, and one that fails (a rule, a
+//! constraint) is rolled back alone (a savepoint around mutations of several statements; a message is
+//! one INSERT row) and its neighbours commit. SQLite runs each statement on sqlx's worker thread, so
+//! under load on a shared machine every statement costs a thread hand-off: a batch of plain messages
+//! takes three (BEGIN, one multi-statement query, COMMIT), plus one when some carry a `client_id`.
+//! Nobody is answered before the commit, so an answer always describes durable data; the log entries
+//! are published before the answers, so the replication layer has them first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +42,9 @@ use super::ServiceResponse;
 use super::error::ServiceError;
 use super::operation::Outcome;
 use super::writes::{self, Plan, WriteCommand};
+
+/// How long a loaded writer lets writes on their way join its batch (`Writer::gather`).
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// One write waiting for the writer.
 pub(super) struct WriteJob {
@@ -130,10 +137,34 @@ impl Writer {
             .await
             > 0
         {
+            self.gather(&mut batch).await;
             let jobs = std::mem::take(&mut batch);
             self.commit(jobs).await;
         }
         tracing::debug!("writer stopped: no more senders");
+    }
+
+    /// Under load (more than one write waiting), lets the writes already on their way join this
+    /// batch: a few turns of the runtime, while each turn brings more, for at most [`GATHER`]. A
+    /// transaction's cost is mostly per transaction (the fsync, the pages it writes to the WAL
+    /// again), so a larger group commit is cheaper per write; alone, a write does not wait.
+    async fn gather(&mut self, batch: &mut Vec<WriteJob>) {
+        if batch.len() < 2 {
+            return;
+        }
+        let started = std::time::Instant::now();
+        while batch.len() < self.max_batch && started.elapsed() < GATHER {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < self.max_batch
+                && let Ok(job) = self.jobs.try_recv()
+            {
+                batch.push(job);
+            }
+            if batch.len() == before {
+                break;
+            }
+        }
     }
 
     fn now(&mut self) -> UnixMillis {
