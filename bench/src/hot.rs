@@ -239,18 +239,7 @@ impl HotPaths {
             "| SQLite, one row per transaction | {} rows/s | | | | | |\n",
             crate::suite::show(self.single_ceiling())
         );
-        let _ = writeln!(out, "| target | measured | verdict |");
-        let _ = writeln!(out, "| --- | --- | --- |");
-        for check in self.targets() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                check.target,
-                check.measured,
-                check.verdict.as_str()
-            );
-        }
-        let _ = writeln!(out);
+        crate::suite::target_table(out, &self.targets());
     }
 }
 

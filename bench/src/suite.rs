@@ -750,36 +750,14 @@ impl Suite {
         self.control_table(&mut out);
         self.memory_table(&mut out);
         let _ = writeln!(out, "### DESIGN §10 targets\n");
-        let _ = writeln!(out, "| target | measured | verdict |");
-        let _ = writeln!(out, "| --- | --- | --- |");
-        for check in self.targets() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                check.target,
-                check.measured,
-                check.verdict.as_str()
-            );
-        }
-        let _ = writeln!(out);
+        target_table(&mut out, &self.targets());
         let _ = writeln!(out, "### Scaling targets (4, 8 and 16 nodes)\n");
         let _ = writeln!(
             out,
             "Medians of this run. CPU: user + system time of every cluster-node process over the \
              measured window of the 16-client write run, ÷ the writes acknowledged in it.\n"
         );
-        let _ = writeln!(out, "| target | measured | verdict |");
-        let _ = writeln!(out, "| --- | --- | --- |");
-        for check in self.scaling_targets() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                check.target,
-                check.measured,
-                check.verdict.as_str()
-            );
-        }
-        let _ = writeln!(out);
+        target_table(&mut out, &self.scaling_targets());
         if !self.failures.is_empty() {
             let _ = writeln!(out, "### Steps that failed\n");
             for failure in &self.failures {
@@ -952,6 +930,22 @@ impl Suite {
         }
         let _ = writeln!(out);
     }
+}
+
+/// `checks` as a Markdown table of target, measured and verdict, and a blank line.
+pub(crate) fn target_table(out: &mut String, checks: &[TargetCheck]) {
+    let _ = writeln!(out, "| target | measured | verdict |");
+    let _ = writeln!(out, "| --- | --- | --- |");
+    for check in checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            check.target,
+            check.measured,
+            check.verdict.as_str()
+        );
+    }
+    let _ = writeln!(out);
 }
 
 pub(crate) fn not_measured(target: &'static str, why: &str) -> TargetCheck {
