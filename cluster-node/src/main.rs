@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// mimalloc rather than the system allocator: a read of a chat page allocates and frees hundreds of
 /// small strings, and glibc's malloc took about a fifth of a node's CPU under load (docs/PERFORMANCE.md).
 /// Built without transparent huge pages (`no_thp`): with them, each thread's first allocations made
-/// 2 MiB pages resident and an idle node grew from 17 to 45 MB.
+/// 2 MiB pages resident and an idle node grew to 45 MB (25–29 MB without).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
