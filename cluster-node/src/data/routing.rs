@@ -126,18 +126,20 @@ impl<T: Transport> DataPlane<T> {
                 Local::Writer { .. } | Local::Replica { .. } | Local::None => None,
             }
         };
-        let published = self
-            .handle
-            .shortcut
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let same = match (&published.service, &next) {
-            (None, None) => true,
-            (Some(held), Some((service, writes))) => {
-                held.same(service) && published.writes == *writes
+        // Compared under the read lock: this runs after every event, and the shortcut rarely changes.
+        let same = {
+            let published = self
+                .handle
+                .shortcut
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            match (&published.service, &next) {
+                (None, None) => true,
+                (Some(held), Some((service, writes))) => {
+                    held.same(service) && published.writes == *writes
+                }
+                _ => false,
             }
-            _ => false,
         };
         if !same {
             *self

@@ -1035,6 +1035,57 @@ async fn every_committed_write_is_published_as_a_log_entry_with_the_stored_term(
 }
 
 #[tokio::test]
+async fn a_term_taken_between_batches_is_the_term_of_the_next_entries_and_nothing_is_written_twice()
+{
+    let service = writer().await;
+    service.database().set_term(Term(3)).await.expect("term");
+    let mut log = service.subscribe().expect("writer");
+    let alice = register(&service, "alice").await;
+    let group = create_group(&service, &alice, "rust").await;
+    // The group's newest page is read, so the next message is planned from the recent window.
+    service
+        .list_group_messages(as_user(&alice), list(&group))
+        .await
+        .expect("list");
+    let first = service
+        .send_group_message(as_user(&alice), post(&group, "before"))
+        .await
+        .expect("send");
+
+    // The data plane takes a term while the writer holds its position in memory: the writer's
+    // next batch finds the stored position moved, rolls back and writes again from the stored one.
+    service.database().set_term(Term(4)).await.expect("term");
+    let second = service
+        .send_group_message(as_user(&alice), post(&group, "after"))
+        .await
+        .expect("send");
+
+    let mut entries = Vec::new();
+    while let Ok(entry) = log.try_recv() {
+        entries.push((entry.term, entry.epoch));
+    }
+    assert_eq!(
+        entries,
+        vec![
+            (Term(3), Epoch(1)),
+            (Term(3), Epoch(2)),
+            (Term(3), first.epoch),
+            (Term(4), second.epoch)
+        ]
+    );
+    assert_eq!(second.epoch, Epoch(first.epoch.0 + 1));
+    assert_eq!(
+        service.database().position().await.expect("position"),
+        (Term(4), second.epoch)
+    );
+    let history = service
+        .list_group_messages(as_user(&alice), list(&group))
+        .await
+        .expect("list");
+    assert_eq!(contents(&history.value), vec!["before", "after"]);
+}
+
+#[tokio::test]
 async fn the_writer_continues_from_the_stored_epoch_after_a_restart() {
     let directory = tempfile::tempdir().expect("tempdir");
     let open = || Database::open(directory.path(), DatabaseOptions::default());
